@@ -1,0 +1,306 @@
+"""A thin typed asyncio client for the queue scripts.
+
+The rules of the queue live in the Lua scripts beside this module (``scripts/``); this
+client only gathers their keys and arguments, runs them with EVALSHA and turns their
+replies and errors into Python values. It never reads-then-writes from Python: every
+state change is one atomic script.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
+
+from humandesk.queue.keys import DeskKeys
+
+SCRIPTS_DIR = Path(__file__).parent / "scripts"
+OPS = ("join", "leave", "agent_status", "accept", "decline", "end_call", "heartbeat", "reap")
+
+AgentStatus = Literal["available", "break", "offline"]
+Party = Literal["visitor", "agent", "desk"]
+
+
+class QueueError(Exception):
+    """A script refused an operation. ``code`` is a stable identifier such as ``stale_offer``."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """Timing rules of a desk's queues."""
+
+    offer_timeout_ms: int = 20_000
+    reject_delay_ms: int = 5_000
+    no_answer_delay_ms: int = 5_000
+    max_missed_offers: int = 3
+    lease_ms: int = 20_000
+    default_handle_s: float = 180.0
+
+
+@dataclass(frozen=True)
+class NewVisitor:
+    """What a visitor tells the desk when joining."""
+
+    id: str
+    queue: str
+    name: str
+    topic: str = ""
+    page: str = ""
+    audio_only: bool = False
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """An agent's identity as the queue needs it."""
+
+    name: str
+    display_name: str
+    queues: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    position: int
+    waiting: int
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """How one queue looks right now."""
+
+    name: str
+    waiting: int
+    available: int
+    serving: int
+    handle_s: float
+
+
+def load_script_source(op: str) -> str:
+    """The full source EVALSHA runs for ``op``: the shared prelude plus the op script."""
+    lib = (SCRIPTS_DIR / "lib.lua").read_text()
+    body = (SCRIPTS_DIR / f"{op}.lua").read_text()
+    return lib + "\n" + body
+
+
+class DeskQueue:
+    """The queue of one desk: named queues of visitors and the agents who serve them."""
+
+    def __init__(self, redis: Redis, desk: str = "main", config: QueueConfig | None = None) -> None:
+        self.redis = redis
+        self.keys = DeskKeys(desk)
+        self.config = config or QueueConfig()
+        self._scripts: dict[str, AsyncScript] = {
+            op: redis.register_script(load_script_source(op)) for op in OPS
+        }
+        self._queues: list[str] | None = None
+
+    # Queue names -------------------------------------------------------------------------
+
+    async def queue_names(self, *, refresh: bool = False) -> list[str]:
+        """The desk's queues, sorted; cached until ``refresh``."""
+        if self._queues is None or refresh:
+            names = await self.redis.smembers(self.keys.queues)  # type: ignore[misc]
+            self._queues = sorted(_text(n) for n in names)
+        return self._queues
+
+    async def add_queue(self, name: str) -> None:
+        await self.redis.sadd(self.keys.queues, name)  # type: ignore[misc]
+        self._queues = None
+
+    async def remove_queue(self, name: str) -> None:
+        await self.redis.srem(self.keys.queues, name)  # type: ignore[misc]
+        self._queues = None
+
+    # Operations ----------------------------------------------------------------------------
+
+    async def _run(self, op: str, args: dict[str, Any], now_ms: int | None) -> Any:
+        for attempt in (1, 2):
+            queues = await self.queue_names(refresh=attempt == 2)
+            payload: dict[str, Any] = {
+                "queues": queues,
+                "cfg": asdict(self.config),
+                **args,
+            }
+            if now_ms is not None:
+                payload["now"] = now_ms
+            try:
+                raw = await self._scripts[op](
+                    keys=self.keys.script_keys(queues), args=[json.dumps(payload)]
+                )
+            except ResponseError as exc:
+                code, _, detail = str(exc).partition(" ")
+                if code in ("stale_queues", "unknown_queue") and attempt == 1:
+                    continue
+                raise QueueError(code, detail) from None
+            return json.loads(_text(raw))
+        raise AssertionError("unreachable")
+
+    async def join(self, visitor: NewVisitor, *, now_ms: int | None = None) -> JoinResult:
+        """Adds a visitor at the back of their queue's line; matches at once if possible."""
+        reply = await self._run(
+            "join", {"visitor": asdict(visitor), "lease_ms": self.config.lease_ms}, now_ms
+        )
+        return JoinResult(position=int(reply["position"]), waiting=int(reply["waiting"]))
+
+    async def leave(
+        self, visitor_id: str, reason: str = "left", *, now_ms: int | None = None
+    ) -> None:
+        """Removes a visitor for good, withdrawing an offer or ending a call they are in."""
+        await self._run("leave", {"visitor_id": visitor_id, "reason": reason}, now_ms)
+
+    async def set_agent_status(
+        self,
+        agent: AgentInfo,
+        status: AgentStatus,
+        reason: str = "",
+        *,
+        now_ms: int | None = None,
+    ) -> str:
+        """Sets an agent's chosen state; returns the state the agent is in afterwards."""
+        reply = await self._run(
+            "agent_status",
+            {
+                "agent": asdict(agent),
+                "status": status,
+                "reason": reason,
+                "lease_ms": self.config.lease_ms,
+            },
+            now_ms,
+        )
+        return str(reply["status"])
+
+    async def accept(self, agent: str, offer_id: str, *, now_ms: int | None = None) -> str:
+        """Accepts an offer (checked against its fence token); returns the call id."""
+        reply = await self._run("accept", {"agent": agent, "offer_id": offer_id}, now_ms)
+        return str(reply["call_id"])
+
+    async def decline(self, agent: str, offer_id: str, *, now_ms: int | None = None) -> None:
+        await self._run("decline", {"agent": agent, "offer_id": offer_id}, now_ms)
+
+    async def end_call(
+        self,
+        call_id: str,
+        by: Party,
+        party: str = "",
+        reason: str = "hangup",
+        *,
+        now_ms: int | None = None,
+    ) -> None:
+        await self._run(
+            "end_call", {"call_id": call_id, "by": by, "party": party, "reason": reason}, now_ms
+        )
+
+    async def heartbeat(
+        self, visitors: list[str], agents: list[str], *, now_ms: int | None = None
+    ) -> tuple[list[str], list[str]]:
+        """Renews leases; returns the (visitors, agents) that no longer hold one."""
+        reply = await self._run(
+            "heartbeat",
+            {"visitors": visitors, "agents": agents, "lease_ms": self.config.lease_ms},
+            now_ms,
+        )
+        return _list(reply["visitors"]), _list(reply["agents"])
+
+    async def reap(self, *, now_ms: int | None = None) -> dict[str, int]:
+        """Expires offers and leases, releases delayed agents, then matches."""
+        reply = await self._run("reap", {"batch": 500}, now_ms)
+        return {str(k): int(v) for k, v in reply.items()}
+
+    async def try_reaper_lease(self, holder: str, ttl_ms: int) -> bool:
+        """Takes or renews the reaper lease; only its holder runs :meth:`reap`."""
+        key = self.keys.reaper_lease
+        if await self.redis.set(key, holder, nx=True, px=ttl_ms):
+            return True
+        current = await self.redis.get(key)
+        if current is not None and _text(current) == holder:
+            await self.redis.pexpire(key, ttl_ms)
+            return True
+        return False
+
+    # Reads -------------------------------------------------------------------------------
+
+    async def visitor(self, visitor_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.hget(self.keys.key("visitors"), visitor_id)  # type: ignore[misc]
+        return None if raw is None else dict(json.loads(_text(raw)))
+
+    async def agent(self, name: str) -> dict[str, Any] | None:
+        raw = await self.redis.hget(self.keys.key("agents"), name)  # type: ignore[misc]
+        return None if raw is None else dict(json.loads(_text(raw)))
+
+    async def position(self, visitor_id: str) -> int | None:
+        """The visitor's 1-based place among those still waiting, or None if not in line."""
+        visitor = await self.visitor(visitor_id)
+        if visitor is None or visitor["state"] not in ("waiting", "offered"):
+            return None
+        ahead = await self.redis.zcount(
+            self.keys.queue_key(visitor["queue"], "waiting"), "-inf", f"({visitor['score']}"
+        )
+        return int(ahead) + 1
+
+    async def line(self, queue: str) -> list[tuple[str, float]]:
+        """The waiting visitors of a queue, first in line first, with their scores."""
+        rows = await self.redis.zrange(
+            self.keys.queue_key(queue, "waiting"), 0, -1, withscores=True
+        )
+        return [(_text(member), float(score)) for member, score in rows]
+
+    async def snapshot(self, queue: str) -> QueueSnapshot:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(self.keys.queue_key(queue, "waiting"))
+        pipe.zcard(self.keys.queue_key(queue, "idle"))
+        pipe.scard(self.keys.queue_key(queue, "serving"))
+        pipe.hget(self.keys.key("handle_times"), queue)
+        waiting, available, serving, handle = await pipe.execute()
+        return QueueSnapshot(
+            name=queue,
+            waiting=int(waiting),
+            available=int(available),
+            serving=int(serving),
+            handle_s=float(handle) if handle is not None else self.config.default_handle_s,
+        )
+
+    async def events(self, count: int = 1000) -> list[dict[str, str]]:
+        """The newest ``count`` events of the log, oldest first."""
+        rows = await self.redis.xrevrange(self.keys.key("events"), count=count)
+        return [
+            {_text(k): _text(v) for k, v in fields.items()} for _id, fields in reversed(rows)
+        ]
+
+
+def estimate_wait_seconds(position: int, snapshot: QueueSnapshot) -> int:
+    """Expected wait for the visitor at ``position``.
+
+    Visitors within the number of Available agents are about to be offered (0 s). Everyone
+    behind them waits for calls to finish: each serving agent frees up once per average
+    handle time, so ``ceil((position - available) / serving) * handle``, with at least one
+    serving agent assumed so the estimate stays finite when nobody is logged in.
+    """
+    if position <= snapshot.available:
+        return 0
+    serving = max(1, snapshot.serving)
+    rounds = -(-(position - snapshot.available) // serving)
+    return int(rounds * snapshot.handle_s)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _list(value: Any) -> list[str]:
+    # cjson encodes an empty Lua table as {} rather than [].
+    return [str(v) for v in value] if isinstance(value, list) else []

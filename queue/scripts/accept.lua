@@ -1,0 +1,34 @@
+-- accept: the agent takes the offer; the call starts. P.agent (name), P.offer_id.
+-- The offer id is the fence token: a late, duplicate or foreign accept finds no matching offer.
+local o = load(K.offers, P.offer_id)
+if not o or o.agent ~= P.agent then return fail('stale_offer', P.offer_id) end
+if NOW > o.deadline then
+  release_offer(o, 'timeout')
+  match()
+  announce()
+  return fail('stale_offer', 'expired')
+end
+drop_offer(o)
+local v = load(K.visitors, o.visitor)
+local a = load(K.agents, o.agent)
+local c = { id = o.id, visitor = v.id, agent = a.name, queue = o.queue, started = NOW,
+  waited_ms = NOW - v.joined }
+save(K.calls, c.id, c)
+v.state = 'in_call'
+v.offer = nil
+v.call = c.id
+save(K.visitors, v.id, v)
+a.state = 'in_call'
+a.offer = nil
+a.call = c.id
+a.missed = 0
+save(K.agents, a.name, a)
+to_agent(a.name, agent_status_msg(a))
+to_agent(a.name, { type = 'call_started', call_id = c.id, role = 'offerer',
+  peer = { name = v.name, topic = v.topic, audio_only = v.audio_only }, queue = c.queue })
+to_visitor(v.id, { type = 'call_started', call_id = c.id, role = 'answerer',
+  peer = { name = a.display_name or a.name } })
+log_event('accepted', { offer = o.id, call = c.id, visitor = v.id, agent = a.name,
+  queue = c.queue, waited_ms = c.waited_ms })
+announce()
+return cjson.encode({ call_id = c.id, visitor = v.id })

@@ -1,0 +1,57 @@
+-- reap: times out expired offers, removes parties whose lease ran out, lets delayed agents be
+-- offered again, then matches. Any instance may run it; one does at a time (a SET NX lease).
+local batch = P.batch or 200
+local result = { offers_expired = 0, visitors_gone = 0, agents_gone = 0, agents_ready = 0 }
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.offer_deadlines, '-inf', NOW, 'LIMIT', 0, batch)) do
+  local o = load(K.offers, id)
+  if o then
+    release_offer(o, 'timeout')
+  else
+    redis.call('ZREM', K.offer_deadlines, id)
+  end
+  result.offers_expired = result.offers_expired + 1
+end
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', K.leases, '-inf', NOW, 'LIMIT', 0, batch)) do
+  redis.call('ZREM', K.leases, member)
+  local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
+  if kind == 'v' then
+    local v = load(K.visitors, id)
+    if v then remove_visitor(v, 'lease_expired') end
+    result.visitors_gone = result.visitors_gone + 1
+  else
+    local a = load(K.agents, id)
+    if a then
+      if a.state == 'in_call' then
+        local c = load(K.calls, a.call)
+        if c then end_call(c, 'desk', 'peer_left') end
+        a = load(K.agents, id)
+      elseif a.state == 'offered' then
+        local o = load(K.offers, a.offer)
+        if o then release_offer(o, 'status_change') end
+        a = load(K.agents, id)
+      end
+      agent_withdraw(a)
+      a.state = 'offline'
+      a.offer = nil
+      a.ready_at = nil
+      a.reason = 'Connection lost'
+      save(K.agents, id, a)
+      redis.call('ZREM', K.leases, 'a:' .. id)
+      log_event('agent_state', { agent = id, state = 'offline', reason = 'lease_expired' })
+      to_agent(id, agent_status_msg(a))
+    end
+    result.agents_gone = result.agents_gone + 1
+  end
+end
+for _, name in ipairs(redis.call('ZRANGEBYSCORE', K.delayed, '-inf', NOW, 'LIMIT', 0, batch)) do
+  redis.call('ZREM', K.delayed, name)
+  local a = load(K.agents, name)
+  if a and a.state == 'available' then
+    agent_make_idle(a, a.idle_since or NOW)
+    save(K.agents, name, a)
+    result.agents_ready = result.agents_ready + 1
+  end
+end
+result.offers = #match()
+announce()
+return cjson.encode(result)
