@@ -308,7 +308,7 @@ async def test_scripts_publish_offers_to_the_agent_channel(desk: DeskQueue) -> N
         msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
         if msg:
             got.append(json.loads(msg["data"]))
-        if any(m["type"] == "offer" for m in got) and any(m["type"] == "queue" for m in got):
+        if any(m["type"] == "status" and m["status"] == "offered" for m in got):
             break
     await pubsub.aclose()
     offer = next(m for m in got if m["type"] == "offer")
