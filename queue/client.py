@@ -238,6 +238,15 @@ class DeskQueue:
         raw = await self.redis.hget(self.keys.key("agents"), name)  # type: ignore[misc]
         return None if raw is None else dict(json.loads(_text(raw)))
 
+    async def offer(self, offer_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.hget(self.keys.key("offers"), offer_id)  # type: ignore[misc]
+        return None if raw is None else dict(json.loads(_text(raw)))
+
+    async def clock_ms(self) -> int:
+        """Redis's clock, the one the scripts use, in Unix milliseconds."""
+        seconds, micros = await self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
     async def position(self, visitor_id: str) -> int | None:
         """The visitor's 1-based place among those still waiting, or None if not in line."""
         visitor = await self.visitor(visitor_id)

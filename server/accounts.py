@@ -1,0 +1,100 @@
+"""Agent accounts: who may log in, with which password, serving which queues."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from humandesk.queue.client import AgentInfo, DeskQueue
+from humandesk.server.auth import DUMMY_HASH, hash_password, verify_password
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+
+
+class AccountError(ValueError):
+    """An account operation was refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    display_name: str
+    queues: list[str] = field(default_factory=list)
+    password_hash: str = ""
+    created: float = 0.0
+
+    def public(self) -> dict[str, Any]:
+        return {"name": self.name, "display_name": self.display_name, "queues": self.queues}
+
+    def info(self) -> AgentInfo:
+        return AgentInfo(name=self.name, display_name=self.display_name, queues=self.queues)
+
+
+class Accounts:
+    """The agent accounts of one desk, kept in Redis beside its queues."""
+
+    def __init__(self, redis: Redis, queue: DeskQueue) -> None:
+        self.redis = redis
+        self.queue = queue
+        self.key = queue.keys.accounts
+
+    async def add(
+        self, name: str, password: str, queues: list[str], display_name: str = ""
+    ) -> Account:
+        if not NAME_RE.match(name):
+            raise AccountError(
+                "agent names are 1-32 lowercase letters, digits, '.', '_' or '-'"
+            )
+        if len(password) < 8:
+            raise AccountError("passwords need at least 8 characters")
+        if not queues:
+            raise AccountError("an agent needs at least one queue")
+        for q in queues:
+            if not NAME_RE.match(q):
+                raise AccountError(f"invalid queue name {q!r}")
+        if await self.redis.hexists(self.key, name):  # type: ignore[misc]
+            raise AccountError(f"agent {name!r} already exists")
+        loop = asyncio.get_running_loop()
+        hashed = await loop.run_in_executor(None, hash_password, password)
+        account = Account(
+            name=name,
+            display_name=display_name or name.replace(".", " ").replace("_", " ").title(),
+            queues=sorted(set(queues)),
+            password_hash=hashed,
+            created=time.time(),
+        )
+        for q in account.queues:
+            await self.queue.add_queue(q)
+        await self.redis.hset(self.key, name, json.dumps(asdict(account)))  # type: ignore[misc]
+        return account
+
+    async def remove(self, name: str) -> None:
+        account = await self.get(name)
+        if account is None:
+            raise AccountError(f"no agent named {name!r}")
+        await self.queue.set_agent_status(account.info(), "offline", "account removed")
+        await self.redis.hdel(self.key, name)  # type: ignore[misc]
+
+    async def get(self, name: str) -> Account | None:
+        raw = await self.redis.hget(self.key, name)  # type: ignore[misc]
+        if raw is None:
+            return None
+        return Account(**json.loads(raw))
+
+    async def all(self) -> list[Account]:
+        rows = await self.redis.hgetall(self.key)  # type: ignore[misc]
+        return sorted((Account(**json.loads(v)) for v in rows.values()), key=lambda a: a.name)
+
+    async def authenticate(self, name: str, password: str) -> Account | None:
+        """The account if ``password`` is right; the same work is done for unknown names."""
+        account = await self.get(name) if NAME_RE.match(name) else None
+        stored = account.password_hash if account else DUMMY_HASH
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(None, verify_password, password, stored)
+        return account if ok and account else None

@@ -1,0 +1,332 @@
+"""The aiohttp application: pages, the JSON API, the WebSocket upgrades and start-up."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from humandesk.queue.client import DeskQueue, estimate_wait_seconds
+from humandesk.server.accounts import Account, Accounts
+from humandesk.server.auth import SESSION_COOKIE, TokenError, TokenSigner
+from humandesk.server.config import Config
+from humandesk.server.turn import ice_servers
+from humandesk.signaling.desk import SignalingDesk, SignalingSettings
+from humandesk.signaling.endpoints import agent_socket, visitor_socket
+from humandesk.signaling.hub import Hub
+from humandesk.web import STATIC_DIR, render
+
+log = logging.getLogger(__name__)
+
+CONFIG: Final = web.AppKey("config", Config)
+REDIS: Final = web.AppKey("redis", Redis)
+QUEUE: Final = web.AppKey("queue", DeskQueue)
+ACCOUNTS: Final = web.AppKey("accounts", Accounts)
+SIGNER: Final = web.AppKey("signer", TokenSigner)
+DESK: Final = web.AppKey("desk", SignalingDesk)
+
+QUEUE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+MAX_LOGIN_BODY = 4096
+
+
+def json_error(status: int, error: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": error, **extra}, status=status)
+
+
+def own_origin(request: web.Request) -> str:
+    config = request.app[CONFIG]
+    if config.public_url:
+        parts = urlsplit(config.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+    return f"{request.scheme}://{request.host}"
+
+
+def origin_allowed_for_socket(request: web.Request) -> bool:
+    """Cross-site WebSocket hijacking guard: only the desk's own pages may connect."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return False
+    return origin == own_origin(request) or origin in request.app[CONFIG].allowed_origins
+
+
+def frame_ancestors(config: Config) -> str:
+    return " ".join(config.allowed_origins) if config.allowed_origins else "*"
+
+
+def page_headers(frame_src: str) -> dict[str, str]:
+    csp = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "
+        "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; "
+        f"form-action 'self'; frame-ancestors {frame_src}"
+    )
+    return {
+        "Content-Security-Policy": csp,
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "Cache-Control": "no-store",
+    }
+
+
+@web.middleware
+async def security_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if (
+            request.path.startswith("/api/")
+            and exc.status >= 400
+            and exc.content_type != "application/json"
+        ):
+            return json_error(exc.status, exc.reason.lower().replace(" ", "_"))
+        raise
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+# Pages -------------------------------------------------------------------------------------
+
+
+async def index_page(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    html = render("index.html", desk_name=config.title, desk_url=own_origin(request))
+    return web.Response(text=html, content_type="text/html", headers=page_headers("'none'"))
+
+
+async def visitor_page(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    queue = request.query.get("queue", "support")
+    if not QUEUE_NAME_RE.match(queue):
+        raise web.HTTPBadRequest(text="invalid queue name")
+    host = request.query.get("host", "").rstrip("/")
+    if host and not ORIGIN_RE.match(host):
+        host = ""
+    if host and config.allowed_origins and host not in config.allowed_origins:
+        host = ""
+    html = render("visitor.html", queue=queue, host_origin=host, desk_name=config.title)
+    return web.Response(
+        text=html, content_type="text/html", headers=page_headers(frame_ancestors(config))
+    )
+
+
+async def agent_page(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    html = render("agent.html", desk_name=config.title)
+    return web.Response(text=html, content_type="text/html", headers=page_headers("'none'"))
+
+
+async def widget_js(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(
+        STATIC_DIR / "widget.js",
+        headers={"Content-Type": "text/javascript", "Cache-Control": "public, max-age=300"},
+    )
+
+
+# Agent sessions ----------------------------------------------------------------------------
+
+
+async def current_agent(request: web.Request) -> Account:
+    """The logged-in agent, or an HTTP 401 with a JSON reason."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise _unauthorized("missing_token")
+    try:
+        name = request.app[SIGNER].check_agent_session(token)
+    except TokenError as exc:
+        raise _unauthorized(exc.reason) from None
+    account = await request.app[ACCOUNTS].get(name)
+    if account is None:
+        raise _unauthorized("unknown_agent")
+    return account
+
+
+def _unauthorized(reason: str) -> web.HTTPUnauthorized:
+    return web.HTTPUnauthorized(
+        text=json.dumps({"error": "unauthorized", "reason": reason}),
+        content_type="application/json",
+    )
+
+
+def _same_origin_post(request: web.Request) -> None:
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != own_origin(request):
+        raise web.HTTPForbidden(
+            text=json.dumps({"error": "origin_not_allowed"}), content_type="application/json"
+        )
+
+
+async def login(request: web.Request) -> web.Response:
+    _same_origin_post(request)
+    if request.content_length is not None and request.content_length > MAX_LOGIN_BODY:
+        return json_error(413, "body_too_large")
+    try:
+        body = json.loads(await request.content.read(MAX_LOGIN_BODY))
+    except ValueError:
+        return json_error(400, "bad_json")
+    if not isinstance(body, dict):
+        return json_error(400, "bad_json")
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        return json_error(400, "bad_request", reason="username and password are required")
+    account = await request.app[ACCOUNTS].authenticate(username.strip().lower(), password)
+    if account is None:
+        return json_error(401, "invalid_credentials")
+    config = request.app[CONFIG]
+    response = web.json_response({"agent": account.public()})
+    response.set_cookie(
+        SESSION_COOKIE,
+        request.app[SIGNER].agent_session(account.name),
+        max_age=config.session_ttl_s,
+        httponly=True,
+        samesite="Strict",
+        secure=own_origin(request).startswith("https://"),
+        path="/",
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    _same_origin_post(request)
+    response = web.Response(status=204)
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    account = await current_agent(request)
+    return web.json_response({"agent": account.public()})
+
+
+async def queue_status(request: web.Request) -> web.Response:
+    """What a visitor may know before joining: is anyone there, how long is the line."""
+    name = request.match_info["queue"]
+    queue = request.app[QUEUE]
+    if name not in await queue.queue_names(refresh=True):
+        return json_error(404, "unknown_queue")
+    snap = await queue.snapshot(name)
+    return web.json_response({
+        "queue": name,
+        "waiting": snap.waiting,
+        "agents_available": snap.available,
+        "agents_serving": snap.serving,
+        "eta_seconds": estimate_wait_seconds(snap.waiting + 1, snap),
+    })
+
+
+# WebSockets --------------------------------------------------------------------------------
+
+
+def _check_upgrade(request: web.Request) -> None:
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "websocket_required"}), content_type="application/json"
+        )
+    if not origin_allowed_for_socket(request):
+        raise web.HTTPForbidden(
+            text=json.dumps({"error": "origin_not_allowed"}), content_type="application/json"
+        )
+
+
+async def visitor_ws(request: web.Request) -> web.WebSocketResponse:
+    _check_upgrade(request)
+    return await visitor_socket(request, request.app[DESK])
+
+
+async def agent_ws(request: web.Request) -> web.WebSocketResponse:
+    _check_upgrade(request)
+    account = await current_agent(request)
+    return await agent_socket(request, request.app[DESK], account.info())
+
+
+# Health ------------------------------------------------------------------------------------
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    problems = []
+    try:
+        await request.app[REDIS].ping()
+    except Exception:
+        problems.append("redis_unreachable")
+    if not request.app[DESK].hub.ready:
+        problems.append("subscriptions_down")
+    if problems:
+        return web.json_response({"status": "not_ready", "problems": problems}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+# Assembly ----------------------------------------------------------------------------------
+
+
+def create_app(config: Config) -> web.Application:
+    """The desk application. ``config.redis_url`` must point at a running Redis."""
+    if not config.redis_url:
+        raise ValueError("create_app needs a Redis URL (the CLI starts an embedded one)")
+    config = config.with_secret()
+    app = web.Application(middlewares=[security_headers], client_max_size=64 * 1024)
+    app[CONFIG] = config
+    app.router.add_get("/", index_page)
+    app.router.add_get("/visitor", visitor_page)
+    app.router.add_get("/agent", agent_page)
+    app.router.add_get("/widget.js", widget_js)
+    app.router.add_post("/api/login", login)
+    app.router.add_post("/api/logout", logout)
+    app.router.add_get("/api/me", me)
+    app.router.add_get("/api/queues/{queue}", queue_status)
+    app.router.add_get("/ws/visitor", visitor_ws)
+    app.router.add_get("/ws/agent", agent_ws)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_static("/static/", STATIC_DIR)
+    app.cleanup_ctx.append(_desk_context)
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[DESK].close_all_sockets()
+
+
+async def _desk_context(app: web.Application) -> Any:
+    config = app[CONFIG]
+    assert config.redis_url is not None
+    redis = Redis.from_url(config.redis_url, health_check_interval=15)
+    queue = DeskQueue(redis, config.desk, config.queue)
+    for name in config.queues:
+        await queue.add_queue(name)
+    signer = TokenSigner(config.secret_key, config.desk, config.session_ttl_s)
+
+    def ice(user_id: str) -> list[dict[str, Any]]:
+        return ice_servers(
+            list(config.stun_urls), list(config.turn_urls), config.turn_secret, user_id
+        )
+
+    desk = SignalingDesk(
+        queue,
+        Hub(redis),
+        signer,
+        ice,
+        SignalingSettings(
+            heartbeat_s=config.heartbeat_s, reaper_interval_s=config.reaper_interval_s
+        ),
+    )
+    app[REDIS] = redis
+    app[QUEUE] = queue
+    app[ACCOUNTS] = Accounts(redis, queue)
+    app[SIGNER] = signer
+    app[DESK] = desk
+    await desk.start()
+    yield
+    await desk.stop()
+    await redis.aclose()

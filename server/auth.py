@@ -1,0 +1,122 @@
+"""Agent passwords, agent session tokens and visitor tickets.
+
+Passwords are stored as salted scrypt hashes. An agent who logs in receives a short-lived
+JWT in an HttpOnly cookie. A visitor receives a ticket: a JWT bound to their queue entry,
+which lets them resume after a reload and nothing else. Tokens are always decoded with a
+pinned algorithm and a required ``exp``/``iat``/``sub``/``aud``/``iss``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+import jwt
+
+ALGORITHM: Final = "HS256"
+ISSUER: Final = "humandesk"
+AGENT_AUDIENCE: Final = "humandesk:agent"
+VISITOR_AUDIENCE: Final = "humandesk:visitor"
+SESSION_COOKIE: Final = "hd_session"
+
+# scrypt parameters: about 50 ms and 16 MiB per check on one core.
+_N, _R, _P = 2**14, 8, 1
+
+
+def hash_password(password: str) -> str:
+    """A self-describing salted scrypt hash of ``password``."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    return "scrypt${}${}${}${}${}".format(
+        _N, _R, _P, base64.b64encode(salt).decode(), base64.b64encode(digest).decode()
+    )
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether ``password`` matches a hash made by :func:`hash_password`, in constant time."""
+    try:
+        scheme, n, r, p, salt_b64, digest_b64 = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        salt = base64.b64decode(salt_b64)
+        expected = base64.b64decode(digest_b64)
+        actual = hashlib.scrypt(
+            password.encode(), salt=salt, n=int(n), r=int(r), p=int(p), dklen=len(expected)
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+# A hash to check against when the user does not exist, so timing does not reveal names.
+DUMMY_HASH: Final = hash_password(secrets.token_hex(8))
+
+
+class TokenError(Exception):
+    """A token was missing, malformed, forged, expired or meant for something else."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TokenSigner:
+    """Issues and checks the desk's JWTs with one secret key."""
+
+    secret: str
+    desk: str = "main"
+    session_ttl_s: int = 3600
+    ticket_ttl_s: int = 6 * 3600
+
+    def _issue(self, subject: str, audience: str, ttl_s: int, extra: dict[str, Any]) -> str:
+        now = int(time.time())
+        claims = {
+            "sub": subject,
+            "aud": audience,
+            "iss": ISSUER,
+            "iat": now,
+            "exp": now + ttl_s,
+            "desk": self.desk,
+            **extra,
+        }
+        return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
+
+    def _check(self, token: str, audience: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenError("expired_token") from None
+        except jwt.PyJWTError:
+            raise TokenError("invalid_token") from None
+        if claims.get("desk") != self.desk:
+            raise TokenError("invalid_token")
+        return claims
+
+    def agent_session(self, agent: str) -> str:
+        """A session token for a logged-in agent."""
+        return self._issue(agent, AGENT_AUDIENCE, self.session_ttl_s, {})
+
+    def check_agent_session(self, token: str) -> str:
+        """The agent name a session token was issued to."""
+        return str(self._check(token, AGENT_AUDIENCE)["sub"])
+
+    def issue(self, visitor_id: str) -> str:
+        """A ticket bound to one queue entry."""
+        return self._issue(visitor_id, VISITOR_AUDIENCE, self.ticket_ttl_s, {})
+
+    def verify(self, ticket: str) -> str:
+        """The visitor id a ticket is bound to."""
+        return str(self._check(ticket, VISITOR_AUDIENCE)["sub"])

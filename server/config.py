@@ -1,0 +1,126 @@
+"""The desk's settings, read from ``HUMANDESK_*`` environment variables and CLI options."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from humandesk.queue.client import QueueConfig
+
+ENV_HELP: dict[str, str] = {
+    "HUMANDESK_HOST": "address to listen on (default 127.0.0.1)",
+    "HUMANDESK_PORT": "port to listen on (default 8080)",
+    "HUMANDESK_REDIS_URL": "Redis 6.2+ or Valkey URL; unset = a private embedded redis-server",
+    "HUMANDESK_DATA_DIR": "folder of the embedded Redis and the generated secret key "
+    "(default ~/.local/share/humandesk)",
+    "HUMANDESK_DESK": "desk name, the Redis hash tag of all keys (default main)",
+    "HUMANDESK_SECRET_KEY": "key that signs agent sessions and visitor tickets; every "
+    "instance of a desk needs the same one (default: generated once in the data folder)",
+    "HUMANDESK_PUBLIC_URL": "the desk's public origin, e.g. https://desk.example (default: "
+    "from each request's Host)",
+    "HUMANDESK_ALLOWED_ORIGINS": "comma-separated origins of sites that may embed the widget "
+    "(default: any)",
+    "HUMANDESK_QUEUES": "comma-separated queues to create at start (default support)",
+    "HUMANDESK_STUN_URLS": "comma-separated STUN URLs given to browsers (default none)",
+    "HUMANDESK_TURN_URLS": "comma-separated TURN URLs given to browsers (default none)",
+    "HUMANDESK_TURN_SECRET": "coturn static-auth-secret for time-limited TURN credentials",
+    "HUMANDESK_OFFER_TIMEOUT": "seconds an agent has to accept an offer (default 20)",
+    "HUMANDESK_SESSION_TTL": "lifetime of an agent login in seconds (default 3600)",
+}
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def default_data_dir() -> Path:
+    if os.environ.get("HUMANDESK_DATA_DIR"):
+        return Path(os.environ["HUMANDESK_DATA_DIR"])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "humandesk"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything one server process needs to know."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str | None = None
+    data_dir: Path = field(default_factory=default_data_dir)
+    desk: str = "main"
+    secret_key: str = ""
+    public_url: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ("support",)
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    session_ttl_s: int = 3600
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    heartbeat_s: float = 5.0
+    reaper_interval_s: float = 0.5
+    title: str = "humandesk"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+        """Settings from the environment; keyword arguments (CLI options) win."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        if env.get("HUMANDESK_HOST"):
+            values["host"] = env["HUMANDESK_HOST"]
+        if env.get("HUMANDESK_PORT"):
+            values["port"] = int(env["HUMANDESK_PORT"])
+        if env.get("HUMANDESK_REDIS_URL"):
+            values["redis_url"] = env["HUMANDESK_REDIS_URL"]
+        if env.get("HUMANDESK_DATA_DIR"):
+            values["data_dir"] = Path(env["HUMANDESK_DATA_DIR"])
+        if env.get("HUMANDESK_DESK"):
+            values["desk"] = env["HUMANDESK_DESK"]
+        if env.get("HUMANDESK_SECRET_KEY"):
+            values["secret_key"] = env["HUMANDESK_SECRET_KEY"]
+        if env.get("HUMANDESK_PUBLIC_URL"):
+            values["public_url"] = env["HUMANDESK_PUBLIC_URL"].rstrip("/")
+        if env.get("HUMANDESK_ALLOWED_ORIGINS"):
+            values["allowed_origins"] = tuple(
+                o.rstrip("/") for o in _split(env["HUMANDESK_ALLOWED_ORIGINS"])
+            )
+        if env.get("HUMANDESK_QUEUES"):
+            values["queues"] = tuple(_split(env["HUMANDESK_QUEUES"]))
+        if env.get("HUMANDESK_STUN_URLS"):
+            values["stun_urls"] = tuple(_split(env["HUMANDESK_STUN_URLS"]))
+        if env.get("HUMANDESK_TURN_URLS"):
+            values["turn_urls"] = tuple(_split(env["HUMANDESK_TURN_URLS"]))
+        if env.get("HUMANDESK_TURN_SECRET"):
+            values["turn_secret"] = env["HUMANDESK_TURN_SECRET"]
+        if env.get("HUMANDESK_SESSION_TTL"):
+            values["session_ttl_s"] = int(env["HUMANDESK_SESSION_TTL"])
+        if env.get("HUMANDESK_OFFER_TIMEOUT"):
+            values["queue"] = replace(
+                QueueConfig(), offer_timeout_ms=int(float(env["HUMANDESK_OFFER_TIMEOUT"]) * 1000)
+            )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_secret(self) -> Config:
+        """This config with a secret key, generated once and kept in the data folder if unset."""
+        if self.secret_key:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            tmp = path.with_name(f"secret_key.{os.getpid()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+            try:
+                os.link(tmp, path)  # atomic: the first process to link wins
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return replace(self, secret_key=path.read_text().strip())

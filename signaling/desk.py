@@ -1,0 +1,375 @@
+"""The signaling side of one server process: its sockets, leases, reaper and position updates.
+
+A :class:`SignalingDesk` keeps no state that matters beyond its open sockets: queue state is
+in Redis, and every message for a party is delivered through Redis by the :class:`Hub`, so
+any number of processes can serve one desk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from humandesk.queue.client import DeskQueue, QueueError, estimate_wait_seconds
+from humandesk.signaling.hub import Hub
+from humandesk.signaling.messages import CloseCode
+from humandesk.signaling.state import AgentPhase, AgentState, VisitorPhase, VisitorState
+
+log = logging.getLogger(__name__)
+
+OUTBOX_LIMIT = 1000
+
+
+class TicketSigner(Protocol):
+    """Signs visitor tickets bound to one queue entry (see humandesk.server.auth)."""
+
+    def issue(self, visitor_id: str) -> str: ...
+
+    def verify(self, ticket: str) -> str: ...
+
+
+IceServers = Callable[[str], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class SignalingSettings:
+    heartbeat_s: float = 5.0
+    reaper_interval_s: float = 0.5
+    position_debounce_s: float = 0.05
+
+
+class Outbox:
+    """Sends one socket's messages in order without letting a slow socket hold up others."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(OUTBOX_LIMIT)
+        self._task = asyncio.create_task(self._run())
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.ws.closed:
+            return
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            log.warning("closing a socket that does not keep up with its messages")
+            asyncio.create_task(self.ws.close(code=CloseCode.POLICY, message=b"slow_consumer"))
+
+    async def _run(self) -> None:
+        while True:
+            message = await self._queue.get()
+            if message is None:
+                return
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.send_str(json.dumps(message))
+
+    async def drain_and_close(self) -> None:
+        """Stops after the queued messages are written."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=2)
+        self._task.cancel()
+
+
+def public(message: dict[str, Any]) -> dict[str, Any]:
+    """The message without the desk-internal ``_`` fields."""
+    return {k: v for k, v in message.items() if not k.startswith("_")}
+
+
+class VisitorConn:
+    """One visitor socket held by this process."""
+
+    def __init__(self, desk: SignalingDesk, ws: web.WebSocketResponse) -> None:
+        self.desk = desk
+        self.ws = ws
+        self.outbox = Outbox(ws)
+        self.state = VisitorState()
+        self.conn_id = secrets.token_hex(8)
+        self.peer: str | None = None  # the agent of the current call
+        self.position: int | None = None
+        self.eta: int | None = None
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.outbox.send(message)
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        """Handles a message published for this visitor."""
+        if event.get("type") == "_replaced":
+            if event.get("conn") != self.conn_id:
+                self.desk.close_soon(self.ws, CloseCode.REPLACED, "replaced")
+            return
+        if event.get("type") == "call_started":
+            self.peer = str(event.get("_peer", ""))
+        if self.state.apply(event):
+            self.send(public(event))
+        if self.state.phase is VisitorPhase.DONE:
+            self.desk.forget_visitor(self)
+
+
+class AgentConn:
+    """One agent socket held by this process."""
+
+    def __init__(
+        self, desk: SignalingDesk, ws: web.WebSocketResponse, name: str, queues: list[str]
+    ) -> None:
+        self.desk = desk
+        self.ws = ws
+        self.outbox = Outbox(ws)
+        self.name = name
+        self.queues = queues
+        self.state = AgentState()
+        self.conn_id = secrets.token_hex(8)
+        self.peer: str | None = None  # the visitor of the current call
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.outbox.send(message)
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "_replaced":
+            if event.get("conn") != self.conn_id:
+                self.desk.close_soon(self.ws, CloseCode.REPLACED, "replaced")
+            return
+        if event.get("type") == "call_started":
+            self.peer = str(event.get("_peer", ""))
+        if self.state.apply(event):
+            self.send(public(event))
+
+
+class SignalingDesk:
+    """This process's sockets, and the loops that keep their leases, offers and positions."""
+
+    def __init__(
+        self,
+        queue: DeskQueue,
+        hub: Hub,
+        tickets: TicketSigner,
+        ice_servers: IceServers,
+        settings: SignalingSettings | None = None,
+    ) -> None:
+        self.queue = queue
+        self.keys = queue.keys
+        self.hub = hub
+        self.tickets = tickets
+        self.ice_servers = ice_servers
+        self.settings = settings or SignalingSettings()
+        self.instance_id = secrets.token_hex(8)
+        self.visitors: dict[str, VisitorConn] = {}
+        self.agents: dict[str, AgentConn] = {}
+        self.anonymous: set[VisitorConn] = set()  # visitor sockets not in line yet
+        self._queue_watch: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self._dirty: set[str] = set()
+        self._positions_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        self.hub.on_resync(self._resync)
+        await self.hub.start()
+        self._tasks = [
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._reaper_loop(), name="reaper"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.close_all_sockets()
+        await self.hub.stop()
+
+    async def close_all_sockets(self) -> None:
+        """Closes every socket with 1001 so clients reconnect (to another instance)."""
+        sockets = [c.ws for c in self.visitors.values()] + [c.ws for c in self.agents.values()]
+        sockets += [c.ws for c in self.anonymous]
+        await asyncio.gather(
+            *(ws.close(code=CloseCode.GOING_AWAY, message=b"server_shutdown") for ws in sockets),
+            return_exceptions=True,
+        )
+
+    def close_soon(self, ws: web.WebSocketResponse, code: int, reason: str) -> None:
+        task = asyncio.create_task(ws.close(code=code, message=reason.encode()))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    # Registration ------------------------------------------------------------------------
+
+    async def register_visitor(self, conn: VisitorConn, visitor_id: str, queue: str) -> None:
+        """Subscribes the visitor's channel (confirmed) and replaces any older socket."""
+        old = self.visitors.get(visitor_id)
+        self.visitors[visitor_id] = conn
+        if old is not None and old is not conn:
+            self.hub.unsubscribe(self.keys.visitor_channel(visitor_id), old.deliver)
+            old.state.left()
+            self.close_soon(old.ws, CloseCode.REPLACED, "replaced")
+        await self.hub.subscribe_now(self.keys.visitor_channel(visitor_id), conn.deliver)
+        await self.hub.publish(
+            self.keys.visitor_channel(visitor_id), {"type": "_replaced", "conn": conn.conn_id}
+        )
+        self._watch_queue(queue)
+
+    def forget_visitor(self, conn: VisitorConn) -> None:
+        vid = conn.state.visitor_id
+        if vid is None:
+            return
+        if self.visitors.get(vid) is conn:
+            del self.visitors[vid]
+        self.hub.unsubscribe(self.keys.visitor_channel(vid), conn.deliver)
+
+    async def register_agent(self, conn: AgentConn) -> None:
+        old = self.agents.get(conn.name)
+        self.agents[conn.name] = conn
+        if old is not None and old is not conn:
+            self.hub.unsubscribe(self.keys.agent_channel(conn.name), old.deliver)
+            self.close_soon(old.ws, CloseCode.REPLACED, "replaced")
+        await self.hub.subscribe_now(self.keys.agent_channel(conn.name), conn.deliver)
+        await self.hub.publish(
+            self.keys.agent_channel(conn.name), {"type": "_replaced", "conn": conn.conn_id}
+        )
+        for q in conn.queues:
+            self._watch_queue(q)
+
+    def forget_agent(self, conn: AgentConn) -> None:
+        if self.agents.get(conn.name) is conn:
+            del self.agents[conn.name]
+        self.hub.unsubscribe(self.keys.agent_channel(conn.name), conn.deliver)
+
+    # Position updates ----------------------------------------------------------------------
+
+    def _watch_queue(self, queue: str) -> None:
+        if queue in self._queue_watch:
+            return
+
+        def changed(_event: dict[str, Any], queue: str = queue) -> None:
+            self.mark_dirty(queue)
+
+        self._queue_watch[queue] = changed
+        self.hub.subscribe(self.keys.queue_channel(queue), changed)
+
+    def mark_dirty(self, queue: str) -> None:
+        """Schedules one recomputation of the queue's positions (changes coalesce)."""
+        self._dirty.add(queue)
+        if self._positions_task is None or self._positions_task.done():
+            self._positions_task = asyncio.create_task(self._update_positions())
+
+    async def _update_positions(self) -> None:
+        while self._dirty:
+            await asyncio.sleep(self.settings.position_debounce_s)
+            dirty, self._dirty = self._dirty, set()
+            for queue in dirty:
+                try:
+                    await self.push_queue_state(queue)
+                except Exception:
+                    log.exception("position update for %s failed", queue)
+
+    async def push_queue_state(self, queue: str) -> None:
+        """Sends changed positions to this process's waiting visitors and counts to agents."""
+        waiting = [c for c in self.visitors.values() if c.state.queue == queue
+                   and c.state.phase is VisitorPhase.WAITING]
+        agents = [c for c in self.agents.values() if queue in c.queues]
+        if not waiting and not agents:
+            return
+        snapshot = await self.queue.snapshot(queue)
+        if waiting:
+            line = await self.queue.line(queue)
+            rank = {vid: i + 1 for i, (vid, _score) in enumerate(line)}
+            for conn in waiting:
+                vid = conn.state.visitor_id
+                position = rank.get(vid or "", conn.position or 1)
+                self.send_position(conn, position, estimate_wait_seconds(position, snapshot))
+        counts = {"waiting": snapshot.waiting, "agents_available": snapshot.available}
+        for agent in agents:
+            agent.send({"type": "queues", "queues": {queue: counts}})
+
+    def send_position(self, conn: VisitorConn, position: int, eta: int) -> None:
+        if (position, eta) != (conn.position, conn.eta):
+            conn.position, conn.eta = position, eta
+            conn.send({"type": "position", "position": position, "eta_seconds": eta})
+
+    async def agent_counts(self, queues: list[str]) -> dict[str, dict[str, int]]:
+        result = {}
+        for q in queues:
+            snap = await self.queue.snapshot(q)
+            result[q] = {"waiting": snap.waiting, "agents_available": snap.available}
+        return result
+
+    # Loops -------------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            try:
+                await self.heartbeat()
+            except Exception:
+                log.exception("heartbeat failed")
+
+    async def heartbeat(self) -> None:
+        """Renews the leases of every party this process holds a socket for."""
+        visitors = [vid for vid, c in self.visitors.items()
+                    if c.state.phase in (VisitorPhase.WAITING, VisitorPhase.IN_CALL)]
+        agents = [name for name, c in self.agents.items()
+                  if c.state.phase is not AgentPhase.OFFLINE]
+        if not visitors and not agents:
+            return
+        gone_visitors, _gone_agents = await self.queue.heartbeat(visitors, agents)
+        for vid in gone_visitors:
+            conn = self.visitors.get(vid)
+            if conn is not None:
+                conn.state.left()
+                self.forget_visitor(conn)
+                self.close_soon(conn.ws, CloseCode.ENTRY_GONE, "entry_gone")
+
+    async def _reaper_loop(self) -> None:
+        interval = self.settings.reaper_interval_s
+        lease_ms = int(max(interval * 6, 3) * 1000)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await self.queue.try_reaper_lease(self.instance_id, lease_ms):
+                    await self.queue.reap()
+            except QueueError:
+                log.exception("reaper failed")
+            except Exception:
+                log.warning("reaper could not reach Redis", exc_info=True)
+
+    def _resync(self) -> None:
+        """After a pub/sub reconnect: messages may have been lost, so re-read what matters."""
+        for queue in list(self._queue_watch):
+            self.mark_dirty(queue)
+        for conn in list(self.agents.values()):
+            asyncio.create_task(self._resync_agent(conn))
+
+    async def _resync_agent(self, conn: AgentConn) -> None:
+        record = await self.queue.agent(conn.name)
+        if record is None:
+            return
+        conn.deliver({"type": "status", "status": record["state"], "reason": record.get("reason")})
+        if record["state"] == "offered":
+            await self.replay_offer(conn, str(record["offer"]))
+
+    async def replay_offer(self, conn: AgentConn, offer_id: str) -> None:
+        """Re-sends a pending offer to a console that may have missed it."""
+        offer = await self.queue.offer(offer_id)
+        if offer is None:
+            return
+        visitor = await self.queue.visitor(str(offer["visitor"])) or {}
+        now = await self.queue.clock_ms()
+        conn.deliver({
+            "type": "offer", "offer_id": offer_id, "queue": offer["queue"],
+            "visitor": {"name": visitor.get("name", ""), "topic": visitor.get("topic", ""),
+                        "audio_only": bool(visitor.get("audio_only")),
+                        "page": visitor.get("page", "")},
+            "waited_seconds": max(0, (now - int(visitor.get("joined", now))) // 1000),
+            "timeout_ms": max(0, int(offer["deadline"]) - now),
+            "expires_at_ms": int(offer["deadline"]),
+        })

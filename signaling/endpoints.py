@@ -1,0 +1,297 @@
+"""The visitor and agent WebSocket endpoints: read frames, check them, act, answer.
+
+Authentication and the Origin check happen in :mod:`humandesk.server` before the upgrade;
+these functions take an already-checked request and run the protocol of docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from humandesk.queue.client import AgentInfo, NewVisitor, QueueError, estimate_wait_seconds
+from humandesk.signaling.desk import AgentConn, SignalingDesk, VisitorConn
+from humandesk.signaling.messages import (
+    MAX_ERRORS_PER_SOCKET,
+    MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    Accept,
+    ClientMessage,
+    CloseCode,
+    Decline,
+    Hangup,
+    Join,
+    Leave,
+    Media,
+    Ping,
+    ProtocolError,
+    Resume,
+    Role,
+    SetStatus,
+    Signal,
+    parse,
+)
+from humandesk.signaling.state import VisitorPhase
+
+log = logging.getLogger(__name__)
+
+# Queue refusals a client can cause, mapped to protocol error codes.
+QUEUE_ERRORS = {
+    "unknown_queue": "unknown_queue",
+    "stale_offer": "stale_offer",
+    "wrong_state": "wrong_state",
+    "unknown_call": "wrong_state",
+    "not_a_party": "wrong_state",
+    "unknown_visitor": "wrong_state",
+}
+
+
+class CloseSocket(Exception):
+    """Ends the socket with a close code after the current frame."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def new_socket() -> web.WebSocketResponse:
+    return web.WebSocketResponse(
+        max_msg_size=MAX_FRAME_BYTES, compress=False, heartbeat=25.0, autoping=True,
+        timeout=2.0,
+    )
+
+
+async def _serve(
+    ws: web.WebSocketResponse,
+    role: Role,
+    handle: Any,
+    send: Any,
+) -> None:
+    """The frame loop shared by both endpoints: parse, dispatch, answer errors, count them."""
+    errors = 0
+    async for msg in ws:
+        if msg.type is WSMsgType.TEXT:
+            frame: str | bytes = msg.data
+        elif msg.type is WSMsgType.BINARY:
+            frame = msg.data
+        elif msg.type is WSMsgType.ERROR:
+            break
+        else:
+            continue
+        try:
+            message = parse(frame, role)
+            await handle(message)
+        except ProtocolError as exc:
+            errors += 1
+            send(exc.to_wire())
+            if errors >= MAX_ERRORS_PER_SOCKET:
+                await ws.close(code=CloseCode.POLICY, message=b"too_many_errors")
+                break
+        except CloseSocket as close:
+            await ws.close(code=close.code, message=close.reason.encode())
+            break
+
+
+def _queue_error(exc: QueueError, kind: str) -> ProtocolError:
+    code = QUEUE_ERRORS.get(exc.code)
+    if code is None:
+        raise exc
+    return ProtocolError(code, str(exc), kind)
+
+
+# Visitors ----------------------------------------------------------------------------------
+
+
+async def visitor_socket(request: web.Request, desk: SignalingDesk) -> web.WebSocketResponse:
+    ws = new_socket()
+    await ws.prepare(request)
+    conn = VisitorConn(desk, ws)
+    desk.anonymous.add(conn)
+    conn.send({"type": "welcome", "v": PROTOCOL_VERSION, "role": "visitor",
+               "ice_servers": desk.ice_servers("v-" + conn.conn_id)})
+
+    async def handle(message: ClientMessage) -> None:
+        conn.state.check(message)
+        if isinstance(message, Join):
+            await _join(desk, conn, message)
+        elif isinstance(message, Resume):
+            await _resume(desk, conn, message)
+        elif isinstance(message, Leave):
+            vid = conn.state.visitor_id
+            assert vid is not None
+            try:
+                await desk.queue.leave(vid, "left")
+            except QueueError as exc:
+                raise _queue_error(exc, message.type) from None
+            conn.state.left()
+            desk.forget_visitor(conn)
+            conn.send({"type": "left", "reason": "left"})
+            await conn.outbox.drain_and_close()
+            raise CloseSocket(CloseCode.NORMAL, "left")
+        elif isinstance(message, Signal):
+            await desk.hub.publish(desk.keys.agent_channel(conn.peer or ""), message.to_wire())
+        elif isinstance(message, Media):
+            await desk.hub.publish(
+                desk.keys.agent_channel(conn.peer or ""),
+                {"type": "peer_media", "call_id": conn.state.call_id,
+                 "muted": message.muted, "camera_off": message.camera_off},
+            )
+        elif isinstance(message, Hangup):
+            try:
+                await desk.queue.end_call(
+                    message.call_id, "visitor", conn.state.visitor_id or "", "hangup"
+                )
+            except QueueError as exc:
+                raise _queue_error(exc, message.type) from None
+        elif isinstance(message, Ping):
+            conn.send({"type": "pong"})
+
+    try:
+        await _serve(ws, "visitor", handle, conn.send)
+    except Exception:
+        log.exception("visitor socket failed")
+        await ws.close(code=CloseCode.INTERNAL, message=b"internal_error")
+    finally:
+        desk.anonymous.discard(conn)
+        desk.forget_visitor(conn)
+        await conn.outbox.drain_and_close()
+    return ws
+
+
+async def _join(desk: SignalingDesk, conn: VisitorConn, message: Join) -> None:
+    visitor_id = secrets.token_urlsafe(12)
+    conn.state.visitor_id = visitor_id
+    await desk.register_visitor(conn, visitor_id, message.queue)
+    try:
+        result = await desk.queue.join(
+            NewVisitor(
+                id=visitor_id,
+                queue=message.queue,
+                name=message.name,
+                topic=message.topic,
+                page=message.page,
+                audio_only=message.audio_only,
+            )
+        )
+    except QueueError as exc:
+        desk.forget_visitor(conn)
+        conn.state.visitor_id = None
+        raise _queue_error(exc, message.type) from None
+    if conn.state.phase is VisitorPhase.NEW:  # a call may already have started
+        conn.state.queued(visitor_id, message.queue)
+    else:
+        conn.state.queue = message.queue
+    await _send_queued(desk, conn, result.position)
+
+
+async def _resume(desk: SignalingDesk, conn: VisitorConn, message: Resume) -> None:
+    try:
+        visitor_id = desk.tickets.verify(message.ticket)
+    except Exception:
+        raise CloseSocket(CloseCode.INVALID_TICKET, "invalid_ticket") from None
+    record = await desk.queue.visitor(visitor_id)
+    if record is None:
+        raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone")
+    conn.state.visitor_id = visitor_id
+    await desk.register_visitor(conn, visitor_id, str(record["queue"]))
+    gone, _ = await desk.queue.heartbeat([visitor_id], [])
+    if gone:
+        desk.forget_visitor(conn)
+        raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone")
+    if record["state"] == "in_call":
+        # The page that held the call's media is gone; without an ICE restart path the
+        # call cannot continue, so end it cleanly for the agent too.
+        await desk.queue.end_call(str(record["call"]), "visitor", visitor_id, "peer_left")
+        desk.forget_visitor(conn)
+        raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone")
+    conn.state.queued(visitor_id, str(record["queue"]))
+    position = await desk.queue.position(visitor_id) or 1
+    await _send_queued(desk, conn, position)
+
+
+async def _send_queued(desk: SignalingDesk, conn: VisitorConn, position: int) -> None:
+    vid, queue = conn.state.visitor_id, conn.state.queue
+    assert vid is not None and queue is not None
+    snapshot = await desk.queue.snapshot(queue)
+    eta = estimate_wait_seconds(position, snapshot)
+    record = await desk.queue.visitor(vid)
+    conn.position, conn.eta = position, eta
+    conn.send({
+        "type": "queued",
+        "visitor_id": vid,
+        "ticket": desk.tickets.issue(vid),
+        "queue": queue,
+        "position": position,
+        "eta_seconds": eta,
+        "audio_only": bool(record and record.get("audio_only")),
+    })
+    desk.mark_dirty(queue)
+
+
+# Agents ------------------------------------------------------------------------------------
+
+
+async def agent_socket(
+    request: web.Request, desk: SignalingDesk, agent: AgentInfo
+) -> web.WebSocketResponse:
+    ws = new_socket()
+    await ws.prepare(request)
+    conn = AgentConn(desk, ws, agent.name, list(agent.queues))
+    await desk.register_agent(conn)
+    record = await desk.queue.agent(agent.name) or {"state": "offline"}
+    if record["state"] == "in_call":
+        # A reloaded console lost the call's media: end the call for the visitor too.
+        try:
+            await desk.queue.end_call(str(record["call"]), "agent", agent.name, "peer_left")
+        except QueueError:
+            pass
+        record = await desk.queue.agent(agent.name) or {"state": "offline"}
+    conn.send({
+        "type": "welcome", "v": PROTOCOL_VERSION, "role": "agent",
+        "agent": {"name": agent.name, "display_name": agent.display_name,
+                  "queues": list(agent.queues)},
+        "status": record["state"],
+        "ice_servers": desk.ice_servers("a-" + agent.name),
+    })
+    conn.deliver({"type": "status", "status": record["state"], "reason": record.get("reason")})
+    if record["state"] == "offered":
+        await desk.replay_offer(conn, str(record["offer"]))
+    conn.send({"type": "queues", "queues": await desk.agent_counts(conn.queues)})
+
+    async def handle(message: ClientMessage) -> None:
+        conn.state.check(message)
+        try:
+            if isinstance(message, SetStatus):
+                await desk.queue.set_agent_status(agent, message.status)
+            elif isinstance(message, Accept):
+                await desk.queue.accept(agent.name, message.offer_id)
+            elif isinstance(message, Decline):
+                await desk.queue.decline(agent.name, message.offer_id)
+            elif isinstance(message, Hangup):
+                await desk.queue.end_call(message.call_id, "agent", agent.name, "hangup")
+        except QueueError as exc:
+            raise _queue_error(exc, message.type) from None
+        if isinstance(message, Signal):
+            await desk.hub.publish(desk.keys.visitor_channel(conn.peer or ""), message.to_wire())
+        elif isinstance(message, Media):
+            await desk.hub.publish(
+                desk.keys.visitor_channel(conn.peer or ""),
+                {"type": "peer_media", "call_id": conn.state.call_id,
+                 "muted": message.muted, "camera_off": message.camera_off},
+            )
+        elif isinstance(message, Ping):
+            conn.send({"type": "pong"})
+
+    try:
+        await _serve(ws, "agent", handle, conn.send)
+    except Exception:
+        log.exception("agent socket failed")
+        await ws.close(code=CloseCode.INTERNAL, message=b"internal_error")
+    finally:
+        desk.forget_agent(conn)
+        await conn.outbox.drain_and_close()
+    return ws

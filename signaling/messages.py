@@ -1,0 +1,292 @@
+"""The wire format: typed messages of signaling protocol version 1 (see docs/protocol.md).
+
+:func:`parse` turns one WebSocket text frame into a typed message or raises
+:class:`ProtocolError` with a stable ``code``. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+PROTOCOL_VERSION: Final = 1
+MAX_FRAME_BYTES: Final = 64 * 1024
+MAX_SDP_CHARS: Final = 24_000
+MAX_CANDIDATE_CHARS: Final = 1_024
+MAX_NAME_CHARS: Final = 80
+MAX_TOPIC_CHARS: Final = 500
+MAX_PAGE_CHARS: Final = 500
+MAX_ERRORS_PER_SOCKET: Final = 50
+
+Role = Literal["visitor", "agent"]
+
+
+class CloseCode:
+    """WebSocket close codes the desk uses, beyond the standard ones."""
+
+    NORMAL: Final = 1000
+    GOING_AWAY: Final = 1001
+    POLICY: Final = 1008
+    TOO_BIG: Final = 1009
+    INTERNAL: Final = 1011
+    INVALID_TICKET: Final = 4001
+    ENTRY_GONE: Final = 4004
+    REPLACED: Final = 4009
+
+
+class ProtocolError(Exception):
+    """A frame the desk refuses. ``code`` is one of the documented error codes."""
+
+    def __init__(self, code: str, message: str, in_reply_to: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.in_reply_to = in_reply_to
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": "error",
+            "code": self.code,
+            "message": self.message,
+            "in_reply_to": self.in_reply_to,
+        }
+
+
+# Messages from clients ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Join:
+    queue: str
+    name: str
+    topic: str
+    audio_only: bool
+    page: str
+    type: Literal["join"] = "join"
+
+
+@dataclass(frozen=True)
+class Resume:
+    ticket: str
+    type: Literal["resume"] = "resume"
+
+
+@dataclass(frozen=True)
+class Leave:
+    type: Literal["leave"] = "leave"
+
+
+@dataclass(frozen=True)
+class Signal:
+    """An SDP description or an ICE candidate (``None`` = end of candidates) for the peer."""
+
+    call_id: str
+    description: dict[str, str] | None
+    candidate: dict[str, Any] | None
+    has_candidate: bool
+    type: Literal["signal"] = "signal"
+
+    def to_wire(self) -> dict[str, Any]:
+        msg: dict[str, Any] = {"type": "signal", "call_id": self.call_id}
+        if self.description is not None:
+            msg["description"] = self.description
+        else:
+            msg["candidate"] = self.candidate
+        return msg
+
+
+@dataclass(frozen=True)
+class Media:
+    muted: bool
+    camera_off: bool
+    type: Literal["media"] = "media"
+
+
+@dataclass(frozen=True)
+class Hangup:
+    call_id: str
+    type: Literal["hangup"] = "hangup"
+
+
+@dataclass(frozen=True)
+class Ping:
+    type: Literal["ping"] = "ping"
+
+
+@dataclass(frozen=True)
+class SetStatus:
+    status: Literal["available", "break", "offline"]
+    type: Literal["status"] = "status"
+
+
+@dataclass(frozen=True)
+class Accept:
+    offer_id: str
+    type: Literal["accept"] = "accept"
+
+
+@dataclass(frozen=True)
+class Decline:
+    offer_id: str
+    type: Literal["decline"] = "decline"
+
+
+VisitorMessage = Join | Resume | Leave | Signal | Media | Hangup | Ping
+AgentMessage = SetStatus | Accept | Decline | Signal | Media | Hangup | Ping
+ClientMessage = VisitorMessage | AgentMessage
+
+VISITOR_TYPES: Final = frozenset({"join", "resume", "leave", "signal", "media", "hangup", "ping"})
+AGENT_TYPES: Final = frozenset(
+    {"status", "accept", "decline", "signal", "media", "hangup", "ping"}
+)
+
+
+def parse(frame: str | bytes, role: Role) -> ClientMessage:
+    """Validates one frame from a ``role`` client and returns its typed message."""
+    if isinstance(frame, bytes):
+        raise ProtocolError("bad_json", "binary frames are not accepted")
+    try:
+        data = json.loads(frame)
+    except ValueError:
+        raise ProtocolError("bad_json", "the frame is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("bad_json", "the frame must be a JSON object")
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("bad_message", "'type' must be a string")
+    allowed = VISITOR_TYPES if role == "visitor" else AGENT_TYPES
+    if kind not in allowed:
+        raise ProtocolError("unknown_type", f"no message type {kind[:40]!r} for {role}s", kind)
+    fields = _Fields(data, kind)
+    match kind:
+        case "join":
+            return Join(
+                queue=fields.text("queue", default="support", max_chars=64, min_chars=1),
+                name=fields.text("name", max_chars=MAX_NAME_CHARS, min_chars=1, strip=True),
+                topic=fields.text("topic", default="", max_chars=MAX_TOPIC_CHARS, strip=True),
+                audio_only=fields.flag("audio_only", default=False),
+                page=fields.text("page", default="", max_chars=MAX_PAGE_CHARS),
+            )
+        case "resume":
+            return Resume(ticket=fields.text("ticket", max_chars=2048, min_chars=1))
+        case "leave":
+            return Leave()
+        case "signal":
+            return _parse_signal(fields)
+        case "media":
+            return Media(muted=fields.flag("muted"), camera_off=fields.flag("camera_off"))
+        case "hangup":
+            return Hangup(call_id=fields.ident("call_id"))
+        case "ping":
+            return Ping()
+        case "status":
+            status = fields.text("status", max_chars=16)
+            if status not in ("available", "break", "offline"):
+                raise ProtocolError(
+                    "bad_message", "'status' must be available, break or offline", kind
+                )
+            return SetStatus(status=status)  # type: ignore[arg-type]
+        case "accept":
+            return Accept(offer_id=fields.ident("offer_id"))
+        case "decline":
+            return Decline(offer_id=fields.ident("offer_id"))
+    raise AssertionError(kind)
+
+
+def _parse_signal(fields: _Fields) -> Signal:
+    call_id = fields.ident("call_id")
+    has_description = "description" in fields.data
+    has_candidate = "candidate" in fields.data
+    if has_description == has_candidate:
+        raise ProtocolError(
+            "bad_message", "a signal carries exactly one of 'description' or 'candidate'", "signal"
+        )
+    if has_description:
+        desc = fields.data["description"]
+        if not isinstance(desc, dict):
+            raise ProtocolError("bad_message", "'description' must be an object", "signal")
+        sdp_type, sdp = desc.get("type"), desc.get("sdp")
+        if sdp_type not in ("offer", "answer") or not isinstance(sdp, str):
+            raise ProtocolError(
+                "bad_message", "'description' needs type offer/answer and an sdp string", "signal"
+            )
+        if len(sdp) > MAX_SDP_CHARS:
+            raise ProtocolError(
+                "too_large", f"the SDP is longer than {MAX_SDP_CHARS} characters", "signal"
+            )
+        return Signal(call_id, {"type": sdp_type, "sdp": sdp}, None, False)
+    cand = fields.data["candidate"]
+    if cand is None:
+        return Signal(call_id, None, None, True)
+    if not isinstance(cand, dict):
+        raise ProtocolError("bad_message", "'candidate' must be an object or null", "signal")
+    text = cand.get("candidate")
+    if not isinstance(text, str):
+        raise ProtocolError("bad_message", "'candidate.candidate' must be a string", "signal")
+    if len(text) > MAX_CANDIDATE_CHARS:
+        raise ProtocolError("too_large", "the ICE candidate is too long", "signal")
+    clean: dict[str, Any] = {"candidate": text}
+    mid = cand.get("sdpMid")
+    if mid is not None:
+        if not isinstance(mid, str) or len(mid) > 64:
+            raise ProtocolError("bad_message", "'candidate.sdpMid' must be a short string", "signal")
+        clean["sdpMid"] = mid
+    index = cand.get("sdpMLineIndex")
+    if index is not None:
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 64:
+            raise ProtocolError("bad_message", "'candidate.sdpMLineIndex' is out of range", "signal")
+        clean["sdpMLineIndex"] = index
+    ufrag = cand.get("usernameFragment")
+    if ufrag is not None:
+        if not isinstance(ufrag, str) or len(ufrag) > 256:
+            raise ProtocolError("bad_message", "'candidate.usernameFragment' is invalid", "signal")
+        clean["usernameFragment"] = ufrag
+    return Signal(call_id, None, clean, True)
+
+
+class _Fields:
+    """Typed access to the fields of one message, raising ``bad_message`` on a mismatch."""
+
+    def __init__(self, data: dict[str, Any], kind: str) -> None:
+        self.data = data
+        self.kind = kind
+
+    def _bad(self, message: str) -> ProtocolError:
+        return ProtocolError("bad_message", message, self.kind)
+
+    def text(
+        self,
+        name: str,
+        *,
+        default: str | None = None,
+        max_chars: int,
+        min_chars: int = 0,
+        strip: bool = False,
+    ) -> str:
+        value = self.data.get(name, default)
+        if value is None:
+            raise self._bad(f"'{name}' is required")
+        if not isinstance(value, str):
+            raise self._bad(f"'{name}' must be a string")
+        if strip:
+            value = " ".join(value.split())
+        if len(value) > max_chars:
+            raise self._bad(f"'{name}' is longer than {max_chars} characters")
+        if len(value) < min_chars:
+            raise self._bad(f"'{name}' must not be empty")
+        return value
+
+    def ident(self, name: str) -> str:
+        value = self.data.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value or len(value) > 64:
+            raise self._bad(f"'{name}' must be an id string")
+        return value
+
+    def flag(self, name: str, *, default: bool | None = None) -> bool:
+        value = self.data.get(name, default)
+        if not isinstance(value, bool):
+            raise self._bad(f"'{name}' must be true or false")
+        return value

@@ -1,0 +1,116 @@
+"""Test helpers: a desk app on a real Redis, and a small WebSocket client that waits for types."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestClient
+
+from humandesk.server.config import Config
+
+
+def desk_config(redis_url: str, desk: str, tmp_path: Any, **overrides: Any) -> Config:
+    values: dict[str, Any] = {
+        "redis_url": redis_url,
+        "desk": desk,
+        "secret_key": "test-secret-key-of-desk-" + desk,
+        "data_dir": tmp_path,
+        "queues": ("support", "sales"),
+        "heartbeat_s": 0.5,
+        "reaper_interval_s": 0.2,
+    }
+    values.update(overrides)
+    return Config(**values)
+
+
+class Peer:
+    """A WebSocket client that keeps every message and can wait for one of a given type."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+        self._cursor = 0
+
+    async def send(self, message: dict[str, Any] | str) -> None:
+        await self.ws.send_str(message if isinstance(message, str) else json.dumps(message))
+
+    async def expect(self, kind: str, timeout: float = 10.0, **match: Any) -> dict[str, Any]:
+        """The next message of type ``kind`` (and matching fields), skipping others."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            while self._cursor < len(self.seen):
+                msg = self.seen[self._cursor]
+                self._cursor += 1
+                if msg.get("type") == kind and all(msg.get(k) == v for k, v in match.items()):
+                    return msg
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"no {kind} {match} within {timeout}s; saw {self.seen}")
+            msg = await self.ws.receive(timeout=remaining)
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                self.seen.append(json.loads(msg.data))
+            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                              aiohttp.WSMsgType.CLOSING):
+                raise AssertionError(
+                    f"socket closed ({self.ws.close_code}) waiting for {kind}; saw {self.seen}"
+                )
+
+    async def closed(self, timeout: float = 10.0) -> int | None:
+        """Reads until the server closes; returns the close code."""
+        while True:
+            msg = await self.ws.receive(timeout=timeout)
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                self.seen.append(json.loads(msg.data))
+                continue
+            if msg.type is aiohttp.WSMsgType.CLOSE:
+                # The code the server sent (close_code may read 1006 once the server has
+                # dropped the TCP connection before the client's close reply).
+                return int(msg.data)
+            if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING,
+                            aiohttp.WSMsgType.ERROR):
+                return self.ws.close_code
+
+    async def quiet(self, seconds: float = 0.3) -> list[dict[str, Any]]:
+        """Messages that arrive within ``seconds`` (to show that nothing happened)."""
+        got: list[dict[str, Any]] = []
+        try:
+            while True:
+                msg = await self.ws.receive(timeout=seconds)
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    break
+                data = json.loads(msg.data)
+                self.seen.append(data)
+                got.append(data)
+        except TimeoutError:
+            pass
+        self._cursor = len(self.seen)
+        return got
+
+
+def origin_of(client: TestClient[Any, Any]) -> str:
+    return f"http://{client.host}:{client.port}"
+
+
+async def open_visitor(client: TestClient[Any, Any]) -> Peer:
+    ws = await client.ws_connect("/ws/visitor", origin=origin_of(client))
+    peer = Peer(ws)
+    await peer.expect("welcome")
+    return peer
+
+
+async def login_agent(client: TestClient[Any, Any], name: str, password: str) -> None:
+    resp = await client.post(
+        "/api/login", json={"username": name, "password": password},
+        headers={"Origin": origin_of(client)},
+    )
+    assert resp.status == 200, await resp.text()
+
+
+async def open_agent(client: TestClient[Any, Any]) -> Peer:
+    ws = await client.ws_connect("/ws/agent", origin=origin_of(client))
+    peer = Peer(ws)
+    await peer.expect("welcome")
+    return peer

