@@ -242,6 +242,10 @@ class DeskQueue:
         raw = await self.redis.hget(self.keys.key("offers"), offer_id)  # type: ignore[misc]
         return None if raw is None else dict(json.loads(_text(raw)))
 
+    async def call(self, call_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.hget(self.keys.key("calls"), call_id)  # type: ignore[misc]
+        return None if raw is None else dict(json.loads(_text(raw)))
+
     async def clock_ms(self) -> int:
         """Redis's clock, the one the scripts use, in Unix milliseconds."""
         seconds, micros = await self.redis.time()

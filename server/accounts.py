@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -71,6 +71,19 @@ class Accounts:
         )
         for q in account.queues:
             await self.queue.add_queue(q)
+        await self.redis.hset(self.key, name, json.dumps(asdict(account)))  # type: ignore[misc]
+        return account
+
+    async def set_password_or_add(
+        self, name: str, password: str, queues: list[str], display_name: str = ""
+    ) -> Account:
+        """Sets a new password, creating the account if there is none (used by the demo)."""
+        account = await self.get(name)
+        if account is None:
+            return await self.add(name, password, queues, display_name)
+        loop = asyncio.get_running_loop()
+        hashed = await loop.run_in_executor(None, hash_password, password)
+        account = replace(account, password_hash=hashed)
         await self.redis.hset(self.key, name, json.dumps(asdict(account)))  # type: ignore[misc]
         return account
 

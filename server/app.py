@@ -318,7 +318,9 @@ async def _desk_context(app: web.Application) -> Any:
         signer,
         ice,
         SignalingSettings(
-            heartbeat_s=config.heartbeat_s, reaper_interval_s=config.reaper_interval_s
+            heartbeat_s=config.heartbeat_s,
+            reaper_interval_s=config.reaper_interval_s,
+            ice_transport_policy=config.ice_policy,
         ),
     )
     app[REDIS] = redis

@@ -28,6 +28,8 @@ ENV_HELP: dict[str, str] = {
     "HUMANDESK_STUN_URLS": "comma-separated STUN URLs given to browsers (default none)",
     "HUMANDESK_TURN_URLS": "comma-separated TURN URLs given to browsers (default none)",
     "HUMANDESK_TURN_SECRET": "coturn static-auth-secret for time-limited TURN credentials",
+    "HUMANDESK_ICE_POLICY": "all (default) or relay: send call media only through TURN, "
+    "which hides visitors' and agents' IP addresses from each other",
     "HUMANDESK_OFFER_TIMEOUT": "seconds an agent has to accept an offer (default 20)",
     "HUMANDESK_SESSION_TTL": "lifetime of an agent login in seconds (default 3600)",
 }
@@ -60,6 +62,7 @@ class Config:
     stun_urls: tuple[str, ...] = ()
     turn_urls: tuple[str, ...] = ()
     turn_secret: str | None = None
+    ice_policy: str = "all"
     session_ttl_s: int = 3600
     queue: QueueConfig = field(default_factory=QueueConfig)
     heartbeat_s: float = 5.0
@@ -97,6 +100,11 @@ class Config:
             values["turn_urls"] = tuple(_split(env["HUMANDESK_TURN_URLS"]))
         if env.get("HUMANDESK_TURN_SECRET"):
             values["turn_secret"] = env["HUMANDESK_TURN_SECRET"]
+        if env.get("HUMANDESK_ICE_POLICY"):
+            policy = env["HUMANDESK_ICE_POLICY"].strip().lower()
+            if policy not in ("all", "relay"):
+                raise ValueError("HUMANDESK_ICE_POLICY must be 'all' or 'relay'")
+            values["ice_policy"] = policy
         if env.get("HUMANDESK_SESSION_TTL"):
             values["session_ttl_s"] = int(env["HUMANDESK_SESSION_TTL"])
         if env.get("HUMANDESK_OFFER_TIMEOUT"):

@@ -324,7 +324,9 @@ class EmbeddedRedis:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
                 return fd
-            if time.monotonic() >= deadline:
+            reply = _ping(self._socket_path) if self._socket_exists() else None
+            if time.monotonic() >= deadline or (reply or b"").startswith(b"+PONG"):
+                # Locked, and the owner's server already answers: no need to wait longer.
                 os.close(fd)
                 return None
             time.sleep(_POLL_INTERVAL)

@@ -44,6 +44,7 @@ class SignalingSettings:
     heartbeat_s: float = 5.0
     reaper_interval_s: float = 0.5
     position_debounce_s: float = 0.05
+    ice_transport_policy: str = "all"  # "relay": media only through TURN (hides IPs)
 
 
 class Outbox:
@@ -356,6 +357,32 @@ class SignalingDesk:
         conn.deliver({"type": "status", "status": record["state"], "reason": record.get("reason")})
         if record["state"] == "offered":
             await self.replay_offer(conn, str(record["offer"]))
+
+    async def replay_call(self, call_id: str, *, visitor: bool, agent: bool) -> bool:
+        """Re-sends ``call_started`` after a reconnect, so the parties negotiate afresh.
+
+        The agent, as offerer, then makes a new offer; the visitor's page notices the new
+        DTLS fingerprint and answers with a new connection. Returns False if the call ended.
+        """
+        call = await self.queue.call(call_id)
+        if call is None:
+            return False
+        v = await self.queue.visitor(str(call["visitor"])) or {}
+        a = await self.queue.agent(str(call["agent"])) or {}
+        if agent:
+            await self.hub.publish(self.keys.agent_channel(str(call["agent"])), {
+                "type": "call_started", "call_id": call_id, "role": "offerer",
+                "peer": {"name": v.get("name", ""), "topic": v.get("topic", ""),
+                         "audio_only": bool(v.get("audio_only"))},
+                "queue": call["queue"], "_peer": call["visitor"], "replay": True,
+            })
+        if visitor:
+            await self.hub.publish(self.keys.visitor_channel(str(call["visitor"])), {
+                "type": "call_started", "call_id": call_id, "role": "answerer",
+                "peer": {"name": a.get("display_name") or a.get("name", "")},
+                "_peer": call["agent"], "replay": True,
+            })
+        return True
 
     async def replay_offer(self, conn: AgentConn, offer_id: str) -> None:
         """Re-sends a pending offer to a console that may have missed it."""

@@ -112,7 +112,8 @@ async def visitor_socket(request: web.Request, desk: SignalingDesk) -> web.WebSo
     conn = VisitorConn(desk, ws)
     desk.anonymous.add(conn)
     conn.send({"type": "welcome", "v": PROTOCOL_VERSION, "role": "visitor",
-               "ice_servers": desk.ice_servers("v-" + conn.conn_id)})
+               "ice_servers": desk.ice_servers("v-" + conn.conn_id),
+               "ice_transport_policy": desk.settings.ice_transport_policy})
 
     async def handle(message: ClientMessage) -> None:
         conn.state.check(message)
@@ -202,13 +203,13 @@ async def _resume(desk: SignalingDesk, conn: VisitorConn, message: Resume) -> No
     if gone:
         desk.forget_visitor(conn)
         raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone")
+    conn.state.queued(visitor_id, str(record["queue"]))
     if record["state"] == "in_call":
-        # The page that held the call's media is gone; without an ICE restart path the
-        # call cannot continue, so end it cleanly for the agent too.
-        await desk.queue.end_call(str(record["call"]), "visitor", visitor_id, "peer_left")
+        # A reload during a call: both sides start a fresh peer connection.
+        if await desk.replay_call(str(record["call"]), visitor=True, agent=True):
+            return
         desk.forget_visitor(conn)
         raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone")
-    conn.state.queued(visitor_id, str(record["queue"]))
     position = await desk.queue.position(visitor_id) or 1
     await _send_queued(desk, conn, position)
 
@@ -243,23 +244,20 @@ async def agent_socket(
     conn = AgentConn(desk, ws, agent.name, list(agent.queues))
     await desk.register_agent(conn)
     record = await desk.queue.agent(agent.name) or {"state": "offline"}
-    if record["state"] == "in_call":
-        # A reloaded console lost the call's media: end the call for the visitor too.
-        try:
-            await desk.queue.end_call(str(record["call"]), "agent", agent.name, "peer_left")
-        except QueueError:
-            pass
-        record = await desk.queue.agent(agent.name) or {"state": "offline"}
     conn.send({
         "type": "welcome", "v": PROTOCOL_VERSION, "role": "agent",
         "agent": {"name": agent.name, "display_name": agent.display_name,
                   "queues": list(agent.queues)},
         "status": record["state"],
         "ice_servers": desk.ice_servers("a-" + agent.name),
+        "ice_transport_policy": desk.settings.ice_transport_policy,
     })
     conn.deliver({"type": "status", "status": record["state"], "reason": record.get("reason")})
     if record["state"] == "offered":
         await desk.replay_offer(conn, str(record["offer"]))
+    elif record["state"] == "in_call":
+        # A reloaded console: re-offer the call so the visitor sees the agent again.
+        await desk.replay_call(str(record["call"]), visitor=False, agent=True)
     conn.send({"type": "queues", "queues": await desk.agent_counts(conn.queues)})
 
     async def handle(message: ClientMessage) -> None:

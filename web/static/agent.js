@@ -86,6 +86,7 @@
 
   let socket = null;
   let iceServers = [];
+  let iceTransportPolicy = "all";
   let media = { stream: null, audioOnly: true, problem: null };
   let mediaReady = Promise.resolve();
   let offer = null;
@@ -453,6 +454,7 @@
     welcomes += 1;
     lastWelcomeAt = Date.now();
     iceServers = Array.isArray(msg.ice_servers) ? msg.ice_servers : [];
+    iceTransportPolicy = msg.ice_transport_policy === "relay" ? "relay" : "all";
     setConnection("connected");
     if (msg.agent) {
       state.agent = msg.agent;
@@ -589,6 +591,7 @@
       callId,
       role: msg.role === "answerer" ? "answerer" : "offerer",
       iceServers,
+      iceTransportPolicy,
       getStream: () => mediaReady.then(() => media.stream),
       send: (fields) => socket && socket.send({ type: "signal", call_id: callId, ...fields }),
       onRemoteStream: (stream) =>

@@ -391,6 +391,8 @@
       this.callId = opts.callId;
       this.role = opts.role === "offerer" ? "offerer" : "answerer";
       this.iceServers = Array.isArray(opts.iceServers) ? opts.iceServers : [];
+      // "relay" sends media only through TURN, which hides each side's IP address.
+      this.iceTransportPolicy = opts.iceTransportPolicy === "relay" ? "relay" : "all";
       this.opts = opts;
       this.pc = null;
       this.stream = null;
@@ -454,7 +456,10 @@
       this.pending = [];
       let pc;
       try {
-        pc = new RTCPeerConnection({ iceServers: this.iceServers });
+        pc = new RTCPeerConnection({
+          iceServers: this.iceServers,
+          iceTransportPolicy: this.iceTransportPolicy,
+        });
       } catch (err) {
         // A malformed ICE server entry throws here; a direct connection may still work without it.
         console.warn("humandesk: ICE servers rejected, trying without them", err);

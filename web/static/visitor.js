@@ -67,6 +67,7 @@
   let mediaReady = Promise.resolve();
   let socket = null;
   let iceServers = [];
+  let iceTransportPolicy = "all";
   let pendingJoin = null;
   let call = null;
   let peerName = "";
@@ -324,6 +325,7 @@
   function onWelcome(msg) {
     neverWelcomed = 0;
     iceServers = Array.isArray(msg.ice_servers) ? msg.ice_servers : [];
+    iceTransportPolicy = msg.ice_transport_policy === "relay" ? "relay" : "all";
     setNotice("");
     const ticket = ticketStore.get();
     if (ticket) socket.send({ type: "resume", ticket });
@@ -448,6 +450,7 @@
       callId,
       role: msg.role === "offerer" ? "offerer" : "answerer",
       iceServers,
+      iceTransportPolicy,
       getStream: () => mediaReady.then(() => media.stream),
       send: (fields) => socket && socket.send({ type: "signal", call_id: callId, ...fields }),
       onRemoteStream: (stream) =>

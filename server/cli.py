@@ -1,0 +1,283 @@
+"""The ``humandesk`` command: run the desk, run the demo, manage agents."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from humandesk.queue.client import DeskQueue
+from humandesk.server.accounts import AccountError, Accounts
+from humandesk.server.app import create_app
+from humandesk.server.config import ENV_HELP, Config
+from humandesk.server.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from humandesk.web import render
+
+log = logging.getLogger("humandesk")
+
+DEMO_AGENT = "demo"
+
+
+def _env_epilog() -> str:
+    lines = ["environment variables (options win over them):"]
+    lines += [f"  {name:<26} {text}" for name, text in ENV_HELP.items()]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="humandesk",
+        description="A face-to-face video support desk: a 'Talk to a person' button, a fair "
+        "queue, and WebRTC video calls with human agents.",
+        epilog=_env_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--redis-url", help="Redis URL (HUMANDESK_REDIS_URL)")
+    common.add_argument("--data-dir", type=Path, help="data folder (HUMANDESK_DATA_DIR)")
+    common.add_argument("--desk", help="desk name (HUMANDESK_DESK)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve", parents=[common], help="run the desk server",
+        epilog=_env_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help="address to listen on (HUMANDESK_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (HUMANDESK_PORT)")
+    serve.add_argument("--secret-key", help="signing key (HUMANDESK_SECRET_KEY)")
+    serve.add_argument("--public-url", help="public origin (HUMANDESK_PUBLIC_URL)")
+    serve.add_argument(
+        "--allowed-origins", help="sites that may embed the widget (HUMANDESK_ALLOWED_ORIGINS)"
+    )
+    serve.add_argument("--queues", help="queues to create (HUMANDESK_QUEUES)")
+    serve.add_argument("--stun-urls", help="STUN URLs (HUMANDESK_STUN_URLS)")
+    serve.add_argument("--turn-urls", help="TURN URLs (HUMANDESK_TURN_URLS)")
+    serve.add_argument("--turn-secret", help="TURN REST secret (HUMANDESK_TURN_SECRET)")
+
+    demo = sub.add_parser(
+        "demo", parents=[common],
+        help="run the demo: a shop page with the button, the desk, and a demo agent",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address for both servers")
+    demo.add_argument("--port", type=int, default=8080, help="the desk's port (default 8080)")
+    demo.add_argument("--shop-port", type=int, default=8000, help="the shop's port (default 8000)")
+
+    agent = sub.add_parser("agent", help="manage agent accounts")
+    agent_sub = agent.add_subparsers(dest="agent_command", required=True, metavar="ACTION")
+    add = agent_sub.add_parser("add", parents=[common], help="add an agent")
+    add.add_argument("name")
+    add.add_argument(
+        "--queue", action="append", required=True, help="a queue the agent serves (repeatable)"
+    )
+    add.add_argument("--display-name", default="", help="the name visitors see")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    agent_sub.add_parser("list", parents=[common], help="list agents")
+    remove = agent_sub.add_parser("remove", parents=[common], help="remove an agent")
+    remove.add_argument("name")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    def split(value: str | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        return tuple(p.strip().rstrip("/") for p in value.split(",") if p.strip())
+
+    options: dict[str, Any] = {
+        "redis_url": getattr(args, "redis_url", None),
+        "data_dir": getattr(args, "data_dir", None),
+        "desk": getattr(args, "desk", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "secret_key": getattr(args, "secret_key", None),
+        "public_url": getattr(args, "public_url", None),
+        "allowed_origins": split(getattr(args, "allowed_origins", None)),
+        "queues": split(getattr(args, "queues", None)),
+        "stun_urls": split(getattr(args, "stun_urls", None)),
+        "turn_urls": split(getattr(args, "turn_urls", None)),
+        "turn_secret": getattr(args, "turn_secret", None),
+    }
+    return Config.from_env(**options)
+
+
+@contextlib.contextmanager
+def redis_for(config: Config) -> Any:
+    """The config with a Redis URL: the configured one, or a private embedded redis-server."""
+    if config.redis_url:
+        yield config
+        return
+    embedded = EmbeddedRedis(config.data_dir)
+    try:
+        url = embedded.start()
+    except EmbeddedRedisError as exc:
+        raise SystemExit(f"humandesk: {exc}") from None
+    if embedded.owner:
+        log.info("started a private Redis in %s", config.data_dir)
+    try:
+        yield replace(config, redis_url=url)
+    finally:
+        embedded.stop()
+
+
+@contextlib.asynccontextmanager
+async def accounts_for(config: Config) -> AsyncIterator[Accounts]:
+    assert config.redis_url is not None
+    redis = Redis.from_url(config.redis_url)
+    try:
+        queue = DeskQueue(redis, config.desk, config.queue)
+        yield Accounts(redis, queue)
+    finally:
+        await redis.aclose()
+
+
+# Commands --------------------------------------------------------------------------------
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    with redis_for(config) as config:
+        return asyncio.run(_agent(args, config))
+
+
+def _read_password(args: argparse.Namespace) -> tuple[str, bool]:
+    """The new agent's password, and whether it was generated (and must be printed)."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n"), False
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password for the new agent: ")
+        if first != getpass.getpass("Repeat the password: "):
+            raise SystemExit("humandesk: the passwords do not match")
+        return first, False
+    return secrets.token_urlsafe(12), True
+
+
+async def _agent(args: argparse.Namespace, config: Config) -> int:
+    async with accounts_for(config) as accounts:
+        try:
+            if args.agent_command == "add":
+                password, generated = _read_password(args)
+                account = await accounts.add(
+                    args.name.lower(), password, args.queue, args.display_name
+                )
+                print(f"added agent {account.name} ({account.display_name}), "
+                      f"queues: {', '.join(account.queues)}")
+                if generated:
+                    print(f"password: {password}")
+            elif args.agent_command == "list":
+                rows = await accounts.all()
+                if not rows:
+                    print("no agents yet: add one with 'humandesk agent add NAME --queue support'")
+                for account in rows:
+                    state = await accounts.queue.agent(account.name)
+                    status = state["state"] if state else "offline"
+                    print(f"{account.name:<20} {account.display_name:<24} "
+                          f"{','.join(account.queues):<20} {status}")
+            elif args.agent_command == "remove":
+                await accounts.remove(args.name.lower())
+                print(f"removed agent {args.name.lower()}")
+        except AccountError as exc:
+            print(f"humandesk: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    with redis_for(config) as config:
+        app = create_app(config)
+        print(f"humandesk is serving on http://{config.host}:{config.port}/ "
+              f"(agent console: /agent, widget: /widget.js)", flush=True)
+        web.run_app(app, host=config.host, port=config.port, print=None,
+                    handle_signals=True, shutdown_timeout=5)
+    return 0
+
+
+def shop_app(desk_url: str, queue: str) -> web.Application:
+    """The demo shop: a page on another origin that embeds the widget with one script tag."""
+
+    async def page(_request: web.Request) -> web.Response:
+        return web.Response(text=render("shop.html", desk_url=desk_url, queue=queue),
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    return app
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    host, port, shop_port = args.host, args.port, args.shop_port
+    shop_origins = (f"http://{host}:{shop_port}", f"http://localhost:{shop_port}",
+                    f"http://127.0.0.1:{shop_port}")
+    config = replace(config, host=host, port=port,
+                     allowed_origins=tuple(dict.fromkeys(config.allowed_origins + shop_origins)))
+    with redis_for(config) as config:
+        return asyncio.run(_demo(config, shop_port))
+
+
+async def _demo(config: Config, shop_port: int) -> int:
+    password = os.environ.get("HUMANDESK_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+    async with accounts_for(config) as accounts:
+        for q in config.queues:
+            await accounts.queue.add_queue(q)
+        await accounts.set_password_or_add(
+            DEMO_AGENT, password, list(config.queues), "Demo Agent"
+        )
+    desk_url = f"http://{config.host}:{config.port}"
+    runners = []
+    for app, port in ((create_app(config), config.port),
+                      (shop_app(desk_url, config.queues[0]), shop_port)):
+        runner = web.AppRunner(app, shutdown_timeout=5)
+        await runner.setup()
+        await web.TCPSite(runner, config.host, port).start()
+        runners.append(runner)
+    print(
+        "\nhumandesk demo is running\n"
+        f"  shop with the button:  http://{config.host}:{shop_port}/\n"
+        f"  agent console:         {desk_url}/agent\n"
+        f"  demo agent login:      {DEMO_AGENT} / {password}\n"
+        "Open the agent console, sign in and go Available; then open the shop in another\n"
+        "window and click 'Talk to a person'. Press Ctrl+C to stop.\n",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for runner in reversed(runners):
+        await runner.cleanup()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("HUMANDESK_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return cmd_serve(args)
+    if args.command == "demo":
+        return cmd_demo(args)
+    return cmd_agent(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""aiortc visitor and agent through a real running desk: media frames arrive on both sides.
+
+The second test runs two server processes on one Redis, with the visitor on one and the
+agent on the other, so every signaling message crosses processes through Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import PYTHON, free_port, python_env
+from helpers import desk_config
+from humandesk.server.app import ACCOUNTS, create_app
+from humandesk.signaling.peers import DeskPeer
+
+RED = (220, 30, 30)
+BLUE = (30, 30, 220)
+
+
+def close_to(colour: tuple[int, int, int] | None, expected: tuple[int, int, int]) -> bool:
+    return colour is not None and all(abs(a - b) < 40 for a, b in zip(colour, expected,
+                                                                       strict=True))
+
+
+async def call_through(visitor_url: str, agent_url: str, password: str) -> tuple[DeskPeer,
+                                                                                 DeskPeer]:
+    visitor = DeskPeer(visitor_url, "visitor", colour=RED)
+    agent = DeskPeer(agent_url, "agent", colour=BLUE)
+    await agent.login("ada", password)
+    await agent.connect()
+    await agent.go_available()
+    await visitor.connect()
+    await visitor.join("Grace", "camera test")
+    await agent.accept_next_offer()
+    await asyncio.gather(visitor.wait_for_frames(10), agent.wait_for_frames(10))
+    return visitor, agent
+
+
+async def test_aiortc_peers_see_each_other(
+    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
+) -> None:
+    app = create_app(desk_config(redis_url, desk_name, tmp_path))
+    client = await aiohttp_client(app)
+    await app[ACCOUNTS].add("ada", "correct horse", ["support"])
+    url = f"http://{client.host}:{client.port}"
+    visitor, agent = await call_through(url, url, "correct horse")
+    try:
+        # Each side decodes the other's picture, not its own.
+        assert close_to(visitor.received_colour(), BLUE), visitor.received_colour()
+        assert close_to(agent.received_colour(), RED), agent.received_colour()
+        before = visitor.frames_received
+        await visitor.wait_for_frames(before + 10)
+        await visitor.hangup()
+        ended = await agent.expect("call_ended")
+        assert ended["by"] == "visitor"
+    finally:
+        await visitor.close()
+        await agent.close()
+
+
+@pytest.fixture
+def two_servers(redis_url: str, desk_name: str, tmp_path: Path) -> Iterator[list[str]]:
+    """Two `humandesk serve` processes for one desk on one Redis."""
+    env = python_env() | {
+        "HUMANDESK_REDIS_URL": redis_url,
+        "HUMANDESK_DESK": desk_name,
+        "HUMANDESK_SECRET_KEY": "a-shared-secret-key-for-both-instances",
+        "HUMANDESK_DATA_DIR": str(tmp_path),
+    }
+    add = subprocess.run(
+        [PYTHON, "-m", "humandesk.server.cli", "agent", "add", "ada", "--queue", "support",
+         "--password-stdin"],
+        input="correct horse\n", env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert add.returncode == 0, add.stderr
+    procs, urls = [], []
+    for _ in range(2):
+        port = free_port()
+        procs.append(subprocess.Popen(
+            [PYTHON, "-m", "humandesk.server.cli", "serve", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        ))
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        for url, proc in zip(urls, procs, strict=True):
+            wait_ready(url, proc)
+        yield urls
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''!r}")
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready")
+
+
+@pytest.mark.slow
+async def test_call_across_two_server_processes(two_servers: list[str]) -> None:
+    visitor_url, agent_url = two_servers
+    assert visitor_url != agent_url
+    visitor, agent = await call_through(visitor_url, agent_url, "correct horse")
+    try:
+        assert close_to(visitor.received_colour(), BLUE)
+        assert close_to(agent.received_colour(), RED)
+        await agent.hangup()
+        assert (await visitor.expect("call_ended"))["by"] == "agent"
+    finally:
+        await visitor.close()
+        await agent.close()
