@@ -110,16 +110,16 @@ class DeskQueue:
     async def queue_names(self, *, refresh: bool = False) -> list[str]:
         """The desk's queues, sorted; cached until ``refresh``."""
         if self._queues is None or refresh:
-            names = await self.redis.smembers(self.keys.queues)  # type: ignore[misc]
+            names = await self.redis.smembers(self.keys.queues)
             self._queues = sorted(_text(n) for n in names)
         return self._queues
 
     async def add_queue(self, name: str) -> None:
-        await self.redis.sadd(self.keys.queues, name)  # type: ignore[misc]
+        await self.redis.sadd(self.keys.queues, name)
         self._queues = None
 
     async def remove_queue(self, name: str) -> None:
-        await self.redis.srem(self.keys.queues, name)  # type: ignore[misc]
+        await self.redis.srem(self.keys.queues, name)
         self._queues = None
 
     # Operations ----------------------------------------------------------------------------
@@ -231,19 +231,19 @@ class DeskQueue:
     # Reads -------------------------------------------------------------------------------
 
     async def visitor(self, visitor_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.hget(self.keys.key("visitors"), visitor_id)  # type: ignore[misc]
+        raw = await self.redis.hget(self.keys.key("visitors"), visitor_id)
         return None if raw is None else dict(json.loads(_text(raw)))
 
     async def agent(self, name: str) -> dict[str, Any] | None:
-        raw = await self.redis.hget(self.keys.key("agents"), name)  # type: ignore[misc]
+        raw = await self.redis.hget(self.keys.key("agents"), name)
         return None if raw is None else dict(json.loads(_text(raw)))
 
     async def offer(self, offer_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.hget(self.keys.key("offers"), offer_id)  # type: ignore[misc]
+        raw = await self.redis.hget(self.keys.key("offers"), offer_id)
         return None if raw is None else dict(json.loads(_text(raw)))
 
     async def call(self, call_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.hget(self.keys.key("calls"), call_id)  # type: ignore[misc]
+        raw = await self.redis.hget(self.keys.key("calls"), call_id)
         return None if raw is None else dict(json.loads(_text(raw)))
 
     async def clock_ms(self) -> int:
@@ -263,9 +263,9 @@ class DeskQueue:
 
     async def line(self, queue: str) -> list[tuple[str, float]]:
         """The waiting visitors of a queue, first in line first, with their scores."""
-        rows = await self.redis.zrange(
+        rows: list[tuple[bytes, float]] = await self.redis.zrange(
             self.keys.queue_key(queue, "waiting"), 0, -1, withscores=True
-        )
+        )  # type: ignore[assignment]
         return [(_text(member), float(score)) for member, score in rows]
 
     async def snapshot(self, queue: str) -> QueueSnapshot:
@@ -285,10 +285,10 @@ class DeskQueue:
 
     async def events(self, count: int = 1000) -> list[dict[str, str]]:
         """The newest ``count`` events of the log, oldest first."""
-        rows = await self.redis.xrevrange(self.keys.key("events"), count=count)
-        return [
-            {_text(k): _text(v) for k, v in fields.items()} for _id, fields in reversed(rows)
-        ]
+        rows: list[tuple[bytes, dict[bytes, bytes]]] = await self.redis.xrevrange(
+            self.keys.key("events"), count=count
+        )  # type: ignore[assignment]
+        return [{_text(k): _text(v) for k, v in fields.items()} for _id, fields in reversed(rows)]
 
 
 def estimate_wait_seconds(position: int, snapshot: QueueSnapshot) -> int:

@@ -48,9 +48,7 @@ class Accounts:
         self, name: str, password: str, queues: list[str], display_name: str = ""
     ) -> Account:
         if not NAME_RE.match(name):
-            raise AccountError(
-                "agent names are 1-32 lowercase letters, digits, '.', '_' or '-'"
-            )
+            raise AccountError("agent names are 1-32 lowercase letters, digits, '.', '_' or '-'")
         if len(password) < 8:
             raise AccountError("passwords need at least 8 characters")
         if not queues:
@@ -58,7 +56,7 @@ class Accounts:
         for q in queues:
             if not NAME_RE.match(q):
                 raise AccountError(f"invalid queue name {q!r}")
-        if await self.redis.hexists(self.key, name):  # type: ignore[misc]
+        if await self.redis.hexists(self.key, name):
             raise AccountError(f"agent {name!r} already exists")
         loop = asyncio.get_running_loop()
         hashed = await loop.run_in_executor(None, hash_password, password)
@@ -71,7 +69,7 @@ class Accounts:
         )
         for q in account.queues:
             await self.queue.add_queue(q)
-        await self.redis.hset(self.key, name, json.dumps(asdict(account)))  # type: ignore[misc]
+        await self.redis.hset(self.key, name, json.dumps(asdict(account)))
         return account
 
     async def set_password_or_add(
@@ -84,7 +82,7 @@ class Accounts:
         loop = asyncio.get_running_loop()
         hashed = await loop.run_in_executor(None, hash_password, password)
         account = replace(account, password_hash=hashed)
-        await self.redis.hset(self.key, name, json.dumps(asdict(account)))  # type: ignore[misc]
+        await self.redis.hset(self.key, name, json.dumps(asdict(account)))
         return account
 
     async def remove(self, name: str) -> None:
@@ -92,16 +90,16 @@ class Accounts:
         if account is None:
             raise AccountError(f"no agent named {name!r}")
         await self.queue.set_agent_status(account.info(), "offline", "account removed")
-        await self.redis.hdel(self.key, name)  # type: ignore[misc]
+        await self.redis.hdel(self.key, name)
 
     async def get(self, name: str) -> Account | None:
-        raw = await self.redis.hget(self.key, name)  # type: ignore[misc]
+        raw = await self.redis.hget(self.key, name)
         if raw is None:
             return None
         return Account(**json.loads(raw))
 
     async def all(self) -> list[Account]:
-        rows = await self.redis.hgetall(self.key)  # type: ignore[misc]
+        rows = await self.redis.hgetall(self.key)
         return sorted((Account(**json.loads(v)) for v in rows.values()), key=lambda a: a.name)
 
     async def authenticate(self, name: str, password: str) -> Account | None:

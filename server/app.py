@@ -212,13 +212,15 @@ async def queue_status(request: web.Request) -> web.Response:
     if name not in await queue.queue_names(refresh=True):
         return json_error(404, "unknown_queue")
     snap = await queue.snapshot(name)
-    return web.json_response({
-        "queue": name,
-        "waiting": snap.waiting,
-        "agents_available": snap.available,
-        "agents_serving": snap.serving,
-        "eta_seconds": estimate_wait_seconds(snap.waiting + 1, snap),
-    })
+    return web.json_response(
+        {
+            "queue": name,
+            "waiting": snap.waiting,
+            "agents_available": snap.available,
+            "agents_serving": snap.serving,
+            "eta_seconds": estimate_wait_seconds(snap.waiting + 1, snap),
+        }
+    )
 
 
 # WebSockets --------------------------------------------------------------------------------

@@ -52,8 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser(
-        "serve", parents=[common], help="run the desk server",
-        epilog=_env_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
+        "serve",
+        parents=[common],
+        help="run the desk server",
+        epilog=_env_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", help="address to listen on (HUMANDESK_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (HUMANDESK_PORT)")
@@ -68,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--turn-secret", help="TURN REST secret (HUMANDESK_TURN_SECRET)")
 
     demo = sub.add_parser(
-        "demo", parents=[common],
+        "demo",
+        parents=[common],
         help="run the demo: a shop page with the button, the desk, and a demo agent",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address for both servers")
@@ -174,8 +178,10 @@ async def _agent(args: argparse.Namespace, config: Config) -> int:
                 account = await accounts.add(
                     args.name.lower(), password, args.queue, args.display_name
                 )
-                print(f"added agent {account.name} ({account.display_name}), "
-                      f"queues: {', '.join(account.queues)}")
+                print(
+                    f"added agent {account.name} ({account.display_name}), "
+                    f"queues: {', '.join(account.queues)}"
+                )
                 if generated:
                     print(f"password: {password}")
             elif args.agent_command == "list":
@@ -185,8 +191,10 @@ async def _agent(args: argparse.Namespace, config: Config) -> int:
                 for account in rows:
                     state = await accounts.queue.agent(account.name)
                     status = state["state"] if state else "offline"
-                    print(f"{account.name:<20} {account.display_name:<24} "
-                          f"{','.join(account.queues):<20} {status}")
+                    print(
+                        f"{account.name:<20} {account.display_name:<24} "
+                        f"{','.join(account.queues):<20} {status}"
+                    )
             elif args.agent_command == "remove":
                 await accounts.remove(args.name.lower())
                 print(f"removed agent {args.name.lower()}")
@@ -200,10 +208,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     with redis_for(config) as config:
         app = create_app(config)
-        print(f"humandesk is serving on http://{config.host}:{config.port}/ "
-              f"(agent console: /agent, widget: /widget.js)", flush=True)
-        web.run_app(app, host=config.host, port=config.port, print=None,
-                    handle_signals=True, shutdown_timeout=5)
+        print(
+            f"humandesk is serving on http://{config.host}:{config.port}/ "
+            f"(agent console: /agent, widget: /widget.js)",
+            flush=True,
+        )
+        web.run_app(
+            app,
+            host=config.host,
+            port=config.port,
+            print=None,
+            handle_signals=True,
+            shutdown_timeout=5,
+        )
     return 0
 
 
@@ -211,8 +228,9 @@ def shop_app(desk_url: str, queue: str) -> web.Application:
     """The demo shop: a page on another origin that embeds the widget with one script tag."""
 
     async def page(_request: web.Request) -> web.Response:
-        return web.Response(text=render("shop.html", desk_url=desk_url, queue=queue),
-                            content_type="text/html")
+        return web.Response(
+            text=render("shop.html", desk_url=desk_url, queue=queue), content_type="text/html"
+        )
 
     app = web.Application()
     app.router.add_get("/", page)
@@ -222,10 +240,17 @@ def shop_app(desk_url: str, queue: str) -> web.Application:
 def cmd_demo(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     host, port, shop_port = args.host, args.port, args.shop_port
-    shop_origins = (f"http://{host}:{shop_port}", f"http://localhost:{shop_port}",
-                    f"http://127.0.0.1:{shop_port}")
-    config = replace(config, host=host, port=port,
-                     allowed_origins=tuple(dict.fromkeys(config.allowed_origins + shop_origins)))
+    shop_origins = (
+        f"http://{host}:{shop_port}",
+        f"http://localhost:{shop_port}",
+        f"http://127.0.0.1:{shop_port}",
+    )
+    config = replace(
+        config,
+        host=host,
+        port=port,
+        allowed_origins=tuple(dict.fromkeys(config.allowed_origins + shop_origins)),
+    )
     with redis_for(config) as config:
         return asyncio.run(_demo(config, shop_port))
 
@@ -235,13 +260,13 @@ async def _demo(config: Config, shop_port: int) -> int:
     async with accounts_for(config) as accounts:
         for q in config.queues:
             await accounts.queue.add_queue(q)
-        await accounts.set_password_or_add(
-            DEMO_AGENT, password, list(config.queues), "Demo Agent"
-        )
+        await accounts.set_password_or_add(DEMO_AGENT, password, list(config.queues), "Demo Agent")
     desk_url = f"http://{config.host}:{config.port}"
     runners = []
-    for app, port in ((create_app(config), config.port),
-                      (shop_app(desk_url, config.queues[0]), shop_port)):
+    for app, port in (
+        (create_app(config), config.port),
+        (shop_app(desk_url, config.queues[0]), shop_port),
+    ):
         runner = web.AppRunner(app, shutdown_timeout=5)
         await runner.setup()
         await web.TCPSite(runner, config.host, port).start()

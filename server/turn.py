@@ -15,9 +15,9 @@ import time
 from typing import Any
 
 
-def turn_credentials(secret: str, user_id: str, ttl_s: int, now: float | None = None) -> tuple[
-    str, str
-]:
+def turn_credentials(
+    secret: str, user_id: str, ttl_s: int, now: float | None = None
+) -> tuple[str, str]:
     expiry = int(now if now is not None else time.time()) + ttl_s
     username = f"{expiry}:{user_id}"
     digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()

@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +26,16 @@ from humandesk.signaling.state import AgentPhase, AgentState, VisitorPhase, Visi
 log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 1000
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def spawn(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """Runs ``coro`` in the background, keeping a reference until it is done."""
+    task = asyncio.create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
 
 
 class TicketSigner(Protocol):
@@ -62,7 +72,7 @@ class Outbox:
             self._queue.put_nowait(message)
         except asyncio.QueueFull:
             log.warning("closing a socket that does not keep up with its messages")
-            asyncio.create_task(self.ws.close(code=CloseCode.POLICY, message=b"slow_consumer"))
+            spawn(self.ws.close(code=CloseCode.POLICY, message=b"slow_consumer"))
 
     async def _run(self) -> None:
         while True:
@@ -170,7 +180,6 @@ class SignalingDesk:
         self._dirty: set[str] = set()
         self._positions_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._closing: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         self.hub.on_resync(self._resync)
@@ -199,9 +208,7 @@ class SignalingDesk:
         )
 
     def close_soon(self, ws: web.WebSocketResponse, code: int, reason: str) -> None:
-        task = asyncio.create_task(ws.close(code=code, message=reason.encode()))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        spawn(ws.close(code=code, message=reason.encode()))
 
     # Registration ------------------------------------------------------------------------
 
@@ -275,8 +282,11 @@ class SignalingDesk:
 
     async def push_queue_state(self, queue: str) -> None:
         """Sends changed positions to this process's waiting visitors and counts to agents."""
-        waiting = [c for c in self.visitors.values() if c.state.queue == queue
-                   and c.state.phase is VisitorPhase.WAITING]
+        waiting = [
+            c
+            for c in self.visitors.values()
+            if c.state.queue == queue and c.state.phase is VisitorPhase.WAITING
+        ]
         agents = [c for c in self.agents.values() if queue in c.queues]
         if not waiting and not agents:
             return
@@ -316,10 +326,14 @@ class SignalingDesk:
 
     async def heartbeat(self) -> None:
         """Renews the leases of every party this process holds a socket for."""
-        visitors = [vid for vid, c in self.visitors.items()
-                    if c.state.phase in (VisitorPhase.WAITING, VisitorPhase.IN_CALL)]
-        agents = [name for name, c in self.agents.items()
-                  if c.state.phase is not AgentPhase.OFFLINE]
+        visitors = [
+            vid
+            for vid, c in self.visitors.items()
+            if c.state.phase in (VisitorPhase.WAITING, VisitorPhase.IN_CALL)
+        ]
+        agents = [
+            name for name, c in self.agents.items() if c.state.phase is not AgentPhase.OFFLINE
+        ]
         if not visitors and not agents:
             return
         gone_visitors, _gone_agents = await self.queue.heartbeat(visitors, agents)
@@ -348,7 +362,7 @@ class SignalingDesk:
         for queue in list(self._queue_watch):
             self.mark_dirty(queue)
         for conn in list(self.agents.values()):
-            asyncio.create_task(self._resync_agent(conn))
+            spawn(self._resync_agent(conn))
 
     async def _resync_agent(self, conn: AgentConn) -> None:
         record = await self.queue.agent(conn.name)
@@ -370,18 +384,34 @@ class SignalingDesk:
         v = await self.queue.visitor(str(call["visitor"])) or {}
         a = await self.queue.agent(str(call["agent"])) or {}
         if agent:
-            await self.hub.publish(self.keys.agent_channel(str(call["agent"])), {
-                "type": "call_started", "call_id": call_id, "role": "offerer",
-                "peer": {"name": v.get("name", ""), "topic": v.get("topic", ""),
-                         "audio_only": bool(v.get("audio_only"))},
-                "queue": call["queue"], "_peer": call["visitor"], "replay": True,
-            })
+            await self.hub.publish(
+                self.keys.agent_channel(str(call["agent"])),
+                {
+                    "type": "call_started",
+                    "call_id": call_id,
+                    "role": "offerer",
+                    "peer": {
+                        "name": v.get("name", ""),
+                        "topic": v.get("topic", ""),
+                        "audio_only": bool(v.get("audio_only")),
+                    },
+                    "queue": call["queue"],
+                    "_peer": call["visitor"],
+                    "replay": True,
+                },
+            )
         if visitor:
-            await self.hub.publish(self.keys.visitor_channel(str(call["visitor"])), {
-                "type": "call_started", "call_id": call_id, "role": "answerer",
-                "peer": {"name": a.get("display_name") or a.get("name", "")},
-                "_peer": call["agent"], "replay": True,
-            })
+            await self.hub.publish(
+                self.keys.visitor_channel(str(call["visitor"])),
+                {
+                    "type": "call_started",
+                    "call_id": call_id,
+                    "role": "answerer",
+                    "peer": {"name": a.get("display_name") or a.get("name", "")},
+                    "_peer": call["agent"],
+                    "replay": True,
+                },
+            )
         return True
 
     async def replay_offer(self, conn: AgentConn, offer_id: str) -> None:
@@ -391,12 +421,19 @@ class SignalingDesk:
             return
         visitor = await self.queue.visitor(str(offer["visitor"])) or {}
         now = await self.queue.clock_ms()
-        conn.deliver({
-            "type": "offer", "offer_id": offer_id, "queue": offer["queue"],
-            "visitor": {"name": visitor.get("name", ""), "topic": visitor.get("topic", ""),
-                        "audio_only": bool(visitor.get("audio_only")),
-                        "page": visitor.get("page", "")},
-            "waited_seconds": max(0, (now - int(visitor.get("joined", now))) // 1000),
-            "timeout_ms": max(0, int(offer["deadline"]) - now),
-            "expires_at_ms": int(offer["deadline"]),
-        })
+        conn.deliver(
+            {
+                "type": "offer",
+                "offer_id": offer_id,
+                "queue": offer["queue"],
+                "visitor": {
+                    "name": visitor.get("name", ""),
+                    "topic": visitor.get("topic", ""),
+                    "audio_only": bool(visitor.get("audio_only")),
+                    "page": visitor.get("page", ""),
+                },
+                "waited_seconds": max(0, (now - int(visitor.get("joined", now))) // 1000),
+                "timeout_ms": max(0, int(offer["deadline"]) - now),
+                "expires_at_ms": int(offer["deadline"]),
+            }
+        )

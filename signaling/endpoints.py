@@ -60,7 +60,10 @@ class CloseSocket(Exception):
 
 def new_socket() -> web.WebSocketResponse:
     return web.WebSocketResponse(
-        max_msg_size=MAX_FRAME_BYTES, compress=False, heartbeat=25.0, autoping=True,
+        max_msg_size=MAX_FRAME_BYTES,
+        compress=False,
+        heartbeat=25.0,
+        autoping=True,
         timeout=2.0,
     )
 
@@ -111,9 +114,15 @@ async def visitor_socket(request: web.Request, desk: SignalingDesk) -> web.WebSo
     await ws.prepare(request)
     conn = VisitorConn(desk, ws)
     desk.anonymous.add(conn)
-    conn.send({"type": "welcome", "v": PROTOCOL_VERSION, "role": "visitor",
-               "ice_servers": desk.ice_servers("v-" + conn.conn_id),
-               "ice_transport_policy": desk.settings.ice_transport_policy})
+    conn.send(
+        {
+            "type": "welcome",
+            "v": PROTOCOL_VERSION,
+            "role": "visitor",
+            "ice_servers": desk.ice_servers("v-" + conn.conn_id),
+            "ice_transport_policy": desk.settings.ice_transport_policy,
+        }
+    )
 
     async def handle(message: ClientMessage) -> None:
         conn.state.check(message)
@@ -138,8 +147,12 @@ async def visitor_socket(request: web.Request, desk: SignalingDesk) -> web.WebSo
         elif isinstance(message, Media):
             await desk.hub.publish(
                 desk.keys.agent_channel(conn.peer or ""),
-                {"type": "peer_media", "call_id": conn.state.call_id,
-                 "muted": message.muted, "camera_off": message.camera_off},
+                {
+                    "type": "peer_media",
+                    "call_id": conn.state.call_id,
+                    "muted": message.muted,
+                    "camera_off": message.camera_off,
+                },
             )
         elif isinstance(message, Hangup):
             try:
@@ -221,15 +234,17 @@ async def _send_queued(desk: SignalingDesk, conn: VisitorConn, position: int) ->
     eta = estimate_wait_seconds(position, snapshot)
     record = await desk.queue.visitor(vid)
     conn.position, conn.eta = position, eta
-    conn.send({
-        "type": "queued",
-        "visitor_id": vid,
-        "ticket": desk.tickets.issue(vid),
-        "queue": queue,
-        "position": position,
-        "eta_seconds": eta,
-        "audio_only": bool(record and record.get("audio_only")),
-    })
+    conn.send(
+        {
+            "type": "queued",
+            "visitor_id": vid,
+            "ticket": desk.tickets.issue(vid),
+            "queue": queue,
+            "position": position,
+            "eta_seconds": eta,
+            "audio_only": bool(record and record.get("audio_only")),
+        }
+    )
     desk.mark_dirty(queue)
 
 
@@ -244,14 +259,21 @@ async def agent_socket(
     conn = AgentConn(desk, ws, agent.name, list(agent.queues))
     await desk.register_agent(conn)
     record = await desk.queue.agent(agent.name) or {"state": "offline"}
-    conn.send({
-        "type": "welcome", "v": PROTOCOL_VERSION, "role": "agent",
-        "agent": {"name": agent.name, "display_name": agent.display_name,
-                  "queues": list(agent.queues)},
-        "status": record["state"],
-        "ice_servers": desk.ice_servers("a-" + agent.name),
-        "ice_transport_policy": desk.settings.ice_transport_policy,
-    })
+    conn.send(
+        {
+            "type": "welcome",
+            "v": PROTOCOL_VERSION,
+            "role": "agent",
+            "agent": {
+                "name": agent.name,
+                "display_name": agent.display_name,
+                "queues": list(agent.queues),
+            },
+            "status": record["state"],
+            "ice_servers": desk.ice_servers("a-" + agent.name),
+            "ice_transport_policy": desk.settings.ice_transport_policy,
+        }
+    )
     conn.deliver({"type": "status", "status": record["state"], "reason": record.get("reason")})
     if record["state"] == "offered":
         await desk.replay_offer(conn, str(record["offer"]))
@@ -278,8 +300,12 @@ async def agent_socket(
         elif isinstance(message, Media):
             await desk.hub.publish(
                 desk.keys.visitor_channel(conn.peer or ""),
-                {"type": "peer_media", "call_id": conn.state.call_id,
-                 "muted": message.muted, "camera_off": message.camera_off},
+                {
+                    "type": "peer_media",
+                    "call_id": conn.state.call_id,
+                    "muted": message.muted,
+                    "camera_off": message.camera_off,
+                },
             )
         elif isinstance(message, Ping):
             conn.send({"type": "pong"})

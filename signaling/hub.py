@@ -59,7 +59,7 @@ class Hub:
                     await task
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         await self.redis.publish(channel, json.dumps(message))
@@ -138,7 +138,7 @@ class Hub:
                 self._ready.clear()
                 self._pubsub = None
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 

@@ -137,9 +137,7 @@ AgentMessage = SetStatus | Accept | Decline | Signal | Media | Hangup | Ping
 ClientMessage = VisitorMessage | AgentMessage
 
 VISITOR_TYPES: Final = frozenset({"join", "resume", "leave", "signal", "media", "hangup", "ping"})
-AGENT_TYPES: Final = frozenset(
-    {"status", "accept", "decline", "signal", "media", "hangup", "ping"}
-)
+AGENT_TYPES: Final = frozenset({"status", "accept", "decline", "signal", "media", "hangup", "ping"})
 
 
 def parse(frame: str | bytes, role: Role) -> ClientMessage:
@@ -230,12 +228,12 @@ def _parse_signal(fields: _Fields) -> Signal:
     mid = cand.get("sdpMid")
     if mid is not None:
         if not isinstance(mid, str) or len(mid) > 64:
-            raise ProtocolError("bad_message", "'candidate.sdpMid' must be a short string", "signal")
+            raise ProtocolError("bad_message", "'candidate.sdpMid' must be short text", "signal")
         clean["sdpMid"] = mid
     index = cand.get("sdpMLineIndex")
     if index is not None:
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 64:
-            raise ProtocolError("bad_message", "'candidate.sdpMLineIndex' is out of range", "signal")
+            raise ProtocolError("bad_message", "'candidate.sdpMLineIndex' is invalid", "signal")
         clean["sdpMLineIndex"] = index
     ufrag = cand.get("usernameFragment")
     if ufrag is not None:

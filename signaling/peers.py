@@ -74,9 +74,7 @@ class DeskPeer:
         self.colour = colour
         self.origin = origin or self.base_url
         self._own_session = session is None
-        self.session = session or aiohttp.ClientSession(
-            cookie_jar=aiohttp.CookieJar(unsafe=True)
-        )
+        self.session = session or aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.seen: list[dict[str, Any]] = []
@@ -183,8 +181,13 @@ class DeskPeer:
     async def _send_local_description(self) -> None:
         assert self.pc is not None and self.pc.localDescription is not None
         desc = self.pc.localDescription
-        await self.send({"type": "signal", "call_id": self.call_id,
-                         "description": {"type": desc.type, "sdp": desc.sdp}})
+        await self.send(
+            {
+                "type": "signal",
+                "call_id": self.call_id,
+                "description": {"type": desc.type, "sdp": desc.sdp},
+            }
+        )
         # aiortc puts every candidate in its SDP; say that there are no more.
         await self.send({"type": "signal", "call_id": self.call_id, "candidate": None})
 

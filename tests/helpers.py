@@ -52,8 +52,11 @@ class Peer:
             msg = await self.ws.receive(timeout=remaining)
             if msg.type is aiohttp.WSMsgType.TEXT:
                 self.seen.append(json.loads(msg.data))
-            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
-                              aiohttp.WSMsgType.CLOSING):
+            elif msg.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.CLOSING,
+            ):
                 raise AssertionError(
                     f"socket closed ({self.ws.close_code}) waiting for {kind}; saw {self.seen}"
                 )
@@ -69,8 +72,11 @@ class Peer:
                 # The code the server sent (close_code may read 1006 once the server has
                 # dropped the TCP connection before the client's close reply).
                 return int(msg.data)
-            if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING,
-                            aiohttp.WSMsgType.ERROR):
+            if msg.type in (
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.ERROR,
+            ):
                 return self.ws.close_code
 
     async def quiet(self, seconds: float = 0.3) -> list[dict[str, Any]]:
@@ -103,7 +109,8 @@ async def open_visitor(client: TestClient[Any, Any]) -> Peer:
 
 async def login_agent(client: TestClient[Any, Any], name: str, password: str) -> None:
     resp = await client.post(
-        "/api/login", json={"username": name, "password": password},
+        "/api/login",
+        json={"username": name, "password": password},
         headers={"Origin": origin_of(client)},
     )
     assert resp.status == 200, await resp.text()

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+
 from humandesk.server import embedded_redis
 from humandesk.server.embedded_redis import (
     EmbeddedRedis,

@@ -7,7 +7,6 @@ agent on the other, so every signaling message crosses processes through Redis.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import time
@@ -18,22 +17,25 @@ from typing import Any
 
 import pytest
 
-from conftest import PYTHON, free_port, python_env
-from helpers import desk_config
 from humandesk.server.app import ACCOUNTS, create_app
 from humandesk.signaling.peers import DeskPeer
+
+from conftest import PYTHON, free_port, python_env
+from helpers import desk_config
 
 RED = (220, 30, 30)
 BLUE = (30, 30, 220)
 
 
 def close_to(colour: tuple[int, int, int] | None, expected: tuple[int, int, int]) -> bool:
-    return colour is not None and all(abs(a - b) < 40 for a, b in zip(colour, expected,
-                                                                       strict=True))
+    return colour is not None and all(
+        abs(a - b) < 40 for a, b in zip(colour, expected, strict=True)
+    )
 
 
-async def call_through(visitor_url: str, agent_url: str, password: str) -> tuple[DeskPeer,
-                                                                                 DeskPeer]:
+async def call_through(
+    visitor_url: str, agent_url: str, password: str
+) -> tuple[DeskPeer, DeskPeer]:
     visitor = DeskPeer(visitor_url, "visitor", colour=RED)
     agent = DeskPeer(agent_url, "agent", colour=BLUE)
     await agent.login("ada", password)
@@ -78,18 +80,35 @@ def two_servers(redis_url: str, desk_name: str, tmp_path: Path) -> Iterator[list
         "HUMANDESK_DATA_DIR": str(tmp_path),
     }
     add = subprocess.run(
-        [PYTHON, "-m", "humandesk.server.cli", "agent", "add", "ada", "--queue", "support",
-         "--password-stdin"],
-        input="correct horse\n", env=env, capture_output=True, text=True, timeout=60,
+        [
+            PYTHON,
+            "-m",
+            "humandesk.server.cli",
+            "agent",
+            "add",
+            "ada",
+            "--queue",
+            "support",
+            "--password-stdin",
+        ],
+        input="correct horse\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert add.returncode == 0, add.stderr
     procs, urls = [], []
     for _ in range(2):
         port = free_port()
-        procs.append(subprocess.Popen(
-            [PYTHON, "-m", "humandesk.server.cli", "serve", "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [PYTHON, "-m", "humandesk.server.cli", "serve", "--port", str(port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        )
         urls.append(f"http://127.0.0.1:{port}")
     try:
         for url, proc in zip(urls, procs, strict=True):

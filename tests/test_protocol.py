@@ -13,9 +13,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from helpers import Peer, login_agent, open_agent, open_visitor, origin_of, desk_config
 from humandesk.server.app import ACCOUNTS, SIGNER, create_app
 from humandesk.server.auth import SESSION_COOKIE
+
+from helpers import Peer, desk_config, login_agent, open_agent, open_visitor, origin_of
 
 Client = TestClient[Any, Any]
 OFFER_SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -47,8 +48,15 @@ async def available_agent(client: Client, name: str = "ada", pw: str = "correct 
 
 async def test_full_call_flow(client: Client) -> None:
     visitor = await open_visitor(client)
-    await visitor.send({"type": "join", "queue": "support", "name": "Grace <b>Hopper</b>",
-                        "topic": "My order #42 never arrived", "audio_only": False})
+    await visitor.send(
+        {
+            "type": "join",
+            "queue": "support",
+            "name": "Grace <b>Hopper</b>",
+            "topic": "My order #42 never arrived",
+            "audio_only": False,
+        }
+    )
     queued = await visitor.expect("queued")
     assert queued["position"] == 1 and queued["ticket"] and queued["eta_seconds"] >= 0
 
@@ -69,16 +77,24 @@ async def test_full_call_flow(client: Client) -> None:
     assert started_v["peer"] == {"name": "Ada Lovelace"}
     assert "_peer" not in started_v and "_peer" not in started_a
 
-    await agent.send({"type": "signal", "call_id": call,
-                      "description": {"type": "offer", "sdp": OFFER_SDP}})
+    await agent.send(
+        {"type": "signal", "call_id": call, "description": {"type": "offer", "sdp": OFFER_SDP}}
+    )
     got = await visitor.expect("signal")
-    assert got == {"type": "signal", "call_id": call,
-                   "description": {"type": "offer", "sdp": OFFER_SDP}}
-    await visitor.send({"type": "signal", "call_id": call,
-                        "description": {"type": "answer", "sdp": OFFER_SDP}})
+    assert got == {
+        "type": "signal",
+        "call_id": call,
+        "description": {"type": "offer", "sdp": OFFER_SDP},
+    }
+    await visitor.send(
+        {"type": "signal", "call_id": call, "description": {"type": "answer", "sdp": OFFER_SDP}}
+    )
     assert (await agent.expect("signal"))["description"]["type"] == "answer"
-    cand = {"candidate": "candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host",
-            "sdpMid": "0", "sdpMLineIndex": 0}
+    cand = {
+        "candidate": "candidate:1 1 udp 2122260223 192.0.2.1 54321 typ host",
+        "sdpMid": "0",
+        "sdpMLineIndex": 0,
+    }
     await visitor.send({"type": "signal", "call_id": call, "candidate": cand})
     assert (await agent.expect("signal"))["candidate"] == cand
     await visitor.send({"type": "signal", "call_id": call, "candidate": None})
@@ -129,9 +145,18 @@ async def test_resume_keeps_place_and_forged_ticket_is_refused(client: Client) -
     resumed = await again.expect("queued")
     assert resumed["position"] == 2
 
-    forged = jwt.encode({"sub": "x", "aud": "humandesk:visitor", "iss": "humandesk",
-                         "iat": int(time.time()), "exp": int(time.time()) + 60, "desk": "x"},
-                        "wrong-key", algorithm="HS256")
+    forged = jwt.encode(
+        {
+            "sub": "x",
+            "aud": "humandesk:visitor",
+            "iss": "humandesk",
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 60,
+            "desk": "x",
+        },
+        "wrong-key",
+        algorithm="HS256",
+    )
     bad = await open_visitor(client)
     await bad.send({"type": "resume", "ticket": forged})
     assert await bad.closed() == 4001
@@ -194,8 +219,11 @@ async def test_wrong_state_and_oversized_sdp_in_a_call(client: Client) -> None:
     await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
     call = (await agent.expect("call_started"))["call_id"]
     await visitor.expect("call_started")
-    huge = {"type": "signal", "call_id": call,
-            "description": {"type": "offer", "sdp": "a" * 30_000}}
+    huge = {
+        "type": "signal",
+        "call_id": call,
+        "description": {"type": "offer", "sdp": "a" * 30_000},
+    }
     await agent.send(huge)
     assert (await agent.expect("error"))["code"] == "too_large"
     await agent.send({"type": "signal", "call_id": "12345", "candidate": None})
@@ -243,8 +271,14 @@ def _agent_token(claims: dict[str, Any], key: str, alg: str = "HS256") -> str:
 
 async def test_agent_socket_needs_a_valid_session(client: Client, desk_name: str) -> None:
     now = int(time.time())
-    good = {"sub": "ada", "aud": "humandesk:agent", "iss": "humandesk", "iat": now,
-            "exp": now + 60, "desk": desk_name}
+    good = {
+        "sub": "ada",
+        "aud": "humandesk:agent",
+        "iss": "humandesk",
+        "iat": now,
+        "exp": now + 60,
+        "desk": desk_name,
+    }
     key = "test-secret-key-of-desk-" + desk_name
     cases = {
         "missing_token": None,
@@ -253,8 +287,11 @@ async def test_agent_socket_needs_a_valid_session(client: Client, desk_name: str
     }
     no_exp = {k: v for k, v in good.items() if k != "exp"}
     unsigned = jwt.encode(good, None, algorithm="none")  # type: ignore[arg-type]
-    cases_invalid = [_agent_token(no_exp, key), unsigned,
-                     _agent_token({**good, "aud": "humandesk:visitor"}, key)]
+    cases_invalid = [
+        _agent_token(no_exp, key),
+        unsigned,
+        _agent_token({**good, "aud": "humandesk:visitor"}, key),
+    ]
     for reason, token in cases.items():
         await _expect_401(client, token, reason)
     for token in cases_invalid:
@@ -277,19 +314,25 @@ async def _expect_401(client: Client, token: str | None, reason: str) -> None:
 
 async def test_login_errors_and_cookie_flags(client: Client) -> None:
     origin = {"Origin": origin_of(client)}
-    bad = await client.post("/api/login", json={"username": "ada", "password": "nope"},
-                            headers=origin)
+    bad = await client.post(
+        "/api/login", json={"username": "ada", "password": "nope"}, headers=origin
+    )
     assert bad.status == 401 and (await bad.json())["error"] == "invalid_credentials"
-    nobody = await client.post("/api/login", json={"username": "zed", "password": "x"},
-                               headers=origin)
+    nobody = await client.post(
+        "/api/login", json={"username": "zed", "password": "x"}, headers=origin
+    )
     assert nobody.status == 401
     junk = await client.post("/api/login", data="{", headers=origin)
     assert junk.status == 400 and (await junk.json())["error"] == "bad_json"
-    cross = await client.post("/api/login", json={"username": "ada", "password": "x"},
-                              headers={"Origin": "https://evil.example"})
+    cross = await client.post(
+        "/api/login",
+        json={"username": "ada", "password": "x"},
+        headers={"Origin": "https://evil.example"},
+    )
     assert cross.status == 403
-    ok = await client.post("/api/login", json={"username": "ada",
-                                               "password": "correct horse"}, headers=origin)
+    ok = await client.post(
+        "/api/login", json={"username": "ada", "password": "correct horse"}, headers=origin
+    )
     assert ok.status == 200
     cookie = ok.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie

@@ -291,8 +291,11 @@ async def test_no_double_booking_when_many_agents_go_available_at_once(
         return_exceptions=True,
     )
     assert sum(isinstance(r, str) for r in results) == 30
-    assert all(isinstance(r, QueueError) and r.code == "stale_offer" for r in results if
-               not isinstance(r, str))
+    assert all(
+        isinstance(r, QueueError) and r.code == "stale_offer"
+        for r in results
+        if not isinstance(r, str)
+    )
     assert await clients[0].hlen(desks[0].keys.key("calls")) == 30
     for c in clients:
         await c.aclose()
@@ -312,8 +315,12 @@ async def test_scripts_publish_offers_to_the_agent_channel(desk: DeskQueue) -> N
             break
     await pubsub.aclose()
     offer = next(m for m in got if m["type"] == "offer")
-    assert offer["visitor"] == {"name": "Visitor 0", "topic": "topic 0", "audio_only": False,
-                                "page": ""}
+    assert offer["visitor"] == {
+        "name": "Visitor 0",
+        "topic": "topic 0",
+        "audio_only": False,
+        "page": "",
+    }
     assert offer["waited_seconds"] == 1 and offer["timeout_ms"] == 20_000
     assert any(m["type"] == "status" and m["status"] == "offered" for m in got)
 

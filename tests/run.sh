@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs them all: lint, types, unit, integration (real
+# Redis), protocol (real WebSockets), media (aiortc), browser (Chromium) and TURN (coturn).
+# Needs only Python 3.11+; as root it also installs Debian's chromium and coturn.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+
+need_apt=()
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v turnserver >/dev/null 2>&1 || need_apt+=(coturn)
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian packages: ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "note: ${need_apt[*]} missing and cannot be installed here; those tests will skip" \
+         "(in CI they fail)" >&2
+  fi
+fi
+
+export PATH="$PWD/.venv/bin:$PATH"
+echo "== ruff"
+ruff check .
+ruff format --check .
+echo "== mypy --strict"
+bash .ci/typecheck
+echo "== pytest"
+exec python -m pytest "$@"
