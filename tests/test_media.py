@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from humandesk.server.app import ACCOUNTS, create_app
 from humandesk.signaling.peers import DeskPeer
 
 from conftest import PYTHON, free_port, python_env
-from helpers import desk_config
+from helpers import desk_config, wait_ready
 
 RED = (220, 30, 30)
 BLUE = (30, 30, 220)
@@ -122,21 +120,6 @@ def two_servers(redis_url: str, desk_name: str, tmp_path: Path) -> Iterator[list
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''!r}")
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not ready")
 
 
 @pytest.mark.slow
