@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -10,9 +11,9 @@ from typing import Any
 import aiohttp
 import jwt
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from humandesk.queue.client import QueueConfig
 from humandesk.server.app import ACCOUNTS, SIGNER, create_app
 from humandesk.server.auth import SESSION_COOKIE
 
@@ -391,5 +392,74 @@ async def test_pages_and_widget(client: Client) -> None:
     assert missing.status == 404 and (await missing.json())["error"] == "not_found"
 
 
-def _unused(_: web.Application) -> None:
-    pass
+async def test_reconnects_replay_the_call(client: Client) -> None:
+    visitor = await join(client)
+    agent = await available_agent(client)
+    offer = await agent.expect("offer")
+    # A console reloaded while an offer waits gets the offer again.
+    await agent.ws.close()
+    agent = await open_agent(client)
+    again = await agent.expect("offer")
+    assert again["offer_id"] == offer["offer_id"] and 0 < again["timeout_ms"] <= 20_000
+    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+    call = (await agent.expect("call_started"))["call_id"]
+    await visitor.expect("call_started")
+    # The visitor reloads during the call: both sides start over on the same call.
+    ticket = next(m for m in visitor.seen if m["type"] == "queued")["ticket"]
+    await visitor.ws.close()
+    visitor = await open_visitor(client)
+    await visitor.send({"type": "resume", "ticket": ticket})
+    replay_v = await visitor.expect("call_started")
+    replay_a = await agent.expect("call_started")
+    assert replay_v["call_id"] == replay_a["call_id"] == call
+    assert replay_v["replay"] is True and replay_a["role"] == "offerer"
+    await agent.send({"type": "signal", "call_id": call, "candidate": None})
+    assert (await visitor.expect("signal"))["call_id"] == call
+    # The agent reloads during the call: it is asked to offer again.
+    await agent.ws.close()
+    agent = await open_agent(client)
+    assert (await agent.expect("call_started"))["call_id"] == call
+    await agent.send({"type": "hangup", "call_id": call})
+    await visitor.expect("call_ended")
+
+
+@pytest.fixture
+async def short_lease_client(
+    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
+) -> Client:
+    config = desk_config(
+        redis_url,
+        desk_name,
+        tmp_path,
+        heartbeat_s=0.2,
+        queue=QueueConfig(lease_ms=1200, offer_timeout_ms=20_000),
+    )
+    app = create_app(config)
+    c: Client = await aiohttp_client(app)
+    await app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
+    return c
+
+
+async def test_dead_connections_are_cleaned_up(short_lease_client: Client) -> None:
+    client = short_lease_client
+    gone = await join(client, "Gone")
+    stays = await join(client, "Stays")
+    await asyncio.sleep(2)  # live sockets keep their leases well past the lease time
+    assert next(m for m in stays.seen if m["type"] == "queued")["position"] == 2
+    await gone.ws.close()
+    assert (await stays.expect("position", timeout=10))["position"] == 1
+    agent = await available_agent(client)
+    offer = await agent.expect("offer")
+    assert offer["visitor"]["name"] == "Stays"
+    # The agent's console dies while the offer waits: the agent goes offline and the visitor
+    # keeps their place for the next agent.
+    await agent.ws.close()
+    for _ in range(100):
+        status = await (await client.get("/api/queues/support")).json()
+        if status["waiting"] == 1 and status["agents_serving"] == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert status["waiting"] == 1 and status["agents_serving"] == 0
+    agent = await open_agent(client)
+    state = await agent.expect("status")
+    assert state["status"] == "offline" and state["reason"] == "Connection lost"
