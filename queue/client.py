@@ -21,7 +21,23 @@ from redis.exceptions import ResponseError
 from humandesk.queue.keys import DeskKeys
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
-OPS = ("join", "leave", "agent_status", "accept", "decline", "end_call", "heartbeat", "reap")
+OPS = (
+    "join",
+    "leave",
+    "agent_status",
+    "accept",
+    "decline",
+    "end_call",
+    "heartbeat",
+    "reap",
+    "wrapup",
+    "notes",
+    "rate",
+    "transfer",
+    "callback",
+    "callback_close",
+)
+STRATEGIES = ("longest-idle", "fewest-calls", "round-robin", "random")
 
 AgentStatus = Literal["available", "break", "offline"]
 Party = Literal["visitor", "agent", "desk"]
@@ -38,13 +54,17 @@ class QueueError(Exception):
 
 @dataclass(frozen=True)
 class QueueConfig:
-    """Timing rules of a desk's queues."""
+    """Desk-wide defaults of the queue rules; each queue may override them (QueueRules)."""
 
     offer_timeout_ms: int = 20_000
     reject_delay_ms: int = 5_000
     no_answer_delay_ms: int = 5_000
     max_missed_offers: int = 3
-    lease_ms: int = 20_000
+    wrapup_ms: int = 30_000
+    escalation_ms: int = 60_000
+    max_wait_ms: int = 0
+    lease_ms: int = 20_000  # an agent's socket may be silent this long
+    visitor_lease_ms: int = 60_000  # the resume window of a visitor whose socket went away
     default_handle_s: float = 180.0
 
 
@@ -58,6 +78,7 @@ class NewVisitor:
     topic: str = ""
     page: str = ""
     audio_only: bool = False
+    priority: int = 0  # 0-9; higher goes first
 
 
 @dataclass(frozen=True)
@@ -67,6 +88,16 @@ class AgentInfo:
     name: str
     display_name: str
     queues: list[str] = field(default_factory=list)
+    levels: dict[str, int] = field(default_factory=dict)  # queue -> level (tier), default 1
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    id: str
+    queue: str
+    name: str
+    contact: str
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,7 +180,7 @@ class DeskQueue:
     async def join(self, visitor: NewVisitor, *, now_ms: int | None = None) -> JoinResult:
         """Adds a visitor at the back of their queue's line; matches at once if possible."""
         reply = await self._run(
-            "join", {"visitor": asdict(visitor), "lease_ms": self.config.lease_ms}, now_ms
+            "join", {"visitor": asdict(visitor), "lease_ms": self.config.visitor_lease_ms}, now_ms
         )
         return JoinResult(position=int(reply["position"]), waiting=int(reply["waiting"]))
 
@@ -207,7 +238,12 @@ class DeskQueue:
         """Renews leases; returns the (visitors, agents) that no longer hold one."""
         reply = await self._run(
             "heartbeat",
-            {"visitors": visitors, "agents": agents, "lease_ms": self.config.lease_ms},
+            {
+                "visitors": visitors,
+                "agents": agents,
+                "lease_ms": self.config.lease_ms,
+                "visitor_lease_ms": self.config.visitor_lease_ms,
+            },
             now_ms,
         )
         return _list(reply["visitors"]), _list(reply["agents"])
@@ -216,6 +252,99 @@ class DeskQueue:
         """Expires offers and leases, releases delayed agents, then matches."""
         reply = await self._run("reap", {"batch": 500}, now_ms)
         return {str(k): int(v) for k, v in reply.items()}
+
+    async def wrapup(
+        self,
+        agent: str,
+        action: Literal["extend", "done"],
+        extend_ms: int = 30_000,
+        *,
+        now_ms: int | None = None,
+    ) -> str:
+        """Extends or finishes the agent's wrap-up; returns the agent's state afterwards."""
+        reply = await self._run(
+            "wrapup", {"agent": agent, "action": action, "extend_ms": extend_ms}, now_ms
+        )
+        return str(reply["status"])
+
+    async def save_notes(
+        self, agent: str, call_id: str, notes: str, disposition: str, *, now_ms: int | None = None
+    ) -> None:
+        await self._run(
+            "notes",
+            {"agent": agent, "call_id": call_id, "notes": notes, "disposition": disposition},
+            now_ms,
+        )
+
+    async def rate(
+        self,
+        visitor_id: str,
+        call_id: str,
+        score: int,
+        comment: str = "",
+        *,
+        now_ms: int | None = None,
+    ) -> None:
+        await self._run(
+            "rate",
+            {"visitor_id": visitor_id, "call_id": call_id, "score": score, "comment": comment},
+            now_ms,
+        )
+
+    async def transfer(
+        self, agent: str, call_id: str, queue: str, *, now_ms: int | None = None
+    ) -> None:
+        """Blind transfer: the visitor goes to the head of ``queue``, the agent to wrap-up."""
+        await self._run("transfer", {"agent": agent, "call_id": call_id, "queue": queue}, now_ms)
+
+    async def request_callback(
+        self, callback: CallbackRequest, visitor_id: str = "", *, now_ms: int | None = None
+    ) -> None:
+        await self._run(
+            "callback", {"callback": asdict(callback), "visitor_id": visitor_id}, now_ms
+        )
+
+    async def close_callback(
+        self, callback_id: str, agent: str, outcome: str = "", *, now_ms: int | None = None
+    ) -> None:
+        await self._run(
+            "callback_close", {"id": callback_id, "agent": agent, "outcome": outcome}, now_ms
+        )
+
+    async def open_callbacks(self) -> list[dict[str, Any]]:
+        ids = await self.redis.zrange(self.keys.key("callbacks_open"), 0, -1)
+        if not ids:
+            return []
+        rows = await self.redis.hmget(self.keys.key("callbacks"), ids)
+        return [dict(json.loads(_text(r))) for r in rows if r is not None]
+
+    async def set_queue_rules(self, queue: str, rules: dict[str, Any]) -> None:
+        """Stores a queue's own rules (keys as in QueueConfig, plus strategy and overflow)."""
+        await self.add_queue(queue)
+        await self.redis.hset(self.keys.key("queue_config"), queue, json.dumps(rules))
+
+    async def queue_rules(self, queue: str) -> dict[str, Any]:
+        """The rules in force for ``queue``: its own over the desk defaults."""
+        raw = await self.redis.hget(self.keys.key("queue_config"), queue)
+        rules: dict[str, Any] = {
+            k: v for k, v in asdict(self.config).items() if k not in ("lease_ms",)
+        }
+        rules.update({"strategy": "longest-idle", "overflow": ""})
+        if raw is not None:
+            rules.update(json.loads(_text(raw)))
+        return rules
+
+    async def call_record(self, call_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.hget(self.keys.key("call_records"), call_id)
+        return None if raw is None else dict(json.loads(_text(raw)))
+
+    async def call_records(self, since_ms: int, until_ms: int) -> list[dict[str, Any]]:
+        """Call records of calls answered in [since_ms, until_ms], oldest first."""
+        ids = await self.redis.zrangebyscore(self.keys.key("records_by_time"), since_ms, until_ms)
+        if not ids:
+            return []
+        rows = await self.redis.hmget(self.keys.key("call_records"), ids)
+        return [dict(json.loads(_text(r))) for r in rows if r is not None]
 
     async def try_reaper_lease(self, holder: str, ttl_ms: int) -> bool:
         """Takes or renews the reaper lease; only its holder runs :meth:`reap`."""

@@ -21,6 +21,13 @@ STATIC_KEYS: tuple[str, ...] = (
     "fence",  # STRING, INCR gives fence tokens (offer ids)
     "events",  # STREAM, append-only event log
     "handle_times",  # HASH queue -> average handle time (s), an EWMA
+    "queue_config",  # HASH queue -> JSON rules (timeouts, wrap-up, strategy, max wait, ...)
+    "wrapups",  # ZSET agent -> end of their wrap-up (ms)
+    "call_records",  # HASH call id -> JSON record (who, waits, talk, notes, rating)
+    "records_by_time",  # ZSET call id -> time the call was answered (ms)
+    "callbacks",  # HASH callback id -> JSON callback request
+    "callbacks_open",  # ZSET open callback id -> time requested (ms)
+    "round_robin",  # HASH queue -> name of the agent offered last (round-robin strategy)
 )
 
 #: Keys per queue, in the order scripts receive them after the static keys.
@@ -79,3 +86,7 @@ class DeskKeys:
 
     def queue_channel(self, queue: str) -> str:
         return f"{self.prefix}queue:{queue}"
+
+    @property
+    def callbacks_channel(self) -> str:
+        return f"{self.prefix}callbacks"

@@ -105,10 +105,15 @@ async def test_accept_starts_call_and_hangup_frees_agent(desk: DeskQueue) -> Non
     assert not_party.value.code == "not_a_party"
     await desk.end_call(call, "visitor", "v1", now_ms=T0 + 60_000)
     a = await desk.agent("bea")
-    assert a and a["state"] == "available"
+    assert a and a["state"] == "wrap_up"
+    assert a["wrapup_until"] == T0 + 60_000 + QueueConfig().wrapup_ms
     assert await desk.visitor("v1") is None
+    await desk.heartbeat([], ["bea"], now_ms=T0 + 60_000 + QueueConfig().wrapup_ms)
+    await desk.reap(now_ms=T0 + 60_000 + QueueConfig().wrapup_ms + 1)
+    a = await desk.agent("bea")
+    assert a and a["state"] == "available"
     kinds = [e["event"] for e in await desk.events()]
-    assert kinds == ["joined", "agent_state", "offered", "accepted", "ended"]
+    assert kinds == ["joined", "agent_state", "offered", "accepted", "ended", "wrapup_ended"]
     snap = await desk.snapshot("support")
     # The handle-time average moved towards the 60 s call.
     assert snap.handle_s < QueueConfig().default_handle_s
@@ -234,7 +239,7 @@ async def test_leaving_visitor_while_offered_frees_agent_at_once(desk: DeskQueue
 
 
 async def test_reaper_removes_parties_whose_lease_ran_out(desk: DeskQueue) -> None:
-    lease = QueueConfig().lease_ms
+    lease = QueueConfig().visitor_lease_ms
     await desk.join(visitor(0), now_ms=T0)
     await desk.join(visitor(1), now_ms=T0)
     await desk.join(visitor(2), now_ms=T0 + 1)
@@ -247,13 +252,19 @@ async def test_reaper_removes_parties_whose_lease_ran_out(desk: DeskQueue) -> No
     assert result["visitors_gone"] == 2
     assert await desk.visitor("v2") is None
     assert await desk.redis.hget(desk.keys.key("calls"), call) is None
-    # The agent's call ended, so v1 is offered next.
+    # The agent's call ended; after the wrap-up, v1 is offered next.
+    a = await desk.agent("bea")
+    assert a and a["state"] == "wrap_up"
+    wrapped = T0 + lease + 10 + QueueConfig().wrapup_ms + 1
+    await desk.heartbeat(["v1"], ["bea"], now_ms=wrapped)
+    await desk.reap(now_ms=wrapped)
     a = await desk.agent("bea")
     v1 = await desk.visitor("v1")
     assert a and v1 and a["state"] == "offered" and v1["state"] == "offered"
     # Then the agent goes silent too: offline, and v1 is back in line.
-    await desk.heartbeat(["v1"], [], now_ms=T0 + 2 * lease - 10)
-    result = await desk.reap(now_ms=T0 + 2 * lease)
+    agent_lease = QueueConfig().lease_ms
+    await desk.heartbeat(["v1"], [], now_ms=wrapped + agent_lease)
+    result = await desk.reap(now_ms=wrapped + agent_lease + 1)
     a = await desk.agent("bea")
     assert a and a["state"] == "offline" and a["reason"] == "Connection lost"
     assert [v for v, _ in await desk.line("support")] == ["v1"]
@@ -316,6 +327,7 @@ async def test_scripts_publish_offers_to_the_agent_channel(desk: DeskQueue) -> N
     await pubsub.aclose()
     offer = next(m for m in got if m["type"] == "offer")
     assert offer["visitor"] == {
+        "priority": 0,
         "name": "Visitor 0",
         "topic": "topic 0",
         "audio_only": False,

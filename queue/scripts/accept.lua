@@ -14,10 +14,23 @@ local a = load(K.agents, o.agent)
 local c = { id = o.id, visitor = v.id, agent = a.name, queue = o.queue, started = NOW,
   waited_ms = NOW - v.joined }
 save(K.calls, c.id, c)
+save(K.call_records, c.id, {
+  id = c.id, queue = c.queue, agent = a.name, agent_name = a.display_name or a.name,
+  visitor_id = v.id, visitor_name = v.name, topic = v.topic, page = v.page,
+  priority = v.priority, joined = v.joined, answered = NOW, waited_ms = c.waited_ms,
+  transferred_from = v.transferred_from,
+})
+redis.call('ZADD', K.records_by_time, NOW, c.id)
 v.state = 'in_call'
 v.offer = nil
 v.call = c.id
 save(K.visitors, v.id, v)
+local day = math.floor(NOW / 86400000)
+if a.calls_day ~= day then
+  a.calls_day = day
+  a.calls = 0
+end
+a.calls = (a.calls or 0) + 1
 a.state = 'in_call'
 a.offer = nil
 a.call = c.id

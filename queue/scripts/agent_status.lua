@@ -1,5 +1,6 @@
 -- agent_status: an agent chooses Available, Break or Offline.
--- P.agent = {name, display_name, queues}; P.status; P.reason; P.lease_ms.
+-- P.agent = {name, display_name, queues, levels}; P.status; P.reason; P.lease_ms.
+-- Any choice ends a wrap-up.
 -- Going Break/Offline while offered withdraws the offer (the visitor keeps their place);
 -- Offline during a call ends the call; Available/Break during a call is refused.
 local info = P.agent
@@ -23,6 +24,7 @@ end
 local was = a.state
 agent_withdraw(a)
 a.queues = info.queues
+a.levels = info.levels
 a.display_name = info.display_name
 a.missed = 0
 if status == 'available' then

@@ -1,10 +1,12 @@
 -- heartbeat: renews the leases of the visitors and agents whose sockets this instance holds.
--- P.visitors, P.agents (lists), P.lease_ms. Returns the ones that hold no lease any more.
+-- P.visitors, P.agents (lists), P.lease_ms (agents), P.visitor_lease_ms (the resume window).
+-- Returns the ones that hold no lease any more.
 local until_ms = NOW + P.lease_ms
+local visitor_until_ms = NOW + (P.visitor_lease_ms or P.lease_ms)
 local gone = { visitors = {}, agents = {} }
 for _, id in ipairs(P.visitors) do
   if redis.call('ZSCORE', K.leases, 'v:' .. id) then
-    redis.call('ZADD', K.leases, 'XX', until_ms, 'v:' .. id)
+    redis.call('ZADD', K.leases, 'XX', visitor_until_ms, 'v:' .. id)
   else
     gone.visitors[#gone.visitors + 1] = id
   end

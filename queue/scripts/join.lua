@@ -1,18 +1,20 @@
--- join: a visitor takes a place at the back of a queue's line.
--- P.visitor = {id, queue, name, topic, page, audio_only}; P.lease_ms.
--- Returns {position, waiting, offers}.
+-- join: a visitor takes a place in a queue's line: behind everyone of the same or higher
+-- priority. P.visitor = {id, queue, name, topic, page, audio_only, priority}; P.lease_ms
+-- (the resume window). Returns {position, waiting}.
 local nv = P.visitor
 if not QK[nv.queue] then return fail('unknown_queue', nv.queue) end
 if redis.call('HEXISTS', K.visitors, nv.id) == 1 then return fail('duplicate_visitor', nv.id) end
+local priority = tonumber(nv.priority) or 0
 local v = {
   id = nv.id, queue = nv.queue, name = nv.name, topic = nv.topic, page = nv.page,
-  audio_only = nv.audio_only, joined = NOW, score = NOW, state = 'waiting',
+  audio_only = nv.audio_only, joined = NOW, score = NOW - priority * PRIORITY_STEP,
+  priority = priority, state = 'waiting',
 }
 save(K.visitors, v.id, v)
 redis.call('ZADD', QK[v.queue].waiting, v.score, v.id)
 redis.call('ZADD', K.leases, NOW + P.lease_ms, 'v:' .. v.id)
 touch(v.queue)
-log_event('joined', { visitor = v.id, queue = v.queue })
+log_event('joined', { visitor = v.id, queue = v.queue, priority = priority })
 local position = position_of(v)
 local offers = match()
 announce()

@@ -4,15 +4,21 @@
 -- KEYS are the desk's static keys (queue/keys.py STATIC_KEYS) followed by a
 -- (waiting, idle, serving) triple for every name in `queues`, in that order.
 -- Scripts publish the messages a state change causes, so delivery is atomic with the change.
+--
+-- Visitors are ordered by score = join time - priority * PRIORITY_STEP: a higher priority
+-- always goes first, and within one priority the longest-waiting visitor does.
 
 local P = cjson.decode(ARGV[1])
 local CFG = P.cfg
 local K = {
   visitors = KEYS[1], agents = KEYS[2], offers = KEYS[3], offer_deadlines = KEYS[4],
   calls = KEYS[5], leases = KEYS[6], delayed = KEYS[7], fence = KEYS[8], events = KEYS[9],
-  handle_times = KEYS[10],
+  handle_times = KEYS[10], queue_config = KEYS[11], wrapups = KEYS[12],
+  call_records = KEYS[13], records_by_time = KEYS[14], callbacks = KEYS[15],
+  callbacks_open = KEYS[16], round_robin = KEYS[17],
 }
-local NSTATIC = 10
+local NSTATIC = 17
+local PRIORITY_STEP = 1e12
 local PREFIX = string.sub(KEYS[1], 1, #KEYS[1] - #'visitors')
 local QUEUES = P.queues
 local QK = {}
@@ -39,6 +45,22 @@ end
 
 local function save(hash, id, record)
   redis.call('HSET', hash, id, cjson.encode(record))
+end
+
+-- The rules of one queue: its stored configuration over the desk-wide defaults.
+local QCFG = {}
+local function qcfg(q)
+  local c = QCFG[q]
+  if c then return c end
+  c = load(K.queue_config, q) or {}
+  for _, name in ipairs({ 'offer_timeout_ms', 'wrapup_ms', 'escalation_ms', 'max_wait_ms',
+    'reject_delay_ms', 'no_answer_delay_ms', 'max_missed_offers' }) do
+    if c[name] == nil then c[name] = CFG[name] end
+  end
+  c.strategy = c.strategy or 'longest-idle'
+  c.overflow = c.overflow or ''
+  QCFG[q] = c
+  return c
 end
 
 local function log_event(kind, fields)
@@ -82,14 +104,46 @@ local function queues_known(agent)
   return true
 end
 
+-- Call records ------------------------------------------------------------------------
+
+local function update_record(id, fields)
+  local r = load(K.call_records, id)
+  if not r then return nil end
+  for k, v in pairs(fields) do r[k] = v end
+  save(K.call_records, id, r)
+  return r
+end
+
 -- Agents ------------------------------------------------------------------------------
 
 local function agent_status_msg(a)
-  local status = a.state
-  return { type = 'status', status = status, reason = a.reason }
+  local msg = { type = 'status', status = a.state, reason = a.reason }
+  if a.state == 'wrap_up' then
+    msg.wrapup_until = a.wrapup_until
+    msg.remaining_ms = math.max(0, a.wrapup_until - NOW)
+    msg.call_id = a.last_call
+  end
+  return msg
 end
 
--- Takes the agent out of every idle line, the serving sets and the delay list.
+-- Ends a wrap-up (if any), recording its length on the call record.
+local function finish_wrapup(a)
+  if a.state ~= 'wrap_up' then return end
+  redis.call('ZREM', K.wrapups, a.name)
+  if a.last_call then
+    local r = load(K.call_records, a.last_call)
+    if r and r.ended then
+      r.wrapup_ms = NOW - r.ended
+      save(K.call_records, a.last_call, r)
+      log_event('wrapup_ended', { call = a.last_call, agent = a.name, queue = r.queue,
+        wrapup_ms = r.wrapup_ms })
+    end
+  end
+  a.wrapup_until = nil
+  a.state = 'offline' -- the caller sets the state that follows
+end
+
+-- Takes the agent out of every idle line, the serving sets, the delay and wrap-up lists.
 local function agent_withdraw(a)
   for _, q in ipairs(a.queues) do
     redis.call('ZREM', QK[q].idle, a.name)
@@ -97,10 +151,12 @@ local function agent_withdraw(a)
     touch(q)
   end
   redis.call('ZREM', K.delayed, a.name)
+  finish_wrapup(a)
 end
 
 -- Makes the agent Available and offerable, longest-idle first by `idle_since`.
 local function agent_make_idle(a, idle_since)
+  finish_wrapup(a)
   a.state = 'available'
   a.offer = nil
   a.call = nil
@@ -128,6 +184,31 @@ local function agent_delay(a, ready_at)
     touch(q)
   end
   redis.call('ZADD', K.delayed, ready_at, a.name)
+end
+
+-- After a call: not offered anything until the wrap-up ends (reaper, or the agent).
+local function agent_wrapup(a, call_id, queue)
+  a.last_call = call_id
+  if qcfg(queue).wrapup_ms <= 0 then
+    agent_make_idle(a, NOW)
+    return
+  end
+  a.state = 'wrap_up'
+  a.offer = nil
+  a.call = nil
+  a.wrapup_until = NOW + qcfg(queue).wrapup_ms
+  for _, q in ipairs(a.queues) do
+    redis.call('ZREM', QK[q].idle, a.name)
+    redis.call('SADD', QK[q].serving, a.name)
+    touch(q)
+  end
+  redis.call('ZADD', K.wrapups, a.wrapup_until, a.name)
+end
+
+local function agent_level(a, q)
+  local levels = a.levels
+  if type(levels) == 'table' and levels[q] then return tonumber(levels[q]) end
+  return 1
 end
 
 -- Visitors ----------------------------------------------------------------------------
@@ -158,20 +239,21 @@ local function release_offer(o, reason)
   local v = load(K.visitors, o.visitor)
   if v and reason ~= 'visitor_left' then visitor_back_in_line(v) end
   local a = load(K.agents, o.agent)
+  local rules = qcfg(o.queue)
   if a then
     if reason == 'declined' then
       a.missed = 0
-      agent_delay(a, NOW + CFG.reject_delay_ms)
+      agent_delay(a, NOW + rules.reject_delay_ms)
     elseif reason == 'timeout' then
       a.missed = (a.missed or 0) + 1
-      if a.missed >= CFG.max_missed_offers then
+      if a.missed >= rules.max_missed_offers then
         agent_withdraw(a)
         a.state = 'break'
         a.offer = nil
         a.reason = 'Missed ' .. a.missed .. ' offers in a row'
         log_event('agent_state', { agent = a.name, state = 'break', reason = 'missed_offers' })
       else
-        agent_delay(a, NOW + CFG.no_answer_delay_ms)
+        agent_delay(a, NOW + rules.no_answer_delay_ms)
       end
     elseif reason == 'visitor_left' then
       agent_make_idle(a, a.idle_since or NOW)
@@ -191,13 +273,15 @@ local function make_offer(q, vid, name)
   local v = load(K.visitors, vid)
   local a = load(K.agents, name)
   local id = tostring(redis.call('INCR', K.fence))
+  local rules = qcfg(q)
   redis.call('ZREM', QK[q].waiting, vid)
   for _, aq in ipairs(a.queues) do
     redis.call('ZREM', QK[aq].idle, name)
     touch(aq)
   end
   touch(q)
-  local deadline = NOW + CFG.offer_timeout_ms
+  redis.call('HSET', K.round_robin, q, name)
+  local deadline = NOW + rules.offer_timeout_ms
   save(K.offers, id, { id = id, visitor = vid, agent = name, queue = q, deadline = deadline,
     created = NOW })
   redis.call('ZADD', K.offer_deadlines, deadline, id)
@@ -208,16 +292,66 @@ local function make_offer(q, vid, name)
   a.offer = id
   save(K.agents, name, a)
   to_agent(name, { type = 'offer', offer_id = id, queue = q,
-    visitor = { name = v.name, topic = v.topic, audio_only = v.audio_only, page = v.page },
+    visitor = { name = v.name, topic = v.topic, audio_only = v.audio_only, page = v.page,
+      priority = v.priority, transferred_from = v.transferred_from },
     waited_seconds = math.floor((NOW - v.joined) / 1000),
-    timeout_ms = CFG.offer_timeout_ms, expires_at_ms = deadline })
+    timeout_ms = rules.offer_timeout_ms, expires_at_ms = deadline })
   to_agent(name, agent_status_msg(a))
   log_event('offered', { offer = id, visitor = vid, agent = name, queue = q })
   return id
 end
 
--- Matches the longest-waiting visitor (across queues) with the longest-idle agent serving
--- that queue, until no pair is left. Returns the offer ids created.
+-- The agent of queue q's idle line who gets the visitor, by the queue's strategy.
+-- Level-1 agents go first; a higher level only when no level-1 agent is idle or once the
+-- visitor has waited past the queue's escalation time.
+local function choose_agent(q, v)
+  local rules = qcfg(q)
+  local idle = redis.call('ZRANGE', QK[q].idle, 0, -1)
+  local escalated = (NOW - v.joined) >= rules.escalation_ms
+  local eligible = {}
+  local best_level = nil
+  local records = {}
+  for _, name in ipairs(idle) do
+    local a = load(K.agents, name)
+    records[name] = a
+    local level = agent_level(a, q)
+    if escalated then level = 1 end
+    if best_level == nil or level < best_level then
+      best_level = level
+      eligible = { name }
+    elseif level == best_level then
+      eligible[#eligible + 1] = name
+    end
+  end
+  if #eligible == 0 then return nil end
+  local strategy = rules.strategy
+  if strategy == 'fewest-calls' then
+    local day = math.floor(NOW / 86400000)
+    local pick, fewest = nil, nil
+    for _, name in ipairs(eligible) do
+      local a = records[name]
+      local calls = (a.calls_day == day) and (a.calls or 0) or 0
+      if fewest == nil or calls < fewest then pick, fewest = name, calls end
+    end
+    return pick
+  elseif strategy == 'round-robin' then
+    local last = redis.call('HGET', K.round_robin, q) or ''
+    local sorted = {}
+    for _, name in ipairs(eligible) do sorted[#sorted + 1] = name end
+    table.sort(sorted)
+    for _, name in ipairs(sorted) do
+      if name > last then return name end
+    end
+    return sorted[1]
+  elseif strategy == 'random' then
+    local fence = tonumber(redis.call('GET', K.fence) or '0')
+    return eligible[((NOW + fence * 7919) % #eligible) + 1]
+  end
+  return eligible[1]
+end
+
+-- Matches the best visitor (priority, then longest wait, across queues) with an agent of
+-- their queue, until no pair is left. Returns the offer ids created.
 local function match()
   local made = {}
   while true do
@@ -234,7 +368,8 @@ local function match()
       end
     end
     if not best_q then break end
-    local agent = redis.call('ZRANGE', QK[best_q].idle, 0, 0)[1]
+    local v = load(K.visitors, best_v)
+    local agent = choose_agent(best_q, v)
     made[#made + 1] = make_offer(best_q, best_v, agent)
   end
   return made
@@ -242,9 +377,23 @@ end
 
 -- Calls -------------------------------------------------------------------------------
 
-local function end_call(c, by, reason)
+local function close_call(c, by, reason)
   redis.call('HDEL', K.calls, c.id)
   local talk_ms = NOW - c.started
+  local old = tonumber(redis.call('HGET', K.handle_times, c.queue)) or CFG.default_handle_s
+  redis.call('HSET', K.handle_times, c.queue, tostring(old * 0.8 + (talk_ms / 1000) * 0.2))
+  update_record(c.id, { ended = NOW, talk_ms = talk_ms, ended_by = by, end_reason = reason })
+  log_event('ended', { call = c.id, visitor = c.visitor, agent = c.agent, queue = c.queue,
+    talk_ms = talk_ms, by = by, reason = reason })
+  local a = load(K.agents, c.agent)
+  if a and a.call == c.id then
+    agent_wrapup(a, c.id, c.queue)
+    save(K.agents, a.name, a)
+  end
+  return a
+end
+
+local function end_call(c, by, reason)
   local v = load(K.visitors, c.visitor)
   if v then
     redis.call('HDEL', K.visitors, v.id)
@@ -253,17 +402,8 @@ local function end_call(c, by, reason)
   local msg = { type = 'call_ended', call_id = c.id, reason = reason, by = by }
   to_visitor(c.visitor, msg)
   to_agent(c.agent, msg)
-  local a = load(K.agents, c.agent)
-  if a and a.call == c.id then
-    agent_make_idle(a, NOW)
-    save(K.agents, a.name, a)
-    to_agent(a.name, agent_status_msg(a))
-  end
-  local old = tonumber(redis.call('HGET', K.handle_times, c.queue)) or CFG.default_handle_s
-  local handle_s = talk_ms / 1000
-  redis.call('HSET', K.handle_times, c.queue, tostring(old * 0.8 + handle_s * 0.2))
-  log_event('ended', { call = c.id, visitor = c.visitor, agent = c.agent, queue = c.queue,
-    talk_ms = talk_ms, by = by, reason = reason })
+  local a = close_call(c, by, reason)
+  if a and a.last_call == c.id then to_agent(a.name, agent_status_msg(a)) end
 end
 
 -- Removes a visitor for good (left, or lease ran out). Ends their call if they had one.

@@ -52,6 +52,51 @@ for _, name in ipairs(redis.call('ZRANGEBYSCORE', K.delayed, '-inf', NOW, 'LIMIT
     result.agents_ready = result.agents_ready + 1
   end
 end
+result.wrapups_ended = 0
+for _, name in ipairs(redis.call('ZRANGEBYSCORE', K.wrapups, '-inf', NOW, 'LIMIT', 0, batch)) do
+  redis.call('ZREM', K.wrapups, name)
+  local a = load(K.agents, name)
+  if a and a.state == 'wrap_up' then
+    agent_make_idle(a, NOW)
+    save(K.agents, name, a)
+    to_agent(name, agent_status_msg(a))
+    result.wrapups_ended = result.wrapups_ended + 1
+  end
+end
+-- Visitors past their queue's maximum wait: moved to the overflow queue (keeping their
+-- place by join time) or, once, offered the callback form.
+result.max_wait = 0
+for _, q in ipairs(QUEUES) do
+  local rules = qcfg(q)
+  if rules.max_wait_ms and rules.max_wait_ms > 0 then
+    local cutoff = NOW - rules.max_wait_ms
+    local due = redis.call('ZRANGEBYSCORE', QK[q].waiting, '-inf', cutoff, 'LIMIT', 0, batch)
+    for _, vid in ipairs(due) do
+      local v = load(K.visitors, vid)
+      if v and v.joined <= cutoff and not v.max_wait_done then
+        v.max_wait_done = true
+        local target = rules.overflow
+        if target ~= '' and target ~= q and QK[target] then
+          redis.call('ZREM', QK[q].waiting, vid)
+          v.overflowed_from = q
+          v.queue = target
+          redis.call('ZADD', QK[target].waiting, v.score, vid)
+          touch(q)
+          touch(target)
+          to_visitor(vid, { type = 'moved', queue = target, reason = 'max_wait' })
+          log_event('overflowed', { visitor = vid, queue = q, to = target,
+            waited_ms = NOW - v.joined })
+        else
+          to_visitor(vid, { type = 'max_wait', queue = q, waited_seconds =
+            math.floor((NOW - v.joined) / 1000) })
+          log_event('max_wait', { visitor = vid, queue = q, waited_ms = NOW - v.joined })
+        end
+        save(K.visitors, vid, v)
+        result.max_wait = result.max_wait + 1
+      end
+    end
+  end
+end
 result.offers = #match()
 announce()
 return cjson.encode(result)

@@ -1,0 +1,21 @@
+-- callback: a visitor asks to be called back (the queue is closed, nobody is there, or the
+-- wait is too long). P.callback = {id, queue, name, contact, note}; P.visitor_id (optional:
+-- a waiting visitor who gives up their place for the callback).
+local cb = P.callback
+cb.state = 'open'
+cb.created = NOW
+if P.visitor_id and P.visitor_id ~= '' then
+  local v = load(K.visitors, P.visitor_id)
+  if v then
+    if v.state == 'in_call' then return fail('wrong_state', 'in a call') end
+    cb.waited_ms = NOW - v.joined
+    remove_visitor(v, 'callback')
+  end
+end
+save(K.callbacks, cb.id, cb)
+redis.call('ZADD', K.callbacks_open, NOW, cb.id)
+log_event('callback_requested', { callback = cb.id, queue = cb.queue })
+redis.call('PUBLISH', PREFIX .. 'callbacks', cjson.encode({ type = 'callbacks_changed' }))
+match()
+announce()
+return cjson.encode({ id = cb.id })
