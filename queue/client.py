@@ -8,6 +8,7 @@ state change is one atomic script.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
+from humandesk.queue.hours import Schedule
 from humandesk.queue.keys import DeskKeys
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
@@ -312,7 +314,9 @@ class DeskQueue:
         )
 
     async def open_callbacks(self) -> list[dict[str, Any]]:
-        ids = await self.redis.zrange(self.keys.key("callbacks_open"), 0, -1)
+        ids: list[bytes] = await self.redis.zrange(  # type: ignore[assignment]
+            self.keys.key("callbacks_open"), 0, -1
+        )
         if not ids:
             return []
         rows = await self.redis.hmget(self.keys.key("callbacks"), ids)
@@ -334,13 +338,36 @@ class DeskQueue:
             rules.update(json.loads(_text(raw)))
         return rules
 
+    async def availability(self, queue: str, now: dt.datetime | None = None) -> Availability:
+        """Whether the queue is open (business hours) and anyone is logged in to serve it."""
+        rules = await self.queue_rules(queue)
+        schedule = Schedule.parse(str(rules.get("hours", "")), str(rules.get("timezone", "UTC")))
+        now = now or dt.datetime.now(dt.UTC)
+        is_open = schedule.is_open(now)
+        opening = None if is_open else schedule.next_opening(now)
+        online = 0
+        for raw in (await self.redis.hgetall(self.keys.key("agents"))).values():
+            agent = json.loads(_text(raw))
+            if agent.get("state") != "offline" and queue in agent.get("queues", []):
+                online += 1
+        return Availability(
+            queue=queue,
+            open=is_open,
+            opens_at=opening.isoformat() if opening else None,
+            agents_online=online,
+            snapshot=await self.snapshot(queue),
+            priority=int(rules.get("priority", 0)),
+        )
+
     async def call_record(self, call_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hget(self.keys.key("call_records"), call_id)
         return None if raw is None else dict(json.loads(_text(raw)))
 
     async def call_records(self, since_ms: int, until_ms: int) -> list[dict[str, Any]]:
         """Call records of calls answered in [since_ms, until_ms], oldest first."""
-        ids = await self.redis.zrangebyscore(self.keys.key("records_by_time"), since_ms, until_ms)
+        ids: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
+            self.keys.key("records_by_time"), since_ms, until_ms
+        )
         if not ids:
             return []
         rows = await self.redis.hmget(self.keys.key("call_records"), ids)
@@ -418,6 +445,30 @@ class DeskQueue:
             self.keys.key("events"), count=count
         )  # type: ignore[assignment]
         return [{_text(k): _text(v) for k, v in fields.items()} for _id, fields in reversed(rows)]
+
+
+@dataclass(frozen=True)
+class Availability:
+    """What a visitor may know before joining a queue."""
+
+    queue: str
+    open: bool
+    opens_at: str | None  # ISO time of the next opening, when closed
+    agents_online: int  # agents logged in for the queue (any state but Offline)
+    snapshot: QueueSnapshot
+    priority: int  # the queue's default visitor priority
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "queue": self.queue,
+            "open": self.open,
+            "opens_at": self.opens_at,
+            "agents_online": self.agents_online,
+            "agents_available": self.snapshot.available,
+            "agents_serving": self.snapshot.serving,
+            "waiting": self.snapshot.waiting,
+            "eta_seconds": estimate_wait_seconds(self.snapshot.waiting + 1, self.snapshot),
+        }
 
 
 def estimate_wait_seconds(position: int, snapshot: QueueSnapshot) -> int:

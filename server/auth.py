@@ -22,6 +22,7 @@ ALGORITHM: Final = "HS256"
 ISSUER: Final = "humandesk"
 AGENT_AUDIENCE: Final = "humandesk:agent"
 VISITOR_AUDIENCE: Final = "humandesk:visitor"
+PRIORITY_AUDIENCE: Final = "humandesk:priority"
 SESSION_COOKIE: Final = "hd_session"
 
 # scrypt parameters: about 50 ms and 16 MiB per check on one core.
@@ -72,6 +73,7 @@ class TokenSigner:
     desk: str = "main"
     session_ttl_s: int = 3600
     ticket_ttl_s: int = 6 * 3600
+    priority_secret: str = ""  # shared with host sites that vouch for a visitor's priority
 
     def _issue(self, subject: str, audience: str, ttl_s: int, extra: dict[str, Any]) -> str:
         now = int(time.time())
@@ -86,11 +88,11 @@ class TokenSigner:
         }
         return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
 
-    def _check(self, token: str, audience: str) -> dict[str, Any]:
+    def _check(self, token: str, audience: str, key: str = "") -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self.secret,
+                key or self.secret,
                 algorithms=[ALGORITHM],
                 audience=audience,
                 issuer=ISSUER,
@@ -100,7 +102,7 @@ class TokenSigner:
             raise TokenError("expired_token") from None
         except jwt.PyJWTError:
             raise TokenError("invalid_token") from None
-        if claims.get("desk") != self.desk:
+        if audience != PRIORITY_AUDIENCE and claims.get("desk") != self.desk:
             raise TokenError("invalid_token")
         return claims
 
@@ -119,3 +121,18 @@ class TokenSigner:
     def verify(self, ticket: str) -> str:
         """The visitor id a ticket is bound to."""
         return str(self._check(ticket, VISITOR_AUDIENCE)["sub"])
+
+    def priority(self, token: str) -> int:
+        """The priority (0-9) a host site vouches for with a JWT signed by the priority secret.
+
+        The host site signs ``{"sub": <its visitor id>, "priority": N, "aud":
+        "humandesk:priority", "iss": "humandesk", "iat", "exp"}`` with HS256 and puts it in
+        the embed tag as ``data-priority-token``.
+        """
+        if not self.priority_secret:
+            raise TokenError("priority_tokens_disabled")
+        claims = self._check(token, PRIORITY_AUDIENCE, self.priority_secret)
+        value = claims.get("priority")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 9:
+            raise TokenError("invalid_token")
+        return value

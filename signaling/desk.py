@@ -18,7 +18,12 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from humandesk.queue.client import DeskQueue, QueueError, estimate_wait_seconds
+from humandesk.queue.client import (
+    DeskQueue,
+    QueueError,
+    QueueSnapshot,
+    estimate_wait_seconds,
+)
 from humandesk.signaling.hub import Hub
 from humandesk.signaling.messages import CloseCode
 from humandesk.signaling.state import AgentPhase, AgentState, VisitorPhase, VisitorState
@@ -44,6 +49,8 @@ class TicketSigner(Protocol):
     def issue(self, visitor_id: str) -> str: ...
 
     def verify(self, ticket: str) -> str: ...
+
+    def priority(self, token: str) -> int: ...
 
 
 IceServers = Callable[[str], list[dict[str, Any]]]
@@ -91,6 +98,17 @@ class Outbox:
         self._task.cancel()
 
 
+def eta_growth_reason(before: QueueSnapshot | None, now: QueueSnapshot) -> str | None:
+    """Why expected waits grew since the last look at the queue, in words for visitors."""
+    if before is None:
+        return None
+    if now.serving < before.serving:
+        return "Fewer agents are free to help right now."
+    if now.handle_s > before.handle_s * 1.05:
+        return "Conversations are taking a little longer than usual."
+    return None
+
+
 def public(message: dict[str, Any]) -> dict[str, Any]:
     """The message without the desk-internal ``_`` fields."""
     return {k: v for k, v in message.items() if not k.startswith("_")}
@@ -120,8 +138,14 @@ class VisitorConn:
             return
         if event.get("type") == "call_started":
             self.peer = str(event.get("_peer", ""))
+        queue_before = self.state.queue
         if self.state.apply(event):
             self.send(public(event))
+        if self.state.queue != queue_before and self.state.queue is not None:
+            # Moved (overflow) or transferred to another queue: a new line, a new place.
+            self.position = self.eta = None
+            self.desk.watch_queue(self.state.queue)
+            self.desk.mark_dirty(self.state.queue)
         if self.state.phase is VisitorPhase.DONE:
             self.desk.forget_visitor(self)
 
@@ -178,6 +202,8 @@ class SignalingDesk:
         self.anonymous: set[VisitorConn] = set()  # visitor sockets not in line yet
         self._queue_watch: dict[str, Callable[[dict[str, Any]], None]] = {}
         self._dirty: set[str] = set()
+        self._snapshots: dict[str, QueueSnapshot] = {}
+        self._callbacks_watched = False
         self._positions_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -224,7 +250,7 @@ class SignalingDesk:
         await self.hub.publish(
             self.keys.visitor_channel(visitor_id), {"type": "_replaced", "conn": conn.conn_id}
         )
-        self._watch_queue(queue)
+        self.watch_queue(queue)
 
     def forget_visitor(self, conn: VisitorConn) -> None:
         vid = conn.state.visitor_id
@@ -245,7 +271,8 @@ class SignalingDesk:
             self.keys.agent_channel(conn.name), {"type": "_replaced", "conn": conn.conn_id}
         )
         for q in conn.queues:
-            self._watch_queue(q)
+            self.watch_queue(q)
+        self._watch_callbacks()
 
     def forget_agent(self, conn: AgentConn) -> None:
         if self.agents.get(conn.name) is conn:
@@ -254,7 +281,7 @@ class SignalingDesk:
 
     # Position updates ----------------------------------------------------------------------
 
-    def _watch_queue(self, queue: str) -> None:
+    def watch_queue(self, queue: str) -> None:
         if queue in self._queue_watch:
             return
 
@@ -291,21 +318,67 @@ class SignalingDesk:
         if not waiting and not agents:
             return
         snapshot = await self.queue.snapshot(queue)
+        previous = self._snapshots.get(queue)
+        self._snapshots[queue] = snapshot
         if waiting:
             line = await self.queue.line(queue)
             rank = {vid: i + 1 for i, (vid, _score) in enumerate(line)}
+            reason = eta_growth_reason(previous, snapshot)
             for conn in waiting:
                 vid = conn.state.visitor_id
                 position = rank.get(vid or "", conn.position or 1)
-                self.send_position(conn, position, estimate_wait_seconds(position, snapshot))
+                self.send_position(
+                    conn, position, estimate_wait_seconds(position, snapshot), reason
+                )
         counts = {"waiting": snapshot.waiting, "agents_available": snapshot.available}
         for agent in agents:
             agent.send({"type": "queues", "queues": {queue: counts}})
 
-    def send_position(self, conn: VisitorConn, position: int, eta: int) -> None:
+    def send_position(
+        self, conn: VisitorConn, position: int, eta: int, reason: str | None = None
+    ) -> None:
+        """Sends the visitor's place and wait, never moving them backwards.
+
+        A visitor never sees a later place than one already shown (a priority visitor who
+        joins ahead is absorbed), and the expected wait only grows when there is a reason to
+        tell them, which goes with it.
+        """
+        if conn.position is not None:
+            position = min(position, conn.position)
+        grew = conn.eta is not None and eta > conn.eta
+        if grew and reason is None:
+            eta = conn.eta or 0
         if (position, eta) != (conn.position, conn.eta):
             conn.position, conn.eta = position, eta
-            conn.send({"type": "position", "position": position, "eta_seconds": eta})
+            message: dict[str, Any] = {
+                "type": "position",
+                "position": position,
+                "eta_seconds": eta,
+            }
+            if grew and reason:
+                message["eta_reason"] = reason
+            conn.send(message)
+
+    async def callbacks_message(self) -> dict[str, Any]:
+        items = await self.queue.open_callbacks()
+        return {"type": "callbacks", "items": items}
+
+    def _watch_callbacks(self) -> None:
+        if self._callbacks_watched:
+            return
+        self._callbacks_watched = True
+
+        def changed(_event: dict[str, Any]) -> None:
+            spawn(self._push_callbacks())
+
+        self.hub.subscribe(self.keys.callbacks_channel, changed)
+
+    async def _push_callbacks(self) -> None:
+        if not self.agents:
+            return
+        message = await self.callbacks_message()
+        for conn in list(self.agents.values()):
+            conn.send(message)
 
     async def agent_counts(self, queues: list[str]) -> dict[str, dict[str, int]]:
         result = {}

@@ -12,26 +12,38 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from humandesk.queue.client import AgentInfo, NewVisitor, QueueError, estimate_wait_seconds
+from humandesk.queue.client import (
+    AgentInfo,
+    CallbackRequest,
+    NewVisitor,
+    QueueError,
+    estimate_wait_seconds,
+)
 from humandesk.signaling.desk import AgentConn, SignalingDesk, VisitorConn
 from humandesk.signaling.messages import (
     MAX_ERRORS_PER_SOCKET,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     Accept,
+    Callback,
     ClientMessage,
+    CloseCallback,
     CloseCode,
     Decline,
     Hangup,
     Join,
     Leave,
     Media,
+    Notes,
     Ping,
     ProtocolError,
+    Rate,
     Resume,
     Role,
     SetStatus,
     Signal,
+    Transfer,
+    Wrapup,
     parse,
 )
 from humandesk.signaling.state import VisitorPhase
@@ -41,6 +53,8 @@ log = logging.getLogger(__name__)
 # Queue refusals a client can cause, mapped to protocol error codes.
 QUEUE_ERRORS = {
     "unknown_queue": "unknown_queue",
+    "stale_queues": "unknown_queue",
+    "bad_transfer": "bad_message",
     "stale_offer": "stale_offer",
     "wrong_state": "wrong_state",
     "unknown_call": "wrong_state",
@@ -161,6 +175,17 @@ async def visitor_socket(request: web.Request, desk: SignalingDesk) -> web.WebSo
                 )
             except QueueError as exc:
                 raise _queue_error(exc, message.type) from None
+        elif isinstance(message, Callback):
+            await _callback(desk, conn, message)
+        elif isinstance(message, Rate):
+            try:
+                await desk.queue.rate(
+                    conn.state.visitor_id or "", message.call_id, message.score, message.comment
+                )
+            except QueueError as exc:
+                raise _queue_error(exc, message.type) from None
+            conn.state.rated = True
+            conn.send({"type": "rated", "call_id": message.call_id})
         elif isinstance(message, Ping):
             conn.send({"type": "pong"})
 
@@ -176,7 +201,53 @@ async def visitor_socket(request: web.Request, desk: SignalingDesk) -> web.WebSo
     return ws
 
 
+async def _callback(desk: SignalingDesk, conn: VisitorConn, message: Callback) -> None:
+    """Stores a callback request; a waiting visitor gives up their place for it."""
+    if message.queue not in await desk.queue.queue_names():
+        raise ProtocolError("unknown_queue", f"no queue {message.queue!r}", message.type)
+    waiting = conn.state.visitor_id if conn.state.phase is VisitorPhase.WAITING else None
+    callback_id = secrets.token_urlsafe(9)
+    try:
+        await desk.queue.request_callback(
+            CallbackRequest(
+                id=callback_id,
+                queue=message.queue,
+                name=message.name,
+                contact=message.contact,
+                note=message.note,
+            ),
+            visitor_id=waiting or "",
+        )
+    except QueueError as exc:
+        raise _queue_error(exc, message.type) from None
+    conn.send({"type": "callback_saved", "id": callback_id, "queue": message.queue})
+    if waiting:
+        conn.state.left()
+        desk.forget_visitor(conn)
+        conn.send({"type": "left", "reason": "callback"})
+        await conn.outbox.drain_and_close()
+        raise CloseSocket(CloseCode.NORMAL, "left")
+
+
 async def _join(desk: SignalingDesk, conn: VisitorConn, message: Join) -> None:
+    if message.queue not in await desk.queue.queue_names():
+        raise ProtocolError("unknown_queue", f"no queue {message.queue!r}", message.type)
+    availability = await desk.queue.availability(message.queue)
+    if not availability.open:
+        raise ProtocolError(
+            "queue_closed",
+            "this queue is closed now; you can ask to be called back",
+            message.type,
+            {"opens_at": availability.opens_at, "callback": True},
+        )
+    priority = availability.priority
+    if message.priority_token:
+        try:
+            priority = desk.tickets.priority(message.priority_token)
+        except Exception:
+            raise ProtocolError(
+                "bad_message", "'priority_token' is not valid", message.type
+            ) from None
     visitor_id = secrets.token_urlsafe(12)
     conn.state.visitor_id = visitor_id
     await desk.register_visitor(conn, visitor_id, message.queue)
@@ -189,6 +260,7 @@ async def _join(desk: SignalingDesk, conn: VisitorConn, message: Join) -> None:
                 topic=message.topic,
                 page=message.page,
                 audio_only=message.audio_only,
+                priority=priority,
             )
         )
     except QueueError as exc:
@@ -281,6 +353,7 @@ async def agent_socket(
         # A reloaded console: re-offer the call so the visitor sees the agent again.
         await desk.replay_call(str(record["call"]), visitor=False, agent=True)
     conn.send({"type": "queues", "queues": await desk.agent_counts(conn.queues)})
+    conn.send(await desk.callbacks_message())
 
     async def handle(message: ClientMessage) -> None:
         conn.state.check(message)
@@ -293,6 +366,17 @@ async def agent_socket(
                 await desk.queue.decline(agent.name, message.offer_id)
             elif isinstance(message, Hangup):
                 await desk.queue.end_call(message.call_id, "agent", agent.name, "hangup")
+            elif isinstance(message, Wrapup):
+                await desk.queue.wrapup(agent.name, message.action)
+            elif isinstance(message, Notes):
+                await desk.queue.save_notes(
+                    agent.name, message.call_id, message.notes, message.disposition
+                )
+                conn.send({"type": "notes_saved", "call_id": message.call_id})
+            elif isinstance(message, Transfer):
+                await desk.queue.transfer(agent.name, message.call_id, message.queue)
+            elif isinstance(message, CloseCallback):
+                await desk.queue.close_callback(message.id, agent.name, message.outcome)
         except QueueError as exc:
             raise _queue_error(exc, message.type) from None
         if isinstance(message, Signal):

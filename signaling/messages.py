@@ -18,6 +18,10 @@ MAX_NAME_CHARS: Final = 80
 MAX_TOPIC_CHARS: Final = 500
 MAX_PAGE_CHARS: Final = 500
 MAX_ERRORS_PER_SOCKET: Final = 50
+MAX_CONTACT_CHARS: Final = 200
+MAX_NOTE_CHARS: Final = 1_000
+MAX_NOTES_CHARS: Final = 5_000
+MAX_DISPOSITION_CHARS: Final = 64
 
 Role = Literal["visitor", "agent"]
 
@@ -38,11 +42,18 @@ class CloseCode:
 class ProtocolError(Exception):
     """A frame the desk refuses. ``code`` is one of the documented error codes."""
 
-    def __init__(self, code: str, message: str, in_reply_to: str | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        in_reply_to: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.in_reply_to = in_reply_to
+        self.details = details or {}
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -50,6 +61,7 @@ class ProtocolError(Exception):
             "code": self.code,
             "message": self.message,
             "in_reply_to": self.in_reply_to,
+            **self.details,
         }
 
 
@@ -63,6 +75,7 @@ class Join:
     topic: str
     audio_only: bool
     page: str
+    priority_token: str = ""
     type: Literal["join"] = "join"
 
 
@@ -132,12 +145,76 @@ class Decline:
     type: Literal["decline"] = "decline"
 
 
-VisitorMessage = Join | Resume | Leave | Signal | Media | Hangup | Ping
-AgentMessage = SetStatus | Accept | Decline | Signal | Media | Hangup | Ping
+@dataclass(frozen=True)
+class Callback:
+    """A visitor asks to be called back instead of waiting."""
+
+    queue: str
+    name: str
+    contact: str
+    note: str
+    type: Literal["callback"] = "callback"
+
+
+@dataclass(frozen=True)
+class Rate:
+    call_id: str
+    score: int
+    comment: str
+    type: Literal["rate"] = "rate"
+
+
+@dataclass(frozen=True)
+class Wrapup:
+    action: Literal["extend", "done"]
+    type: Literal["wrapup"] = "wrapup"
+
+
+@dataclass(frozen=True)
+class Notes:
+    call_id: str
+    notes: str
+    disposition: str
+    type: Literal["notes"] = "notes"
+
+
+@dataclass(frozen=True)
+class Transfer:
+    call_id: str
+    queue: str
+    type: Literal["transfer"] = "transfer"
+
+
+@dataclass(frozen=True)
+class CloseCallback:
+    id: str
+    outcome: str
+    type: Literal["close_callback"] = "close_callback"
+
+
+VisitorMessage = Join | Resume | Leave | Signal | Media | Hangup | Ping | Callback | Rate
+AgentMessage = (
+    SetStatus
+    | Accept
+    | Decline
+    | Signal
+    | Media
+    | Hangup
+    | Ping
+    | Wrapup
+    | Notes
+    | Transfer
+    | CloseCallback
+)
 ClientMessage = VisitorMessage | AgentMessage
 
-VISITOR_TYPES: Final = frozenset({"join", "resume", "leave", "signal", "media", "hangup", "ping"})
-AGENT_TYPES: Final = frozenset({"status", "accept", "decline", "signal", "media", "hangup", "ping"})
+VISITOR_TYPES: Final = frozenset(
+    {"join", "resume", "leave", "signal", "media", "hangup", "ping", "callback", "rate"}
+)
+AGENT_TYPES: Final = frozenset(
+    {"status", "accept", "decline", "signal", "media", "hangup", "ping"}
+    | {"wrapup", "notes", "transfer", "close_callback"}
+)
 
 
 def parse(frame: str | bytes, role: Role) -> ClientMessage:
@@ -165,6 +242,7 @@ def parse(frame: str | bytes, role: Role) -> ClientMessage:
                 topic=fields.text("topic", default="", max_chars=MAX_TOPIC_CHARS, strip=True),
                 audio_only=fields.flag("audio_only", default=False),
                 page=fields.text("page", default="", max_chars=MAX_PAGE_CHARS),
+                priority_token=fields.text("priority_token", default="", max_chars=2048),
             )
         case "resume":
             return Resume(ticket=fields.text("ticket", max_chars=2048, min_chars=1))
@@ -189,6 +267,47 @@ def parse(frame: str | bytes, role: Role) -> ClientMessage:
             return Accept(offer_id=fields.ident("offer_id"))
         case "decline":
             return Decline(offer_id=fields.ident("offer_id"))
+        case "callback":
+            return Callback(
+                queue=fields.text("queue", default="support", max_chars=64, min_chars=1),
+                name=fields.text("name", max_chars=MAX_NAME_CHARS, min_chars=1, strip=True),
+                contact=fields.text(
+                    "contact", max_chars=MAX_CONTACT_CHARS, min_chars=3, strip=True
+                ),
+                note=fields.text("note", default="", max_chars=MAX_NOTE_CHARS),
+            )
+        case "rate":
+            score = fields.data.get("score")
+            if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+                raise ProtocolError("bad_message", "'score' must be a whole number 1-5", kind)
+            return Rate(
+                call_id=fields.ident("call_id"),
+                score=score,
+                comment=fields.text("comment", default="", max_chars=MAX_NOTE_CHARS),
+            )
+        case "wrapup":
+            action = fields.text("action", max_chars=8)
+            if action not in ("extend", "done"):
+                raise ProtocolError("bad_message", "'action' must be extend or done", kind)
+            return Wrapup(action=action)  # type: ignore[arg-type]
+        case "notes":
+            return Notes(
+                call_id=fields.ident("call_id"),
+                notes=fields.text("notes", default="", max_chars=MAX_NOTES_CHARS),
+                disposition=fields.text(
+                    "disposition", default="", max_chars=MAX_DISPOSITION_CHARS, strip=True
+                ),
+            )
+        case "transfer":
+            return Transfer(
+                call_id=fields.ident("call_id"),
+                queue=fields.text("queue", max_chars=64, min_chars=1),
+            )
+        case "close_callback":
+            return CloseCallback(
+                id=fields.ident("id"),
+                outcome=fields.text("outcome", default="", max_chars=MAX_NOTE_CHARS),
+            )
     raise AssertionError(kind)
 
 

@@ -16,17 +16,23 @@ from typing import Any
 
 from humandesk.signaling.messages import (
     Accept,
+    Callback,
     ClientMessage,
+    CloseCallback,
     Decline,
     Hangup,
     Join,
     Leave,
     Media,
+    Notes,
     Ping,
     ProtocolError,
+    Rate,
     Resume,
     SetStatus,
     Signal,
+    Transfer,
+    Wrapup,
 )
 
 
@@ -43,6 +49,7 @@ class AgentPhase(StrEnum):
     BREAK = "break"
     OFFERED = "offered"
     IN_CALL = "in_call"
+    WRAP_UP = "wrap_up"
 
 
 def _wrong(msg: ClientMessage, phase: str) -> ProtocolError:
@@ -63,10 +70,19 @@ class VisitorState:
     visitor_id: str | None = None
     queue: str | None = None
     call_id: str | None = None
+    rated: bool = False
 
     def check(self, msg: ClientMessage) -> None:
         """Raises ``wrong_state`` unless ``msg`` is allowed now."""
         if isinstance(msg, Ping):
+            return
+        if isinstance(msg, Callback):
+            if self.phase not in (VisitorPhase.NEW, VisitorPhase.WAITING):
+                raise _wrong(msg, self.phase)
+            return
+        if isinstance(msg, Rate):
+            if self.phase is not VisitorPhase.DONE or msg.call_id != self.call_id or self.rated:
+                raise _wrong(msg, "not after a call of yours")
             return
         if isinstance(msg, Join | Resume):
             if self.phase is not VisitorPhase.NEW:
@@ -97,13 +113,20 @@ class VisitorState:
         elif kind == "call_ended":
             if event.get("call_id") != self.call_id:
                 return False
-            self.phase = VisitorPhase.DONE
+            if event.get("reason") == "transferred":
+                self.phase = VisitorPhase.WAITING
+                self.queue = str(event.get("queue", self.queue))
+            else:
+                self.phase = VisitorPhase.DONE
+        elif kind == "moved":
+            self.queue = str(event["queue"])
         elif kind in ("signal", "peer_media"):
             return self.phase is VisitorPhase.IN_CALL and event.get("call_id") == self.call_id
         return True
 
     def left(self) -> None:
         self.phase = VisitorPhase.DONE
+        self.call_id = None
 
 
 @dataclass
@@ -113,10 +136,23 @@ class AgentState:
     phase: AgentPhase = AgentPhase.OFFLINE
     offer_id: str | None = None
     call_id: str | None = None
+    last_call_id: str | None = None  # the call whose notes may still be edited
 
     def check(self, msg: ClientMessage) -> None:
         """Raises ``wrong_state`` unless ``msg`` is allowed now."""
-        if isinstance(msg, Ping):
+        if isinstance(msg, Ping | CloseCallback):
+            return
+        if isinstance(msg, Wrapup):
+            if self.phase is not AgentPhase.WRAP_UP:
+                raise _wrong(msg, self.phase)
+            return
+        if isinstance(msg, Notes):
+            if msg.call_id not in (self.call_id, self.last_call_id) or msg.call_id is None:
+                raise _wrong(msg, "not for your current or last call")
+            return
+        if isinstance(msg, Transfer):
+            if self.phase is not AgentPhase.IN_CALL or msg.call_id != self.call_id:
+                raise _wrong(msg, self.phase)
             return
         if isinstance(msg, SetStatus):
             if self.phase is AgentPhase.IN_CALL and msg.status != "offline":
@@ -142,6 +178,8 @@ class AgentState:
                 self.offer_id = None
             if self.phase is not AgentPhase.IN_CALL:
                 self.call_id = None
+            if event.get("call_id"):
+                self.last_call_id = str(event["call_id"])
         elif kind == "offer":
             self.phase = AgentPhase.OFFERED
             self.offer_id = str(event["offer_id"])
@@ -151,7 +189,7 @@ class AgentState:
         elif kind == "call_started":
             self.phase = AgentPhase.IN_CALL
             self.offer_id = None
-            self.call_id = str(event["call_id"])
+            self.call_id = self.last_call_id = str(event["call_id"])
         elif kind == "call_ended":
             if event.get("call_id") != self.call_id:
                 return False

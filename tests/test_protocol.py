@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from humandesk.queue.client import QueueConfig
-from humandesk.server.app import ACCOUNTS, SIGNER, create_app
+from humandesk.server.app import ACCOUNTS, QUEUE, SIGNER, create_app
 from humandesk.server.auth import SESSION_COOKIE
 
 from helpers import Peer, desk_config, login_agent, open_agent, open_visitor, origin_of
@@ -108,7 +108,30 @@ async def test_full_call_flow(client: Client) -> None:
     ended_v = await visitor.expect("call_ended")
     ended_a = await agent.expect("call_ended")
     assert ended_v["by"] == ended_a["by"] == "visitor" and ended_a["reason"] == "hangup"
+    # Wrap-up: notes and a disposition, a countdown the agent can extend or end early.
+    wrap = await agent.expect("status", status="wrap_up")
+    assert wrap["call_id"] == call and 0 < wrap["remaining_ms"] <= 30_000
+    await agent.send(
+        {"type": "notes", "call_id": call, "notes": "Reshipped", "disposition": "resolved"}
+    )
+    await agent.expect("notes_saved")
+    await agent.send({"type": "wrapup", "action": "extend"})
+    longer = await agent.expect("status", status="wrap_up")
+    assert longer["wrapup_until"] > wrap["wrapup_until"]
+    await agent.send({"type": "wrapup", "action": "done"})
     await agent.expect("status", status="available")
+    # The visitor rates the call, once.
+    await visitor.send({"type": "rate", "call_id": call, "score": 5, "comment": "Great"})
+    await visitor.expect("rated")
+    await visitor.send({"type": "rate", "call_id": call, "score": 1})
+    assert (await visitor.expect("error"))["code"] == "wrong_state"
+    record = await client.app[QUEUE].call_record(call)
+    assert record is not None
+    assert (record["notes"], record["disposition"], record["rating"]) == (
+        "Reshipped",
+        "resolved",
+        5,
+    )
 
 
 async def test_positions_update_live_and_leave(client: Client) -> None:
@@ -432,7 +455,7 @@ async def short_lease_client(
         desk_name,
         tmp_path,
         heartbeat_s=0.2,
-        queue=QueueConfig(lease_ms=1200, offer_timeout_ms=20_000),
+        queue=QueueConfig(lease_ms=1200, visitor_lease_ms=1200, offer_timeout_ms=20_000),
     )
     app = create_app(config)
     c: Client = await aiohttp_client(app)
