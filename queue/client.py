@@ -412,9 +412,11 @@ class DeskQueue:
         visitor = await self.visitor(visitor_id)
         if visitor is None or visitor["state"] not in ("waiting", "offered"):
             return None
-        ahead = await self.redis.zcount(
-            self.keys.queue_key(visitor["queue"], "waiting"), "-inf", f"({visitor['score']}"
-        )
+        line = self.keys.queue_key(visitor["queue"], "waiting")
+        rank = await self.redis.zrank(line, visitor_id)
+        if rank is not None:  # in line: equal scores are ordered as the line orders them
+            return int(rank) + 1  # type: ignore[arg-type]
+        ahead = await self.redis.zcount(line, "-inf", f"({visitor['score']}")
         return int(ahead) + 1
 
     async def line(self, queue: str) -> list[tuple[str, float]]:

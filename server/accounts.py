@@ -21,6 +21,9 @@ class AccountError(ValueError):
     """An account operation was refused; the message says why."""
 
 
+ROLES = ("agent", "supervisor")
+
+
 @dataclass(frozen=True)
 class Account:
     name: str
@@ -28,12 +31,38 @@ class Account:
     queues: list[str] = field(default_factory=list)
     password_hash: str = ""
     created: float = 0.0
+    levels: dict[str, int] = field(default_factory=dict)  # queue -> level (tier); default 1
+    role: str = "agent"  # supervisors also see the desk's statistics
 
     def public(self) -> dict[str, Any]:
-        return {"name": self.name, "display_name": self.display_name, "queues": self.queues}
+        return {
+            "name": self.name,
+            "display_name": self.display_name,
+            "queues": self.queues,
+            "levels": {q: self.levels.get(q, 1) for q in self.queues},
+            "role": self.role,
+        }
 
     def info(self) -> AgentInfo:
-        return AgentInfo(name=self.name, display_name=self.display_name, queues=self.queues)
+        return AgentInfo(
+            name=self.name,
+            display_name=self.display_name,
+            queues=self.queues,
+            levels={q: self.levels.get(q, 1) for q in self.queues},
+        )
+
+
+def parse_queue_levels(specs: list[str]) -> tuple[list[str], dict[str, int]]:
+    """``["support", "sales:2"]`` -> the queues and their levels (1 when not given)."""
+    queues, levels = [], {}
+    for spec in specs:
+        name, _, level = spec.partition(":")
+        if level:
+            if not level.isdigit() or not 1 <= int(level) <= 9:
+                raise AccountError(f"the level in {spec!r} must be 1-9")
+            levels[name] = int(level)
+        queues.append(name)
+    return queues, levels
 
 
 class Accounts:
@@ -45,7 +74,14 @@ class Accounts:
         self.key = queue.keys.accounts
 
     async def add(
-        self, name: str, password: str, queues: list[str], display_name: str = ""
+        self,
+        name: str,
+        password: str,
+        queues: list[str],
+        display_name: str = "",
+        *,
+        levels: dict[str, int] | None = None,
+        role: str = "agent",
     ) -> Account:
         if not NAME_RE.match(name):
             raise AccountError("agent names are 1-32 lowercase letters, digits, '.', '_' or '-'")
@@ -53,6 +89,8 @@ class Accounts:
             raise AccountError("passwords need at least 8 characters")
         if not queues:
             raise AccountError("an agent needs at least one queue")
+        if role not in ROLES:
+            raise AccountError(f"role must be one of {', '.join(ROLES)}")
         for q in queues:
             if not NAME_RE.match(q):
                 raise AccountError(f"invalid queue name {q!r}")
@@ -66,6 +104,8 @@ class Accounts:
             queues=sorted(set(queues)),
             password_hash=hashed,
             created=time.time(),
+            levels={q: lvl for q, lvl in (levels or {}).items() if q in queues and lvl != 1},
+            role=role,
         )
         for q in account.queues:
             await self.queue.add_queue(q)

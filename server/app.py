@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -12,10 +13,13 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from redis.asyncio import Redis
 
-from humandesk.queue.client import DeskQueue, estimate_wait_seconds
+from humandesk.queue.client import DeskQueue
+from humandesk.queue.stats import queue_stats
 from humandesk.server.accounts import Account, Accounts
 from humandesk.server.auth import SESSION_COOKIE, TokenError, TokenSigner
 from humandesk.server.config import Config
+from humandesk.server.queues import load_file
+from humandesk.server.reports import calls_to_csv, prometheus_text
 from humandesk.server.turn import ice_servers
 from humandesk.signaling.desk import SignalingDesk, SignalingSettings
 from humandesk.signaling.endpoints import agent_socket, visitor_socket
@@ -206,20 +210,90 @@ async def me(request: web.Request) -> web.Response:
 
 
 async def queue_status(request: web.Request) -> web.Response:
-    """What a visitor may know before joining: is anyone there, how long is the line."""
+    """What a visitor may know before joining: open or closed, anyone there, the wait."""
     name = request.match_info["queue"]
     queue = request.app[QUEUE]
     if name not in await queue.queue_names(refresh=True):
         return json_error(404, "unknown_queue")
-    snap = await queue.snapshot(name)
+    return web.json_response((await queue.availability(name)).public())
+
+
+def _interval(request: web.Request) -> tuple[int, int, float]:
+    """``since``/``until`` (Unix ms or ISO 8601; default: today in UTC) and ``threshold``."""
+    now = dt.datetime.now(dt.UTC)
+
+    def moment(name: str, default: dt.datetime) -> int:
+        raw = request.query.get(name)
+        if raw is None:
+            return int(default.timestamp() * 1000)
+        if raw.isdigit():
+            return int(raw)
+        try:
+            parsed = dt.datetime.fromisoformat(raw)
+        except ValueError:
+            raise _bad_request(f"'{name}' must be Unix milliseconds or ISO 8601") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return int(parsed.timestamp() * 1000)
+
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    since, until = moment("since", midnight), moment("until", now)
+    try:
+        threshold = float(request.query.get("threshold", "20"))
+    except ValueError:
+        raise _bad_request("'threshold' must be a number of seconds") from None
+    if since > until or not 0 < threshold <= 3600:
+        raise _bad_request("need since <= until and 0 < threshold <= 3600")
+    return since, until, threshold
+
+
+def _bad_request(reason: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(
+        text=json.dumps({"error": "bad_request", "reason": reason}),
+        content_type="application/json",
+    )
+
+
+async def stats(request: web.Request) -> web.Response:
+    """Live and interval statistics per queue (any signed-in agent or supervisor)."""
+    await current_agent(request)
+    since, until, threshold = _interval(request)
+    queue = request.app[QUEUE]
+    per_queue = await queue_stats(queue, since, until, threshold, await queue.clock_ms())
     return web.json_response(
         {
-            "queue": name,
-            "waiting": snap.waiting,
-            "agents_available": snap.available,
-            "agents_serving": snap.serving,
-            "eta_seconds": estimate_wait_seconds(snap.waiting + 1, snap),
+            "since_ms": since,
+            "until_ms": until,
+            "threshold_s": threshold,
+            "queues": {name: s.public() for name, s in per_queue.items()},
         }
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text: the live state and today's numbers of every queue."""
+    queue = request.app[QUEUE]
+    now = await queue.clock_ms()
+    midnight = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    per_queue = await queue_stats(queue, int(midnight.timestamp() * 1000), now, 20.0, now)
+    return web.Response(
+        text=prometheus_text(per_queue),
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def calls_csv(request: web.Request) -> web.Response:
+    """Call records of the interval as CSV (any signed-in agent or supervisor)."""
+    await current_agent(request)
+    since, until, _threshold = _interval(request)
+    records = await request.app[QUEUE].call_records(since, until)
+    return web.Response(
+        text=calls_to_csv(records),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": 'attachment; filename="humandesk-calls.csv"'},
     )
 
 
@@ -286,6 +360,9 @@ def create_app(config: Config) -> web.Application:
     app.router.add_post("/api/logout", logout)
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/queues/{queue}", queue_status)
+    app.router.add_get("/api/stats", stats)
+    app.router.add_get("/api/calls.csv", calls_csv)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/ws/visitor", visitor_ws)
     app.router.add_get("/ws/agent", agent_ws)
     app.router.add_get("/healthz", healthz)
@@ -307,7 +384,15 @@ async def _desk_context(app: web.Application) -> Any:
     queue = DeskQueue(redis, config.desk, config.queue)
     for name in config.queues:
         await queue.add_queue(name)
-    signer = TokenSigner(config.secret_key, config.desk, config.session_ttl_s)
+    if config.config_file is not None:
+        for name, rules in load_file(config.config_file).items():
+            await queue.set_queue_rules(name, rules)
+    signer = TokenSigner(
+        config.secret_key,
+        config.desk,
+        config.session_ttl_s,
+        priority_secret=config.priority_secret,
+    )
 
     def ice(user_id: str) -> list[dict[str, Any]]:
         return ice_servers(

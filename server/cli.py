@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import json
 import logging
 import os
 import secrets
@@ -20,10 +21,18 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from humandesk.queue.client import DeskQueue
-from humandesk.server.accounts import AccountError, Accounts
+from humandesk.server.accounts import AccountError, Accounts, parse_queue_levels
 from humandesk.server.app import create_app
 from humandesk.server.config import ENV_HELP, Config
 from humandesk.server.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from humandesk.server.queues import (
+    OTHER,
+    SECONDS,
+    QueueConfigError,
+    describe,
+    load_file,
+    parse_rules,
+)
 from humandesk.web import render
 
 log = logging.getLogger("humandesk")
@@ -49,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--redis-url", help="Redis URL (HUMANDESK_REDIS_URL)")
     common.add_argument("--data-dir", type=Path, help="data folder (HUMANDESK_DATA_DIR)")
     common.add_argument("--desk", help="desk name (HUMANDESK_DESK)")
+    common.add_argument("--config", type=Path, help="TOML file of queues (HUMANDESK_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser(
@@ -84,7 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     add = agent_sub.add_parser("add", parents=[common], help="add an agent")
     add.add_argument("name")
     add.add_argument(
-        "--queue", action="append", required=True, help="a queue the agent serves (repeatable)"
+        "--queue",
+        action="append",
+        required=True,
+        help="a queue the agent serves, optionally with a level: support or sales:2 "
+        "(repeatable; level-2 agents are offered a visitor only after the queue's "
+        "escalation time or when no level-1 agent is free)",
+    )
+    add.add_argument(
+        "--supervisor", action="store_true", help="a supervisor (also sees statistics)"
     )
     add.add_argument("--display-name", default="", help="the name visitors see")
     add.add_argument(
@@ -93,6 +111,31 @@ def build_parser() -> argparse.ArgumentParser:
     agent_sub.add_parser("list", parents=[common], help="list agents")
     remove = agent_sub.add_parser("remove", parents=[common], help="remove an agent")
     remove.add_argument("name")
+
+    queue = sub.add_parser(
+        "queue",
+        help="configure queues",
+        description="Queues and their rules. Settings (seconds unless noted): "
+        + ", ".join([*SECONDS, *OTHER]),
+    )
+    queue_sub = queue.add_subparsers(dest="queue_command", required=True, metavar="ACTION")
+    queue_sub.add_parser("list", parents=[common], help="list queues and their rules")
+    show = queue_sub.add_parser("show", parents=[common], help="show one queue's rules")
+    show.add_argument("name")
+    qset = queue_sub.add_parser(
+        "set", parents=[common], help="create a queue or change its rules: KEY=VALUE ..."
+    )
+    qset.add_argument("name")
+    qset.add_argument(
+        "settings",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help='e.g. wrapup=45 strategy=round-robin hours="mon-fri 09:00-17:00"',
+    )
+    load = queue_sub.add_parser("load", parents=[common], help="apply a TOML file of queues")
+    load.add_argument("file", type=Path)
+    qremove = queue_sub.add_parser("remove", parents=[common], help="remove a queue")
+    qremove.add_argument("name")
     return parser
 
 
@@ -115,6 +158,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "stun_urls": split(getattr(args, "stun_urls", None)),
         "turn_urls": split(getattr(args, "turn_urls", None)),
         "turn_secret": getattr(args, "turn_secret", None),
+        "config_file": getattr(args, "config", None),
     }
     return Config.from_env(**options)
 
@@ -174,9 +218,15 @@ async def _agent(args: argparse.Namespace, config: Config) -> int:
     async with accounts_for(config) as accounts:
         try:
             if args.agent_command == "add":
+                queues, levels = parse_queue_levels(args.queue)
                 password, generated = _read_password(args)
                 account = await accounts.add(
-                    args.name.lower(), password, args.queue, args.display_name
+                    args.name.lower(),
+                    password,
+                    queues,
+                    args.display_name,
+                    levels=levels,
+                    role="supervisor" if args.supervisor else "agent",
                 )
                 print(
                     f"added agent {account.name} ({account.display_name}), "
@@ -199,6 +249,57 @@ async def _agent(args: argparse.Namespace, config: Config) -> int:
                 await accounts.remove(args.name.lower())
                 print(f"removed agent {args.name.lower()}")
         except AccountError as exc:
+            print(f"humandesk: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    with redis_for(config) as config:
+        return asyncio.run(_queue(args, config))
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep:
+        raise QueueConfigError(f"expected KEY=VALUE, got {text!r}")
+    value: Any = raw
+    if key in SECONDS:
+        value = float(raw) if raw else 0
+    elif key in ("sla", "priority", "max_missed_offers"):
+        value = int(raw) if raw.isdigit() else raw
+    return key.strip(), value
+
+
+async def _queue(args: argparse.Namespace, config: Config) -> int:
+    async with accounts_for(config) as accounts:
+        desk = accounts.queue
+        try:
+            if args.queue_command == "list":
+                for name in await desk.queue_names(refresh=True):
+                    rules = describe(await desk.queue_rules(name))
+                    shown = " ".join(f"{k}={v}" for k, v in rules.items() if v not in ("", None))
+                    print(f"{name:<16} {shown}")
+            elif args.queue_command == "show":
+                if args.name not in await desk.queue_names(refresh=True):
+                    raise QueueConfigError(f"no queue named {args.name!r}")
+                print(json.dumps(describe(await desk.queue_rules(args.name)), indent=2))
+            elif args.queue_command == "set":
+                raw = await desk.redis.hget(desk.keys.key("queue_config"), args.name)
+                current = describe(json.loads(raw)) if raw else {}
+                current.update(_setting(s) for s in args.settings)
+                await desk.set_queue_rules(args.name, parse_rules(args.name, current))
+                print(f"queue {args.name}: " + (" ".join(args.settings) or "created"))
+            elif args.queue_command == "load":
+                for name, rules in load_file(args.file).items():
+                    await desk.set_queue_rules(name, rules)
+                    print(f"queue {name}: loaded")
+            elif args.queue_command == "remove":
+                await desk.remove_queue(args.name)
+                await desk.redis.hdel(desk.keys.key("queue_config"), args.name)
+                print(f"removed queue {args.name}")
+        except QueueConfigError as exc:
             print(f"humandesk: {exc}", file=sys.stderr)
             return 1
     return 0
@@ -297,10 +398,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
+    if args.command in ("agent", "queue"):
+        logging.getLogger().setLevel(logging.WARNING)
     if args.command == "serve":
         return cmd_serve(args)
     if args.command == "demo":
         return cmd_demo(args)
+    if args.command == "queue":
+        return cmd_queue(args)
     return cmd_agent(args)
 
 

@@ -32,6 +32,12 @@ ENV_HELP: dict[str, str] = {
     "which hides visitors' and agents' IP addresses from each other",
     "HUMANDESK_OFFER_TIMEOUT": "seconds an agent has to accept an offer (default 20)",
     "HUMANDESK_SESSION_TTL": "lifetime of an agent login in seconds (default 3600)",
+    "HUMANDESK_CONFIG": "TOML file of queues and their rules, applied at start "
+    "(see `humandesk queue --help`)",
+    "HUMANDESK_RESUME_WINDOW": "seconds a visitor keeps their place after a reload or a "
+    "dropped connection (default 60)",
+    "HUMANDESK_PRIORITY_SECRET": "key host sites use to sign a visitor's priority "
+    "(data-priority-token); unset: such tokens are refused",
 }
 
 
@@ -65,6 +71,8 @@ class Config:
     ice_policy: str = "all"
     session_ttl_s: int = 3600
     queue: QueueConfig = field(default_factory=QueueConfig)
+    config_file: Path | None = None
+    priority_secret: str = ""
     heartbeat_s: float = 5.0
     reaper_interval_s: float = 0.5
     title: str = "humandesk"
@@ -107,10 +115,20 @@ class Config:
             values["ice_policy"] = policy
         if env.get("HUMANDESK_SESSION_TTL"):
             values["session_ttl_s"] = int(env["HUMANDESK_SESSION_TTL"])
+        queue = QueueConfig()
         if env.get("HUMANDESK_OFFER_TIMEOUT"):
-            values["queue"] = replace(
-                QueueConfig(), offer_timeout_ms=int(float(env["HUMANDESK_OFFER_TIMEOUT"]) * 1000)
+            queue = replace(
+                queue, offer_timeout_ms=int(float(env["HUMANDESK_OFFER_TIMEOUT"]) * 1000)
             )
+        if env.get("HUMANDESK_RESUME_WINDOW"):
+            queue = replace(
+                queue, visitor_lease_ms=int(float(env["HUMANDESK_RESUME_WINDOW"]) * 1000)
+            )
+        values["queue"] = queue
+        if env.get("HUMANDESK_CONFIG"):
+            values["config_file"] = Path(env["HUMANDESK_CONFIG"])
+        if env.get("HUMANDESK_PRIORITY_SECRET"):
+            values["priority_secret"] = env["HUMANDESK_PRIORITY_SECRET"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

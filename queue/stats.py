@@ -1,0 +1,149 @@
+"""Queue statistics, as contact centres define them, from the event log and live state.
+
+For an interval and a service-level threshold *T* (default 20 s), per queue:
+
+- ``offered``: visitors who joined the queue; ``answered``: offers accepted;
+  ``abandoned``: visitors who left or whose resume window ran out while waiting
+  (a callback request is counted as ``callbacks``, not as abandoned);
+- ``answered_within`` / ``abandoned_within``: those with a wait of at most *T*;
+- ``service_level`` SL = answered within T / answered;
+  ``service_level_2`` SL2 = (answered within T + abandoned within T) / (answered + abandoned);
+- ``avg_wait_s`` and ``longest_wait_s`` over answered visitors;
+- ``avg_talk_s``, ``avg_wrapup_s`` and ``avg_handle_s`` (talk + wrap-up) over ended calls;
+- reservations: ``offers_made``, ``offers_accepted``, ``offers_declined``, ``offers_timed_out``.
+
+Live, per queue: ``waiting_now``, ``longest_wait_now_s`` and agents by state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from humandesk.queue.client import DeskQueue
+
+
+@dataclass
+class QueueStats:
+    queue: str
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    callbacks: int = 0
+    answered_within: int = 0
+    abandoned_within: int = 0
+    service_level: float | None = None
+    service_level_2: float | None = None
+    avg_wait_s: float | None = None
+    longest_wait_s: float | None = None
+    avg_talk_s: float | None = None
+    avg_wrapup_s: float | None = None
+    avg_handle_s: float | None = None
+    offers_made: int = 0
+    offers_accepted: int = 0
+    offers_declined: int = 0
+    offers_timed_out: int = 0
+    transferred_out: int = 0
+    waiting_now: int = 0
+    longest_wait_now_s: float = 0.0
+    agents: dict[str, int] = field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 3) if values else None
+
+
+def summarise(
+    events: list[dict[str, str]], queues: list[str], threshold_s: float
+) -> dict[str, QueueStats]:
+    """Interval statistics from the events of the interval (pure; see the module doc)."""
+    threshold_ms = threshold_s * 1000
+    stats = {q: QueueStats(queue=q) for q in queues}
+    waits: dict[str, list[float]] = {q: [] for q in queues}
+    talks: dict[str, list[float]] = {q: [] for q in queues}
+    wrapups: dict[str, list[float]] = {q: [] for q in queues}
+    for event in events:
+        s = stats.get(event.get("queue", ""))
+        if s is None:
+            continue
+        kind = event["event"]
+        if kind == "joined":
+            s.offered += 1
+        elif kind == "accepted":
+            s.answered += 1
+            s.offers_accepted += 1
+            waited = float(event.get("waited_ms", 0))
+            waits[s.queue].append(waited / 1000)
+            if waited <= threshold_ms:
+                s.answered_within += 1
+        elif kind == "abandoned":
+            if event.get("reason") == "callback":
+                s.callbacks += 1
+                continue
+            s.abandoned += 1
+            if float(event.get("waited_ms", 0)) <= threshold_ms:
+                s.abandoned_within += 1
+        elif kind == "offered":
+            s.offers_made += 1
+        elif kind == "declined":
+            s.offers_declined += 1
+        elif kind == "timed_out":
+            s.offers_timed_out += 1
+        elif kind == "ended":
+            talks[s.queue].append(float(event.get("talk_ms", 0)) / 1000)
+        elif kind == "wrapup_ended":
+            wrapups[s.queue].append(float(event.get("wrapup_ms", 0)) / 1000)
+        elif kind == "transferred":
+            s.transferred_out += 1
+    for q, s in stats.items():
+        s.service_level = _ratio(s.answered_within, s.answered)
+        s.service_level_2 = _ratio(s.answered_within + s.abandoned_within, s.answered + s.abandoned)
+        s.avg_wait_s = _mean(waits[q])
+        s.longest_wait_s = round(max(waits[q]), 3) if waits[q] else None
+        s.avg_talk_s = _mean(talks[q])
+        s.avg_wrapup_s = _mean(wrapups[q])
+        if s.avg_talk_s is not None:
+            s.avg_handle_s = round(s.avg_talk_s + (s.avg_wrapup_s or 0.0), 3)
+    return stats
+
+
+async def events_between(desk: DeskQueue, since_ms: int, until_ms: int) -> list[dict[str, str]]:
+    """Events whose timestamp falls in [since_ms, until_ms], oldest first."""
+    rows: list[tuple[bytes, dict[bytes, bytes]]] = await desk.redis.xrange(  # type: ignore[assignment]
+        desk.keys.key("events")
+    )
+    result = []
+    for _id, fields in rows:
+        event = {k.decode(): v.decode() for k, v in fields.items()}
+        if since_ms <= int(event.get("ts", 0)) <= until_ms:
+            result.append(event)
+    return result
+
+
+async def queue_stats(
+    desk: DeskQueue, since_ms: int, until_ms: int, threshold_s: float, now_ms: int
+) -> dict[str, QueueStats]:
+    """Interval statistics plus the live state of every queue of the desk."""
+    queues = await desk.queue_names(refresh=True)
+    stats = summarise(await events_between(desk, since_ms, until_ms), queues, threshold_s)
+    agents = [
+        json.loads(raw) for raw in (await desk.redis.hgetall(desk.keys.key("agents"))).values()
+    ]
+    visitors_raw = await desk.redis.hgetall(desk.keys.key("visitors"))
+    visitors = [json.loads(raw) for raw in visitors_raw.values()]
+    for q, s in stats.items():
+        line = [v for v in visitors if v.get("queue") == q and v.get("state") == "waiting"]
+        s.waiting_now = len(line)
+        if line:
+            s.longest_wait_now_s = round((now_ms - min(v["joined"] for v in line)) / 1000, 3)
+        s.agents = dict(Counter(a["state"] for a in agents if q in a.get("queues", [])))
+    return stats

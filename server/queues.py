@@ -1,0 +1,115 @@
+"""Queue configuration: a TOML file and ``humandesk queue ...`` commands, stored in Redis.
+
+A file names its queues and their rules, in seconds::
+
+    [queues.support]
+    hours = "mon-fri 09:00-17:30; sat 10:00-14:00"   # empty or absent: always open
+    timezone = "Europe/Berlin"
+    offer_timeout = 20      # seconds an agent has to accept
+    wrapup = 30             # wrap-up after each call
+    escalation = 60         # level-2 agents are offered a visitor after this wait
+    strategy = "longest-idle"   # or fewest-calls, round-robin, random
+    max_wait = 600          # then overflow, or offer the callback form (0 = no limit)
+    overflow = "sales"
+    sla = 20                # service-level threshold T
+    priority = 0            # visitors' default priority, 0-9
+    reject_delay = 5        # no offers for this long after a decline
+    no_answer_delay = 5     # ... and after an offer timed out
+    max_missed_offers = 3   # then the agent is put on Break
+
+Every instance of a desk reads the same rules from Redis, so a change applies everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from humandesk.queue.client import STRATEGIES
+from humandesk.queue.hours import HoursError, Schedule
+
+QUEUE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+
+#: Settings given in seconds, and the millisecond names the scripts use.
+SECONDS = {
+    "offer_timeout": "offer_timeout_ms",
+    "wrapup": "wrapup_ms",
+    "escalation": "escalation_ms",
+    "max_wait": "max_wait_ms",
+    "reject_delay": "reject_delay_ms",
+    "no_answer_delay": "no_answer_delay_ms",
+}
+OTHER = ("hours", "timezone", "strategy", "overflow", "sla", "priority", "max_missed_offers")
+
+
+class QueueConfigError(ValueError):
+    """A queue setting that cannot be used; the message names it."""
+
+
+def parse_rules(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Validated rules of one queue, in the form the scripts read (milliseconds)."""
+    if not QUEUE_NAME_RE.match(name):
+        raise QueueConfigError(f"invalid queue name {name!r}")
+    rules: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key in SECONDS:
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise QueueConfigError(f"{name}.{key} must be a number of seconds >= 0")
+            rules[SECONDS[key]] = int(value * 1000)
+        elif key == "strategy":
+            if value not in STRATEGIES:
+                raise QueueConfigError(f"{name}.strategy must be one of {', '.join(STRATEGIES)}")
+            rules[key] = value
+        elif key == "overflow":
+            if (value and not QUEUE_NAME_RE.match(str(value))) or value == name:
+                raise QueueConfigError(f"{name}.overflow must name another queue")
+            rules[key] = str(value)
+        elif key in ("sla", "priority", "max_missed_offers"):
+            limits = {"sla": (1, 3600), "priority": (0, 9), "max_missed_offers": (1, 100)}[key]
+            if not isinstance(value, int) or not limits[0] <= value <= limits[1]:
+                raise QueueConfigError(f"{name}.{key} must be a whole number in {limits}")
+            rules[key] = value
+        elif key in ("hours", "timezone"):
+            rules[key] = str(value)
+        else:
+            known = ", ".join([*SECONDS, *OTHER])
+            raise QueueConfigError(f"unknown setting {name}.{key} (known: {known})")
+    try:
+        Schedule.parse(str(rules.get("hours", "")), str(rules.get("timezone", "UTC")))
+    except HoursError as exc:
+        raise QueueConfigError(f"{name}.hours: {exc}") from None
+    return rules
+
+
+def load_file(path: Path) -> dict[str, dict[str, Any]]:
+    """The validated rules of every queue in a TOML file."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise QueueConfigError(f"cannot read {path}: {exc}") from None
+    queues = data.get("queues")
+    if not isinstance(queues, dict) or not queues:
+        raise QueueConfigError(f"{path} has no [queues.NAME] tables")
+    result = {}
+    for name, settings in queues.items():
+        if not isinstance(settings, dict):
+            raise QueueConfigError(f"[queues.{name}] must be a table")
+        result[name] = parse_rules(name, settings)
+    for name, rules in result.items():
+        if rules.get("overflow") and rules["overflow"] not in result:
+            raise QueueConfigError(f"{name}.overflow names an unknown queue {rules['overflow']!r}")
+    return result
+
+
+def describe(rules: dict[str, Any]) -> dict[str, Any]:
+    """Rules as a person writes them (seconds), for `humandesk queue show`."""
+    out: dict[str, Any] = {}
+    for key, ms_key in SECONDS.items():
+        if ms_key in rules:
+            out[key] = rules[ms_key] / 1000
+    for key in OTHER:
+        if key in rules:
+            out[key] = rules[key]
+    return out

@@ -1,0 +1,134 @@
+"""Statistics and call records in the formats operators feed to other tools."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Any
+
+from humandesk.queue.stats import QueueStats
+
+CSV_COLUMNS = (
+    "id",
+    "queue",
+    "agent",
+    "agent_name",
+    "visitor_name",
+    "topic",
+    "page",
+    "priority",
+    "joined",
+    "answered",
+    "ended",
+    "waited_s",
+    "talk_s",
+    "wrapup_s",
+    "transferred_from",
+    "transferred_to",
+    "notes",
+    "disposition",
+    "rating",
+    "rating_comment",
+)
+
+PROMETHEUS_COUNTS = (
+    ("offered", "Visitors who joined the queue today"),
+    ("answered", "Visitors whose call was answered today"),
+    ("abandoned", "Visitors who left or whose resume window ran out today"),
+    ("callbacks", "Callback requests made instead of waiting today"),
+    ("answered_within", "Answered today within the 20 s threshold"),
+    ("abandoned_within", "Abandoned today within the 20 s threshold"),
+    ("offers_made", "Offers (reservations) made to agents today"),
+    ("offers_declined", "Offers declined today"),
+    ("offers_timed_out", "Offers that timed out today"),
+)
+
+
+def _iso(ms: Any) -> str:
+    if not isinstance(ms, int | float):
+        return ""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
+
+
+def _seconds(ms: Any) -> str:
+    return f"{ms / 1000:.1f}" if isinstance(ms, int | float) else ""
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula (CSV injection)."""
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        text = "'" + text
+    return text
+
+
+def calls_to_csv(records: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for r in records:
+        row = {
+            **r,
+            "joined": _iso(r.get("joined")),
+            "answered": _iso(r.get("answered")),
+            "ended": _iso(r.get("ended")),
+            "waited_s": _seconds(r.get("waited_ms")),
+            "talk_s": _seconds(r.get("talk_ms")),
+            "wrapup_s": _seconds(r.get("wrapup_ms")),
+        }
+        writer.writerow([_cell(row.get(column)) for column in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def prometheus_text(stats: dict[str, QueueStats]) -> str:
+    """The Prometheus text exposition format (version 0.0.4)."""
+    lines: list[str] = []
+
+    def gauge(name: str, text: str, samples: list[tuple[dict[str, str], float | None]]) -> None:
+        lines.append(f"# HELP humandesk_{name} {text}")
+        lines.append(f"# TYPE humandesk_{name} gauge")
+        for labels, value in samples:
+            if value is None:
+                continue
+            rendered = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+            lines.append(f"humandesk_{name}{{{rendered}}} {value}")
+
+    queues = sorted(stats)
+    gauge("waiting", "Visitors waiting now", [({"queue": q}, stats[q].waiting_now) for q in queues])
+    gauge(
+        "longest_wait_seconds",
+        "Longest current wait",
+        [({"queue": q}, stats[q].longest_wait_now_s) for q in queues],
+    )
+    gauge(
+        "agents",
+        "Agents serving the queue, by state",
+        [
+            ({"queue": q, "state": state}, count)
+            for q in queues
+            for state, count in sorted(stats[q].agents.items())
+        ],
+    )
+    for field, text in PROMETHEUS_COUNTS:
+        gauge(f"today_{field}", text, [({"queue": q}, getattr(stats[q], field)) for q in queues])
+    gauge(
+        "today_service_level",
+        "Answered within 20 s / answered, today",
+        [({"queue": q}, stats[q].service_level) for q in queues],
+    )
+    gauge(
+        "today_average_handle_seconds",
+        "Average talk plus wrap-up time, today",
+        [({"queue": q}, stats[q].avg_handle_s) for q in queues],
+    )
+    gauge(
+        "today_average_wait_seconds",
+        "Average wait of answered visitors, today",
+        [({"queue": q}, stats[q].avg_wait_s) for q in queues],
+    )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,226 @@
+"""Queue rules through the running desk: business hours and callbacks, priority from the host
+site, transfers, positions that never go backwards, statistics, Prometheus and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp.test_utils import TestClient
+
+from humandesk.queue.client import QueueConfig
+from humandesk.queue.stats import summarise
+from humandesk.server.app import ACCOUNTS, QUEUE, create_app
+
+from helpers import Peer, desk_config, login_agent, open_agent, open_visitor
+
+Client = TestClient[Any, Any]
+PRIORITY_SECRET = "a-priority-secret-shared-with-the-shop"
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path) -> Client:
+    config = desk_config(
+        redis_url,
+        desk_name,
+        tmp_path,
+        priority_secret=PRIORITY_SECRET,
+        queue=QueueConfig(wrapup_ms=0),
+    )
+    app = create_app(config)
+    c: Client = await aiohttp_client(app)
+    await app[ACCOUNTS].add("ada", "correct horse", ["support", "sales"], "Ada Lovelace")
+    return c
+
+
+async def join(client: Client, name: str, queue: str = "support", **extra: Any) -> Peer:
+    visitor = await open_visitor(client)
+    await visitor.send({"type": "join", "queue": queue, "name": name, **extra})
+    await visitor.expect("queued")
+    return visitor
+
+
+async def test_closed_queue_refuses_join_and_takes_a_callback(client: Client) -> None:
+    desk = client.app[QUEUE]
+    # Open only on a day that is not today: closed now, with a next opening.
+    other_day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(time.gmtime().tm_wday + 3) % 7]
+    await desk.set_queue_rules("support", {"hours": f"{other_day} 09:00-17:00", "timezone": "UTC"})
+    status = await (await client.get("/api/queues/support")).json()
+    assert status["open"] is False and status["opens_at"]
+    assert status["agents_online"] == 0
+    visitor = await open_visitor(client)
+    await visitor.send({"type": "join", "queue": "support", "name": "Grace"})
+    error = await visitor.expect("error")
+    assert error["code"] == "queue_closed" and error["callback"] is True
+    await visitor.send(
+        {
+            "type": "callback",
+            "queue": "support",
+            "name": "Grace",
+            "contact": "grace@example.com",
+            "note": "About order 42",
+        }
+    )
+    saved = await visitor.expect("callback_saved")
+    # Agents see open callback requests, and one can close them.
+    await login_agent(client, "ada", "correct horse")
+    agent = await open_agent(client)
+    callbacks = await agent.expect("callbacks")
+    assert [c["contact"] for c in callbacks["items"]] == ["grace@example.com"]
+    await agent.send({"type": "close_callback", "id": saved["id"], "outcome": "called"})
+    update = await agent.expect("callbacks")
+    assert update["items"] == []
+
+
+async def test_priority_token_from_the_host_site(client: Client) -> None:
+    await join(client, "First")
+    now = int(time.time())
+    token = jwt.encode(
+        {
+            "sub": "shop-user-7",
+            "priority": 5,
+            "aud": "humandesk:priority",
+            "iss": "humandesk",
+            "iat": now,
+            "exp": now + 300,
+        },
+        PRIORITY_SECRET,
+        algorithm="HS256",
+    )
+    vip = await open_visitor(client)
+    await vip.send({"type": "join", "name": "VIP", "priority_token": token})
+    assert (await vip.expect("queued"))["position"] == 1
+    forged = jwt.encode(
+        {
+            "sub": "x",
+            "priority": 9,
+            "aud": "humandesk:priority",
+            "iss": "humandesk",
+            "iat": now,
+            "exp": now + 300,
+        },
+        "not-the-secret",
+        algorithm="HS256",
+    )
+    bad = await open_visitor(client)
+    await bad.send({"type": "join", "name": "Faker", "priority_token": forged})
+    assert (await bad.expect("error"))["code"] == "bad_message"
+
+
+async def test_position_never_moves_backwards(client: Client) -> None:
+    await join(client, "First")
+    second = await join(client, "Second")
+    assert second.seen[-1]["position"] == 2
+    now = int(time.time())
+    token = jwt.encode(
+        {
+            "sub": "v",
+            "priority": 5,
+            "aud": "humandesk:priority",
+            "iss": "humandesk",
+            "iat": now,
+            "exp": now + 300,
+        },
+        PRIORITY_SECRET,
+        algorithm="HS256",
+    )
+    await join(client, "VIP", priority_token=token)
+    # The VIP went ahead of both, but the second visitor is not told "3rd" after "2nd".
+    assert all(m.get("position", 2) <= 2 for m in await second.quiet(0.5))
+
+
+async def test_transfer_moves_the_visitor_to_the_head_of_another_queue(client: Client) -> None:
+    await join(client, "Sales visitor", "sales")
+    await login_agent(client, "ada", "correct horse")
+    agent = await open_agent(client)
+    await agent.send({"type": "status", "status": "available"})
+    offer = await agent.expect("offer")
+    assert offer["queue"] == "sales"
+    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+    await agent.expect("call_started")
+    # A support visitor talks to Ada next; she transfers them to sales.
+    await agent.send({"type": "hangup", "call_id": offer["offer_id"]})
+    visitor = await join(client, "Support visitor", "support")
+    await join(client, "Sales second", "sales")
+    offer2 = await agent.expect("offer")
+    assert offer2["visitor"]["name"] == "Support visitor"
+    await agent.send({"type": "accept", "offer_id": offer2["offer_id"]})
+    call = (await agent.expect("call_started"))["call_id"]
+    await visitor.expect("call_started")
+    await agent.send({"type": "status", "status": "break"})  # takes effect after the call
+    await agent.expect("error")
+    await agent.send({"type": "transfer", "call_id": call, "queue": "sales"})
+    ended = await visitor.expect("call_ended")
+    assert ended["reason"] == "transferred" and ended["queue"] == "sales"
+    moved = await visitor.expect("moved")
+    assert moved["queue"] == "sales" and moved["position"] == 1
+    # Back in line, the visitor can leave again like anyone waiting.
+    await visitor.send({"type": "leave"})
+    await visitor.expect("left")
+
+
+async def test_stats_metrics_and_calls_csv(client: Client) -> None:
+    visitor = await join(client, '=HYPERLINK("http://evil")')
+    await join(client, "Leaves")
+    await login_agent(client, "ada", "correct horse")
+    agent = await open_agent(client)
+    await agent.send({"type": "status", "status": "available"})
+    offer = await agent.expect("offer")
+    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+    call = (await agent.expect("call_started"))["call_id"]
+    await visitor.expect("call_started")
+    await agent.send({"type": "notes", "call_id": call, "notes": "ok", "disposition": "solved"})
+    await agent.expect("notes_saved")
+    await visitor.send({"type": "hangup", "call_id": call})
+    await visitor.expect("call_ended")
+    await visitor.send({"type": "rate", "call_id": call, "score": 4, "comment": "nice"})
+    await visitor.expect("rated")
+
+    stats = await (await client.get("/api/stats?threshold=20")).json()
+    support = stats["queues"]["support"]
+    assert support["offered"] == 2 and support["answered"] == 1
+    assert support["answered_within"] == 1 and support["service_level"] == 1.0
+    assert support["offers_made"] >= 1 and support["offers_accepted"] == 1
+    assert support["waiting_now"] in (0, 1)
+    bad = await client.get("/api/stats?since=yesterday")
+    assert bad.status == 400 and (await bad.json())["error"] == "bad_request"
+
+    text = await (await client.get("/metrics")).text()
+    assert 'humandesk_today_answered{queue="support"} 1' in text
+    assert "# TYPE humandesk_waiting gauge" in text
+
+    body = await (await client.get("/api/calls.csv")).text()
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["visitor_name"].startswith("'=HYPERLINK")  # no formula injection
+    assert (row["disposition"], row["rating"], row["rating_comment"]) == ("solved", "4", "nice")
+    assert row["agent"] == "ada" and row["queue"] == "support"
+
+    client.session.cookie_jar.clear()
+    assert (await client.get("/api/stats")).status == 401
+    assert (await client.get("/api/calls.csv")).status == 401
+
+
+def test_service_level_formulas() -> None:
+    events = [
+        {"event": "joined", "queue": "q"},
+        {"event": "accepted", "queue": "q", "waited_ms": "5000"},
+        {"event": "accepted", "queue": "q", "waited_ms": "30000"},
+        {"event": "abandoned", "queue": "q", "waited_ms": "10000", "reason": "left"},
+        {"event": "abandoned", "queue": "q", "waited_ms": "50000", "reason": "lease_expired"},
+        {"event": "abandoned", "queue": "q", "waited_ms": "1000", "reason": "callback"},
+        {"event": "ended", "queue": "q", "talk_ms": "60000"},
+        {"event": "wrapup_ended", "queue": "q", "wrapup_ms": "30000"},
+    ]
+    s = summarise(events, ["q"], 20)["q"]
+    assert (s.answered, s.abandoned, s.callbacks) == (2, 2, 1)
+    assert s.service_level == 0.5  # 1 of 2 answered within 20 s
+    assert s.service_level_2 == 0.5  # (1 + 1) / (2 + 2)
+    assert s.avg_wait_s == 17.5 and s.longest_wait_s == 30.0
+    assert s.avg_handle_s == 90.0
