@@ -342,6 +342,7 @@ async def agent_socket(
                 "queues": list(agent.queues),
             },
             "status": record["state"],
+            "desk_queues": await desk.queue.queue_names(refresh=True),
             "ice_servers": desk.ice_servers("a-" + agent.name),
             "ice_transport_policy": desk.settings.ice_transport_policy,
         }

@@ -334,8 +334,12 @@
 
   function onQueued(msg) {
     if (typeof msg.ticket === "string" && msg.ticket) ticketStore.set(msg.ticket);
+    const answersJoin = pendingJoin !== null;
     pendingJoin = null;
     if (typeof msg.audio_only === "boolean") state.audioOnly = msg.audio_only;
+    // An agent who accepts at once can start the call before the desk has answered our join:
+    // then `queued` arrives after `call_started` and is old news. Keep the call (and the ticket).
+    if (call && answersJoin) return;
     if (call) endCallLocally(); // the call ended while we were away
     updatePosition(msg);
     setError("");
