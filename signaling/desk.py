@@ -109,6 +109,20 @@ def eta_growth_reason(before: QueueSnapshot | None, now: QueueSnapshot) -> str |
     return None
 
 
+def agent_status_message(record: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    """The ``status`` message for an agent record, as the scripts send it."""
+    message: dict[str, Any] = {
+        "type": "status",
+        "status": record["state"],
+        "reason": record.get("reason"),
+    }
+    if record["state"] == "wrap_up":
+        message["wrapup_until"] = record["wrapup_until"]
+        message["remaining_ms"] = max(0, int(record["wrapup_until"]) - now_ms)
+        message["call_id"] = record.get("last_call")
+    return message
+
+
 def public(message: dict[str, Any]) -> dict[str, Any]:
     """The message without the desk-internal ``_`` fields."""
     return {k: v for k, v in message.items() if not k.startswith("_")}
@@ -441,7 +455,7 @@ class SignalingDesk:
         record = await self.queue.agent(conn.name)
         if record is None:
             return
-        conn.deliver({"type": "status", "status": record["state"], "reason": record.get("reason")})
+        conn.deliver(agent_status_message(record, await self.queue.clock_ms()))
         if record["state"] == "offered":
             await self.replay_offer(conn, str(record["offer"]))
 

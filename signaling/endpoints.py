@@ -19,7 +19,7 @@ from humandesk.queue.client import (
     QueueError,
     estimate_wait_seconds,
 )
-from humandesk.signaling.desk import AgentConn, SignalingDesk, VisitorConn
+from humandesk.signaling.desk import AgentConn, SignalingDesk, VisitorConn, agent_status_message
 from humandesk.signaling.messages import (
     MAX_ERRORS_PER_SOCKET,
     MAX_FRAME_BYTES,
@@ -347,7 +347,7 @@ async def agent_socket(
             "ice_transport_policy": desk.settings.ice_transport_policy,
         }
     )
-    conn.deliver({"type": "status", "status": record["state"], "reason": record.get("reason")})
+    conn.deliver(agent_status_message(record, await desk.queue.clock_ms()))
     if record["state"] == "offered":
         await desk.replay_offer(conn, str(record["offer"]))
     elif record["state"] == "in_call":

@@ -64,6 +64,7 @@
     break: "On break",
     offered: "Incoming offer",
     in_call: "In call",
+    wrap_up: "Wrap-up",
   };
 
   const OFFER_CANCELLED_TEXT = {
@@ -99,6 +100,8 @@
   let welcomes = 0;
   let lastWelcomeAt = 0;
   let loggingOut = false;
+  let wrapupUntil = 0; // performance.now() when the desk ends the wrap-up; 0: unknown
+  let wrapupTimer = null;
 
   /* --------------------------------------------------------- helpers */
 
@@ -278,7 +281,8 @@
 
   /* ---------------------------------------------------------- status */
 
-  function setStatus(status, reason) {
+  /** Shows the status the desk reports. `msg` (optional) is the desk's status message. */
+  function setStatus(status, reason, msg) {
     state.status = status;
     ui.status.dataset.status = status;
     body.dataset.status = status;
@@ -291,6 +295,18 @@
     for (const b of [ui.available, ui.brk, ui.offline]) b.disabled = busy;
     if (reason) notify(reason);
     if ((status === "offline" || status === "break") && offer) hideOffer();
+    // After a call the desk may hold the agent in wrap-up for a while (no offers); any status
+    // choice ends it, so Available stays a live button.
+    clearInterval(wrapupTimer);
+    wrapupUntil = 0;
+    const remaining = Number(msg && msg.remaining_ms);
+    if (status === "wrap_up" && Number.isFinite(remaining) && remaining > 0) {
+      wrapupUntil = performance.now() + remaining;
+      wrapupTimer = setInterval(() => {
+        if (!call) renderIdleTitle();
+        if (performance.now() >= wrapupUntil) clearInterval(wrapupTimer);
+      }, 1000);
+    }
     if (!call) renderIdleTitle();
   }
 
@@ -415,7 +431,7 @@
         onWelcome(msg);
         break;
       case "status":
-        setStatus(msg.status, msg.reason);
+        setStatus(msg.status, msg.reason, msg);
         break;
       case "queues":
         renderQueues(msg.queues);
@@ -661,6 +677,13 @@
   }
 
   function renderIdleTitle() {
+    if (state.status === "wrap_up") {
+      const left = wrapupUntil ? Math.ceil((wrapupUntil - performance.now()) / 1000) : 0;
+      ui.callTitle.textContent =
+        left > 0 ? `Wrap-up: next visitor in ${HD.formatClock(left)}` : "Wrap-up after the call";
+      ui.callTopic.textContent = "Choose Available to take the next visitor now.";
+      return;
+    }
     ui.callTitle.textContent =
       state.status === "available" || state.status === "offered"
         ? "Waiting for the next visitor"
