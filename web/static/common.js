@@ -146,10 +146,15 @@
       const cameraOff = state.camera_off || !hasVideo;
       muteButton.disabled = !hasAudio;
       muteButton.setAttribute("aria-pressed", String(muted));
-      muteButton.querySelector(".label").textContent = muted ? "Unmute" : "Mute";
+      muteButton.querySelector(".label").textContent = !hasAudio ? "No mic" : muted ? "Unmute" : "Mute";
       cameraButton.disabled = !hasVideo;
       cameraButton.setAttribute("aria-pressed", String(cameraOff));
-      cameraButton.querySelector(".label").textContent = cameraOff ? "Camera on" : "Camera off";
+      // Without a camera there is nothing to turn on: say so instead of offering "Camera on".
+      cameraButton.querySelector(".label").textContent = !hasVideo
+        ? "No camera"
+        : cameraOff
+          ? "Camera on"
+          : "Camera off";
     };
     const apply = () => {
       for (const t of tracks("audio")) t.enabled = !state.muted;

@@ -53,6 +53,7 @@
     error: { text: "Something went wrong", view: "ended" },
   };
   const LIVE_PHASES = new Set(["connecting", "waiting", "call-connecting", "in-call"]);
+  const OVER_PHASES = new Set(["ended", "left", "error"]);
 
   const state = (window.hdState = {
     phase: "checking",
@@ -75,6 +76,7 @@
   let fallbackTimer = null;
   let neverWelcomed = 0;
   let devicesChecked = false;
+  let deviceCheck = null; // the device check in flight
 
   /* ------------------------------------------------------------ storage */
 
@@ -204,6 +206,11 @@
     HD.stopStream(media.stream);
     ui.local.srcObject = null;
     media = await HD.getLocalMedia();
+    if (OVER_PHASES.has(state.phase)) {
+      releaseMedia(); // the conversation ended while the browser was asking
+      ui.retryMedia.disabled = false;
+      return;
+    }
     state.audioOnly = media.audioOnly;
     if (media.stream && !media.audioOnly) ui.local.srcObject = media.stream;
     showLocalVideo(!media.audioOnly);
@@ -215,6 +222,29 @@
     controls.reset();
     if (state.phase === "checking") setPhase("ready");
     ui.join.disabled = state.phase !== "ready";
+  }
+
+  function recheckDevices() {
+    if (!deviceCheck) deviceCheck = checkDevices().finally(() => (deviceCheck = null));
+    mediaReady = deviceCheck;
+  }
+
+  /** Turns the camera and microphone off once the conversation is over: no light left on. */
+  function releaseMedia() {
+    HD.stopStream(media.stream);
+    media = { stream: null, audioOnly: true, problem: null };
+    ui.local.srcObject = null;
+    devicesChecked = false;
+  }
+
+  /** Back to the join form, starting the camera again if it was turned off. */
+  function backToForm() {
+    if (devicesChecked) {
+      setPhase("ready");
+      return;
+    }
+    setPhase("checking");
+    recheckDevices();
   }
 
   function showLocalVideo(on) {
@@ -260,7 +290,7 @@
       const wasWaiting = state.phase === "waiting" || state.phase === "connecting";
       endCallLocally();
       setNotice("");
-      setPhase(devicesChecked ? "ready" : "checking");
+      backToForm();
       if (wasWaiting) setError("Your place in line has expired. Please join again.");
       return false;
     }
@@ -375,7 +405,7 @@
     if (msg.in_reply_to === "resume" && msg.code !== "wrong_state") {
       ticketStore.drop();
       disconnect();
-      setPhase(devicesChecked ? "ready" : "checking");
+      backToForm();
       setError("Your place in line has expired. Please join again.");
       return;
     }
@@ -561,13 +591,14 @@
     ui.endedMessage.textContent = message;
     ui.leave.disabled = false;
     setPhase(phase);
+    releaseMedia();
   }
 
   ui.again.addEventListener("click", () => {
     clearTimeout(fallbackTimer);
     disconnect();
     setError("");
-    setPhase("ready");
+    backToForm();
     ui.name.focus();
   });
 
@@ -577,14 +608,12 @@
     if (ev.key === "Escape" && EMBEDDED) minimize();
   });
 
-  ui.retryMedia.addEventListener("click", () => {
-    mediaReady = checkDevices();
-  });
+  ui.retryMedia.addEventListener("click", recheckDevices);
 
   /* ------------------------------------------------------------- start */
 
   postToHost({ type: "state", phase: state.phase });
-  mediaReady = checkDevices();
+  recheckDevices();
   restoreTicket().then(() => {
     if (!ticketStore.get() || LIVE_PHASES.has(state.phase)) return;
     // A reload while in line: take the place back before the desk's lease on it runs out.

@@ -1,0 +1,260 @@
+"""TURN end to end: Debian's coturn with ``use-auth-secret``, the desk handing out time-limited
+TURN REST credentials, and two Chromium pages told ``iceTransportPolicy: "relay"``.
+
+With the relay policy a browser may only use relay candidates, so a call whose video decodes
+proves that the credentials the desk minted were accepted by coturn. The selected candidate
+pair on each side (``transport.selectedCandidatePairId``) must be a relay one. A desk with the
+wrong secret gets no allocation at all, and the call cannot connect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_browser import (
+    CHROMIUM,
+    VIEWPORT,
+    Demo,
+    assert_video_flows,
+    call_report,
+    chromium_args,
+    fill_and_join,
+    login_agent,
+    need_chromium,
+    open_panel,
+    running_demo,
+    sel,
+    selected_pair,
+    set_agent_status,
+    visitor_phase,
+    wait_for,
+)
+
+from conftest import free_port, need
+
+pytestmark = pytest.mark.browser
+
+TURNSERVER = os.environ.get("HUMANDESK_TURNSERVER") or shutil.which("turnserver") or "turnserver"
+# Chromium offers no loopback host candidates, but it does talk to a TURN server on 127.0.0.1,
+# and coturn relays between two of its own loopback allocations with --allow-loopback-peers.
+TURN_HOST = "127.0.0.1"
+REALM = "humandesk.test"
+
+# ICE candidates a page has gathered, from its peer connection's statistics.
+LOCAL_CANDIDATES_JS = """async () => {
+    const pc = window.hdPeer;
+    if (!pc) return null;
+    const stats = await pc.getStats();
+    const types = [];
+    stats.forEach((r) => { if (r.type === "local-candidate") types.push(r.candidateType); });
+    return { types, gathering: pc.iceGatheringState, ice: pc.iceConnectionState };
+}"""
+
+
+def gathered_candidates(page: Any) -> dict[str, Any] | None:
+    """The page's local candidate types once ICE gathering is complete (else None)."""
+    found: dict[str, Any] | None = page.evaluate(LOCAL_CANDIDATES_JS)
+    return found if found and found["gathering"] == "complete" else None
+
+
+@dataclass
+class Turn:
+    port: int
+    secret: str
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"turn:{TURN_HOST}:{self.port}?transport=udp"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def running_coturn() -> Iterator[Turn]:
+    workdir = Path(tempfile.mkdtemp(prefix="hdturn", dir="/tmp"))
+    port = free_port()
+    low = random.randrange(40000, 60000, 100)
+    turn = Turn(port=port, secret=secrets.token_urlsafe(24), log=workdir / "turn.log")
+    proc = subprocess.Popen(
+        [
+            TURNSERVER,
+            "-n",  # no configuration file: everything is on this command line
+            "--listening-ip",
+            TURN_HOST,
+            "--relay-ip",
+            TURN_HOST,
+            "--listening-port",
+            str(port),
+            "--min-port",
+            str(low),
+            "--max-port",
+            str(low + 99),
+            "--use-auth-secret",
+            "--static-auth-secret",
+            turn.secret,
+            "--realm",
+            REALM,
+            "--no-tls",
+            "--no-dtls",
+            "--no-tcp-relay",
+            "--no-cli",
+            "--allow-loopback-peers",
+            "--fingerprint",
+            "--userdb",
+            str(workdir / "turndb"),
+            "--pidfile",
+            str(workdir / "turn.pid"),
+            "--log-file",
+            str(turn.log),
+            "--simple-log",
+            "--verbose",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:  # coturn listens on TCP and UDP alike; TCP says when it is up
+            if proc.poll() is not None:
+                raise RuntimeError(f"turnserver exited ({proc.returncode}):\n{turn.output()}")
+            with contextlib.suppress(OSError), socket.create_connection((TURN_HOST, port), 0.5):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"turnserver did not start:\n{turn.output()}")
+            time.sleep(0.05)
+        yield turn
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def relay_env(turn: Turn, secret: str) -> dict[str, str]:
+    return {
+        "HUMANDESK_TURN_URLS": turn.url,
+        "HUMANDESK_TURN_SECRET": secret,
+        "HUMANDESK_ICE_POLICY": "relay",
+    }
+
+
+@pytest.fixture(scope="module")
+def turn() -> Iterator[Turn]:
+    need_chromium()
+    need(Path(TURNSERVER).exists() or shutil.which(TURNSERVER) is not None, "coturn (turnserver)")
+    with running_coturn() as turn:
+        yield turn
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=chromium_args(), headless=True)
+        yield browser
+        browser.close()
+
+
+def start_call(browser: Any, demo: Demo) -> tuple[Any, Any, list[Any]]:
+    """An agent Available, a visitor joined from the shop, the offer accepted."""
+    agent_ctx = browser.new_context(viewport=VIEWPORT)
+    visitor_ctx = browser.new_context(viewport=VIEWPORT)
+    agent = agent_ctx.new_page()
+    login_agent(agent, demo)
+    set_agent_status(agent, "available")
+    _, panel = open_panel(visitor_ctx, demo)
+    fill_and_join(panel, "Relayed Visitor", "through TURN")
+    wait_for(lambda: agent.locator(sel("offer-card")).is_visible(), "the offer card")
+    agent.locator(sel("offer-accept")).click()
+    wait_for(lambda: panel.evaluate("!!window.hdPeer"), "the visitor's peer connection")
+    wait_for(lambda: agent.evaluate("!!window.hdPeer"), "the agent's peer connection")
+    return panel, agent, [agent_ctx, visitor_ctx]
+
+
+def test_call_through_turn_with_time_limited_credentials(browser: Any, turn: Turn) -> None:
+    log_start = len(turn.output())
+    with running_demo(relay_env(turn, turn.secret)) as demo:
+        panel, agent, contexts = start_call(browser, demo)
+        try:
+            # Both pages were told to use only the relay, with a time-limited REST credential.
+            for page in (panel, agent):
+                config = page.evaluate("window.hdPeer.getConfiguration()")
+                assert config["iceTransportPolicy"] == "relay", config
+                (server,) = config["iceServers"]
+                assert server["urls"] == [turn.url] or server["urls"] == turn.url, server
+                expiry, _, user = server["username"].partition(":")
+                assert int(expiry) > time.time() and user, server["username"]
+                assert server["credential"] != turn.secret
+
+            wait_for(
+                lambda: (
+                    visitor_phase(panel) == "in-call"
+                    and agent.evaluate("window.hdState.phase") == "in-call"
+                ),
+                "both sides in the call",
+                explain=lambda: (call_report(panel, agent), turn.output()[-3000:]),
+            )
+            assert_video_flows(panel, agent)
+            for side, page in (("visitor", panel), ("agent", agent)):
+                pair = wait_for(partial(selected_pair, page), f"the {side}'s pair")
+                assert pair["local"] == "relay", (side, pair)
+                assert pair["remote"] == "relay", (side, pair)  # the other side is relayed too
+                assert pair["localAddress"] == TURN_HOST, (side, pair)
+            # coturn allocated for both parties under the REST usernames the desk minted.
+            log = turn.output()[log_start:]
+            for who in ("a-demo", "v-"):
+                assert re.search(
+                    rf"user <\d+:{who}[^>]*>: incoming packet ALLOCATE processed, "
+                    r"success",
+                    log,
+                ), (who, log[-3000:])
+        finally:
+            for context in contexts:
+                context.close()
+
+
+def test_wrong_turn_secret_gets_no_relay(browser: Any, turn: Turn) -> None:
+    log_start = len(turn.output())
+    with running_demo(relay_env(turn, "not-" + turn.secret)) as demo:
+        panel, agent, contexts = start_call(browser, demo)
+        try:
+            # Gathering completes without a single candidate: coturn refuses the credentials.
+            for page in (panel, agent):
+                gathered = wait_for(partial(gathered_candidates, page), "ICE gathering to finish")
+                assert gathered["types"] == [], gathered
+            time.sleep(2)
+            assert visitor_phase(panel) == "call-connecting"
+            assert agent.evaluate("window.hdState.phase") == "call-connecting"
+            assert agent.evaluate("window.hdPeer.connectionState") != "connected"
+            # coturn refused the (well-formed, wrongly signed) REST usernames.
+            log = turn.output()[log_start:]
+            assert re.search(
+                r"user <\d+:a-demo>: incoming packet message processed, error 401", log
+            ), log[-3000:]
+            assert "ALLOCATE processed, success" not in log, log[-3000:]
+        finally:
+            for context in contexts:
+                context.close()
