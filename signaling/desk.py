@@ -140,15 +140,26 @@ class VisitorConn:
         self.peer: str | None = None  # the agent of the current call
         self.position: int | None = None
         self.eta: int | None = None
+        # While joining, desk messages wait here so that `queued` (with the ticket) always
+        # comes first, even when an agent accepts within milliseconds.
+        self.held: list[dict[str, Any]] | None = None
 
     def send(self, message: dict[str, Any]) -> None:
         self.outbox.send(message)
+
+    def release_held(self) -> None:
+        held, self.held = self.held or [], None
+        for event in held:
+            self.deliver(event)
 
     def deliver(self, event: dict[str, Any]) -> None:
         """Handles a message published for this visitor."""
         if event.get("type") == "_replaced":
             if event.get("conn") != self.conn_id:
                 self.desk.close_soon(self.ws, CloseCode.REPLACED, "replaced")
+            return
+        if self.held is not None:
+            self.held.append(event)
             return
         if event.get("type") == "call_started":
             self.peer = str(event.get("_peer", ""))

@@ -250,6 +250,16 @@ async def _join(desk: SignalingDesk, conn: VisitorConn, message: Join) -> None:
             ) from None
     visitor_id = secrets.token_urlsafe(12)
     conn.state.visitor_id = visitor_id
+    conn.held = []
+    try:
+        await _join_and_answer(desk, conn, message, visitor_id, priority)
+    finally:
+        conn.release_held()
+
+
+async def _join_and_answer(
+    desk: SignalingDesk, conn: VisitorConn, message: Join, visitor_id: str, priority: int
+) -> None:
     await desk.register_visitor(conn, visitor_id, message.queue)
     try:
         result = await desk.queue.join(
@@ -267,10 +277,7 @@ async def _join(desk: SignalingDesk, conn: VisitorConn, message: Join) -> None:
         desk.forget_visitor(conn)
         conn.state.visitor_id = None
         raise _queue_error(exc, message.type) from None
-    if conn.state.phase is VisitorPhase.NEW:  # a call may already have started
-        conn.state.queued(visitor_id, message.queue)
-    else:
-        conn.state.queue = message.queue
+    conn.state.queued(visitor_id, message.queue)
     await _send_queued(desk, conn, result.position)
 
 

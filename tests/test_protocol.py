@@ -486,3 +486,20 @@ async def test_dead_connections_are_cleaned_up(short_lease_client: Client) -> No
     agent = await open_agent(client)
     state = await agent.expect("status")
     assert state["status"] == "offline" and state["reason"] == "Connection lost"
+
+
+async def test_queued_always_comes_before_call_started(client: Client) -> None:
+    agent = await available_agent(client)
+    for _ in range(8):
+        visitor = await open_visitor(client)
+        await visitor.send({"type": "join", "name": "Quick"})
+        offer = await agent.expect("offer")
+        await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+        await visitor.expect("call_started")
+        kinds = [m["type"] for m in visitor.seen]
+        assert kinds.index("queued") < kinds.index("call_started"), kinds
+        await agent.send({"type": "hangup", "call_id": offer["offer_id"]})
+        await agent.expect("status", status="wrap_up")
+        await agent.send({"type": "wrapup", "action": "done"})
+        await agent.expect("status", status="available")
+        await visitor.ws.close()
