@@ -38,6 +38,8 @@ OPS = (
     "transfer",
     "callback",
     "callback_close",
+    "away",
+    "back",
 )
 STRATEGIES = ("longest-idle", "fewest-calls", "round-robin", "random")
 
@@ -81,6 +83,7 @@ class NewVisitor:
     page: str = ""
     audio_only: bool = False
     priority: int = 0  # 0-9; higher goes first
+    conn: str = ""  # the socket holding the entry (see away/come_back)
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,25 @@ class DeskQueue:
             "join", {"visitor": asdict(visitor), "lease_ms": self.config.visitor_lease_ms}, now_ms
         )
         return JoinResult(position=int(reply["position"]), waiting=int(reply["waiting"]))
+
+    async def away(self, visitor_id: str, conn: str, *, now_ms: int | None = None) -> bool:
+        """The visitor's socket ``conn`` went away: keep the place, make no offers to them."""
+        reply = await self._run("away", {"visitor_id": visitor_id, "conn": conn}, now_ms)
+        return bool(reply["away"])
+
+    async def come_back(
+        self, visitor_id: str, conn: str, *, now_ms: int | None = None
+    ) -> dict[str, Any]:
+        """Socket ``conn`` takes over the entry; an away visitor returns to their place.
+
+        Raises ``QueueError("unknown_visitor")`` if the entry or its lease is gone.
+        """
+        reply = await self._run(
+            "back",
+            {"visitor_id": visitor_id, "conn": conn, "lease_ms": self.config.visitor_lease_ms},
+            now_ms,
+        )
+        return dict(reply)
 
     async def leave(
         self, visitor_id: str, reason: str = "left", *, now_ms: int | None = None

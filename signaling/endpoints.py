@@ -198,7 +198,19 @@ async def visitor_socket(request: web.Request, desk: SignalingDesk) -> web.WebSo
         desk.anonymous.discard(conn)
         desk.forget_visitor(conn)
         await conn.outbox.drain_and_close()
+        await _went_away(desk, conn)
     return ws
+
+
+async def _went_away(desk: SignalingDesk, conn: VisitorConn) -> None:
+    """A waiting visitor's socket closed: hold their place, but offer them to no one."""
+    vid = conn.state.visitor_id
+    if vid is None or conn.state.phase is not VisitorPhase.WAITING:
+        return
+    try:
+        await desk.queue.away(vid, conn.conn_id)
+    except Exception:
+        log.warning("could not mark visitor %s away", vid, exc_info=True)
 
 
 async def _callback(desk: SignalingDesk, conn: VisitorConn, message: Callback) -> None:
@@ -271,6 +283,7 @@ async def _join_and_answer(
                 page=message.page,
                 audio_only=message.audio_only,
                 priority=priority,
+                conn=conn.conn_id,
             )
         )
     except QueueError as exc:
@@ -291,10 +304,12 @@ async def _resume(desk: SignalingDesk, conn: VisitorConn, message: Resume) -> No
         raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone")
     conn.state.visitor_id = visitor_id
     await desk.register_visitor(conn, visitor_id, str(record["queue"]))
-    gone, _ = await desk.queue.heartbeat([visitor_id], [])
-    if gone:
+    try:
+        entry = await desk.queue.come_back(visitor_id, conn.conn_id)
+    except QueueError:
         desk.forget_visitor(conn)
-        raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone")
+        raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone") from None
+    record["queue"] = entry["queue"]
     conn.state.queued(visitor_id, str(record["queue"]))
     if record["state"] == "in_call":
         # A reload during a call: both sides start a fresh peer connection.
@@ -302,8 +317,7 @@ async def _resume(desk: SignalingDesk, conn: VisitorConn, message: Resume) -> No
             return
         desk.forget_visitor(conn)
         raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone")
-    position = await desk.queue.position(visitor_id) or 1
-    await _send_queued(desk, conn, position)
+    await _send_queued(desk, conn, int(entry["position"]) or 1)
 
 
 async def _send_queued(desk: SignalingDesk, conn: VisitorConn, position: int) -> None:

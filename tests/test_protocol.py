@@ -503,3 +503,18 @@ async def test_queued_always_comes_before_call_started(client: Client) -> None:
         await agent.send({"type": "wrapup", "action": "done"})
         await agent.expect("status", status="available")
         await visitor.ws.close()
+
+
+async def test_away_visitor_keeps_place_but_is_not_offered(client: Client) -> None:
+    first = await join(client, "Reloads")
+    await join(client, "Second")
+    ticket = next(m for m in first.seen if m["type"] == "queued")["ticket"]
+    await first.ws.close()
+    await asyncio.sleep(0.3)  # the desk marks the first visitor away
+    agent = await available_agent(client)
+    offer = await agent.expect("offer")
+    assert offer["visitor"]["name"] == "Second"  # nobody is offered a visitor who is not there
+    await agent.send({"type": "decline", "offer_id": offer["offer_id"]})
+    back = await open_visitor(client)
+    await back.send({"type": "resume", "ticket": ticket})
+    assert (await back.expect("queued"))["position"] == 1  # the original place

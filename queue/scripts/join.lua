@@ -8,7 +8,7 @@ local priority = tonumber(nv.priority) or 0
 local v = {
   id = nv.id, queue = nv.queue, name = nv.name, topic = nv.topic, page = nv.page,
   audio_only = nv.audio_only, joined = NOW, score = NOW - priority * PRIORITY_STEP,
-  priority = priority, state = 'waiting',
+  priority = priority, state = 'waiting', conn = nv.conn,
 }
 save(K.visitors, v.id, v)
 redis.call('ZADD', QK[v.queue].waiting, v.score, v.id)

@@ -238,6 +238,11 @@ local function release_offer(o, reason)
   drop_offer(o)
   local v = load(K.visitors, o.visitor)
   if v and reason ~= 'visitor_left' then visitor_back_in_line(v) end
+  if v and reason == 'visitor_left' then
+    v.state = 'waiting'
+    v.offer = nil
+    save(K.visitors, v.id, v)
+  end
   local a = load(K.agents, o.agent)
   local rules = qcfg(o.queue)
   if a then
