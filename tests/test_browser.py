@@ -115,6 +115,7 @@ class Demo:
     password: str
     proc: subprocess.Popen[bytes]
     log: Path
+    data_dir: Path  # the CLI reaches the running demo's Redis through it
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -158,6 +159,7 @@ def running_demo(extra_env: dict[str, str] | None = None) -> Iterator[Demo]:
         password=PASSWORD,
         proc=proc,
         log=log,
+        data_dir=data_dir,
     )
     try:
         wait_ready(demo)

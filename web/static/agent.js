@@ -1,4 +1,5 @@
-/* humandesk agent console: sign-in, status, offers, calls. Needs common.js. */
+/* humandesk agent console: sign-in, status, offers, calls, wrap-up, notes, transfers and
+ * call-back requests. Needs common.js. */
 "use strict";
 
 (function () {
@@ -25,7 +26,12 @@
     brk: $("agent-break"),
     offline: $("agent-offline"),
     queues: $("agent-queues"),
+    breakReason: $("agent-break-reason"),
+    breakReasonText: $("agent-break-reason-text"),
     offer: $("offer-card"),
+    offerBadges: document.querySelector(".offer-badges"),
+    offerPriority: $("offer-priority"),
+    offerTransferred: $("offer-transferred"),
     offerName: $("offer-visitor-name"),
     offerTopic: $("offer-topic"),
     offerQueue: $("offer-queue"),
@@ -53,6 +59,24 @@
     mute: $("agent-mute"),
     camera: $("agent-camera"),
     hangup: $("agent-hangup"),
+    wrapup: $("agent-wrapup"),
+    wrapupAfter: $("agent-wrapup-after"),
+    wrapupClock: $("agent-wrapup-countdown"),
+    wrapupText: $("agent-wrapup-text"),
+    wrapupBar: $("agent-wrapup-bar"),
+    wrapupExtend: $("agent-wrapup-extend"),
+    wrapupDone: $("agent-wrapup-done"),
+    notesCard: $("agent-notes-card"),
+    notes: $("agent-notes"),
+    disposition: $("agent-disposition"),
+    notesStatus: $("agent-notes-status"),
+    transfer: $("agent-transfer"),
+    transferQueue: $("agent-transfer-queue"),
+    transferSubmit: $("agent-transfer-submit"),
+    callbacks: $("agent-callbacks"),
+    callbacksCount: $("agent-callbacks-count"),
+    callbacksEmpty: $("agent-callbacks-empty"),
+    callbackList: $("agent-callback-list"),
     notice: $("agent-notice"),
     replaced: $("agent-replaced"),
     reconnect: $("agent-reconnect"),
@@ -82,6 +106,10 @@
     offerId: null,
     queues: {},
     agent: null,
+    deskQueues: [], // every queue of the desk (welcome.desk_queues), for transfers
+    callQueue: null, // the queue of the current call
+    breakReason: null, // why the desk put the agent on Break, until they choose Available
+    callbacks: [],
   });
   window.hdPeer = null;
 
@@ -101,7 +129,12 @@
   let lastWelcomeAt = 0;
   let loggingOut = false;
   let wrapupUntil = 0; // performance.now() when the desk ends the wrap-up; 0: unknown
+  let wrapupTotal = 0; // the length the countdown bar stands for
   let wrapupTimer = null;
+  let lastPeerName = ""; // the visitor of the call the wrap-up is for
+  // Notes of the current (or just-ended) call: autosaved, in order, confirmed by notes_saved.
+  const notes = { callId: null, dirty: false, edits: 0, sent: [], timer: null };
+  let callbacksSeen = null; // ids of the requests already listed (null: no list yet)
 
   /* --------------------------------------------------------- helpers */
 
@@ -191,6 +224,7 @@
   });
 
   ui.logout.addEventListener("click", async () => {
+    flushNotes();
     loggingOut = true;
     if (call && socket) socket.send({ type: "hangup", call_id: call.callId });
     endCallLocally();
@@ -281,7 +315,10 @@
 
   /* ---------------------------------------------------------- status */
 
-  /** Shows the status the desk reports. `msg` (optional) is the desk's status message. */
+  /**
+   * Shows a status. `msg` is the desk's own status message; without it (welcome, a local
+   * Offline while reconnecting) the wrap-up and the notes are left as they are.
+   */
   function setStatus(status, reason, msg) {
     state.status = status;
     ui.status.dataset.status = status;
@@ -293,25 +330,32 @@
     ui.offline.setAttribute("aria-pressed", String(status === "offline"));
     // The desk refuses status changes during a call (hang up first).
     for (const b of [ui.available, ui.brk, ui.offline]) b.disabled = busy;
-    if (reason) notify(reason);
+    // Why the desk put us on Break stays on screen until the agent is taking visitors again.
+    if (status === "break") state.breakReason = reason || null;
+    else if (status !== "offline") state.breakReason = null;
+    renderBreakReason();
+    if (reason && status !== "break") notify(reason);
     if ((status === "offline" || status === "break") && offer) hideOffer();
-    // After a call the desk may hold the agent in wrap-up for a while (no offers); any status
-    // choice ends it, so Available stays a live button.
-    clearInterval(wrapupTimer);
-    wrapupUntil = 0;
-    const remaining = Number(msg && msg.remaining_ms);
-    if (status === "wrap_up" && Number.isFinite(remaining) && remaining > 0) {
-      wrapupUntil = performance.now() + remaining;
-      wrapupTimer = setInterval(() => {
-        if (!call) renderIdleTitle();
-        if (performance.now() >= wrapupUntil) clearInterval(wrapupTimer);
-      }, 1000);
+    if (msg) {
+      // After a call the desk holds the agent in wrap-up for a while (no offers); any status
+      // choice ends it, so Available stays a live button.
+      renderWrapup(status, msg);
+      if (status === "wrap_up" && msg.call_id) openNotes(String(msg.call_id));
+      else if (status !== "in_call" && status !== "wrap_up" && !call) closeNotes();
+    } else if (status !== "wrap_up") {
+      renderWrapup(status, null);
     }
     if (!call) renderIdleTitle();
   }
 
+  function renderBreakReason() {
+    ui.breakReasonText.textContent = state.breakReason ? state.breakReason.replace(/\.?$/, ".") : "";
+    ui.breakReason.hidden = !state.breakReason;
+  }
+
   function requestStatus(status) {
     HD.sound.unlock();
+    flushNotes(); // a status change may end the wrap-up: the notes go first
     wantedStatus = status;
     if (!socket || !socket.send({ type: "status", status })) {
       notify("Not connected to the desk yet. Your status will be set when the connection is back.", true);
@@ -458,6 +502,12 @@
       case "call_ended":
         if (call && msg.call_id === call.callId) onCallEnded(msg);
         break;
+      case "notes_saved":
+        onNotesSaved(msg);
+        break;
+      case "callbacks":
+        renderCallbacks(msg.items);
+        break;
       case "error":
         onServerError(msg);
         break;
@@ -475,6 +525,10 @@
     if (msg.agent) {
       state.agent = msg.agent;
       renderAgent(msg.agent);
+    }
+    if (Array.isArray(msg.desk_queues)) {
+      state.deskQueues = msg.desk_queues.filter((q) => typeof q === "string" && q);
+      if (call) renderTransfer(state.callQueue);
     }
     const status = msg.status || "offline";
     setStatus(status);
@@ -497,6 +551,28 @@
       notify("That visitor is no longer waiting for you.");
       return;
     }
+    if (msg.in_reply_to === "notes") {
+      notes.sent.shift();
+      notes.dirty = true;
+      setNotesState("error", "Not saved");
+      notify(`Your notes were not saved: ${msg.message || msg.code}`);
+      return;
+    }
+    if (msg.in_reply_to === "transfer") {
+      ui.transferQueue.disabled = false;
+      ui.transferSubmit.disabled = !ui.transferQueue.value;
+      notify(`The transfer did not go through: ${msg.message || msg.code}`);
+      return;
+    }
+    if (msg.in_reply_to === "wrapup") {
+      ui.wrapupExtend.disabled = false;
+      ui.wrapupDone.disabled = false;
+    }
+    if (msg.in_reply_to === "close_callback") {
+      renderCallbacks(state.callbacks); // buttons back on
+      notify("That call-back request was already closed.");
+      return;
+    }
     notify(msg.message || `The desk refused that (${msg.code}).`);
     if ((msg.in_reply_to === "accept" || msg.in_reply_to === "decline") && offer) {
       ui.accept.disabled = false;
@@ -512,6 +588,12 @@
     offer = { id: msg.offer_id, received: now, deadline: now + timeout, timeout, waited: Number(msg.waited_seconds) || 0 };
     state.offerId = msg.offer_id;
     const v = msg.visitor || {};
+    const priority = Number(v.priority) || 0;
+    ui.offerPriority.textContent = priority > 0 ? `Priority ${priority}` : "";
+    ui.offerPriority.hidden = priority <= 0;
+    ui.offerTransferred.textContent = v.transferred_from ? `Transferred from ${v.transferred_from}` : "";
+    ui.offerTransferred.hidden = !v.transferred_from;
+    ui.offerBadges.hidden = ui.offerPriority.hidden && ui.offerTransferred.hidden;
     ui.offerName.textContent = v.name || "A visitor";
     ui.offerTopic.textContent = v.topic || "No topic given";
     ui.offerTopic.classList.toggle("muted", !v.topic);
@@ -592,7 +674,10 @@
     if (call) endCallLocally();
     hideOffer();
     callPeer = msg.peer || {};
+    lastPeerName = callPeer.name || "";
     state.callId = msg.call_id;
+    state.callQueue = typeof msg.queue === "string" ? msg.queue : null;
+    openNotes(String(msg.call_id));
     ui.callTitle.textContent = callPeer.name ? `Call with ${callPeer.name}` : "Call with a visitor";
     ui.callTopic.textContent = callPeer.topic || "";
     ui.peerMedia.hidden = true;
@@ -621,6 +706,7 @@
       },
     });
     call.start();
+    renderTransfer(state.callQueue);
     mediaReady.then(() => {
       if (call && call.callId === callId && socket) {
         controls.sync();
@@ -674,14 +760,15 @@
     ui.remote.srcObject = null;
     ui.stage.classList.remove("is-call", "peer-camera-off");
     ui.idleCaption.hidden = false;
+    ui.transfer.hidden = true;
+    state.callQueue = null;
   }
 
   function renderIdleTitle() {
     if (state.status === "wrap_up") {
-      const left = wrapupUntil ? Math.ceil((wrapupUntil - performance.now()) / 1000) : 0;
-      ui.callTitle.textContent =
-        left > 0 ? `Wrap-up: next visitor in ${HD.formatClock(left)}` : "Wrap-up after the call";
-      ui.callTopic.textContent = "Choose Available to take the next visitor now.";
+      ui.callTitle.textContent = lastPeerName ? `Wrap-up after your call with ${lastPeerName}` : "Wrap-up after the call";
+      ui.callTopic.textContent =
+        "Add your notes and the outcome. The next visitor comes when the wrap-up ends, or press Done.";
       return;
     }
     ui.callTitle.textContent =
@@ -707,13 +794,16 @@
 
   function onCallEnded(msg) {
     const entry = END_TEXT[msg.reason];
-    const text = typeof entry === "string" ? entry : (entry && entry[msg.by]) || "The call has ended.";
+    let text = typeof entry === "string" ? entry : (entry && entry[msg.by]) || "The call has ended.";
+    if (msg.reason === "transferred") text = `You passed {name} to the ${msg.queue || "other"} line.`;
+    flushNotes();
     endCallLocally();
     idleView(text);
   }
 
   ui.hangup.addEventListener("click", () => {
     if (!call) return;
+    flushNotes();
     if (socket) socket.send({ type: "hangup", call_id: call.callId });
     endCallLocally();
     idleView("You ended the call.");
@@ -724,6 +814,250 @@
     ui.remote.play().catch(() => {});
     ui.sound.hidden = true;
   });
+
+  /* --------------------------------------------------------- wrap-up */
+
+  function renderWrapup(status, msg) {
+    clearInterval(wrapupTimer);
+    if (status !== "wrap_up") {
+      wrapupUntil = 0;
+      wrapupTotal = 0;
+      ui.wrapup.hidden = true;
+      return;
+    }
+    const remaining = Number(msg && msg.remaining_ms);
+    if (Number.isFinite(remaining)) {
+      const left = wrapupUntil ? wrapupUntil - performance.now() : 0;
+      if (!wrapupTotal || remaining > left + 500) wrapupTotal = Math.max(remaining, 1); // new, or extended
+      wrapupUntil = performance.now() + Math.max(0, remaining);
+    }
+    ui.wrapupAfter.textContent = lastPeerName ? `After your call with ${lastPeerName}` : "After your call";
+    ui.wrapupExtend.disabled = false;
+    ui.wrapupDone.disabled = false;
+    ui.wrapup.hidden = false;
+    tickWrapup();
+    wrapupTimer = setInterval(tickWrapup, 250);
+  }
+
+  function tickWrapup() {
+    if (!wrapupUntil) {
+      ui.wrapupClock.textContent = "–:––";
+      ui.wrapupText.textContent = "Next visitor when the wrap-up ends";
+      return;
+    }
+    const left = Math.max(0, wrapupUntil - performance.now());
+    const seconds = Math.ceil(left / 1000);
+    ui.wrapup.dataset.remainingMs = String(Math.round(left));
+    ui.wrapupClock.textContent = HD.formatClock(seconds);
+    ui.wrapupText.textContent =
+      left > 0 ? `Next visitor in ${seconds < 60 ? seconds + " s" : HD.formatClock(seconds)}` : "Ready for the next visitor…";
+    ui.wrapupBar.style.width = (wrapupTotal ? Math.min(100, (100 * left) / wrapupTotal) : 0) + "%";
+    if (left === 0) clearInterval(wrapupTimer); // the desk makes us Available and says so
+  }
+
+  function sendWrapup(action) {
+    if (state.status !== "wrap_up") return;
+    if (action === "done") flushNotes();
+    if (socket && socket.send({ type: "wrapup", action })) {
+      ui.wrapupExtend.disabled = true;
+      ui.wrapupDone.disabled = true; // back on with the desk's next status
+    } else {
+      notify("Not connected to the desk. Try again in a moment.");
+    }
+  }
+
+  ui.wrapupExtend.addEventListener("click", () => sendWrapup("extend"));
+  ui.wrapupDone.addEventListener("click", () => sendWrapup("done"));
+
+  /* ----------------------------------------------------------- notes */
+
+  /** Shows the notes of `callId`, starting clean for a call other than the one on screen. */
+  function openNotes(callId) {
+    if (notes.callId !== callId) {
+      flushNotes();
+      notes.callId = callId;
+      notes.dirty = false;
+      notes.edits = 0;
+      notes.sent = [];
+      ui.notes.value = "";
+      ui.disposition.value = "";
+      setNotesState("", "");
+    } else if (notes.dirty) {
+      saveNotes(); // e.g. typed while the connection was down
+    }
+    ui.notesCard.hidden = false;
+  }
+
+  /** Saves what is left and clears the notes for the next call. */
+  function closeNotes() {
+    flushNotes();
+    notes.callId = null;
+    notes.dirty = false;
+    notes.sent = [];
+    ui.notes.value = "";
+    ui.disposition.value = "";
+    setNotesState("", "");
+    ui.notesCard.hidden = true;
+  }
+
+  function flushNotes() {
+    clearTimeout(notes.timer);
+    if (notes.callId && notes.dirty) saveNotes();
+  }
+
+  function setNotesState(which, text) {
+    ui.notesStatus.dataset.state = which;
+    ui.notesStatus.textContent = text;
+  }
+
+  function notesEdited(now) {
+    if (!notes.callId) return;
+    notes.dirty = true;
+    notes.edits += 1;
+    clearTimeout(notes.timer);
+    if (now) saveNotes();
+    else {
+      setNotesState("editing", "Editing…");
+      notes.timer = setTimeout(saveNotes, 1000);
+    }
+  }
+
+  function saveNotes() {
+    clearTimeout(notes.timer);
+    if (!notes.callId) return;
+    const msg = {
+      type: "notes",
+      call_id: notes.callId,
+      notes: ui.notes.value.slice(0, 5000),
+      disposition: ui.disposition.value.slice(0, 64),
+    };
+    if (!socket || !socket.send(msg)) {
+      setNotesState("error", "Not saved yet: offline"); // stays dirty: saved once we are back
+      return;
+    }
+    notes.dirty = false;
+    notes.sent.push(notes.edits);
+    setNotesState("saving", "Saving…");
+  }
+
+  function onNotesSaved(msg) {
+    const edits = notes.sent.shift();
+    if (msg.call_id !== notes.callId || edits === undefined) return;
+    if (!notes.dirty && edits === notes.edits) setNotesState("saved", "Saved");
+  }
+
+  ui.notes.addEventListener("input", () => notesEdited(false));
+  ui.notes.addEventListener("blur", flushNotes);
+  ui.disposition.addEventListener("change", () => notesEdited(true));
+
+  /* -------------------------------------------------------- transfer */
+
+  function renderTransfer(queue) {
+    const others = state.deskQueues.filter((q) => q !== queue);
+    const placeholder = new Option("Choose a line…", "");
+    ui.transferQueue.replaceChildren(placeholder, ...others.map((q) => new Option(q, q)));
+    ui.transferQueue.disabled = false;
+    ui.transferSubmit.disabled = true;
+    ui.transfer.hidden = others.length === 0 || !call;
+  }
+
+  ui.transferQueue.addEventListener("change", () => {
+    ui.transferSubmit.disabled = !ui.transferQueue.value;
+  });
+
+  ui.transfer.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const queue = ui.transferQueue.value;
+    if (!call || !queue) return;
+    flushNotes();
+    if (socket && socket.send({ type: "transfer", call_id: call.callId, queue })) {
+      ui.transferQueue.disabled = true;
+      ui.transferSubmit.disabled = true;
+      notify(`Transferring to ${queue}…`, true);
+    } else {
+      notify("Not connected to the desk. Try again in a moment.");
+    }
+  });
+
+  /* ------------------------------------------------------- callbacks */
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text; // visitor text is text, never HTML
+    return node;
+  }
+
+  /** "14:05", or "Mon 14:05" for an earlier day (desk clock, Unix ms). */
+  function formatWhen(ms) {
+    const when = new Date(Number(ms));
+    if (!Number.isFinite(when.getTime())) return "";
+    const time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    if (when.toDateString() === new Date().toDateString()) return time;
+    return when.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short" }) + " " + time;
+  }
+
+  function formatDuration(ms) {
+    const minutes = Math.round(Number(ms) / 60000);
+    if (!Number.isFinite(minutes)) return "";
+    if (minutes < 1) return "under a minute";
+    if (minutes < 90) return HD.plural(minutes, "minute");
+    return HD.plural(Math.round(minutes / 60), "hour");
+  }
+
+  function renderCallbacks(items) {
+    if (!Array.isArray(items)) return;
+    const list = items
+      .filter((item) => item && typeof item === "object" && item.id !== undefined)
+      .sort((a, b) => (Number(a.created) || 0) - (Number(b.created) || 0));
+    state.callbacks = list;
+    const fresh = callbacksSeen ? list.filter((item) => !callbacksSeen.has(String(item.id))) : [];
+    callbacksSeen = new Set(list.map((item) => String(item.id)));
+    ui.callbackList.replaceChildren(...list.map(callbackItem));
+    ui.callbacksEmpty.hidden = list.length > 0;
+    ui.callbacksCount.hidden = list.length === 0;
+    ui.callbacksCount.textContent = String(list.length);
+    ui.callbacksCount.dataset.count = String(list.length);
+    if (fresh.length === 1) notify(`New call-back request from ${fresh[0].name || "a visitor"}.`);
+    else if (fresh.length > 1) notify(`${fresh.length} new call-back requests.`);
+  }
+
+  function callbackItem(item) {
+    const id = String(item.id);
+    const name = String(item.name || "A visitor");
+    const li = el("li", "callback-item");
+    li.dataset.testid = "agent-callback";
+    li.dataset.callbackId = id;
+    const head = el("div", "callback-item-head");
+    const when = el("time", "callback-time", formatWhen(item.created));
+    const created = new Date(Number(item.created));
+    if (Number.isFinite(created.getTime())) {
+      when.dateTime = created.toISOString();
+      when.title = created.toLocaleString();
+    }
+    head.append(el("span", "callback-name", name), when);
+    const contact = el("p", "callback-contact", String(item.contact || ""));
+    contact.dataset.testid = "agent-callback-contact";
+    const facts = [item.queue ? `${item.queue} line` : ""];
+    if (Number(item.waited_ms) > 0) facts.push(`waited ${formatDuration(item.waited_ms)} first`);
+    li.append(head, contact);
+    if (item.note) li.append(el("p", "callback-note", String(item.note)));
+    const foot = el("div", "callback-item-foot");
+    const done = el("button", "button small secondary", "Done");
+    done.type = "button";
+    done.dataset.testid = "agent-callback-done";
+    done.setAttribute("aria-label", `Done: called ${name} back`);
+    done.addEventListener("click", () => {
+      done.disabled = true;
+      if (!socket || !socket.send({ type: "close_callback", id, outcome: "called back" })) {
+        done.disabled = false;
+        notify("Not connected to the desk. Try again in a moment.");
+      }
+    });
+    foot.append(el("span", "callback-meta", facts.filter(Boolean).join(" · ")), done);
+    li.append(foot);
+    return li;
+  }
 
   /* ----------------------------------------------------------- start */
 

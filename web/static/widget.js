@@ -1,6 +1,7 @@
 /* humandesk embed loader.
  *   <script src="https://desk.example/widget.js" data-queue="support" async></script>
- * Optional: data-label="Talk to a person", data-side="right" | "left".
+ * Optional: data-label="Talk to a person", data-side="right" | "left",
+ * data-priority-token="<JWT>" (the host site vouches for this visitor's priority; see docs/protocol.md).
  *
  * Runs on someone else's page under their CSP, which allows our origin only in script-src and
  * frame-src. So: no <style> elements, no style attributes in markup, no network calls from here.
@@ -28,6 +29,9 @@
   const queue = script.getAttribute("data-queue") || "support";
   const defaultLabel = script.getAttribute("data-label") || "Talk to a person";
   const side = script.getAttribute("data-side") === "left" ? "left" : "right";
+  // Handed to the panel in the URL fragment: browsers never send a fragment to a server, so the
+  // token stays out of the desk's access logs and out of Referer headers.
+  const priorityToken = (script.getAttribute("data-priority-token") || "").trim();
 
   const SVG_NS = "http://www.w3.org/2000/svg";
   const ACCENT = "#0b6e63";
@@ -168,7 +172,12 @@
     iframe.setAttribute("allow", "camera; microphone; autoplay");
     iframe.setAttribute("data-testid", "hd-frame");
     iframe.src =
-      deskBase + "/visitor?queue=" + encodeURIComponent(queue) + "&host=" + encodeURIComponent(location.origin);
+      deskBase +
+      "/visitor?queue=" +
+      encodeURIComponent(queue) +
+      "&host=" +
+      encodeURIComponent(location.origin) +
+      (priorityToken ? "#priority_token=" + encodeURIComponent(priorityToken) : "");
     css(iframe, {
       position: "fixed",
       "z-index": Z,

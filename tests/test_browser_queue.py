@@ -1,0 +1,621 @@
+"""The contact-centre features in real browsers: fair re-offers after a decline, resuming after
+a reload, wrap-up with notes, the automatic Break after missed offers, call-back requests,
+blind transfers, the visitor's rating and a host site's priority token.
+
+Same set-up as test_browser.py (Debian's Chromium through Playwright against ``humandesk
+demo``), with a demo of its own whose queue rules are short (offers time out after 3 s, a
+5 s wrap-up) and changed while it runs with the CLI, as an operator would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+from test_browser import (
+    CHROMIUM,
+    SCREENSHOTS,
+    VIEWPORT,
+    Demo,
+    agent_phase,
+    agent_status,
+    chromium_args,
+    fill_and_join,
+    js_el,
+    need_chromium,
+    open_panel,
+    panel_frame,
+    running_demo,
+    sel,
+    set_agent_status,
+    visitor_phase,
+    wait_for,
+    watch_console,
+)
+
+from conftest import REPO
+
+pytestmark = pytest.mark.browser
+
+PRIORITY_SECRET = "browser-test-priority-secret-0123456789"
+# Short rules, so that timeouts and delays fit in a test.
+SHORT_RULES = (
+    "offer_timeout=3",
+    "no_answer_delay=0.5",
+    "reject_delay=2",
+    "max_missed_offers=3",
+    "wrapup=5",
+)
+SALES_AGENT = "sally"
+SALES_PASSWORD = "browser-test-password-2"
+
+
+# The CLI against the running demo -------------------------------------------------------
+
+
+def cli(demo: Demo, *args: str, stdin: str | None = None) -> str:
+    """``humandesk <command> <action> --data-dir <the demo's> ...``: the CLI finds the
+    demo's Redis through its data folder."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANDESK_")}
+    command, action, *rest = args
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "humandesk.server.cli",
+            command,
+            action,
+            "--data-dir",
+            str(demo.data_dir),
+            *rest,
+        ],
+        cwd=REPO,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def closed_hours() -> str:
+    """Opening hours that exclude now: one hour on a day three days ahead."""
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    day = days[(dt.datetime.now(dt.UTC).weekday() + 3) % 7]
+    return f"hours={day} 09:00-10:00"
+
+
+# Pages ----------------------------------------------------------------------------------
+
+
+def text(target: Any, testid: str) -> str:
+    return str(target.locator(sel(testid)).inner_text())
+
+
+def visible(target: Any, testid: str) -> bool:
+    return bool(target.locator(sel(testid)).is_visible())
+
+
+def position(frame: Any) -> str:
+    return str(frame.evaluate(f"{js_el('hd-position')}.dataset.position"))
+
+
+def wait_position(frame: Any, expected: str, what: str = "") -> None:
+    wait_for(lambda: position(frame) == expected, what or f"position {expected}")
+
+
+def waiting_count(agent: Any) -> str:
+    return str(agent.evaluate(f"{js_el('queue-waiting-support')}.textContent"))
+
+
+def remaining_ms(agent: Any) -> int:
+    return int(agent.evaluate(f"{js_el('agent-wrapup')}.dataset.remainingMs"))
+
+
+def offer_shown(agent: Any) -> bool:
+    return visible(agent, "offer-card")
+
+
+def login(page: Any, demo: Demo, username: str, password: str) -> None:
+    page.goto(demo.desk + "/agent")
+    wait_for(lambda: page.evaluate("window.hdState && window.hdState.phase") == "login", "login")
+    page.locator(sel("agent-username")).fill(username)
+    page.locator(sel("agent-password")).fill(password)
+    page.locator(sel("agent-login")).click()
+    wait_for(lambda: page.evaluate("window.hdState.connected"), f"{username}'s socket")
+    wait_for(lambda: agent_status(page) == "offline", "status offline after login")
+
+
+def open_shop(context: Any, demo: Demo) -> tuple[Any, Any]:
+    """The shop with the launcher clicked, without waiting for the panel to be ready."""
+    shop = context.new_page()
+    shop.goto(demo.shop + "/")
+    shop.locator(sel("hd-launcher")).click()
+    return shop, panel_frame(shop, demo)
+
+
+def leave_line(frame: Any) -> None:
+    """Gives up the place, if the panel still holds one (for a clean desk after a test)."""
+    with contextlib.suppress(Exception):
+        if visitor_phase(frame) in ("waiting", "connecting") and visible(frame, "hd-leave"):
+            frame.locator(sel("hd-leave")).click()
+            wait_for(lambda: visitor_phase(frame) == "left", "the visitor gone", timeout=5)
+
+
+def no_page_errors(errors: list[str]) -> None:
+    assert not [e for e in errors if "pageerror" in e], errors
+
+
+def call_record(agent: Any, demo: Demo, visitor_name: str) -> dict[str, str]:
+    """The visitor's row of /api/calls.csv, fetched with the agent's session cookie."""
+    response = agent.context.request.get(demo.desk + "/api/calls.csv")
+    assert response.ok, response.status
+    rows = list(csv.DictReader(io.StringIO(response.text())))
+    mine = [row for row in rows if row["visitor_name"] == visitor_name]
+    assert mine, rows
+    return mine[-1]
+
+
+# Fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Demo]:
+    need_chromium()
+    with running_demo({"HUMANDESK_PRIORITY_SECRET": PRIORITY_SECRET}) as demo:
+        cli(demo, "queue", "set", "support", *SHORT_RULES)
+        cli(demo, "queue", "set", "sales")
+        yield demo
+
+
+@pytest.fixture(scope="module")
+def browser(demo: Demo) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=chromium_args(), headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def errors() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def agent(browser: Any, demo: Demo, errors: list[str]) -> Iterator[Any]:
+    """The demo agent signed in, Offline; Offline again afterwards."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    watch_console(page, "agent", errors)
+    login(page, demo, "demo", demo.password)
+    yield page
+    with contextlib.suppress(Exception):
+        if page.evaluate("window.hdState.callId"):
+            page.locator(sel("agent-hangup")).click()
+        if agent_status(page) != "offline":
+            set_agent_status(page, "offline")
+    context.close()
+
+
+@contextlib.contextmanager
+def visitor(browser: Any, demo: Demo, errors: list[str], ready: bool = True) -> Iterator[Any]:
+    """A visitor of their own on the shop; (shop page, panel frame). Leaves the line after."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        if ready:
+            shop, frame = open_panel(context, demo)
+        else:
+            shop, frame = open_shop(context, demo)
+        watch_console(shop, "shop", errors)
+        holder = [shop, frame]
+        yield holder
+        leave_line(holder[1])
+    finally:
+        context.close()
+
+
+# Tests ----------------------------------------------------------------------------------
+
+
+def test_declined_visitor_is_offered_again_before_the_next(
+    demo: Demo, browser: Any, agent: Any, errors: list[str]
+) -> None:
+    with (
+        visitor(browser, demo, errors) as (_, first),
+        visitor(browser, demo, errors) as (_, second),
+    ):
+        fill_and_join(first, "First In Line", "a question about sizes")
+        wait_position(first, "1")
+        fill_and_join(second, "Second In Line", "")
+        wait_position(second, "2")
+        assert "2nd in line" in text(second, "hd-position")
+
+        set_agent_status(agent, "available")
+        wait_for(lambda: offer_shown(agent), "the first offer")
+        assert text(agent, "offer-visitor-name") == "First In Line"
+        agent.locator(sel("offer-decline")).click()
+        declined = time.monotonic()
+        wait_for(lambda: not offer_shown(agent), "the declined offer gone")
+
+        # The agent gets nothing during the reject delay (2 s); then the same visitor again,
+        # who never lost their place to the one behind them.
+        wait_for(lambda: offer_shown(agent), "the next offer", timeout=15)
+        assert time.monotonic() - declined >= 1.5
+        assert text(agent, "offer-visitor-name") == "First In Line"
+        assert position(first) == "1"
+        assert visitor_phase(second) == "waiting"
+
+        set_agent_status(agent, "offline")  # withdraws the offer; nobody is penalised
+        wait_for(lambda: not offer_shown(agent), "the offer withdrawn")
+    no_page_errors(errors)
+
+
+def test_reload_keeps_the_place_in_line(
+    demo: Demo, browser: Any, agent: Any, errors: list[str]
+) -> None:
+    with (
+        visitor(browser, demo, errors) as (_, first),
+        visitor(browser, demo, errors) as second,
+    ):
+        fill_and_join(first, "Stays Put", "")
+        wait_position(first, "1")
+        shop, frame = second
+        fill_and_join(frame, "Reloads The Page", "")
+        wait_position(frame, "2")
+        wait_for(lambda: waiting_count(agent) == "2", "2 waiting at the agent")
+
+        # A reload of the shop: the widget reopens its panel, which resumes with its ticket.
+        shop.reload()
+        frame = second[1] = panel_frame(shop, demo)
+        wait_for(lambda: visitor_phase(frame) == "waiting", "the reloaded panel back in line")
+        wait_position(frame, "2", "the same place after the reload")
+        assert "2nd in line" in text(frame, "hd-position")
+        assert position(first) == "1"
+        wait_for(lambda: waiting_count(agent) == "2", "still 2 waiting (no second entry)")
+    no_page_errors(errors)
+
+
+def test_wrap_up_with_notes_and_the_visitors_rating(
+    demo: Demo, browser: Any, agent: Any, errors: list[str]
+) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    name, topic = "Grace Hopper", "The jacket I ordered arrived with a broken zip"
+    with visitor(browser, demo, errors) as (shop, panel):
+        fill_and_join(panel, name, topic)
+        wait_for(lambda: visitor_phase(panel) == "waiting", "the visitor in line")
+        set_agent_status(agent, "available")
+        wait_for(lambda: offer_shown(agent), "the offer")
+        agent.locator(sel("offer-accept")).click()
+        wait_for(lambda: visitor_phase(panel) == "in-call", "the visitor in the call")
+        wait_for(lambda: agent_phase(agent) == "in-call", "the agent in the call")
+
+        # Notes during the call: autosaved, the outcome at once.
+        assert visible(agent, "agent-notes")
+        # The transfer control offers the desk's other lines, not the call's own.
+        assert visible(agent, "agent-transfer")
+        lines = agent.locator(f"{sel('agent-transfer-queue')} option").evaluate_all(
+            "options => options.map(o => o.value)"
+        )
+        assert lines == ["", "sales"], lines
+        agent.locator(sel("agent-notes")).fill("Zip broke on first use. Order #1234.")
+        agent.locator(sel("agent-disposition")).select_option("resolved")
+        wait_for(lambda: text(agent, "agent-notes-status") == "Saved", "the notes saved")
+
+        agent.locator(sel("agent-hangup")).click()
+        wait_for(lambda: visible(agent, "agent-wrapup"), "the wrap-up panel")
+        assert agent_status(agent) == "wrap_up"
+        first = remaining_ms(agent)
+        assert 0 < first <= 5000, first
+        assert "Next visitor in" in text(agent, "agent-wrapup-text")
+        wait_for(lambda: remaining_ms(agent) < first - 700, "the wrap-up counting down")
+        # The notes of the call stay, for the wrap-up.
+        assert agent.locator(sel("agent-notes")).input_value().startswith("Zip broke")
+
+        agent.locator(sel("agent-wrapup-extend")).click()
+        wait_for(lambda: remaining_ms(agent) > 25000, "30 s more wrap-up")
+        agent.locator(sel("agent-notes")).press_sequentially(" Replacement sent by courier.")
+        agent.locator(sel("agent-notes")).blur()
+        wait_for(lambda: text(agent, "agent-notes-status") == "Saved", "the notes saved again")
+        agent.screenshot(path=str(SCREENSHOTS / "agent-wrapup.png"))
+
+        # The visitor rates the call.
+        wait_for(lambda: visitor_phase(panel) == "ended", "the visitor's call ended")
+        wait_for(lambda: visible(panel, "hd-rating"), "the rating form")
+        assert "The agent ended the call" in text(panel, "hd-ended-message")
+        assert panel.locator(sel("hd-rating-submit")).is_disabled()
+        panel.locator(sel("hd-rating-4")).click()
+        assert panel.locator(sel("hd-rating-4")).get_attribute("aria-pressed") == "true"
+        assert "star" in (panel.locator(sel("hd-rating-4")).get_attribute("aria-label") or "")
+        panel.locator(sel("hd-rating-comment")).fill("Quick and friendly, thank you!")
+        panel.locator(sel("hd-rating-comment")).blur()
+        shop.locator(sel("hd-frame")).screenshot(path=str(SCREENSHOTS / "visitor-rating.png"))
+        panel.locator(sel("hd-rating-submit")).click()
+        wait_for(lambda: visible(panel, "hd-rating-thanks"), "thanks for the rating")
+        assert not visible(panel, "hd-rating")
+        # Rated: the panel lets its socket go.
+        wait_for(lambda: panel.evaluate("window.hdState.rateCallId") is None, "rating done")
+
+        # Done: Available at once, the notes cleared for the next call.
+        agent.locator(sel("agent-wrapup-done")).click()
+        wait_for(lambda: agent_status(agent) == "available", "Available after Done")
+        assert not visible(agent, "agent-wrapup")
+        assert not visible(agent, "agent-notes")
+        assert agent.locator(sel("agent-notes")).input_value() == ""
+
+        record = call_record(agent, demo, name)
+        assert record["rating"] == "4", record
+        assert record["rating_comment"] == "Quick and friendly, thank you!", record
+        assert (
+            record["notes"] == "Zip broke on first use. Order #1234. Replacement sent by courier."
+        )
+        assert record["disposition"] == "resolved", record
+        assert float(record["wrapup_s"] or 0) > 1, record
+    no_page_errors(errors)
+
+
+def test_missed_offers_put_the_agent_on_break(
+    demo: Demo, browser: Any, agent: Any, errors: list[str]
+) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with visitor(browser, demo, errors) as (_, panel):
+        fill_and_join(panel, "Patient Visitor", "")
+        wait_position(panel, "1")
+        set_agent_status(agent, "available")
+        wait_for(lambda: offer_shown(agent), "the first offer")
+        # The agent lets three offers run out (3 s each, 0.5 s apart).
+        wait_for(lambda: agent_status(agent) == "break", "the desk's Break", timeout=25)
+        wait_for(lambda: visible(agent, "agent-break-reason"), "the Break reason")
+        assert "Missed 3 offers in a row" in text(agent, "agent-break-reason")
+        assert not offer_shown(agent)
+        assert visitor_phase(panel) == "waiting" and position(panel) == "1"
+        agent.screenshot(path=str(SCREENSHOTS / "agent-break-reason.png"))
+
+        leave_line(panel)
+        set_agent_status(agent, "available")
+        wait_for(lambda: not visible(agent, "agent-break-reason"), "the reason gone")
+    no_page_errors(errors)
+
+
+def test_call_back_requests(demo: Demo, browser: Any, agent: Any, errors: list[str]) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert agent_status(agent) == "offline"
+    with (
+        visitor(browser, demo, errors) as (_, nobody_in),
+        visitor(browser, demo, errors) as (_, refused),
+    ):
+        # Open, but nobody online (the agent is Offline): wait anyway, or ask for a call back.
+        wait_for(lambda: visible(nobody_in, "hd-offline-notice"), "the nobody-online notice")
+        assert text(nobody_in, "hd-join") == "Wait in line anyway"
+        assert nobody_in.locator(sel("hd-join")).is_visible()  # still in view in the frame
+        assert nobody_in.evaluate(
+            f"{js_el('hd-join')}.getBoundingClientRect().bottom <= window.innerHeight"
+        )
+        nobody_in.locator(sel("hd-callback-open")).click()
+        wait_for(lambda: visible(nobody_in, "hd-callback-form"), "the call-back form")
+        nobody_in.locator(sel("hd-callback-name")).fill("Alan Turing")
+        nobody_in.locator(sel("hd-callback-contact")).fill("alan@example.org")
+        nobody_in.locator(sel("hd-callback-note")).fill("Returns: wrong size")
+        nobody_in.locator(sel("hd-callback-submit")).click()
+        wait_for(lambda: visitor_phase(nobody_in) == "callback-saved", "the first confirmation")
+        assert "alan@example.org" in text(nobody_in, "hd-callback-saved")
+
+        # The line closes while a panel is open: joining is refused, the form takes over.
+        cli(demo, "queue", "set", "support", closed_hours(), "timezone=UTC")
+        refused.locator(sel("hd-name")).fill("Late Joiner")
+        refused.locator(sel("hd-join")).click()
+        wait_for(lambda: visitor_phase(refused) == "closed", "the refused join's form")
+        assert visible(refused, "hd-callback-form")
+        assert refused.locator(sel("hd-callback-name")).input_value() == "Late Joiner"
+
+    try:
+        # Closed before the panel opens: no camera, the opening time, the form.
+        with visitor(browser, demo, errors, ready=False) as (shop, closed):
+            wait_for(lambda: visitor_phase(closed) == "closed", "the closed panel")
+            assert visible(closed, "hd-callback-form")
+            assert "closed" in text(closed, "hd-callback-title")
+            assert "We open again" in text(closed, "hd-callback-intro")
+            assert closed.evaluate(f"{js_el('hd-local-video')}.srcObject") is None
+            closed.locator(sel("hd-callback-name")).fill("Ada <b>Lovelace</b>")
+            closed.locator(sel("hd-callback-contact")).fill("+44 20 7946 0958")
+            closed.locator(sel("hd-callback-note")).fill("About order #1234 & <i>its</i> delivery")
+            closed.locator(sel("hd-callback-note")).blur()
+            shop.locator(sel("hd-frame")).screenshot(path=str(SCREENSHOTS / "visitor-callback.png"))
+            closed.locator(sel("hd-callback-submit")).click()
+            wait_for(lambda: visitor_phase(closed) == "callback-saved", "the confirmation")
+            assert "+44 20 7946 0958" in text(closed, "hd-callback-saved")
+            assert not visible(closed, "hd-error")
+    finally:
+        cli(demo, "queue", "set", "support", "hours=")
+
+    # The console lists both requests, as text, and updates when one is done.
+    items = agent.locator(sel("agent-callback"))
+    wait_for(lambda: items.count() == 2, "two call-back requests at the agent")
+    listed = text(agent, "agent-callbacks")
+    assert "Ada <b>Lovelace</b>" in listed and "+44 20 7946 0958" in listed
+    assert "alan@example.org" in listed and "Returns: wrong size" in listed
+    assert agent.locator(f"{sel('agent-callbacks')} b, {sel('agent-callbacks')} i").count() == 0
+    assert text(agent, "agent-callbacks-count") == "2"
+    agent.screenshot(path=str(SCREENSHOTS / "agent-callbacks.png"))
+    alan = agent.locator(f'{sel("agent-callback")}:has-text("Alan Turing")')
+    alan.locator(sel("agent-callback-done")).click()
+    wait_for(lambda: items.count() == 1, "the done request gone")
+    assert "Alan Turing" not in text(agent, "agent-callbacks")
+    agent.locator(sel("agent-callback-done")).click()
+    wait_for(lambda: visible(agent, "agent-callbacks-empty"), "no open requests")
+    no_page_errors(errors)
+
+
+def test_long_wait_offers_a_call_back_or_another_line(
+    demo: Demo, browser: Any, errors: list[str]
+) -> None:
+    cli(demo, "queue", "set", "support", "max_wait=2")
+    try:
+        with visitor(browser, demo, errors) as (_, panel):
+            fill_and_join(panel, "Long Waiter", "the tent pole")
+            wait_position(panel, "1")
+            # Past the line's maximum wait: a call back is offered, and the place is kept.
+            wait_for(lambda: visible(panel, "hd-max-wait"), "the long-wait offer", timeout=10)
+            panel.locator(sel("hd-max-wait-callback")).click()
+            wait_for(lambda: visible(panel, "hd-callback-form"), "the call-back form")
+            assert "keep your place" in text(panel, "hd-callback-intro")
+            assert visitor_phase(panel) == "waiting"
+            assert panel.locator(sel("hd-callback-name")).input_value() == "Long Waiter"
+            panel.locator(sel("hd-callback-back")).click()  # Keep waiting
+            wait_for(lambda: visible(panel, "hd-position"), "back to the place in line")
+            assert position(panel) == "1"
+
+            # Sent while waiting: the desk gives up the place (callback_saved, left, close
+            # 1000) and the panel shows the confirmation, not an error.
+            panel.locator(sel("hd-max-wait-callback")).click()
+            panel.locator(sel("hd-callback-contact")).fill("+1 555 0100 200")
+            panel.locator(sel("hd-callback-submit")).click()
+            wait_for(lambda: visitor_phase(panel) == "callback-saved", "the confirmation")
+            assert "+1 555 0100 200" in text(panel, "hd-callback-saved")
+            time.sleep(0.5)
+            assert visitor_phase(panel) == "callback-saved"
+            assert not text(panel, "hd-error")
+            assert panel.evaluate("sessionStorage.getItem('hd-ticket-support')") is None
+
+        # With an overflow line, the visitor is moved there instead, keeping their place.
+        cli(demo, "queue", "set", "support", "overflow=sales")
+        with visitor(browser, demo, errors) as (_, panel):
+            fill_and_join(panel, "Overflowing", "")
+            wait_for(lambda: "sales" in text(panel, "hd-notice"), "the move to sales", timeout=10)
+            assert "keep your place" in text(panel, "hd-notice")
+            wait_position(panel, "1")
+            assert "sales" in text(panel, "hd-queue-name").lower()
+            assert visitor_phase(panel) == "waiting"
+    finally:
+        cli(demo, "queue", "set", "support", "max_wait=0", "overflow=")
+    no_page_errors(errors)
+
+
+def test_blind_transfer_to_another_line(
+    demo: Demo, browser: Any, agent: Any, errors: list[str]
+) -> None:
+    cli(
+        demo,
+        "agent",
+        "add",
+        SALES_AGENT,
+        "--queue",
+        "sales",
+        "--display-name",
+        "Sally",
+        "--password-stdin",
+        stdin=SALES_PASSWORD + "\n",
+    )
+    agent.reload()  # the console learns the desk's queues (now with sales) when it connects
+    wait_for(lambda: agent.evaluate("window.hdState.connected"), "the console reconnected")
+    sales_context = browser.new_context(viewport=VIEWPORT)
+    try:
+        with visitor(browser, demo, errors) as (_, panel):
+            fill_and_join(panel, "Transfer Me", "I want to buy ten tents")
+            set_agent_status(agent, "available")
+            wait_for(lambda: offer_shown(agent), "the offer")
+            agent.locator(sel("offer-accept")).click()
+            wait_for(lambda: visitor_phase(panel) == "in-call", "the visitor in the call")
+            wait_for(lambda: agent_phase(agent) == "in-call", "the agent in the call")
+
+            wait_for(lambda: visible(agent, "agent-transfer"), "the transfer control")
+            agent.locator(sel("agent-transfer-queue")).select_option("sales")
+            agent.locator(sel("agent-transfer-submit")).click()
+
+            # The visitor waits again, at the head of sales, on the same socket and ticket.
+            wait_for(lambda: visitor_phase(panel) == "waiting", "the visitor back in line")
+            notice = text(panel, "hd-notice")
+            assert "passed you to our sales team" in notice and "you're next" in notice, notice
+            wait_position(panel, "1")
+            assert "sales" in text(panel, "hd-queue-name").lower()
+            assert panel.evaluate("window.hdPeer") is None
+            assert panel.evaluate("sessionStorage.getItem('hd-ticket-support')")
+            wait_for(lambda: agent_status(agent) == "wrap_up", "the agent in wrap-up")
+            agent.locator(sel("agent-wrapup-done")).click()
+            wait_for(lambda: agent_status(agent) == "available", "the agent Available")
+            time.sleep(1)
+            assert visitor_phase(panel) == "waiting"
+
+            # A sales agent gets the visitor, marked as transferred, and talks to them.
+            sales = sales_context.new_page()
+            watch_console(sales, "sales", errors)
+            login(sales, demo, SALES_AGENT, SALES_PASSWORD)
+            set_agent_status(sales, "available")
+            wait_for(lambda: offer_shown(sales), "the sales offer")
+            assert text(sales, "offer-visitor-name") == "Transfer Me"
+            assert text(sales, "offer-transferred") == "Transferred from support"
+            sales.locator(sel("offer-accept")).click()
+            wait_for(lambda: visitor_phase(panel) == "in-call", "the visitor with sales")
+            sales.locator(sel("agent-hangup")).click()
+            wait_for(lambda: visitor_phase(panel) == "ended", "the call with sales over")
+            assert visible(panel, "hd-rating")
+            set_agent_status(sales, "offline")
+    finally:
+        sales_context.close()
+    no_page_errors(errors)
+
+
+def test_priority_token_from_the_host_page(
+    demo: Demo, browser: Any, agent: Any, errors: list[str]
+) -> None:
+    now = int(time.time())
+    token = jwt.encode(
+        {
+            "sub": "shop-customer-42",
+            "priority": 5,
+            "aud": "humandesk:priority",
+            "iss": "humandesk",
+            "iat": now,
+            "exp": now + 600,
+        },
+        PRIORITY_SECRET,
+        algorithm="HS256",
+    )
+    context = browser.new_context(viewport=VIEWPORT)
+    # The shop's embed tag as a host site that vouches for its customer writes it. (Serving a
+    # rewritten page through page.route would make it "public" to Chromium, which then refuses
+    # the loopback desk's script; so the attribute is added as the parser inserts the tag, long
+    # before the async loader has been fetched and runs.)
+    context.add_init_script(
+        """new MutationObserver(() => {
+            for (const tag of document.querySelectorAll('script[src$="/widget.js"]')) {
+                if (!tag.hasAttribute("data-priority-token")) {
+                    tag.setAttribute("data-priority-token", TOKEN);
+                }
+            }
+        }).observe(document, { childList: true, subtree: true });""".replace(
+            "TOKEN", json.dumps(token)
+        )
+    )
+    try:
+        shop, panel = open_panel(context, demo)
+        watch_console(shop, "shop", errors)
+        src = shop.locator(sel("hd-frame")).get_attribute("src") or ""
+        assert "?" in src and src.index("#priority_token=") > src.index("?"), src
+        assert "#" not in panel.url  # read, then taken out of the panel's address
+        fill_and_join(panel, "Valued Customer", "")
+        wait_position(panel, "1")
+        set_agent_status(agent, "available")
+        wait_for(lambda: offer_shown(agent), "the offer")
+        assert text(agent, "offer-visitor-name") == "Valued Customer"
+        assert text(agent, "offer-priority") == "Priority 5"
+        assert not visible(agent, "offer-transferred")
+        set_agent_status(agent, "offline")
+        leave_line(panel)
+    finally:
+        context.close()
+    no_page_errors(errors)
