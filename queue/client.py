@@ -430,16 +430,23 @@ class DeskQueue:
         return int(seconds) * 1000 + int(micros) // 1000
 
     async def position(self, visitor_id: str) -> int | None:
-        """The visitor's 1-based place among those still waiting, or None if not in line."""
+        """The visitor's 1-based place in line, or None if not in line.
+
+        Visitors being offered, or away for a moment, keep their places and are counted.
+        """
         visitor = await self.visitor(visitor_id)
         if visitor is None or visitor["state"] not in ("waiting", "offered"):
             return None
-        line = self.keys.queue_key(visitor["queue"], "waiting")
-        rank = await self.redis.zrank(line, visitor_id)
-        if rank is not None:  # in line: equal scores are ordered as the line orders them
-            return int(rank) + 1  # type: ignore[arg-type]
-        ahead = await self.redis.zcount(line, "-inf", f"({visitor['score']}")
-        return int(ahead) + 1
+        rank = await self.redis.zrank(self.keys.queue_key(visitor["queue"], "places"), visitor_id)
+        return None if rank is None else int(rank) + 1  # type: ignore[arg-type]
+
+    async def line_ids(self, queue: str, start: int = 0) -> list[str]:
+        """The ids of everyone with a place in a queue's line (waiting, offered or away),
+        from 0-based place ``start`` to the back."""
+        rows: list[bytes] = await self.redis.zrange(  # type: ignore[assignment]
+            self.keys.queue_key(queue, "places"), start, -1
+        )
+        return [_text(member) for member in rows]
 
     async def line(self, queue: str) -> list[tuple[str, float]]:
         """The waiting visitors of a queue, first in line first, with their scores."""

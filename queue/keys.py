@@ -2,7 +2,7 @@
 
 All names of one desk share the hash tag ``{desk}``, so every script touches a single
 Redis Cluster slot. Scripts receive their keys in ``KEYS`` in the order of
-:data:`STATIC_KEYS`, followed by one (waiting, idle, serving) triple per queue of the desk.
+:data:`STATIC_KEYS`, followed by the :data:`QUEUE_KEYS` of each queue of the desk.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ QUEUE_KEYS: tuple[str, ...] = (
     "waiting",  # ZSET visitor id -> join time (ms): the line
     "idle",  # ZSET agent -> idle since (ms): Available agents with no offer
     "serving",  # SET agents Available, Offered or In call for the queue
+    "places",  # ZSET every visitor with a place in line: waiting, offered or away (positions)
 )
 
 

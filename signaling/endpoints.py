@@ -126,7 +126,7 @@ def _queue_error(exc: QueueError, kind: str) -> ProtocolError:
 async def visitor_socket(request: web.Request, desk: SignalingDesk) -> web.WebSocketResponse:
     ws = new_socket()
     await ws.prepare(request)
-    conn = VisitorConn(desk, ws)
+    conn = VisitorConn(desk, ws, request.transport)
     desk.anonymous.add(conn)
     conn.send(
         {
@@ -338,7 +338,7 @@ async def _send_queued(desk: SignalingDesk, conn: VisitorConn, position: int) ->
             "audio_only": bool(record and record.get("audio_only")),
         }
     )
-    desk.mark_dirty(queue)
+    desk.mark_dirty(queue, position)  # re-checks this place and those behind it, not the line
 
 
 # Agents ------------------------------------------------------------------------------------
@@ -349,7 +349,7 @@ async def agent_socket(
 ) -> web.WebSocketResponse:
     ws = new_socket()
     await ws.prepare(request)
-    conn = AgentConn(desk, ws, agent.name, list(agent.queues))
+    conn = AgentConn(desk, ws, agent.name, list(agent.queues), request.transport)
     await desk.register_agent(conn)
     record = await desk.queue.agent(agent.name) or {"state": "offline"}
     conn.send(

@@ -518,3 +518,18 @@ async def test_away_visitor_keeps_place_but_is_not_offered(client: Client) -> No
     back = await open_visitor(client)
     await back.send({"type": "resume", "ticket": ticket})
     assert (await back.expect("queued"))["position"] == 1  # the original place
+
+
+async def test_an_offered_visitor_keeps_their_place_for_the_others(client: Client) -> None:
+    await join(client, "First")
+    second = await join(client, "Second")
+    agent = await available_agent(client)
+    offer = await agent.expect("offer")
+    assert offer["visitor"]["name"] == "First"
+    # The first visitor is being offered, not gone: the second is still 2nd...
+    assert all(m["position"] == 2 for m in await second.quiet(0.4) if m["type"] == "position")
+    await agent.send({"type": "decline", "offer_id": offer["offer_id"]})
+    await agent.expect("offer_cancelled")
+    # ...and stays 2nd when the first is back in line after the decline.
+    assert all(m["position"] == 2 for m in await second.quiet(0.4) if m["type"] == "position")
+    assert await client.app[QUEUE].position(second.seen[1]["visitor_id"]) == 2

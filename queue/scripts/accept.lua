@@ -21,6 +21,7 @@ save(K.call_records, c.id, {
   transferred_from = v.transferred_from,
 })
 redis.call('ZADD', K.records_by_time, NOW, c.id)
+redis.call('ZREM', QK[o.queue].places, v.id)
 v.state = 'in_call'
 v.offer = nil
 v.call = c.id

@@ -12,10 +12,11 @@ local v = {
 }
 save(K.visitors, v.id, v)
 redis.call('ZADD', QK[v.queue].waiting, v.score, v.id)
+redis.call('ZADD', QK[v.queue].places, v.score, v.id)
 redis.call('ZADD', K.leases, NOW + P.lease_ms, 'v:' .. v.id)
-touch(v.queue)
-log_event('joined', { visitor = v.id, queue = v.queue, priority = priority })
 local position = position_of(v)
+touch(v.queue, position)
+log_event('joined', { visitor = v.id, queue = v.queue, priority = priority })
 local offers = match()
 announce()
 return cjson.encode({ position = position, waiting = redis.call('ZCARD', QK[v.queue].waiting),

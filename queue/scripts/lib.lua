@@ -1,8 +1,10 @@
 -- Shared prelude of every humandesk queue script. The client prepends it to each op script.
 --
 -- ARGV[1] is one JSON object: {now?, queues: [...], cfg: {...}, ...op arguments}.
--- KEYS are the desk's static keys (queue/keys.py STATIC_KEYS) followed by a
--- (waiting, idle, serving) triple for every name in `queues`, in that order.
+-- KEYS are the desk's static keys (queue/keys.py STATIC_KEYS) followed by the
+-- (waiting, idle, serving, places) keys of every name in `queues`, in that order.
+-- `waiting` holds the visitors who may be offered now; `places` everyone who has a place in
+-- line (also while offered or away), which is what positions count.
 -- Scripts publish the messages a state change causes, so delivery is atomic with the change.
 --
 -- Visitors are ordered by score = join time - priority * PRIORITY_STEP: a higher priority
@@ -23,8 +25,9 @@ local PREFIX = string.sub(KEYS[1], 1, #KEYS[1] - #'visitors')
 local QUEUES = P.queues
 local QK = {}
 for i, q in ipairs(QUEUES) do
-  local base = NSTATIC + (i - 1) * 3
-  QK[q] = { waiting = KEYS[base + 1], idle = KEYS[base + 2], serving = KEYS[base + 3] }
+  local base = NSTATIC + (i - 1) * 4
+  QK[q] = { waiting = KEYS[base + 1], idle = KEYS[base + 2], serving = KEYS[base + 3],
+    places = KEYS[base + 4] }
 end
 
 local NOW = tonumber(P.now)
@@ -80,18 +83,26 @@ local function to_agent(name, msg)
   redis.call('PUBLISH', PREFIX .. 'to:a:' .. name, cjson.encode(msg))
 end
 
--- Queues whose line or agents changed during this script; announced once at the end.
+-- Queues whose line or agents changed during this script, each with the first place in line
+-- that may have changed (1 unless the caller knows better: a visitor joining at the back
+-- changes no one else's place). Announced once at the end: `from` lets the servers recompute
+-- only the places at or behind it, so filling a long line costs no O(n) work per join.
 local TOUCHED = {}
-local function touch(q) TOUCHED[q] = true end
+local function touch(q, from)
+  from = from or 1
+  local seen = TOUCHED[q]
+  if seen == nil or from < seen then TOUCHED[q] = from end
+end
 
 local function announce()
-  for q in pairs(TOUCHED) do
+  for q, from in pairs(TOUCHED) do
     if QK[q] then
       redis.call('PUBLISH', PREFIX .. 'queue:' .. q, cjson.encode({
         type = 'queue', queue = q,
         waiting = redis.call('ZCARD', QK[q].waiting),
         available = redis.call('ZCARD', QK[q].idle),
         serving = redis.call('SCARD', QK[q].serving),
+        from = from,
       }))
     end
   end
@@ -219,6 +230,7 @@ local function visitor_back_in_line(v)
   v.offer = nil
   if QK[v.queue] then
     redis.call('ZADD', QK[v.queue].waiting, v.score, v.id)
+    redis.call('ZADD', QK[v.queue].places, v.score, v.id)
     touch(v.queue)
   end
   save(K.visitors, v.id, v)
@@ -316,6 +328,13 @@ local function choose_agent(q, v)
   local eligible = {}
   local best_level = nil
   local records = {}
+  local strategy = rules.strategy
+  -- Longest-idle (and any strategy that takes the first eligible agent) only needs the first
+  -- idle agent of the best level, and no level is better than 1 (levels are 1-9): stop there
+  -- instead of reading every idle agent's record (measured: that made each match O(idle
+  -- agents), ~1 ms with 200 idle agents, and capped a desk near 1,300 visitors a second).
+  local first_only = strategy ~= 'fewest-calls' and strategy ~= 'round-robin'
+    and strategy ~= 'random'
   for _, name in ipairs(idle) do
     local a = load(K.agents, name)
     records[name] = a
@@ -327,9 +346,9 @@ local function choose_agent(q, v)
     elseif level == best_level then
       eligible[#eligible + 1] = name
     end
+    if first_only and best_level <= 1 then break end
   end
   if #eligible == 0 then return nil end
-  local strategy = rules.strategy
   if strategy == 'fewest-calls' then
     local day = math.floor(NOW / 86400000)
     local pick, fewest = nil, nil
@@ -425,6 +444,7 @@ local function remove_visitor(v, reason)
   end
   if QK[v.queue] then
     redis.call('ZREM', QK[v.queue].waiting, v.id)
+    redis.call('ZREM', QK[v.queue].places, v.id)
     touch(v.queue)
   end
   redis.call('HDEL', K.visitors, v.id)
@@ -440,5 +460,5 @@ local function position_of(v)
   if not QK[v.queue] then return 0 end
   local rank = redis.call('ZRANK', QK[v.queue].waiting, v.id)
   if rank then return rank + 1 end
-  return redis.call('ZCOUNT', QK[v.queue].waiting, '-inf', '(' .. v.score) + 1
+  return redis.call('ZCOUNT', QK[v.queue].places, '-inf', '(' .. v.score) + 1
 end

@@ -78,12 +78,15 @@ for _, q in ipairs(QUEUES) do
         local target = rules.overflow
         if target ~= '' and target ~= q and QK[target] then
           redis.call('ZREM', QK[q].waiting, vid)
+          redis.call('ZREM', QK[q].places, vid)
           v.overflowed_from = q
           v.queue = target
           redis.call('ZADD', QK[target].waiting, v.score, vid)
+          redis.call('ZADD', QK[target].places, v.score, vid)
           touch(q)
           touch(target)
-          to_visitor(vid, { type = 'moved', queue = target, reason = 'max_wait' })
+          to_visitor(vid, { type = 'moved', queue = target, reason = 'max_wait',
+            position = position_of(v) })
           log_event('overflowed', { visitor = vid, queue = q, to = target,
             waited_ms = NOW - v.joined })
         else

@@ -24,6 +24,7 @@ v.queue = P.queue
 v.score = score
 save(K.visitors, v.id, v)
 redis.call('ZADD', QK[P.queue].waiting, score, v.id)
+redis.call('ZADD', QK[P.queue].places, score, v.id)
 touch(P.queue)
 log_event('transferred', { call = c.id, visitor = v.id, agent = c.agent, queue = c.queue,
   to = P.queue })
