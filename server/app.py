@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -418,4 +420,5 @@ async def _desk_context(app: web.Application) -> Any:
     await desk.start()
     yield
     await desk.stop()
-    await redis.aclose()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(redis.aclose(), 3)

@@ -6,6 +6,7 @@ these functions take an already-checked request and run the protocol of docs/pro
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from typing import Any
@@ -208,7 +209,7 @@ async def _went_away(desk: SignalingDesk, conn: VisitorConn) -> None:
     if vid is None or conn.state.phase is not VisitorPhase.WAITING:
         return
     try:
-        await desk.queue.away(vid, conn.conn_id)
+        await asyncio.wait_for(desk.queue.away(vid, conn.conn_id), 3)
     except Exception:
         log.warning("could not mark visitor %s away", vid, exc_info=True)
 

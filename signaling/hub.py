@@ -52,14 +52,20 @@ class Hub:
         await asyncio.wait_for(self._ready.wait(), timeout=15)
 
     async def stop(self) -> None:
-        for task in (self._task, self._flush_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        if self._pubsub is not None:
+        tasks = [t for t in (self._task, self._flush_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        _done, pending = await asyncio.wait(tasks, timeout=2) if tasks else (set(), set())
+        pubsub = self._pubsub
+        if pending and pubsub is not None and pubsub.connection is not None:
+            # A read that does not notice the cancellation ends when its connection does.
+            log.warning("pub/sub reader did not stop; closing its connection")
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.connection.disconnect()
+            await asyncio.wait(pending, timeout=2)
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pubsub.aclose(), 2)  # type: ignore[no-untyped-call]
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         await self.redis.publish(channel, json.dumps(message))
