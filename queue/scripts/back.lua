@@ -17,4 +17,5 @@ end
 save(K.visitors, v.id, v)
 match()
 announce()
+v = load(K.visitors, P.visitor_id)
 return cjson.encode({ state = v.state, queue = v.queue, position = position_of(v) })

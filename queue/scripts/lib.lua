@@ -453,12 +453,12 @@ local function remove_visitor(v, reason)
     reason = reason })
 end
 
--- 1-based place in line, counting only visitors ahead who are still waiting. A visitor in the
--- line gets their rank, which orders equal scores (joins in the same millisecond) exactly as
--- the line does; ZCOUNT alone would give every visitor of such a tie the same place.
+-- 1-based place in line, counting everyone with a place ahead (waiting, offered or away). A
+-- visitor with a place gets their rank, which orders equal scores (joins in the same
+-- millisecond) exactly as the line does; ZCOUNT alone would give a whole tie the same place.
 local function position_of(v)
   if not QK[v.queue] then return 0 end
-  local rank = redis.call('ZRANK', QK[v.queue].waiting, v.id)
+  local rank = redis.call('ZRANK', QK[v.queue].places, v.id)
   if rank then return rank + 1 end
   return redis.call('ZCOUNT', QK[v.queue].places, '-inf', '(' .. v.score) + 1
 end
