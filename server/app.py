@@ -13,7 +13,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from humandesk.queue.client import DeskQueue
 from humandesk.queue.stats import queue_stats
@@ -382,7 +382,13 @@ async def _close_sockets(app: web.Application) -> None:
 async def _desk_context(app: web.Application) -> Any:
     config = app[CONFIG]
     assert config.redis_url is not None
-    redis = Redis.from_url(config.redis_url, health_check_interval=15)
+    # A blocking pool: a burst of Redis calls (thousands of sockets closing at once) waits
+    # for a connection instead of failing with MaxConnectionsError.
+    redis = Redis(
+        connection_pool=BlockingConnectionPool.from_url(
+            config.redis_url, max_connections=64, timeout=10, health_check_interval=15
+        )
+    )
     queue = DeskQueue(redis, config.desk, config.queue)
     for name in config.queues:
         await queue.add_queue(name)
