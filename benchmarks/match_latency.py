@@ -133,7 +133,7 @@ async def worker(config: dict[str, Any], io: WorkerIO) -> None:
     try:
         async for cmd in io.commands():
             if cmd["cmd"] == "connect":
-                sem = asyncio.Semaphore(4)  # more trips the desk's Redis pool limit (see README)
+                sem = asyncio.Semaphore(20)
 
                 async def one(name: str, is_sales: bool, sem: asyncio.Semaphore = sem) -> Agent:
                     async with sem:
