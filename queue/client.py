@@ -360,13 +360,26 @@ class DeskQueue:
             rules.update(json.loads(_text(raw)))
         return rules
 
-    async def availability(self, queue: str, now: dt.datetime | None = None) -> Availability:
-        """Whether the queue is open (business hours) and anyone is logged in to serve it."""
+    async def admission(self, queue: str, now: dt.datetime | None = None) -> Admission:
+        """Whether the queue takes visitors now (business hours), and at what priority.
+
+        What a join needs, in one round trip: it is on the path from a visitor's click to
+        an agent's offer, so it reads the queue's rules and nothing else.
+        """
         rules = await self.queue_rules(queue)
         schedule = Schedule.parse(str(rules.get("hours", "")), str(rules.get("timezone", "UTC")))
         now = now or dt.datetime.now(dt.UTC)
         is_open = schedule.is_open(now)
         opening = None if is_open else schedule.next_opening(now)
+        return Admission(
+            open=is_open,
+            opens_at=opening.isoformat() if opening else None,
+            priority=int(rules.get("priority", 0)),
+        )
+
+    async def availability(self, queue: str, now: dt.datetime | None = None) -> Availability:
+        """Whether the queue is open (business hours) and anyone is logged in to serve it."""
+        admission = await self.admission(queue, now)
         online = 0
         for raw in (await self.redis.hgetall(self.keys.key("agents"))).values():
             agent = json.loads(_text(raw))
@@ -374,11 +387,11 @@ class DeskQueue:
                 online += 1
         return Availability(
             queue=queue,
-            open=is_open,
-            opens_at=opening.isoformat() if opening else None,
+            open=admission.open,
+            opens_at=admission.opens_at,
             agents_online=online,
             snapshot=await self.snapshot(queue),
-            priority=int(rules.get("priority", 0)),
+            priority=admission.priority,
         )
 
     async def call_record(self, call_id: str) -> dict[str, Any] | None:
@@ -476,6 +489,15 @@ class DeskQueue:
             self.keys.key("events"), count=count
         )  # type: ignore[assignment]
         return [{_text(k): _text(v) for k, v in fields.items()} for _id, fields in reversed(rows)]
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Whether a queue takes visitors now, and the priority it gives them."""
+
+    open: bool
+    opens_at: str | None  # ISO time of the next opening, when closed
+    priority: int  # the queue's default visitor priority
 
 
 @dataclass(frozen=True)

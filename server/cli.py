@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from humandesk.queue.client import DeskQueue
 from humandesk.server.accounts import AccountError, Accounts, parse_queue_levels
 from humandesk.server.app import create_app
+from humandesk.server.collector import collector_policy
 from humandesk.server.config import ENV_HELP, Config
 from humandesk.server.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from humandesk.server.queues import (
@@ -305,10 +306,25 @@ async def _queue(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The server's event loop: uvloop where it is installed, unless
+    ``HUMANDESK_EVENT_LOOP=asyncio``. Every message a desk relays crosses the loop four
+    times (socket in, Redis out, Redis in, socket out); see benchmarks/README.md."""
+    if os.environ.get("HUMANDESK_EVENT_LOOP", "uvloop") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     with redis_for(config) as config:
         app = create_app(config)
+        app.cleanup_ctx.append(_collector)
         print(
             f"humandesk is serving on http://{config.host}:{config.port}/ "
             f"(agent console: /agent, widget: /widget.js)",
@@ -321,8 +337,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print=None,
             handle_signals=True,
             shutdown_timeout=5,
+            loop=new_event_loop(),
         )
     return 0
+
+
+async def _collector(_app: web.Application) -> AsyncIterator[None]:
+    async with collector_policy():
+        yield
 
 
 def shop_app(desk_url: str, queue: str) -> web.Application:
@@ -352,8 +374,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         port=port,
         allowed_origins=tuple(dict.fromkeys(config.allowed_origins + shop_origins)),
     )
-    with redis_for(config) as config:
-        return asyncio.run(_demo(config, shop_port))
+    with redis_for(config) as config, asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(_demo(config, shop_port))
 
 
 async def _demo(config: Config, shop_port: int) -> int:
@@ -381,14 +403,19 @@ async def _demo(config: Config, shop_port: int) -> int:
         "window and click 'Talk to a person'. Press Ctrl+C to stop.\n",
         flush=True,
     )
+    async with collector_policy():
+        await _until_stopped()
+    for runner in reversed(runners):
+        await runner.cleanup()
+    return 0
+
+
+async def _until_stopped() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    for runner in reversed(runners):
-        await runner.cleanup()
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

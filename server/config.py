@@ -38,6 +38,7 @@ ENV_HELP: dict[str, str] = {
     "dropped connection (default 60)",
     "HUMANDESK_PRIORITY_SECRET": "key host sites use to sign a visitor's priority "
     "(data-priority-token); unset: such tokens are refused",
+    "HUMANDESK_EVENT_LOOP": "uvloop (default, where installed) or asyncio",
 }
 
 

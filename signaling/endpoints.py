@@ -16,6 +16,7 @@ from aiohttp import WSMsgType, web
 from humandesk.queue.client import (
     AgentInfo,
     CallbackRequest,
+    JoinResult,
     NewVisitor,
     QueueError,
     estimate_wait_seconds,
@@ -245,18 +246,10 @@ async def _callback(desk: SignalingDesk, conn: VisitorConn, message: Callback) -
 async def _join(desk: SignalingDesk, conn: VisitorConn, message: Join) -> None:
     if message.queue not in await desk.queue.queue_names():
         raise ProtocolError("unknown_queue", f"no queue {message.queue!r}", message.type)
-    availability = await desk.queue.availability(message.queue)
-    if not availability.open:
-        raise ProtocolError(
-            "queue_closed",
-            "this queue is closed now; you can ask to be called back",
-            message.type,
-            {"opens_at": availability.opens_at, "callback": True},
-        )
-    priority = availability.priority
+    token_priority = None
     if message.priority_token:
         try:
-            priority = desk.tickets.priority(message.priority_token)
+            token_priority = desk.tickets.priority(message.priority_token)
         except Exception:
             raise ProtocolError(
                 "bad_message", "'priority_token' is not valid", message.type
@@ -265,17 +258,36 @@ async def _join(desk: SignalingDesk, conn: VisitorConn, message: Join) -> None:
     conn.state.visitor_id = visitor_id
     conn.held = []
     try:
-        await _join_and_answer(desk, conn, message, visitor_id, priority)
+        result = await _enter_line(desk, conn, message, visitor_id, token_priority)
+        conn.state.queued(visitor_id, message.queue)
+        await _send_queued(desk, conn, result.position)
     finally:
         conn.release_held()
 
 
-async def _join_and_answer(
-    desk: SignalingDesk, conn: VisitorConn, message: Join, visitor_id: str, priority: int
-) -> None:
-    await desk.register_visitor(conn, visitor_id, message.queue)
+async def _enter_line(
+    desk: SignalingDesk,
+    conn: VisitorConn,
+    message: Join,
+    visitor_id: str,
+    token_priority: int | None,
+) -> JoinResult:
+    """Subscribes the new visitor's channel and runs the join script if the queue is open."""
+    # Two round trips at once, on the path from the click to an agent's offer: the queue's
+    # rules, and the subscription that must be live before the join.
+    admitted = asyncio.ensure_future(desk.queue.admission(message.queue))
     try:
-        result = await desk.queue.join(
+        await desk.register_visitor(conn, visitor_id, message.queue, fresh=True)
+        admission = await admitted
+        if not admission.open:
+            raise ProtocolError(
+                "queue_closed",
+                "this queue is closed now; you can ask to be called back",
+                message.type,
+                {"opens_at": admission.opens_at, "callback": True},
+            )
+        priority = admission.priority if token_priority is None else token_priority
+        return await desk.queue.join(
             NewVisitor(
                 id=visitor_id,
                 queue=message.queue,
@@ -287,12 +299,13 @@ async def _join_and_answer(
                 conn=conn.conn_id,
             )
         )
-    except QueueError as exc:
+    except BaseException as exc:
+        admitted.cancel()
         desk.forget_visitor(conn)
         conn.state.visitor_id = None
-        raise _queue_error(exc, message.type) from None
-    conn.state.queued(visitor_id, message.queue)
-    await _send_queued(desk, conn, result.position)
+        if isinstance(exc, QueueError):
+            raise _queue_error(exc, message.type) from None
+        raise
 
 
 async def _resume(desk: SignalingDesk, conn: VisitorConn, message: Resume) -> None:
