@@ -692,6 +692,114 @@ def test_two_visitors_see_their_places_in_line(
         second_ctx.close()
 
 
+def frame_types(payload: str | bytes) -> str:
+    """The ``type`` of one WebSocket frame (``?`` for anything that is not a JSON object)."""
+    try:
+        msg = json.loads(payload)
+    except ValueError:
+        return "?"
+    return str(msg.get("type", "?")) if isinstance(msg, dict) else "?"
+
+
+def test_visitor_socket_opens_before_the_click(
+    demo: Demo, browser: Any, agent: Any, page_errors: list[str]
+) -> None:
+    """The panel opens (and the desk welcomes) its socket once it is ready, before the click
+    on Join, which then only sends ``join`` on it. A warm socket that closes before the visitor
+    joins is let go without a word, and Join connects as before."""
+    assert agent_status(agent) == "offline"  # the visitor waits in line
+
+    # Every visitor socket the shop's page opens, with the types of its frames in order.
+    context = browser.new_context(viewport=VIEWPORT)
+    sockets: list[list[str]] = []
+
+    def on_socket(ws: Any) -> None:
+        if "/ws/visitor" not in ws.url:
+            return
+        frames: list[str] = []
+        sockets.append(frames)
+        ws.on("framereceived", lambda payload: frames.append("<" + frame_types(payload)))
+        ws.on("framesent", lambda payload: frames.append(">" + frame_types(payload)))
+
+    try:
+        shop = context.new_page()
+        watch_console(shop, "shop", page_errors)
+        shop.on("websocket", on_socket)
+        shop.goto(demo.shop + "/")
+        shop.locator(sel("hd-launcher")).click()
+        panel = panel_frame(shop, demo)
+        wait_for(lambda: visitor_phase(panel) == "ready", "the panel ready to join")
+        # Nobody has clicked anything in the panel yet, and its socket is welcomed already.
+        # (Playwright takes in the browser's events only during a call to it: hence the phase.)
+        wait_for(
+            lambda: visitor_phase(panel) == "ready" and sockets and "<welcome" in sockets[0],
+            "the welcome before the click",
+        )
+        assert visitor_phase(panel) == "ready"
+        assert [t for t in sockets[0] if t != ">ping" and t != "<pong"] == ["<welcome"]
+
+        fill_and_join(panel, "Early Socket", "warm")
+        wait_for(
+            lambda: panel.evaluate(f"{js_el('hd-position')}.dataset.position") == "1",
+            "the visitor queued at position 1",
+        )
+        assert visitor_phase(panel) == "waiting"
+        wait_for(
+            lambda: visitor_phase(panel) and "<queued" in sockets[0],
+            "the queued frame seen",
+            explain=lambda: sockets,
+        )
+        assert len(sockets) == 1, sockets  # the join went on the warm socket: no new one
+        frames = [t for t in sockets[0] if t != ">ping" and t != "<pong"]
+        assert frames[:3] == ["<welcome", ">join", "<queued"], frames
+        panel.locator(sel("hd-leave")).click()
+        wait_for(lambda: visitor_phase(panel) == "left", "the visitor gone")
+    finally:
+        context.close()
+
+    # The desk drops the warm socket before the visitor joins (here: a server shutdown).
+    context = browser.new_context(viewport=VIEWPORT)
+    routes: list[Any] = []
+    welcomes: list[int] = []
+
+    def route(ws: Any) -> None:
+        server = ws.connect_to_server()
+        n = len(routes)
+        routes.append(ws)
+
+        def to_page(message: str | bytes) -> None:
+            if frame_types(message) == "welcome":
+                welcomes.append(n)
+            ws.send(message)
+
+        server.on_message(to_page)
+
+    try:
+        context.route_web_socket("**/ws/visitor", route)
+        shop, panel = open_panel(context, demo)
+        watch_console(shop, "shop", page_errors)
+        wait_for(lambda: visitor_phase(panel) == "ready" and welcomes == [0], "the welcome")
+        routes[0].close(code=1001, reason="server_shutdown")
+        panel.locator(sel("hd-name")).fill("Late Socket")  # typing opens no socket now
+        shop.wait_for_timeout(1500)  # a retry, if the panel made one, would start within this
+        assert len(routes) == 1, "the panel retried a socket it did not need"
+        assert visitor_phase(panel) == "ready"
+        assert panel.locator(sel("hd-notice")).inner_text().strip() == ""
+        assert panel.locator(sel("hd-error")).inner_text().strip() == ""
+
+        panel.locator(sel("hd-join")).click()  # connects at the click, as without warming
+        wait_for(
+            lambda: panel.evaluate(f"{js_el('hd-position')}.dataset.position") == "1",
+            "the visitor queued on a new socket",
+        )
+        assert len(routes) == 2, routes
+        panel.locator(sel("hd-leave")).click()
+        wait_for(lambda: visitor_phase(panel) == "left", "the visitor gone")
+    finally:
+        context.close()
+    assert not [e for e in page_errors if "pageerror" in e], page_errors
+
+
 def test_visitor_without_camera_still_talks(
     demo: Demo, playwright_instance: Any, agent: Any, page_errors: list[str]
 ) -> None:

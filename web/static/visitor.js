@@ -12,6 +12,10 @@
   const TICKET_KEY = "hd-ticket-" + QUEUE;
   const RATING_WINDOW_MS = 120000; // the socket stays open this long for a rating
   const AVAILABILITY_EVERY_MS = 30000;
+  // A socket opened ahead of the click (the panel is ready: the visitor means to talk) is let
+  // go after this long without a join, well inside the lifetime of the TURN credentials its
+  // `welcome` carried; the next sign of intent opens a fresh one.
+  const WARM_IDLE_MS = 5 * 60 * 1000;
 
   const ui = {
     status: $("hd-status"),
@@ -108,6 +112,9 @@
   let media = { stream: null, audioOnly: true, problem: null };
   let mediaReady = Promise.resolve();
   let socket = null;
+  let welcomed = false; // the desk's `welcome` arrived on this socket
+  let warmTimer = null;
+  let warmLost = false; // a warm socket closed on us: Join connects, as without warming
   let iceServers = [];
   let iceTransportPolicy = "all";
   let pendingJoin = null;
@@ -220,6 +227,7 @@
     if (data.type === "open") {
       focusPrimary();
       refreshAvailability();
+      warmUp(); // again, if an idle warm socket was let go
     } else if (data.type === "restore") {
       if (!STORAGE_OK && typeof data.ticket === "string" && data.ticket && !memoryTicket) memoryTicket = data.ticket;
       if (restoreWaiter) restoreWaiter();
@@ -384,6 +392,7 @@
     controls.reset();
     if (state.phase === "checking") setPhase("ready");
     ui.join.disabled = state.phase !== "ready";
+    warmUp();
   }
 
   function recheckDevices() {
@@ -409,6 +418,7 @@
       recheckDevices();
     }
     applyAvailability(state.availability);
+    warmUp();
   }
 
   function showLocalVideo(on) {
@@ -431,14 +441,40 @@
 
   function connect() {
     if (socket) socket.close();
+    clearTimeout(warmTimer);
     neverWelcomed = 0;
+    welcomed = false;
     socket = new HD.DeskSocket("/ws/visitor", { onMessage, onClose, onRetry });
     socket.open();
   }
 
   function disconnect() {
+    clearTimeout(warmTimer);
     if (socket) socket.close(1000, "bye");
     socket = null;
+    welcomed = false;
+  }
+
+  /**
+   * Opens the socket before the click on Join, once the panel is ready: the click then only
+   * sends `join` on a socket the desk has already welcomed. Never a second socket, never for a
+   * ticket (that one resumes on its own socket), never for a closed line. Until the visitor
+   * joins, a warm socket that closes is dropped without a word (see onClose) and Join connects
+   * as it always did; no other is warmed until then. One let go for idling is warmed again by
+   * the next sign of intent (typing in the form, the panel opened again).
+   */
+  function warmUp() {
+    if (socket || warmLost || state.phase !== "ready" || ticketStore.get()) return;
+    if (state.availability && state.availability.open === false) return;
+    connect();
+    warmTimer = setTimeout(() => {
+      if (isWarm()) disconnect();
+    }, WARM_IDLE_MS);
+  }
+
+  /** A warm socket: open (or opening) while the visitor is not in line and has asked for nothing. */
+  function isWarm() {
+    return !!socket && BEFORE_PHASES.has(state.phase) && !pendingJoin && !pendingCallback && !callbackRequest;
   }
 
   function onRetry() {
@@ -448,6 +484,15 @@
   }
 
   function onClose({ code, opened }) {
+    welcomed = false;
+    if (isWarm()) {
+      // Opened ahead of the click and not in line: nothing to keep, so no notice, no error and
+      // no retry. Join connects as it always did.
+      socket = null;
+      clearTimeout(warmTimer);
+      warmLost = true;
+      return false;
+    }
     if (code === 4001 || code === 4004) {
       ticketStore.drop();
       socket = null;
@@ -537,8 +582,10 @@
 
   function onWelcome(msg) {
     neverWelcomed = 0;
+    welcomed = true;
     iceServers = Array.isArray(msg.ice_servers) ? msg.ice_servers : [];
     iceTransportPolicy = msg.ice_transport_policy === "relay" ? "relay" : "all";
+    if (isWarm()) return; // opened ahead of the click: the join goes out when it comes
     setNotice("");
     const ticket = ticketStore.get();
     if (ticket) socket.send({ type: "resume", ticket });
@@ -687,8 +734,18 @@
     if (priorityToken) pendingJoin.priority_token = priorityToken;
     resetWaiting();
     setPhase("connecting");
-    connect();
+    clearTimeout(warmTimer);
+    warmLost = false;
+    // The socket opened when the panel got ready: welcomed, it carries the join at once;
+    // still opening, onWelcome sends it. None (it closed, or never opened): connect as ever,
+    // and so does a ticket the host page handed back late (it resumes on a fresh socket).
+    if (!socket || ticketStore.get()) connect();
+    else if (welcomed && !socket.send(pendingJoin)) connect();
   });
+
+  // Typing in the form is intent too: warm up again if the idle warm socket was let go.
+  ui.form.addEventListener("focusin", () => warmUp());
+  ui.form.addEventListener("input", () => warmUp());
 
   function resetWaiting() {
     state.position = null;
