@@ -140,6 +140,7 @@ class DeskQueue:
             op: redis.register_script(load_script_source(op)) for op in OPS
         }
         self._queues: list[str] | None = None
+        self._rules_seen: dict[str, str] = {}  # queue -> its stored rules, as last read
 
     # Queue names -------------------------------------------------------------------------
 
@@ -182,11 +183,26 @@ class DeskQueue:
             return json.loads(_text(raw))
         raise AssertionError("unreachable")
 
-    async def join(self, visitor: NewVisitor, *, now_ms: int | None = None) -> JoinResult:
-        """Adds a visitor at the back of their queue's line; matches at once if possible."""
-        reply = await self._run(
-            "join", {"visitor": asdict(visitor), "lease_ms": self.config.visitor_lease_ms}, now_ms
-        )
+    async def join(
+        self, visitor: NewVisitor, *, now_ms: int | None = None, rules_seen: str | None = None
+    ) -> JoinResult:
+        """Adds a visitor at the back of their queue's line; matches at once if possible.
+
+        ``rules_seen``: the queue's rules the visitor was admitted on (``Admission``); if
+        they have changed since, nothing happens and QueueError("stale_rules") is raised.
+        """
+        args: dict[str, Any] = {
+            "visitor": asdict(visitor),
+            "lease_ms": self.config.visitor_lease_ms,
+        }
+        if rules_seen is not None:
+            args["rules_seen"] = rules_seen
+        try:
+            reply = await self._run("join", args, now_ms)
+        except QueueError as exc:
+            if exc.code == "stale_rules":
+                self._rules_seen.pop(visitor.queue, None)
+            raise
         return JoinResult(position=int(reply["position"]), waiting=int(reply["waiting"]))
 
     async def away(self, visitor_id: str, conn: str, *, now_ms: int | None = None) -> bool:
@@ -351,22 +367,35 @@ class DeskQueue:
 
     async def queue_rules(self, queue: str) -> dict[str, Any]:
         """The rules in force for ``queue``: its own over the desk defaults."""
-        raw = await self.redis.hget(self.keys.key("queue_config"), queue)
+        return self._rules_from(await self._stored_rules(queue))
+
+    async def _stored_rules(self, queue: str, *, cached: bool = False) -> str:
+        """The queue's own rules as stored (JSON text, "" for none); ``cached``: as last read."""
+        if not cached or queue not in self._rules_seen:
+            raw = await self.redis.hget(self.keys.key("queue_config"), queue)
+            self._rules_seen[queue] = "" if raw is None else _text(raw)
+        return self._rules_seen[queue]
+
+    def _rules_from(self, raw: str) -> dict[str, Any]:
         rules: dict[str, Any] = {
             k: v for k, v in asdict(self.config).items() if k not in ("lease_ms",)
         }
         rules.update({"strategy": "longest-idle", "overflow": ""})
-        if raw is not None:
-            rules.update(json.loads(_text(raw)))
+        if raw:
+            rules.update(json.loads(raw))
         return rules
 
-    async def admission(self, queue: str, now: dt.datetime | None = None) -> Admission:
+    async def admission(
+        self, queue: str, now: dt.datetime | None = None, *, cached: bool = False
+    ) -> Admission:
         """Whether the queue takes visitors now (business hours), and at what priority.
 
-        What a join needs, in one round trip: it is on the path from a visitor's click to
-        an agent's offer, so it reads the queue's rules and nothing else.
+        A join needs this on the path from a visitor's click to an agent's offer, so it
+        reads the queue's rules and nothing else; ``cached`` uses the rules as last read,
+        and :meth:`join` with ``rules_seen`` refuses the join if they changed since.
         """
-        rules = await self.queue_rules(queue)
+        raw = await self._stored_rules(queue, cached=cached)
+        rules = self._rules_from(raw)
         schedule = Schedule.parse(str(rules.get("hours", "")), str(rules.get("timezone", "UTC")))
         now = now or dt.datetime.now(dt.UTC)
         is_open = schedule.is_open(now)
@@ -375,6 +404,7 @@ class DeskQueue:
             open=is_open,
             opens_at=opening.isoformat() if opening else None,
             priority=int(rules.get("priority", 0)),
+            rules_seen=raw,
         )
 
     async def availability(self, queue: str, now: dt.datetime | None = None) -> Availability:
@@ -498,6 +528,7 @@ class Admission:
     open: bool
     opens_at: str | None  # ISO time of the next opening, when closed
     priority: int  # the queue's default visitor priority
+    rules_seen: str  # the rules this was decided on, for join(rules_seen=...)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from aiohttp import web
 
@@ -152,7 +152,11 @@ class Outbox:
     ) -> None:
         self.ws = ws
         self._flusher = flusher
-        self._transport = transport if isinstance(transport, asyncio.WriteTransport) else None
+        # Duck-typed: uvloop's transports have the methods but are not asyncio subclasses.
+        self._transport = cast(
+            asyncio.WriteTransport | None,
+            transport if hasattr(transport, "get_write_buffer_size") else None,
+        )
         self._pending: collections.deque[dict[str, Any]] | None = None
         self._scheduled = False  # waiting for the flusher, in either lane
         self._scheduled_urgent = False  # waiting in the flusher's urgent lane

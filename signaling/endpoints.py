@@ -272,35 +272,43 @@ async def _enter_line(
     visitor_id: str,
     token_priority: int | None,
 ) -> JoinResult:
-    """Subscribes the new visitor's channel and runs the join script if the queue is open."""
-    # Two round trips at once, on the path from the click to an agent's offer: the queue's
-    # rules, and the subscription that must be live before the join.
-    admitted = asyncio.ensure_future(desk.queue.admission(message.queue))
+    """Subscribes the new visitor's channel and runs the join script if the queue is open.
+
+    The path from a visitor's click to an agent's offer: the queue's rules are taken as last
+    read (the join script refuses if they changed, and a refusal is decided on fresh rules),
+    and the subscription is written without waiting, so the join script is the one round
+    trip.
+    """
     try:
         await desk.register_visitor(conn, visitor_id, message.queue, fresh=True)
-        admission = await admitted
-        if not admission.open:
-            raise ProtocolError(
-                "queue_closed",
-                "this queue is closed now; you can ask to be called back",
-                message.type,
-                {"opens_at": admission.opens_at, "callback": True},
-            )
-        priority = admission.priority if token_priority is None else token_priority
-        return await desk.queue.join(
-            NewVisitor(
+        for attempt in (1, 2):
+            admission = await desk.queue.admission(message.queue, cached=attempt == 1)
+            if not admission.open and attempt == 1:
+                continue  # refused only on the rules as they are now
+            if not admission.open:
+                raise ProtocolError(
+                    "queue_closed",
+                    "this queue is closed now; you can ask to be called back",
+                    message.type,
+                    {"opens_at": admission.opens_at, "callback": True},
+                )
+            visitor = NewVisitor(
                 id=visitor_id,
                 queue=message.queue,
                 name=message.name,
                 topic=message.topic,
                 page=message.page,
                 audio_only=message.audio_only,
-                priority=priority,
+                priority=admission.priority if token_priority is None else token_priority,
                 conn=conn.conn_id,
             )
-        )
+            try:
+                return await desk.queue.join(visitor, rules_seen=admission.rules_seen)
+            except QueueError as exc:
+                if exc.code != "stale_rules" or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
     except BaseException as exc:
-        admitted.cancel()
         desk.forget_visitor(conn)
         conn.state.visitor_id = None
         if isinstance(exc, QueueError):

@@ -12,8 +12,9 @@ from typing import Any
 import jwt
 import pytest
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 
-from humandesk.queue.client import QueueConfig
+from humandesk.queue.client import DeskQueue, QueueConfig
 from humandesk.queue.stats import summarise
 from humandesk.server.app import ACCOUNTS, QUEUE, create_app
 
@@ -43,6 +44,24 @@ async def join(client: Client, name: str, queue: str = "support", **extra: Any) 
     await visitor.send({"type": "join", "queue": queue, "name": name, **extra})
     await visitor.expect("queued")
     return visitor
+
+
+async def test_rules_changed_by_another_process_apply_to_the_next_join(
+    client: Client, redis: Redis, desk_name: str
+) -> None:
+    first = await join(client, "Ada")  # this process has now read the queue's rules
+    other_day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(time.gmtime().tm_wday + 3) % 7]
+    elsewhere = DeskQueue(redis, desk_name)
+    await elsewhere.set_queue_rules("support", {"hours": f"{other_day} 09:00-17:00"})
+    late = await open_visitor(client)
+    await late.send({"type": "join", "queue": "support", "name": "Grace"})
+    assert (await late.expect("error"))["code"] == "queue_closed"
+    await elsewhere.set_queue_rules("support", {"priority": 2})
+    await late.send({"type": "join", "queue": "support", "name": "Grace"})
+    queued = await late.expect("queued")
+    assert queued["position"] == 1  # the queue's priority now puts her ahead of Ada
+    assert (await client.app[QUEUE].visitor(queued["visitor_id"]) or {})["priority"] == 2
+    await first.ws.close()
 
 
 async def test_closed_queue_refuses_join_and_takes_a_callback(client: Client) -> None:

@@ -53,6 +53,23 @@ async def test_unknown_queue_is_refused(desk: DeskQueue) -> None:
     assert dup.value.code == "duplicate_visitor"
 
 
+async def test_join_is_refused_when_the_rules_changed_since_admission(
+    desk: DeskQueue, redis: Redis, desk_name: str
+) -> None:
+    admitted = await desk.admission("support", cached=True)
+    assert admitted.open and admitted.priority == 0
+    # Another process (say `humandesk queue set`) changes the rules in between.
+    await DeskQueue(redis, desk_name).set_queue_rules("support", {"priority": 3})
+    with pytest.raises(QueueError) as err:
+        await desk.join(visitor(1), now_ms=T0, rules_seen=admitted.rules_seen)
+    assert err.value.code == "stale_rules"
+    assert await desk.line("support") == []
+    again = await desk.admission("support", cached=True)  # the stale copy was dropped
+    assert again.priority == 3
+    await desk.join(visitor(1), now_ms=T0, rules_seen=again.rules_seen)
+    assert [v for v, _ in await desk.line("support")] == ["v1"]
+
+
 async def test_longest_waiting_visitor_meets_longest_idle_agent(desk: DeskQueue) -> None:
     await desk.join(visitor(1), now_ms=T0)
     await desk.join(visitor(2), now_ms=T0 + 10)

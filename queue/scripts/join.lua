@@ -1,8 +1,13 @@
 -- join: a visitor takes a place in a queue's line: behind everyone of the same or higher
 -- priority. P.visitor = {id, queue, name, topic, page, audio_only, priority}; P.lease_ms
--- (the resume window). Returns {position, waiting}.
+-- (the resume window); P.rules_seen (optional): the queue's rules as the caller read them to
+-- admit the visitor (business hours, priority); if they changed since, the join is refused
+-- with stale_rules. Returns {position, waiting}.
 local nv = P.visitor
 if not QK[nv.queue] then return fail('unknown_queue', nv.queue) end
+if P.rules_seen ~= nil and (redis.call('HGET', K.queue_config, nv.queue) or '') ~= P.rules_seen then
+  return fail('stale_rules', nv.queue)
+end
 if redis.call('HEXISTS', K.visitors, nv.id) == 1 then return fail('duplicate_visitor', nv.id) end
 local priority = tonumber(nv.priority) or 0
 local v = {
