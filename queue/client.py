@@ -207,8 +207,15 @@ class DeskQueue:
 
     async def away(self, visitor_id: str, conn: str, *, now_ms: int | None = None) -> bool:
         """The visitor's socket ``conn`` went away: keep the place, make no offers to them."""
-        reply = await self._run("away", {"visitor_id": visitor_id, "conn": conn}, now_ms)
-        return bool(reply["away"])
+        return visitor_id in await self.away_many([(visitor_id, conn)], now_ms=now_ms)
+
+    async def away_many(
+        self, parties: list[tuple[str, str]], *, now_ms: int | None = None
+    ) -> list[str]:
+        """:meth:`away` for many ``(visitor_id, conn)`` in one script; returns those marked."""
+        payload = [{"visitor_id": vid, "conn": conn} for vid, conn in parties]
+        reply = await self._run("away", {"parties": payload}, now_ms)
+        return [str(vid) for vid in reply["away"]]
 
     async def come_back(
         self, visitor_id: str, conn: str, *, now_ms: int | None = None

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 1000
 HEARTBEAT_SLICE = 200  # leases renewed per heartbeat script (~0.7 ms of Redis each)
+AWAY_SLICE = 200  # visitors marked away per script
 
 _background: set[asyncio.Task[Any]] = set()
 
@@ -389,6 +390,8 @@ class SignalingDesk:
         self._callbacks_watched = False
         self._positions_task: asyncio.Task[None] | None = None
         self._next_fanout = 0.0  # loop time before which no position fan-out starts
+        self._away: list[tuple[str, str]] = []  # (visitor id, socket) to mark away
+        self._away_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -407,6 +410,8 @@ class SignalingDesk:
             for task in pending:
                 log.warning("%s did not stop in time", task.get_name())
         await self.close_all_sockets()
+        if self._away_task is not None:
+            await asyncio.wait([self._away_task], timeout=3)
         await self.hub.stop()
 
     async def close_all_sockets(self) -> None:
@@ -470,6 +475,29 @@ class SignalingDesk:
         if self.agents.get(conn.name) is conn:
             del self.agents[conn.name]
         self.hub.unsubscribe(self.keys.agent_channel(conn.name), conn.deliver)
+
+    def went_away(self, visitor_id: str, conn_id: str) -> None:
+        """A waiting visitor's socket closed: hold their place, but offer them to no one.
+
+        Marked in batches: when thousands of sockets close at once (a network drop, a
+        restart), a script each would wait for the connection pool, time out and leave the
+        places held until the leases ran out; one script per 200 visitors does not.
+        """
+        self._away.append((visitor_id, conn_id))
+        if self._away_task is None or self._away_task.done():
+            self._away_task = spawn(self._mark_away())
+
+    async def _mark_away(self) -> None:
+        while self._away:
+            batch, self._away = self._away[:AWAY_SLICE], self._away[AWAY_SLICE:]
+            try:
+                await asyncio.wait_for(self.queue.away_many(batch), 10)
+            except Exception:
+                log.warning(
+                    "could not mark %d visitors away (their leases will run out)",
+                    len(batch),
+                    exc_info=True,
+                )
 
     # Position updates ----------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ these functions take an already-checked request and run the protocol of docs/pro
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from typing import Any
@@ -200,19 +199,10 @@ async def visitor_socket(request: web.Request, desk: SignalingDesk) -> web.WebSo
         desk.anonymous.discard(conn)
         desk.forget_visitor(conn)
         await conn.outbox.drain_and_close()
-        await _went_away(desk, conn)
+        vid = conn.state.visitor_id
+        if vid is not None and conn.state.phase is VisitorPhase.WAITING:
+            desk.went_away(vid, conn.conn_id)
     return ws
-
-
-async def _went_away(desk: SignalingDesk, conn: VisitorConn) -> None:
-    """A waiting visitor's socket closed: hold their place, but offer them to no one."""
-    vid = conn.state.visitor_id
-    if vid is None or conn.state.phase is not VisitorPhase.WAITING:
-        return
-    try:
-        await asyncio.wait_for(desk.queue.away(vid, conn.conn_id), 3)
-    except Exception:
-        log.warning("could not mark visitor %s away", vid, exc_info=True)
 
 
 async def _callback(desk: SignalingDesk, conn: VisitorConn, message: Callback) -> None:

@@ -520,6 +520,26 @@ async def test_away_visitor_keeps_place_but_is_not_offered(client: Client) -> No
     assert (await back.expect("queued"))["position"] == 1  # the original place
 
 
+async def test_many_sockets_closing_at_once_are_all_marked_away(client: Client) -> None:
+    # 90: the test client's connection pool holds 100 (the benchmarks close 10,000 at once).
+    crowd = [await join(client, f"Crowd {n}") for n in range(90)]
+    stays = await join(client, "Stays")
+    await asyncio.gather(*(v.ws.close() for v in crowd))
+    desk = client.app[QUEUE]
+    ids = [next(m for m in v.seen if m["type"] == "queued")["visitor_id"] for v in crowd]
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        records = [await desk.visitor(vid) for vid in ids]
+        if all(r and r.get("away") for r in records):
+            break
+        assert asyncio.get_running_loop().time() < deadline, "not every visitor marked away"
+        await asyncio.sleep(0.1)
+    # All 90 keep their places (ahead of the one still here), and none is offered.
+    assert await desk.position(stays.seen[1]["visitor_id"]) == 91
+    agent = await available_agent(client)
+    assert (await agent.expect("offer"))["visitor"]["name"] == "Stays"
+
+
 async def test_an_offered_visitor_keeps_their_place_for_the_others(client: Client) -> None:
     await join(client, "First")
     second = await join(client, "Second")

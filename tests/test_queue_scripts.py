@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -364,3 +365,25 @@ def test_wait_estimate() -> None:
     assert estimate_wait_seconds(4, snap) == 240
     nobody = QueueSnapshot("support", waiting=1, available=0, serving=0, handle_s=60)
     assert estimate_wait_seconds(1, nobody) == 60
+
+
+async def test_many_visitors_go_away_in_one_script(desk: DeskQueue) -> None:
+    for n in range(4):
+        await desk.join(replace(visitor(n), conn=f"c{n}"), now_ms=T0 + n)
+    await desk.set_agent_status(agent("bea"), "available", now_ms=T0 + 10)
+    offered = await offer_of(desk, "bea")  # to v0
+    marked = await desk.away_many(
+        [("v0", "c0"), ("v1", "c1"), ("v2", "someone-else"), ("v9", "c9")], now_ms=T0 + 20
+    )
+    # v0's offer is withdrawn (v0 went away); v2's entry belongs to another socket; v9 is gone.
+    assert sorted(marked) == ["v0", "v1"]
+    for vid in ("v0", "v1"):
+        record = await desk.visitor(vid)
+        assert record is not None and record["away"] is True and record["state"] == "waiting"
+    # Both keep their places but are offered to no one: the agent gets the next visitor.
+    assert [await desk.position(v) for v in ("v0", "v1", "v2", "v3")] == [1, 2, 3, 4]
+    assert [v for v, _ in await desk.line("support")] == ["v3"]  # v2 is being offered
+    assert await offer_of(desk, "bea") != offered
+    offer = await desk.offer(await offer_of(desk, "bea"))
+    assert offer is not None and offer["visitor"] == "v2"
+    assert await desk.away_many([], now_ms=T0 + 30) == []
