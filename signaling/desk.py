@@ -403,12 +403,16 @@ class SignalingDesk:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            _done, pending = await asyncio.wait(self._tasks, timeout=3)
+        # Cancelled again until done: a cancellation that arrives while redis-py reads a
+        # reply can be swallowed, and the loop would carry on.
+        pending = set(self._tasks)
+        deadline = asyncio.get_running_loop().time() + 3
+        while pending and asyncio.get_running_loop().time() < deadline:
             for task in pending:
-                log.warning("%s did not stop in time", task.get_name())
+                task.cancel()
+            _done, pending = await asyncio.wait(pending, timeout=0.1)
+        for task in pending:
+            log.warning("%s did not stop in time", task.get_name())
         await self.close_all_sockets()
         if self._away_task is not None:
             await asyncio.wait([self._away_task], timeout=3)
