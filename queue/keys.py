@@ -72,6 +72,12 @@ class DeskKeys:
         """HASH agent name -> JSON account (display name, queues, password hash)."""
         return self.key("accounts")
 
+    def login_failures(self, kind: str, who: str) -> str:
+        """STRING count of failed logins for an account at an address (``kind`` "account",
+        ``who`` "name@address") or from an address ("address"); it expires with the
+        throttling window."""
+        return f"{self.prefix}login-failures:{kind}:{who}"
+
     @property
     def reaper_lease(self) -> str:
         """STRING held with ``SET NX PX`` by the instance that runs the reaper."""

@@ -12,6 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from humandesk.queue.client import AgentInfo, DeskQueue
+from humandesk.queue.keys import DeskKeys
 from humandesk.server.auth import DUMMY_HASH, hash_password, verify_password
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
@@ -149,3 +150,60 @@ class Accounts:
         loop = asyncio.get_running_loop()
         ok = await loop.run_in_executor(None, verify_password, password, stored)
         return account if ok and account else None
+
+
+class LoginThrottle:
+    """Refuses logins after too many failures for one account from one address, or from
+    one address at all.
+
+    Counted per account *and* address, so guessing one agent's password from somewhere
+    cannot lock that agent out everywhere. Counts live in Redis, so every instance of a desk
+    shares them, and expire with the window. A refused login is refused before its password
+    is hashed, so guessing costs the desk no scrypt time either. A successful login clears
+    its own count.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: DeskKeys,
+        *,
+        per_account: int = 10,
+        per_address: int = 100,
+        window_s: int = 900,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.limits = {"account": per_account, "address": per_address}
+        self.window_s = window_s
+
+    def _keys(self, account: str, address: str) -> dict[str, str]:
+        return {
+            "account": self.keys.login_failures("account", f"{account}@{address}"),
+            "address": self.keys.login_failures("address", address),
+        }
+
+    async def retry_after(self, account: str, address: str) -> int:
+        """Seconds until a login may be tried again; 0 if it may be tried now."""
+        keys = self._keys(account, address)
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys.values():
+            pipe.get(key)
+            pipe.ttl(key)
+        replies = await pipe.execute()
+        wait = 0
+        for i, kind in enumerate(keys):
+            count, ttl = replies[2 * i], replies[2 * i + 1]
+            if count is not None and int(count) >= self.limits[kind]:
+                wait = max(wait, int(ttl) if ttl and int(ttl) > 0 else self.window_s)
+        return wait
+
+    async def failed(self, account: str, address: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for key in self._keys(account, address).values():
+            pipe.set(key, 0, ex=self.window_s, nx=True)  # the window starts at the first failure
+            pipe.incr(key)
+        await pipe.execute()
+
+    async def succeeded(self, account: str, address: str) -> None:
+        await self.redis.delete(self._keys(account, address)["account"])

@@ -17,7 +17,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from humandesk.queue.client import DeskQueue
 from humandesk.queue.stats import queue_stats
-from humandesk.server.accounts import Account, Accounts
+from humandesk.server.accounts import Account, Accounts, LoginThrottle
 from humandesk.server.auth import SESSION_COOKIE, TokenError, TokenSigner
 from humandesk.server.config import Config
 from humandesk.server.queues import load_file
@@ -36,6 +36,7 @@ QUEUE: Final = web.AppKey("queue", DeskQueue)
 ACCOUNTS: Final = web.AppKey("accounts", Accounts)
 SIGNER: Final = web.AppKey("signer", TokenSigner)
 DESK: Final = web.AppKey("desk", SignalingDesk)
+THROTTLE: Final = web.AppKey("throttle", LoginThrottle)
 
 QUEUE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
@@ -182,9 +183,20 @@ async def login(request: web.Request) -> web.Response:
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         return json_error(400, "bad_request", reason="username and password are required")
-    account = await request.app[ACCOUNTS].authenticate(username.strip().lower(), password)
+    name, address = username.strip().lower(), request.remote or "unknown"
+    throttle = request.app[THROTTLE]
+    wait = await throttle.retry_after(name, address)
+    if wait:
+        response = json_error(
+            429, "too_many_attempts", reason="too many failed logins; try again later"
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
+    account = await request.app[ACCOUNTS].authenticate(name, password)
     if account is None:
+        await throttle.failed(name, address)
         return json_error(401, "invalid_credentials")
+    await throttle.succeeded(name, address)
     config = request.app[CONFIG]
     response = web.json_response({"agent": account.public()})
     response.set_cookie(
@@ -421,6 +433,7 @@ async def _desk_context(app: web.Application) -> Any:
     app[REDIS] = redis
     app[QUEUE] = queue
     app[ACCOUNTS] = Accounts(redis, queue)
+    app[THROTTLE] = LoginThrottle(redis, queue.keys)
     app[SIGNER] = signer
     app[DESK] = desk
     await desk.start()

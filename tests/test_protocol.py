@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from humandesk.queue.client import QueueConfig
-from humandesk.server.app import ACCOUNTS, QUEUE, SIGNER, create_app
+from humandesk.server.app import ACCOUNTS, QUEUE, REDIS, SIGNER, create_app
 from humandesk.server.auth import SESSION_COOKIE
 
 from helpers import Peer, desk_config, login_agent, open_agent, open_visitor, origin_of
@@ -334,6 +334,30 @@ async def _expect_401(client: Client, token: str | None, reason: str) -> None:
     with pytest.raises(aiohttp.WSServerHandshakeError) as err:
         await client.ws_connect("/ws/agent", headers=headers)
     assert err.value.status == 401, reason
+
+
+async def test_failed_logins_are_throttled_per_account_and_per_address(client: Client) -> None:
+    origin = {"Origin": origin_of(client)}
+
+    async def login(username: str, password: str) -> aiohttp.ClientResponse:
+        return await client.post(
+            "/api/login", json={"username": username, "password": password}, headers=origin
+        )
+
+    for _ in range(10):
+        assert (await login("ada", "guess")).status == 401
+    # Now even the right password is refused, before it is checked, with a time to wait.
+    refused = await login("Ada", "correct horse")
+    assert refused.status == 429 and (await refused.json())["error"] == "too_many_attempts"
+    assert 0 < int(refused.headers["Retry-After"]) <= 900
+    keys = client.app[QUEUE].keys
+    failures = keys.login_failures("account", "ada@127.0.0.1")
+    assert int(await client.app[REDIS].get(failures) or 0) == 10
+    await client.app[REDIS].delete(failures)  # as when the window ends
+    assert (await login("ada", "correct horse")).status == 200
+    # From one address, failures across accounts add up (10 above, 90 here, 100 allowed).
+    await asyncio.gather(*(login(f"nobody{n}", "x") for n in range(90)))
+    assert (await login("ada", "correct horse")).status == 429
 
 
 async def test_login_errors_and_cookie_flags(client: Client) -> None:

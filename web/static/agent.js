@@ -211,7 +211,8 @@
       return;
     }
     if (res.status === 429) {
-      ui.loginError.textContent = "Too many attempts. Wait a minute and try again.";
+      const minutes = Math.max(1, Math.ceil((Number(res.headers.get("Retry-After")) || 60) / 60));
+      ui.loginError.textContent = `Too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`;
       return;
     }
     if (!res.ok) {
