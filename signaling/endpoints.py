@@ -356,6 +356,23 @@ async def _send_queued(desk: SignalingDesk, conn: VisitorConn, position: int) ->
 # Agents ------------------------------------------------------------------------------------
 
 
+async def _restore_notes(desk: SignalingDesk, conn: AgentConn, record: dict[str, Any]) -> None:
+    """A console (re)connecting in a call or its wrap-up gets the notes saved for it."""
+    call_id = {"in_call": record.get("call"), "wrap_up": record.get("last_call")}.get(
+        str(record["state"])
+    )
+    saved = await desk.queue.call_record(str(call_id)) if call_id else None
+    if saved and (saved.get("notes") or saved.get("disposition")):
+        conn.send(
+            {
+                "type": "notes_restored",
+                "call_id": call_id,
+                "notes": saved.get("notes") or "",
+                "disposition": saved.get("disposition") or "",
+            }
+        )
+
+
 async def agent_socket(
     request: web.Request, desk: SignalingDesk, agent: AgentInfo
 ) -> web.WebSocketResponse:
@@ -381,6 +398,7 @@ async def agent_socket(
         }
     )
     conn.deliver(agent_status_message(record, await desk.queue.clock_ms()))
+    await _restore_notes(desk, conn, record)
     if record["state"] == "offered":
         await desk.replay_offer(conn, str(record["offer"]))
     elif record["state"] == "in_call":

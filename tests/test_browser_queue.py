@@ -333,6 +333,17 @@ def test_wrap_up_with_notes_and_the_visitors_rating(
         wait_for(lambda: text(agent, "agent-notes-status") == "Saved", "the notes saved again")
         agent.screenshot(path=str(SCREENSHOTS / "agent-wrapup.png"))
 
+        # A reload in the wrap-up: the console comes back with the notes the desk saved.
+        agent.reload()
+        wait_for(lambda: visible(agent, "agent-wrapup"), "the wrap-up panel after a reload")
+        wait_for(
+            lambda: agent.locator(sel("agent-notes")).input_value().endswith("by courier."),
+            "the notes restored",
+        )
+        assert agent.locator(sel("agent-notes")).input_value().startswith("Zip broke")
+        assert agent.locator(sel("agent-disposition")).input_value() == "resolved"
+        assert text(agent, "agent-notes-status") == "Saved"
+
         # The visitor rates the call.
         wait_for(lambda: visitor_phase(panel) == "ended", "the visitor's call ended")
         wait_for(lambda: visible(panel, "hd-rating"), "the rating form")

@@ -183,6 +183,35 @@ async def test_transfer_moves_the_visitor_to_the_head_of_another_queue(client: C
     await visitor.expect("left")
 
 
+async def test_a_console_reloaded_in_wrap_up_gets_its_saved_notes(client: Client) -> None:
+    await client.app[QUEUE].set_queue_rules("support", {"wrapup_ms": 60_000})
+    visitor = await join(client, "Grace")
+    await login_agent(client, "ada", "correct horse")
+    agent = await open_agent(client)
+    await agent.send({"type": "status", "status": "available"})
+    offer = await agent.expect("offer")
+    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+    call = (await agent.expect("call_started"))["call_id"]
+    notes = {"type": "notes", "call_id": call, "notes": "<b>refund</b>", "disposition": "solved"}
+    await agent.send(notes)
+    await agent.expect("notes_saved")
+    reloaded = await open_agent(client)  # a reload in the call
+    restored = await reloaded.expect("notes_restored")
+    assert restored == {
+        "type": "notes_restored",
+        "call_id": call,
+        "notes": "<b>refund</b>",
+        "disposition": "solved",
+    }
+    await reloaded.expect("call_started", call_id=call)  # the call, replayed
+    await reloaded.send({"type": "hangup", "call_id": call})
+    await reloaded.expect("status", status="wrap_up")
+    again = await open_agent(client)  # and one in the wrap-up
+    assert (await again.expect("status"))["status"] == "wrap_up"
+    assert (await again.expect("notes_restored"))["notes"] == "<b>refund</b>"
+    await visitor.expect("call_ended")
+
+
 async def test_stats_metrics_and_calls_csv(client: Client) -> None:
     visitor = await join(client, '=HYPERLINK("http://evil")')
     await join(client, "Leaves")

@@ -506,6 +506,9 @@
       case "notes_saved":
         onNotesSaved(msg);
         break;
+      case "notes_restored":
+        restoreNotes(msg);
+        break;
       case "callbacks":
         renderCallbacks(msg.items);
         break;
@@ -945,6 +948,16 @@
     const edits = notes.sent.shift();
     if (msg.call_id !== notes.callId || edits === undefined) return;
     if (!notes.dirty && edits === notes.edits) setNotesState("saved", "Saved");
+  }
+
+  /** After a reload in a call or its wrap-up: the notes the desk saved, unless typed since. */
+  function restoreNotes(msg) {
+    if (typeof msg.call_id !== "string" || !msg.call_id) return;
+    openNotes(msg.call_id);
+    if (notes.dirty || notes.edits > 0) return;
+    ui.notes.value = typeof msg.notes === "string" ? msg.notes : "";
+    ui.disposition.value = typeof msg.disposition === "string" ? msg.disposition : "";
+    setNotesState("saved", "Saved");
   }
 
   ui.notes.addEventListener("input", () => notesEdited(false));
