@@ -435,7 +435,8 @@ class SignalingDesk:
     async def register_visitor(
         self, conn: VisitorConn, visitor_id: str, queue: str, *, fresh: bool = False
     ) -> None:
-        """Subscribes the visitor's channel (confirmed) and replaces any older socket.
+        """Subscribes the visitor's channel (see Hub.subscribe_now) and replaces any older
+        socket.
 
         ``fresh``: the id was made just now for this socket, so no other socket, here or on
         another instance, can hold it and there is nobody to tell that they are replaced.

@@ -79,7 +79,12 @@ class Hub:
             self._schedule_flush()
 
     async def subscribe_now(self, channel: str, handler: Handler) -> None:
-        """Like :meth:`subscribe`, but returns once Redis has confirmed the subscription."""
+        """Like :meth:`subscribe`, but the SUBSCRIBE has been written to Redis on return.
+
+        redis-py does not wait for the reply. That is enough where this is used: the first
+        message for a new visitor needs an agent's answer to an offer made after this
+        returns, by which time Redis has long run the SUBSCRIBE.
+        """
         self.subscribe(channel, handler)
         await self._flush()
 
