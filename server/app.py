@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import json
 import logging
 import re
@@ -37,6 +38,8 @@ ACCOUNTS: Final = web.AppKey("accounts", Accounts)
 SIGNER: Final = web.AppKey("signer", TokenSigner)
 DESK: Final = web.AppKey("desk", SignalingDesk)
 THROTTLE: Final = web.AppKey("throttle", LoginThrottle)
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+PROXIES: Final = web.AppKey[Networks]("proxies")
 
 QUEUE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
@@ -45,6 +48,28 @@ MAX_LOGIN_BODY = 4096
 
 def json_error(status: int, error: str, **extra: Any) -> web.Response:
     return web.json_response({"error": error, **extra}, status=status)
+
+
+def client_address(request: web.Request) -> str:
+    """The client's address: the peer, or behind trusted reverse proxies the nearest address
+    in X-Forwarded-For that is not one of them (anything further left can be forged)."""
+    proxies = request.app[PROXIES]
+    address = request.remote or "unknown"
+
+    def trusted(text: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            return False
+        return any(ip in network for network in proxies)
+
+    if not proxies or not trusted(address):
+        return address
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not trusted(hop):
+            return hop
+    return address
 
 
 def own_origin(request: web.Request) -> str:
@@ -183,7 +208,7 @@ async def login(request: web.Request) -> web.Response:
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         return json_error(400, "bad_request", reason="username and password are required")
-    name, address = username.strip().lower(), request.remote or "unknown"
+    name, address = username.strip().lower(), client_address(request)
     throttle = request.app[THROTTLE]
     wait = await throttle.retry_after(name, address)
     if wait:
@@ -434,6 +459,7 @@ async def _desk_context(app: web.Application) -> Any:
     app[QUEUE] = queue
     app[ACCOUNTS] = Accounts(redis, queue)
     app[THROTTLE] = LoginThrottle(redis, queue.keys)
+    app[PROXIES] = tuple(ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies)
     app[SIGNER] = signer
     app[DESK] = desk
     await desk.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -39,6 +40,8 @@ ENV_HELP: dict[str, str] = {
     "HUMANDESK_PRIORITY_SECRET": "key host sites use to sign a visitor's priority "
     "(data-priority-token); unset: such tokens are refused",
     "HUMANDESK_EVENT_LOOP": "uvloop (default, where installed) or asyncio",
+    "HUMANDESK_TRUSTED_PROXIES": "comma-separated addresses or networks of reverse proxies "
+    "whose X-Forwarded-For names the client (default none: the peer address is the client)",
 }
 
 
@@ -74,6 +77,7 @@ class Config:
     queue: QueueConfig = field(default_factory=QueueConfig)
     config_file: Path | None = None
     priority_secret: str = ""
+    trusted_proxies: tuple[str, ...] = ()  # addresses or networks (CIDR)
     heartbeat_s: float = 5.0
     reaper_interval_s: float = 0.5
     title: str = "humandesk"
@@ -130,6 +134,11 @@ class Config:
             values["config_file"] = Path(env["HUMANDESK_CONFIG"])
         if env.get("HUMANDESK_PRIORITY_SECRET"):
             values["priority_secret"] = env["HUMANDESK_PRIORITY_SECRET"]
+        if env.get("HUMANDESK_TRUSTED_PROXIES"):
+            proxies = tuple(_split(env["HUMANDESK_TRUSTED_PROXIES"]))
+            for proxy in proxies:
+                ipaddress.ip_network(proxy, strict=False)  # a clear error at start
+            values["trusted_proxies"] = proxies
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

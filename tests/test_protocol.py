@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from humandesk.queue.client import QueueConfig
 from humandesk.server.app import ACCOUNTS, QUEUE, REDIS, SIGNER, create_app
 from humandesk.server.auth import SESSION_COOKIE
+from humandesk.server.config import Config
 
 from helpers import Peer, desk_config, login_agent, open_agent, open_visitor, origin_of
 
@@ -360,6 +361,42 @@ async def test_failed_logins_are_throttled_per_account_and_per_address(client: C
     assert (await login("ada", "correct horse")).status == 429
 
 
+async def test_behind_a_trusted_proxy_failures_count_for_the_forwarded_client(
+    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
+) -> None:
+    config = desk_config(redis_url, desk_name, tmp_path, trusted_proxies=("127.0.0.0/8",))
+    app = create_app(config)
+    client: Client = await aiohttp_client(app)
+    await app[ACCOUNTS].add("ada", "correct horse", ["support"])
+    keys, redis = app[QUEUE].keys, app[REDIS]
+
+    async def fail(forwarded: str) -> None:
+        response = await client.post(
+            "/api/login",
+            json={"username": "ada", "password": "guess"},
+            headers={"Origin": origin_of(client), "X-Forwarded-For": forwarded},
+        )
+        assert response.status == 401
+
+    # The nearest untrusted hop is the client; a forged entry further left changes nothing.
+    await fail("198.51.100.7, 203.0.113.9")
+    await fail("forged, 203.0.113.9, 127.0.0.1")
+    assert await redis.get(keys.login_failures("address", "203.0.113.9")) == b"2"
+    assert await redis.get(keys.login_failures("address", "127.0.0.1")) is None
+
+
+async def test_without_trusted_proxies_forwarded_headers_are_ignored(client: Client) -> None:
+    response = await client.post(
+        "/api/login",
+        json={"username": "ada", "password": "guess"},
+        headers={"Origin": origin_of(client), "X-Forwarded-For": "203.0.113.9"},
+    )
+    assert response.status == 401
+    keys, redis = client.app[QUEUE].keys, client.app[REDIS]
+    assert await redis.get(keys.login_failures("address", "127.0.0.1")) == b"1"
+    assert await redis.get(keys.login_failures("address", "203.0.113.9")) is None
+
+
 async def test_login_errors_and_cookie_flags(client: Client) -> None:
     origin = {"Origin": origin_of(client)}
     bad = await client.post(
@@ -577,3 +614,10 @@ async def test_an_offered_visitor_keeps_their_place_for_the_others(client: Clien
     # ...and stays 2nd when the first is back in line after the decline.
     assert all(m["position"] == 2 for m in await second.quiet(0.4) if m["type"] == "position")
     assert await client.app[QUEUE].position(second.seen[1]["visitor_id"]) == 2
+
+
+def test_trusted_proxies_from_the_environment() -> None:
+    config = Config.from_env({"HUMANDESK_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1"})
+    assert config.trusted_proxies == ("10.0.0.0/8", "192.0.2.1")
+    with pytest.raises(ValueError):
+        Config.from_env({"HUMANDESK_TRUSTED_PROXIES": "the-proxy"})
