@@ -116,16 +116,37 @@ def summarise(
     return stats
 
 
+#: Events read per round trip while walking the log back from its newest entry.
+PAGE = 1000
+#: How far before ``since`` the walk goes on, in case the clock stepped back (NTP).
+CLOCK_SLACK_MS = 60_000
+
+
 async def events_between(desk: DeskQueue, since_ms: int, until_ms: int) -> list[dict[str, str]]:
-    """Events whose timestamp falls in [since_ms, until_ms], oldest first."""
-    rows: list[tuple[bytes, dict[bytes, bytes]]] = await desk.redis.xrange(  # type: ignore[assignment]
-        desk.keys.key("events")
-    )
-    result = []
-    for _id, fields in rows:
-        event = {k.decode(): v.decode() for k, v in fields.items()}
-        if since_ms <= int(event.get("ts", 0)) <= until_ms:
-            result.append(event)
+    """Events whose timestamp falls in [since_ms, until_ms], oldest first.
+
+    The log is read backwards from its newest entry, a page at a time, until it reaches
+    events older than ``since_ms``: the cost follows the interval asked for (today's
+    events), not the length of the log (up to 100,000 entries).
+    """
+    key = desk.keys.key("events")
+    result: list[dict[str, str]] = []
+    newest = "+"
+    while True:
+        rows: list[tuple[bytes, dict[bytes, bytes]]] = await desk.redis.xrevrange(  # type: ignore[assignment]
+            key, max=newest, min="-", count=PAGE
+        )
+        for _id, fields in rows:
+            event = {k.decode(): v.decode() for k, v in fields.items()}
+            if since_ms <= int(event.get("ts", 0)) <= until_ms:
+                result.append(event)
+        if len(rows) < PAGE:
+            break
+        oldest_id, oldest = rows[-1]
+        if int(oldest.get(b"ts", 0)) < since_ms - CLOCK_SLACK_MS:
+            break
+        newest = "(" + oldest_id.decode()
+    result.reverse()
     return result
 
 

@@ -18,6 +18,7 @@ from humandesk.queue.client import (
     QueueError,
     estimate_wait_seconds,
 )
+from humandesk.queue.stats import events_between
 
 T0 = 1_800_000_000_000
 
@@ -387,3 +388,17 @@ async def test_many_visitors_go_away_in_one_script(desk: DeskQueue) -> None:
     offer = await desk.offer(await offer_of(desk, "bea"))
     assert offer is not None and offer["visitor"] == "v2"
     assert await desk.away_many([], now_ms=T0 + 30) == []
+
+
+async def test_events_between_reads_the_interval_from_the_newest_back(desk: DeskQueue) -> None:
+    key = desk.keys.key("events")
+    pipe = desk.redis.pipeline(transaction=False)
+    for ts in range(3000):  # three pages and a bit
+        pipe.xadd(key, {"event": "joined", "ts": str(ts), "n": str(ts)})
+    await pipe.execute()
+    middle = await events_between(desk, 2500, 2600)
+    assert [int(e["n"]) for e in middle] == list(range(2500, 2601))
+    first = await events_between(desk, 0, 10)  # the walk goes all the way back
+    assert [int(e["n"]) for e in first] == list(range(11))
+    assert len(await events_between(desk, 0, 10**13)) == 3000
+    assert await events_between(desk, 5000, 6000) == []
