@@ -152,12 +152,18 @@ class DeskQueue:
         return self._queues
 
     async def add_queue(self, name: str) -> None:
-        await self.redis.sadd(self.keys.queues, name)
+        if await self.redis.sadd(self.keys.queues, name):
+            await self._queues_changed(name)
         self._queues = None
 
     async def remove_queue(self, name: str) -> None:
-        await self.redis.srem(self.keys.queues, name)
+        if await self.redis.srem(self.keys.queues, name):
+            await self._queues_changed(name)
         self._queues = None
+
+    async def _queues_changed(self, name: str) -> None:
+        message = {"type": "queues_changed", "queue": name}
+        await self.redis.publish(self.keys.queues_channel, json.dumps(message))
 
     # Operations ----------------------------------------------------------------------------
 

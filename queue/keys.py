@@ -95,5 +95,10 @@ class DeskKeys:
         return f"{self.prefix}queue:{queue}"
 
     @property
+    def queues_channel(self) -> str:
+        """Told when a queue is added to the desk or removed from it."""
+        return f"{self.prefix}queues-changed"
+
+    @property
     def callbacks_channel(self) -> str:
         return f"{self.prefix}callbacks"

@@ -387,7 +387,7 @@ class SignalingDesk:
         self._queue_watch: dict[str, Callable[[dict[str, Any]], None]] = {}
         self._dirty: dict[str, int] = {}  # queue -> first place that may have changed
         self._snapshots: dict[str, QueueSnapshot] = {}
-        self._callbacks_watched = False
+        self._desk_watched = False
         self._positions_task: asyncio.Task[None] | None = None
         self._next_fanout = 0.0  # loop time before which no position fan-out starts
         self._away: list[tuple[str, str]] = []  # (visitor id, socket) to mark away
@@ -474,7 +474,7 @@ class SignalingDesk:
         )
         for q in conn.queues:
             self.watch_queue(q)
-        self._watch_callbacks()
+        await self._watch_desk()
 
     def forget_agent(self, conn: AgentConn) -> None:
         if self.agents.get(conn.name) is conn:
@@ -622,15 +622,26 @@ class SignalingDesk:
         items = await self.queue.open_callbacks()
         return {"type": "callbacks", "items": items}
 
-    def _watch_callbacks(self) -> None:
-        if self._callbacks_watched:
+    async def _watch_desk(self) -> None:
+        """Once an agent is here: follow the callback requests and the desk's queues."""
+        if self._desk_watched:
             return
-        self._callbacks_watched = True
+        self._desk_watched = True
 
-        def changed(_event: dict[str, Any]) -> None:
+        def callbacks_changed(_event: dict[str, Any]) -> None:
             spawn(self._push_callbacks())
 
-        self.hub.subscribe(self.keys.callbacks_channel, changed)
+        def queues_changed(_event: dict[str, Any]) -> None:
+            spawn(self._push_desk_queues())
+
+        await self.hub.subscribe_now(self.keys.callbacks_channel, callbacks_changed)
+        await self.hub.subscribe_now(self.keys.queues_channel, queues_changed)
+
+    async def _push_desk_queues(self) -> None:
+        """A queue was added or removed: consoles offer the new list for transfers."""
+        names = await self.queue.queue_names(refresh=True)
+        for conn in list(self.agents.values()):
+            conn.send({"type": "desk_queues", "queues": names})
 
     async def _push_callbacks(self) -> None:
         if not self.agents:

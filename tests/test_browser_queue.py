@@ -531,8 +531,16 @@ def test_blind_transfer_to_another_line(
         "--password-stdin",
         stdin=SALES_PASSWORD + "\n",
     )
-    agent.reload()  # the console learns the desk's queues (now with sales) when it connects
-    wait_for(lambda: agent.evaluate("window.hdState.connected"), "the console reconnected")
+
+    # An open console hears of queues added and removed (its transfer list).
+    def desk_queues() -> list[str]:
+        return list(agent.evaluate("window.hdState.deskQueues"))
+
+    cli(demo, "queue", "set", "returns")
+    wait_for(lambda: "returns" in desk_queues(), "the console told of a new queue")
+    cli(demo, "queue", "remove", "returns")
+    wait_for(lambda: "returns" not in desk_queues(), "the console told of its removal")
+    assert "sales" in desk_queues()
     sales_context = browser.new_context(viewport=VIEWPORT)
     try:
         with visitor(browser, demo, errors) as (_, panel):

@@ -183,6 +183,20 @@ async def test_transfer_moves_the_visitor_to_the_head_of_another_queue(client: C
     await visitor.expect("left")
 
 
+async def test_consoles_hear_of_queues_added_and_removed(
+    client: Client, redis: Redis, desk_name: str
+) -> None:
+    await login_agent(client, "ada", "correct horse")
+    agent = await open_agent(client)
+    welcome = next(m for m in agent.seen if m["type"] == "welcome")
+    assert welcome["desk_queues"] == ["sales", "support"]
+    elsewhere = DeskQueue(redis, desk_name)  # say, `humandesk queue set billing ...`
+    await elsewhere.set_queue_rules("billing", {"priority": 1})
+    assert (await agent.expect("desk_queues"))["queues"] == ["billing", "sales", "support"]
+    await elsewhere.remove_queue("billing")
+    assert (await agent.expect("desk_queues"))["queues"] == ["sales", "support"]
+
+
 async def test_a_console_reloaded_in_wrap_up_gets_its_saved_notes(client: Client) -> None:
     await client.app[QUEUE].set_queue_rules("support", {"wrapup_ms": 60_000})
     visitor = await join(client, "Grace")

@@ -509,6 +509,12 @@
       case "notes_restored":
         restoreNotes(msg);
         break;
+      case "desk_queues":
+        if (Array.isArray(msg.queues)) {
+          state.deskQueues = msg.queues.filter((q) => typeof q === "string" && q);
+          if (call) renderTransfer(state.callQueue);
+        }
+        break;
       case "callbacks":
         renderCallbacks(msg.items);
         break;
