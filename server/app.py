@@ -155,6 +155,13 @@ async def agent_page(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html", headers=page_headers("'none'"))
 
 
+async def wallboard_page(request: web.Request) -> web.Response:
+    """The supervisors' wall screen: every queue and agent, live (data from the JSON API)."""
+    config = request.app[CONFIG]
+    html = render("wallboard.html", desk_name=config.title)
+    return web.Response(text=html, content_type="text/html", headers=page_headers("'none'"))
+
+
 async def widget_js(request: web.Request) -> web.FileResponse:
     return web.FileResponse(
         STATIC_DIR / "widget.js",
@@ -309,6 +316,50 @@ async def stats(request: web.Request) -> web.Response:
     )
 
 
+async def agents(request: web.Request) -> web.Response:
+    """Every account with its live state (any signed-in agent or supervisor; read-only).
+
+    ``since_ms`` is when the current state began where the desk knows it: idle since for
+    Available, the call's start for In call; ``until_ms`` is the end of a wrap-up."""
+    await current_agent(request)
+    queue = request.app[QUEUE]
+    accounts = await request.app[ACCOUNTS].all()
+    raw = await queue.redis.hgetall(queue.keys.key("agents"))
+    live = {_text(k): json.loads(v) for k, v in raw.items()}
+    rows = []
+    for account in accounts:
+        state = live.get(account.name, {})
+        status = str(state.get("state", "offline"))
+        since: int | None = None
+        until: int | None = None
+        if status == "available" and state.get("idle_since") is not None:
+            since = int(state["idle_since"])
+        elif status == "in_call" and state.get("call"):
+            call = await queue.call(str(state["call"]))
+            if call and call.get("started") is not None:
+                since = int(call["started"])
+        elif status == "wrap_up" and state.get("wrapup_until") is not None:
+            until = int(state["wrapup_until"])
+        reason = state.get("reason") if status in ("break", "offline") else None
+        rows.append(
+            {
+                "name": account.name,
+                "display_name": account.display_name,
+                "role": account.role,
+                "queues": account.queues,
+                "state": status,
+                "since_ms": since,
+                "until_ms": until,
+                "reason": reason if isinstance(reason, str) and reason else None,
+            }
+        )
+    return web.json_response({"now_ms": await queue.clock_ms(), "agents": rows})
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text: the live state and today's numbers of every queue."""
     queue = request.app[QUEUE]
@@ -394,12 +445,14 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/", index_page)
     app.router.add_get("/visitor", visitor_page)
     app.router.add_get("/agent", agent_page)
+    app.router.add_get("/wallboard", wallboard_page)
     app.router.add_get("/widget.js", widget_js)
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/queues/{queue}", queue_status)
     app.router.add_get("/api/stats", stats)
+    app.router.add_get("/api/agents", agents)
     app.router.add_get("/api/calls.csv", calls_csv)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/ws/visitor", visitor_ws)

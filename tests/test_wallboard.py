@@ -1,0 +1,146 @@
+"""The supervisors' wallboard through the running desk: the page (strict CSP, its test ids)
+and GET /api/agents, the per-agent rows it shows beside /api/stats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from humandesk.queue.client import QueueConfig
+from humandesk.server.app import ACCOUNTS, create_app
+
+from helpers import Peer, desk_config, login_agent, open_agent, open_visitor
+
+Client = TestClient[Any, Any]
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path) -> Client:
+    config = desk_config(redis_url, desk_name, tmp_path, queue=QueueConfig(wrapup_ms=0))
+    app = create_app(config)
+    c: Client = await aiohttp_client(app)
+    await app[ACCOUNTS].add("ada", "correct horse", ["support", "sales"], "Ada Lovelace")
+    await app[ACCOUNTS].add("grace", "correct horse", ["sales"], "Grace Hopper")
+    await app[ACCOUNTS].add(
+        "boss", "correct horse", ["support"], "<b>The Boss</b>", role="supervisor"
+    )
+    return c
+
+
+async def join(client: Client, name: str, queue: str = "support") -> Peer:
+    visitor = await open_visitor(client)
+    await visitor.send({"type": "join", "queue": queue, "name": name})
+    await visitor.expect("queued")
+    return visitor
+
+
+async def agent_rows(client: Client) -> dict[str, dict[str, Any]]:
+    resp = await client.get("/api/agents")
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert isinstance(body["now_ms"], int)
+    return {row["name"]: row for row in body["agents"]}
+
+
+async def test_wallboard_page_is_served_with_a_strict_csp(client: Client) -> None:
+    # The page itself is public (it holds no data); the data needs a session.
+    resp = await client.get("/wallboard")
+    assert resp.status == 200
+    assert resp.content_type == "text/html"
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    html = await resp.text()
+    for testid in (
+        "wallboard",
+        "wallboard-queues",
+        "wallboard-agents",
+        "wallboard-updated",
+        "wallboard-offline",
+        "wallboard-login-view",
+        "wallboard-login-form",
+    ):
+        assert f'data-testid="{testid}"' in html, testid
+    assert "/static/wallboard.js?v=" in html and "/static/common.js?v=" in html
+    assert "<script>" not in html  # no inline scripts: the CSP would refuse them
+    assert ' style="' not in html
+    assert 'href="/agent"' in html  # the way to sign in
+    script = await client.get("/static/wallboard.js")
+    assert script.status == 200
+    js = await script.text()
+    assert "innerHTML" not in js and "insertAdjacentHTML" not in js
+    index = await (await client.get("/")).text()
+    assert 'href="/wallboard"' in index
+
+
+async def test_agents_needs_a_session(client: Client) -> None:
+    resp = await client.get("/api/agents")
+    assert resp.status == 401
+    assert (await resp.json()) == {"error": "unauthorized", "reason": "missing_token"}
+    client.session.cookie_jar.update_cookies({"hd_session": "not-a-token"})
+    resp = await client.get("/api/agents")
+    assert resp.status == 401 and (await resp.json())["error"] == "unauthorized"
+    post = await client.post("/api/agents")
+    assert post.status == 405 and (await post.json())["error"] == "method_not_allowed"
+
+
+async def test_agents_lists_every_account_with_its_live_state(client: Client) -> None:
+    await login_agent(client, "grace", "correct horse")  # a plain agent may look too
+    rows = await agent_rows(client)
+    assert sorted(rows) == ["ada", "boss", "grace"]
+    assert rows["boss"] == {
+        "name": "boss",
+        "display_name": "<b>The Boss</b>",  # as given: the page inserts it as text
+        "role": "supervisor",
+        "queues": ["support"],
+        "state": "offline",
+        "since_ms": None,
+        "until_ms": None,
+        "reason": None,
+    }
+    assert rows["ada"]["queues"] == ["sales", "support"] and rows["ada"]["role"] == "agent"
+
+    client.session.cookie_jar.clear()
+    await login_agent(client, "ada", "correct horse")
+    ada = await open_agent(client)
+    await ada.send({"type": "status", "status": "available"})
+    await ada.expect("status", status="available")
+    rows = await agent_rows(client)
+    assert rows["ada"]["state"] == "available"
+    assert isinstance(rows["ada"]["since_ms"], int)
+    assert rows["grace"]["state"] == "offline" and rows["boss"]["state"] == "offline"
+    stats = await (await client.get("/api/stats")).json()
+    assert stats["queues"]["support"]["agents"] == {"available": 1}
+
+    visitor = await join(client, "Visitor")
+    offer = await ada.expect("offer")
+    assert (await agent_rows(client))["ada"]["state"] == "offered"
+    await ada.send({"type": "accept", "offer_id": offer["offer_id"]})
+    call = (await ada.expect("call_started"))["call_id"]
+    await visitor.expect("call_started")
+    rows = await agent_rows(client)
+    assert rows["ada"]["state"] == "in_call"
+    assert rows["ada"]["since_ms"] <= (await (await client.get("/api/agents")).json())["now_ms"]
+
+    await ada.send({"type": "status", "status": "offline"})  # ends the call
+    await visitor.expect("call_ended")
+    await ada.expect("status", status="offline")
+    rows = await agent_rows(client)
+    assert rows["ada"]["state"] == "offline" and rows["ada"]["since_ms"] is None
+    assert call
+
+
+async def test_agents_on_break_carry_their_reason(client: Client) -> None:
+    await login_agent(client, "ada", "correct horse")
+    ada = await open_agent(client)
+    await ada.send({"type": "status", "status": "break"})
+    await ada.expect("status", status="break")
+    row = (await agent_rows(client))["ada"]
+    assert row["state"] == "break" and row["since_ms"] is None
+    stats = await (await client.get("/api/stats")).json()
+    assert stats["queues"]["sales"]["agents"] == {"break": 1}
