@@ -424,8 +424,7 @@ class DeskQueue:
         """Whether the queue is open (business hours) and anyone is logged in to serve it."""
         admission = await self.admission(queue, now)
         online = 0
-        for raw in (await self.redis.hgetall(self.keys.key("agents"))).values():
-            agent = json.loads(_text(raw))
+        for agent in (await self.agents()).values():
             if agent.get("state") != "offline" and queue in agent.get("queues", []):
                 online += 1
         return Availability(
@@ -471,6 +470,11 @@ class DeskQueue:
     async def agent(self, name: str) -> dict[str, Any] | None:
         raw = await self.redis.hget(self.keys.key("agents"), name)
         return None if raw is None else dict(json.loads(_text(raw)))
+
+    async def agents(self) -> dict[str, dict[str, Any]]:
+        """Every agent's live record (state, queues, offer or call, ...), by name."""
+        raw = await self.redis.hgetall(self.keys.key("agents"))
+        return {_text(name): dict(json.loads(_text(record))) for name, record in raw.items()}
 
     async def offer(self, offer_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hget(self.keys.key("offers"), offer_id)

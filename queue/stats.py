@@ -156,9 +156,7 @@ async def queue_stats(
     """Interval statistics plus the live state of every queue of the desk."""
     queues = await desk.queue_names(refresh=True)
     stats = summarise(await events_between(desk, since_ms, until_ms), queues, threshold_s)
-    agents = [
-        json.loads(raw) for raw in (await desk.redis.hgetall(desk.keys.key("agents"))).values()
-    ]
+    agents = list((await desk.agents()).values())
     visitors_raw = await desk.redis.hgetall(desk.keys.key("visitors"))
     visitors = [json.loads(raw) for raw in visitors_raw.values()]
     for q, s in stats.items():

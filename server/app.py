@@ -324,8 +324,7 @@ async def agents(request: web.Request) -> web.Response:
     await current_agent(request)
     queue = request.app[QUEUE]
     accounts = await request.app[ACCOUNTS].all()
-    raw = await queue.redis.hgetall(queue.keys.key("agents"))
-    live = {_text(k): json.loads(v) for k, v in raw.items()}
+    live = await queue.agents()
     rows = []
     for account in accounts:
         state = live.get(account.name, {})
@@ -354,10 +353,6 @@ async def agents(request: web.Request) -> web.Response:
             }
         )
     return web.json_response({"now_ms": await queue.clock_ms(), "agents": rows})
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 async def metrics(request: web.Request) -> web.Response:
