@@ -191,37 +191,18 @@
     }
     ui.login.disabled = true;
     ui.loginError.textContent = "";
-    let res;
-    try {
-      res = await fetch("/api/login", {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ username, password }),
-      });
-    } catch (_) {
-      ui.login.disabled = false;
-      ui.loginError.textContent = "Cannot reach the desk. Check your connection and try again.";
-      return;
-    }
+    const result = await HD.signIn(username, password);
     ui.login.disabled = false;
-    if (res.status === 401) {
-      ui.loginError.textContent = "Wrong username or password";
-      ui.password.select();
-      ui.password.focus();
+    if (result.error) {
+      ui.loginError.textContent = result.error;
+      if (result.wrongPassword) {
+        ui.password.select();
+        ui.password.focus();
+      }
       return;
     }
-    if (res.status === 429) {
-      const minutes = Math.max(1, Math.ceil((Number(res.headers.get("Retry-After")) || 60) / 60));
-      ui.loginError.textContent = `Too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`;
-      return;
-    }
-    if (!res.ok) {
-      ui.loginError.textContent = `Sign-in failed (HTTP ${res.status}). Try again.`;
-      return;
-    }
-    const data = await res.json();
     ui.password.value = "";
-    enterConsole(data.agent);
+    enterConsole(result.agent);
   });
 
   ui.logout.addEventListener("click", async () => {

@@ -228,6 +228,32 @@
 
   /* ------------------------------------------------------------ WebSocket */
 
+  /**
+   * Signs in through /api/login. Resolves to { agent } on success, or { error, wrongPassword }
+   * with the text to show: the same words in the agent console and on the wallboard.
+   */
+  HD.signIn = async (username, password) => {
+    let res;
+    try {
+      res = await fetch("/api/login", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        credentials: "same-origin",
+        body: JSON.stringify({ username, password }),
+      });
+    } catch (_) {
+      return { error: "Cannot reach the desk. Check your connection and try again." };
+    }
+    if (res.status === 401) return { error: "Wrong username or password", wrongPassword: true };
+    if (res.status === 429) {
+      const minutes = Math.max(1, Math.ceil((Number(res.headers.get("Retry-After")) || 60) / 60));
+      return { error: `Too many failed sign-ins. Try again in ${HD.plural(minutes, "minute")}.` };
+    }
+    if (!res.ok) return { error: `Sign-in failed (HTTP ${res.status}). Try again.` };
+    const data = await res.json();
+    return { agent: data.agent };
+  };
+
   HD.wsUrl = (path) => (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
 
   const PING_EVERY_MS = 20000;

@@ -372,24 +372,13 @@
     ui.loginError.textContent = "";
     ui.login.disabled = true;
     try {
-      const res = await fetch("/api/login", {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        credentials: "same-origin",
-        body: JSON.stringify({ username: ui.username.value.trim(), password: ui.password.value }),
-      });
-      if (res.ok) {
+      const result = await HD.signIn(ui.username.value.trim(), ui.password.value);
+      if (result.error) {
+        ui.loginError.textContent = result.error;
+      } else {
         ui.password.value = "";
         await begin();
-      } else if (res.status === 429) {
-        ui.loginError.textContent = "Too many failed sign-ins. Try again later.";
-      } else if (res.status === 401) {
-        ui.loginError.textContent = "Wrong username or password.";
-      } else {
-        ui.loginError.textContent = "Could not sign in. Try again.";
       }
-    } catch (_) {
-      ui.loginError.textContent = "The desk cannot be reached. Try again.";
     } finally {
       ui.login.disabled = false;
     }
