@@ -1,6 +1,7 @@
 """Queue statistics, as contact centres define them, from the event log and live state.
 
-For an interval and a service-level threshold *T* (default 20 s), per queue:
+For an interval and a service-level threshold *T* (the queue's ``sla`` rule, default 20 s,
+unless one *T* is asked for all queues), per queue:
 
 - ``offered``: visitors who joined the queue; ``answered``: offers accepted;
   ``abandoned``: visitors who left or whose resume window ran out while waiting
@@ -19,15 +20,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from humandesk.queue.client import DeskQueue
 
+DEFAULT_THRESHOLD_S = 20.0
+
 
 @dataclass
 class QueueStats:
     queue: str
+    threshold_s: float = DEFAULT_THRESHOLD_S
     offered: int = 0
     answered: int = 0
     abandoned: int = 0
@@ -63,11 +68,16 @@ def _mean(values: list[float]) -> float | None:
 
 
 def summarise(
-    events: list[dict[str, str]], queues: list[str], threshold_s: float
+    events: list[dict[str, str]], queues: list[str], threshold_s: float | Mapping[str, float]
 ) -> dict[str, QueueStats]:
-    """Interval statistics from the events of the interval (pure; see the module doc)."""
-    threshold_ms = threshold_s * 1000
-    stats = {q: QueueStats(queue=q) for q in queues}
+    """Interval statistics from the events of the interval (pure; see the module doc).
+
+    ``threshold_s``: one *T* for every queue, or each queue's own (default 20 s)."""
+    if isinstance(threshold_s, Mapping):
+        thresholds = {q: float(threshold_s.get(q, DEFAULT_THRESHOLD_S)) for q in queues}
+    else:
+        thresholds = dict.fromkeys(queues, float(threshold_s))
+    stats = {q: QueueStats(queue=q, threshold_s=thresholds[q]) for q in queues}
     waits: dict[str, list[float]] = {q: [] for q in queues}
     talks: dict[str, list[float]] = {q: [] for q in queues}
     wrapups: dict[str, list[float]] = {q: [] for q in queues}
@@ -83,14 +93,14 @@ def summarise(
             s.offers_accepted += 1
             waited = float(event.get("waited_ms", 0))
             waits[s.queue].append(waited / 1000)
-            if waited <= threshold_ms:
+            if waited <= s.threshold_s * 1000:
                 s.answered_within += 1
         elif kind == "abandoned":
             if event.get("reason") == "callback":
                 s.callbacks += 1
                 continue
             s.abandoned += 1
-            if float(event.get("waited_ms", 0)) <= threshold_ms:
+            if float(event.get("waited_ms", 0)) <= s.threshold_s * 1000:
                 s.abandoned_within += 1
         elif kind == "offered":
             s.offers_made += 1
@@ -151,11 +161,18 @@ async def events_between(desk: DeskQueue, since_ms: int, until_ms: int) -> list[
 
 
 async def queue_stats(
-    desk: DeskQueue, since_ms: int, until_ms: int, threshold_s: float, now_ms: int
+    desk: DeskQueue, since_ms: int, until_ms: int, threshold_s: float | None, now_ms: int
 ) -> dict[str, QueueStats]:
-    """Interval statistics plus the live state of every queue of the desk."""
+    """Interval statistics plus the live state of every queue of the desk.
+
+    ``threshold_s``: one *T* for all queues; None: each queue's ``sla`` rule."""
     queues = await desk.queue_names(refresh=True)
-    stats = summarise(await events_between(desk, since_ms, until_ms), queues, threshold_s)
+    thresholds: float | dict[str, float] = (
+        threshold_s
+        if threshold_s is not None
+        else {q: float((await desk.queue_rules(q)).get("sla", DEFAULT_THRESHOLD_S)) for q in queues}
+    )
+    stats = summarise(await events_between(desk, since_ms, until_ms), queues, thresholds)
     agents = list((await desk.agents()).values())
     visitors_raw = await desk.redis.hgetall(desk.keys.key("visitors"))
     visitors = [json.loads(raw) for raw in visitors_raw.values()]

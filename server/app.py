@@ -264,8 +264,9 @@ async def queue_status(request: web.Request) -> web.Response:
     return web.json_response((await queue.availability(name)).public())
 
 
-def _interval(request: web.Request) -> tuple[int, int, float]:
-    """``since``/``until`` (Unix ms or ISO 8601; default: today in UTC) and ``threshold``."""
+def _interval(request: web.Request) -> tuple[int, int, float | None]:
+    """``since``/``until`` (Unix ms or ISO 8601; default: today in UTC) and ``threshold``
+    (None: each queue's own service-level threshold)."""
     now = dt.datetime.now(dt.UTC)
 
     def moment(name: str, default: dt.datetime) -> int:
@@ -284,11 +285,12 @@ def _interval(request: web.Request) -> tuple[int, int, float]:
 
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     since, until = moment("since", midnight), moment("until", now)
+    raw = request.query.get("threshold")
     try:
-        threshold = float(request.query.get("threshold", "20"))
+        threshold = None if raw is None else float(raw)
     except ValueError:
         raise _bad_request("'threshold' must be a number of seconds") from None
-    if since > until or not 0 < threshold <= 3600:
+    if since > until or (threshold is not None and not 0 < threshold <= 3600):
         raise _bad_request("need since <= until and 0 < threshold <= 3600")
     return since, until, threshold
 
@@ -360,7 +362,7 @@ async def metrics(request: web.Request) -> web.Response:
     queue = request.app[QUEUE]
     now = await queue.clock_ms()
     midnight = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    per_queue = await queue_stats(queue, int(midnight.timestamp() * 1000), now, 20.0, now)
+    per_queue = await queue_stats(queue, int(midnight.timestamp() * 1000), now, None, now)
     return web.Response(
         text=prometheus_text(per_queue),
         content_type="text/plain",

@@ -3,6 +3,7 @@ site, transfers, positions that never go backwards, statistics, Prometheus and C
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -195,6 +196,28 @@ async def test_consoles_hear_of_queues_added_and_removed(
     assert (await agent.expect("desk_queues"))["queues"] == ["billing", "sales", "support"]
     await elsewhere.remove_queue("billing")
     assert (await agent.expect("desk_queues"))["queues"] == ["sales", "support"]
+
+
+async def test_service_level_uses_each_queues_own_threshold(client: Client) -> None:
+    await client.app[QUEUE].set_queue_rules("support", {"sla": 0.001})  # 1 ms: nobody makes it
+    visitor = await join(client, "Grace")
+    await asyncio.sleep(0.05)
+    await login_agent(client, "ada", "correct horse")
+    agent = await open_agent(client)
+    await agent.send({"type": "status", "status": "available"})
+    offer = await agent.expect("offer")
+    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+    await visitor.expect("call_started")
+    own = await (await client.get("/api/stats")).json()
+    assert own["threshold_s"] is None
+    assert own["queues"]["support"]["threshold_s"] == 0.001
+    assert own["queues"]["sales"]["threshold_s"] == 20
+    assert own["queues"]["support"]["answered"] == 1
+    assert own["queues"]["support"]["answered_within"] == 0
+    assert own["queues"]["support"]["service_level"] == 0
+    one = await (await client.get("/api/stats?threshold=20")).json()
+    assert one["queues"]["support"]["threshold_s"] == 20
+    assert one["queues"]["support"]["answered_within"] == 1
 
 
 async def test_a_console_reloaded_in_wrap_up_gets_its_saved_notes(client: Client) -> None:

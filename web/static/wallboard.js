@@ -197,7 +197,6 @@
   function renderQueues() {
     const stats = state.stats;
     const queues = stats.queues || {};
-    const threshold = Number(stats.threshold_s) || 20;
     const names = Object.keys(queues).sort();
     for (const [name, t] of state.tiles) {
       if (!(name in queues)) {
@@ -207,6 +206,8 @@
     }
     for (const name of names) {
       const q = queues[name];
+      // Each queue's own threshold (its `sla` rule), unless ?threshold= set one for all.
+      const threshold = Number(q.threshold_s) || Number(stats.threshold_s) || 20;
       let t = state.tiles.get(name);
       if (!t) {
         t = makeTile(name);
