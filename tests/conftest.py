@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -124,3 +125,24 @@ def python_env() -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+# Browser suites that run against one `humandesk demo` per module (each module defines `demo`).
+
+
+@pytest.fixture(scope="module")
+def browser(demo: Any) -> Iterator[Any]:
+    """Debian's Chromium through Playwright, for the module's demo desk."""
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHROMIUM, chromium_args
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=chromium_args(), headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def errors() -> list[str]:
+    """Console errors the pages of a test report (see test_browser.watch_console)."""
+    return []

@@ -24,13 +24,11 @@ from typing import Any
 import jwt
 import pytest
 from test_browser import (
-    CHROMIUM,
     SCREENSHOTS,
     VIEWPORT,
     Demo,
     agent_phase,
     agent_status,
-    chromium_args,
     fill_and_join,
     js_el,
     need_chromium,
@@ -179,21 +177,6 @@ def demo() -> Iterator[Demo]:
         cli(demo, "queue", "set", "support", *SHORT_RULES)
         cli(demo, "queue", "set", "sales")
         yield demo
-
-
-@pytest.fixture(scope="module")
-def browser(demo: Demo) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=chromium_args(), headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def errors() -> list[str]:
-    return []
 
 
 @pytest.fixture

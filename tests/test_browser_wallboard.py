@@ -15,11 +15,9 @@ from typing import Any
 
 import pytest
 from test_browser import (
-    CHROMIUM,
     SCREENSHOTS,
     Demo,
     agent_phase,
-    chromium_args,
     fill_and_join,
     login_agent,
     need_chromium,
@@ -81,21 +79,6 @@ def demo() -> Iterator[Demo]:
             stdin=SECOND_PASSWORD + "\n",
         )
         yield demo
-
-
-@pytest.fixture(scope="module")
-def browser(demo: Demo) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=chromium_args(), headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def errors() -> list[str]:
-    return []
 
 
 @pytest.fixture
