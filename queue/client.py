@@ -351,27 +351,47 @@ class DeskQueue:
         await self._run("transfer", {"agent": agent, "call_id": call_id, "queue": queue}, now_ms)
 
     async def request_callback(
-        self, callback: CallbackRequest, visitor_id: str = "", *, now_ms: int | None = None
+        self,
+        callback: CallbackRequest,
+        visitor_id: str = "",
+        *,
+        max_open: int = 0,
+        now_ms: int | None = None,
     ) -> None:
+        """Stores a callback request; ``max_open`` (0: no cap) refuses it with
+        QueueError("callbacks_full") when that many are open already."""
         await self._run(
-            "callback", {"callback": asdict(callback), "visitor_id": visitor_id}, now_ms
+            "callback",
+            {"callback": asdict(callback), "visitor_id": visitor_id, "max_open": max_open},
+            now_ms,
         )
 
     async def close_callback(
-        self, callback_id: str, agent: str, outcome: str = "", *, now_ms: int | None = None
+        self,
+        callback_id: str,
+        agent: str,
+        outcome: str = "",
+        *,
+        queues: list[str] | None = None,
+        now_ms: int | None = None,
     ) -> None:
-        await self._run(
-            "callback_close", {"id": callback_id, "agent": agent, "outcome": outcome}, now_ms
-        )
+        """Closes an open request; ``queues``: the closing agent's (a request of another
+        queue is refused as if it were not open)."""
+        args: dict[str, Any] = {"id": callback_id, "agent": agent, "outcome": outcome}
+        if queues is not None:
+            args["agent_queues"] = queues
+        await self._run("callback_close", args, now_ms)
 
-    async def open_callbacks(self) -> list[dict[str, Any]]:
+    async def open_callbacks(self, queues: list[str] | None = None) -> list[dict[str, Any]]:
+        """The open callback requests (of ``queues``, if given), oldest first."""
         ids: list[bytes] = await self.redis.zrange(  # type: ignore[assignment]
             self.keys.key("callbacks_open"), 0, -1
         )
         if not ids:
             return []
         rows = await self.redis.hmget(self.keys.key("callbacks"), ids)
-        return [dict(json.loads(_text(r))) for r in rows if r is not None]
+        items = [dict(json.loads(_text(r))) for r in rows if r is not None]
+        return items if queues is None else [i for i in items if i.get("queue") in queues]
 
     async def set_queue_rules(self, queue: str, rules: dict[str, Any]) -> None:
         """Stores a queue's own rules (keys as in QueueConfig, plus strategy and overflow)."""

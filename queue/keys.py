@@ -78,6 +78,15 @@ class DeskKeys:
         throttling window."""
         return f"{self.prefix}login-failures:{kind}:{who}"
 
+    def limit(self, kind: str, who: str) -> str:
+        """HASH token bucket of one abuse limit (``kind`` "join", "callback", ...) for one
+        client address; it expires once full again (see queue/limits.py)."""
+        return f"{self.prefix}limit:{kind}:{who}"
+
+    def waiting_by_address(self, address: str) -> str:
+        """ZSET visitor id -> reserved at (ms): the places in line one address holds."""
+        return f"{self.prefix}addr-waiting:{address}"
+
     @property
     def reaper_lease(self) -> str:
         """STRING held with ``SET NX PX`` by the instance that runs the reaper."""

@@ -9,6 +9,8 @@ import ipaddress
 import json
 import logging
 import re
+import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -18,8 +20,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from humandesk.queue.client import DeskQueue
 from humandesk.queue.stats import queue_stats
-from humandesk.server.accounts import Account, Accounts, LoginThrottle
-from humandesk.server.auth import SESSION_COOKIE, TokenError, TokenSigner
+from humandesk.server.accounts import Account, Accounts, LoginThrottle, Revoked
+from humandesk.server.auth import SESSION_COOKIE, Session, TokenError, TokenSigner
 from humandesk.server.config import Config
 from humandesk.server.queues import load_file
 from humandesk.server.reports import calls_to_csv, prometheus_text
@@ -27,6 +29,7 @@ from humandesk.server.turn import ice_servers
 from humandesk.signaling.desk import SignalingDesk, SignalingSettings
 from humandesk.signaling.endpoints import agent_socket, visitor_socket
 from humandesk.signaling.hub import Hub
+from humandesk.signaling.outage import RETRY_AFTER_S, UNAVAILABLE
 from humandesk.web import STATIC_DIR, render
 
 log = logging.getLogger(__name__)
@@ -80,12 +83,19 @@ def own_origin(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
-def origin_allowed_for_socket(request: web.Request) -> bool:
-    """Cross-site WebSocket hijacking guard: only the desk's own pages may connect."""
+def origin_allowed_for_socket(request: web.Request, *, embedders: bool) -> bool:
+    """Cross-site WebSocket hijacking guard: only the desk's own pages may connect, and for
+    the visitor socket (``embedders``) the panel framed by the sites that embed the widget.
+
+    The agent socket never accepts an embedding site: its cookie is SameSite=Strict, but a
+    page on a *same-site* embedding domain would still send it.
+    """
     origin = request.headers.get("Origin")
     if not origin:
         return False
-    return origin == own_origin(request) or origin in request.app[CONFIG].allowed_origins
+    if origin == own_origin(request):
+        return True
+    return embedders and origin in request.app[CONFIG].allowed_origins
 
 
 def frame_ancestors(config: Config) -> str:
@@ -120,6 +130,13 @@ async def security_headers(
         ):
             return json_error(exc.status, exc.reason.lower().replace(" ", "_"))
         raise
+    except UNAVAILABLE as exc:
+        # Redis cannot be reached: an expected condition, logged once per outage.
+        request.app[DESK].outage.failed(exc)
+        response = json_error(
+            503, "unavailable", reason="the desk cannot reach its database; try again soon"
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response
 
@@ -156,8 +173,22 @@ async def agent_page(request: web.Request) -> web.Response:
 
 
 async def wallboard_page(request: web.Request) -> web.Response:
-    """The supervisors' wall screen: every queue and agent, live (data from the JSON API)."""
+    """The supervisors' wall screen: every queue and agent, live (data from the JSON API).
+
+    Without a session it shows its sign-in form; an agent who is not a supervisor is
+    refused (403)."""
     config = request.app[CONFIG]
+    if request.cookies.get(SESSION_COOKIE):
+        try:
+            account, _session = await current_agent(request)
+        except web.HTTPUnauthorized:
+            pass  # the page signs in
+        else:
+            if not account.supervisor:
+                raise web.HTTPForbidden(
+                    text="This screen is for supervisors. Ask one to give you the role.",
+                    headers=page_headers("'none'"),
+                )
     html = render("wallboard.html", desk_name=config.title)
     return web.Response(text=html, content_type="text/html", headers=page_headers("'none'"))
 
@@ -172,18 +203,33 @@ async def widget_js(request: web.Request) -> web.FileResponse:
 # Agent sessions ----------------------------------------------------------------------------
 
 
-async def current_agent(request: web.Request) -> Account:
-    """The logged-in agent, or an HTTP 401 with a JSON reason."""
+async def current_agent(request: web.Request) -> tuple[Account, Session]:
+    """The signed-in agent and their session, or an HTTP 401 with a JSON reason."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise _unauthorized("missing_token")
     try:
-        name = request.app[SIGNER].check_agent_session(token)
+        session = request.app[SIGNER].check_agent_session(token)
     except TokenError as exc:
         raise _unauthorized(exc.reason) from None
-    account = await request.app[ACCOUNTS].get(name)
+    account = await request.app[ACCOUNTS].get(session.agent)
     if account is None:
         raise _unauthorized("unknown_agent")
+    if account.disabled:
+        raise _unauthorized("account_disabled")
+    if session.epoch != account.epoch:
+        raise _unauthorized("revoked_token")
+    return account, session
+
+
+async def current_supervisor(request: web.Request) -> Account:
+    """The signed-in supervisor, or 401 (no session) / 403 (an agent)."""
+    account, _session = await current_agent(request)
+    if not account.supervisor:
+        raise web.HTTPForbidden(
+            text=json.dumps({"error": "forbidden", "reason": "supervisors_only"}),
+            content_type="application/json",
+        )
     return account
 
 
@@ -217,7 +263,7 @@ async def login(request: web.Request) -> web.Response:
         return json_error(400, "bad_request", reason="username and password are required")
     name, address = username.strip().lower(), client_address(request)
     throttle = request.app[THROTTLE]
-    wait = await throttle.retry_after(name, address)
+    wait = await throttle.attempt(name, address)
     if wait:
         response = json_error(
             429, "too_many_attempts", reason="too many failed logins; try again later"
@@ -226,33 +272,62 @@ async def login(request: web.Request) -> web.Response:
         return response
     account = await request.app[ACCOUNTS].authenticate(name, password)
     if account is None:
-        await throttle.failed(name, address)
         return json_error(401, "invalid_credentials")
     await throttle.succeeded(name, address)
-    config = request.app[CONFIG]
     response = web.json_response({"agent": account.public()})
+    _set_session_cookie(request, response, account)
+    return response
+
+
+def _set_session_cookie(request: web.Request, response: web.Response, account: Account) -> None:
+    signer = request.app[SIGNER]
     response.set_cookie(
         SESSION_COOKIE,
-        request.app[SIGNER].agent_session(account.name),
-        max_age=config.session_ttl_s,
+        signer.agent_session(account.name, account.epoch),
+        max_age=signer.session_ttl_s,
         httponly=True,
         samesite="Strict",
         secure=own_origin(request).startswith("https://"),
         path="/",
     )
+
+
+async def renew_session(request: web.Request) -> web.Response:
+    """Extends the session of an open console (sliding): a fresh cookie, and every socket of
+    this session (on any server process) lives as long."""
+    _same_origin_post(request)
+    account, session = await current_agent(request)
+    ttl_s = request.app[SIGNER].session_ttl_s
+    expires_at = int(time.time()) + ttl_s
+    response = web.json_response(
+        {"agent": account.public(), "expires_at": expires_at, "ttl_s": ttl_s}
+    )
+    _set_session_cookie(request, response, account)
+    await request.app[DESK].hub.publish(
+        request.app[QUEUE].keys.agent_channel(account.name),
+        {"type": "_session", "epoch": session.epoch, "expires_at": expires_at},
+    )
     return response
 
 
 async def logout(request: web.Request) -> web.Response:
+    """Signs the agent out everywhere: every session of theirs is revoked, every console of
+    theirs closed (4403 ``signed_out``), and they go Offline."""
     _same_origin_post(request)
+    try:
+        account, _session = await current_agent(request)
+    except web.HTTPUnauthorized:
+        account = None  # already signed out: just forget the cookie
+    if account is not None:
+        await request.app[ACCOUNTS].revoke(account, Revoked.SIGNED_OUT)
     response = web.Response(status=204)
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 
 
 async def me(request: web.Request) -> web.Response:
-    account = await current_agent(request)
-    return web.json_response({"agent": account.public()})
+    account, session = await current_agent(request)
+    return web.json_response({"agent": account.public(), "expires_at": session.expires_at})
 
 
 async def queue_status(request: web.Request) -> web.Response:
@@ -303,8 +378,8 @@ def _bad_request(reason: str) -> web.HTTPBadRequest:
 
 
 async def stats(request: web.Request) -> web.Response:
-    """Live and interval statistics per queue (any signed-in agent or supervisor)."""
-    await current_agent(request)
+    """Live and interval statistics per queue (supervisors)."""
+    await current_supervisor(request)
     since, until, threshold = _interval(request)
     queue = request.app[QUEUE]
     per_queue = await queue_stats(queue, since, until, threshold, await queue.clock_ms())
@@ -319,11 +394,11 @@ async def stats(request: web.Request) -> web.Response:
 
 
 async def agents(request: web.Request) -> web.Response:
-    """Every account with its live state (any signed-in agent or supervisor; read-only).
+    """Every account with its live state (supervisors; read-only).
 
     ``since_ms`` is when the current state began where the desk knows it: idle since for
     Available, the call's start for In call; ``until_ms`` is the end of a wrap-up."""
-    await current_agent(request)
+    await current_supervisor(request)
     queue = request.app[QUEUE]
     accounts = await request.app[ACCOUNTS].all()
     live = await queue.agents()
@@ -358,7 +433,17 @@ async def agents(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text: the live state and today's numbers of every queue."""
+    """Prometheus text: the live state and today's numbers of every queue.
+
+    For a scraper with ``Authorization: Bearer <HUMANDESK_METRICS_TOKEN>``, or a signed-in
+    supervisor."""
+    token = request.app[CONFIG].metrics_token
+    given = request.headers.get("Authorization", "")
+    if given.startswith("Bearer ") and token:
+        if not secrets.compare_digest(given[7:].strip().encode(), token.encode()):
+            raise _unauthorized("invalid_token")
+    else:
+        await current_supervisor(request)
     queue = request.app[QUEUE]
     now = await queue.clock_ms()
     midnight = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -372,8 +457,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def calls_csv(request: web.Request) -> web.Response:
-    """Call records of the interval as CSV (any signed-in agent or supervisor)."""
-    await current_agent(request)
+    """Call records of the interval as CSV (supervisors)."""
+    await current_supervisor(request)
     since, until, _threshold = _interval(request)
     records = await request.app[QUEUE].call_records(since, until)
     return web.Response(
@@ -387,26 +472,32 @@ async def calls_csv(request: web.Request) -> web.Response:
 # WebSockets --------------------------------------------------------------------------------
 
 
-def _check_upgrade(request: web.Request) -> None:
+def _check_upgrade(request: web.Request, *, embedders: bool) -> None:
     if request.headers.get("Upgrade", "").lower() != "websocket":
         raise web.HTTPBadRequest(
             text=json.dumps({"error": "websocket_required"}), content_type="application/json"
         )
-    if not origin_allowed_for_socket(request):
+    if not origin_allowed_for_socket(request, embedders=embedders):
         raise web.HTTPForbidden(
             text=json.dumps({"error": "origin_not_allowed"}), content_type="application/json"
         )
 
 
 async def visitor_ws(request: web.Request) -> web.WebSocketResponse:
-    _check_upgrade(request)
-    return await visitor_socket(request, request.app[DESK])
+    _check_upgrade(request, embedders=True)
+    return await visitor_socket(request, request.app[DESK], client_address(request))
 
 
 async def agent_ws(request: web.Request) -> web.WebSocketResponse:
-    _check_upgrade(request)
-    account = await current_agent(request)
-    return await agent_socket(request, request.app[DESK], account.info())
+    _check_upgrade(request, embedders=False)
+    account, session = await current_agent(request)
+    return await agent_socket(
+        request,
+        request.app[DESK],
+        account.info(),
+        epoch=session.epoch,
+        expires_at=session.expires_at,
+    )
 
 
 # Health ------------------------------------------------------------------------------------
@@ -422,6 +513,8 @@ async def readyz(request: web.Request) -> web.Response:
         await request.app[REDIS].ping()
     except Exception:
         problems.append("redis_unreachable")
+    else:
+        request.app[DESK].outage.recovered()
     if not request.app[DESK].hub.ready:
         problems.append("subscriptions_down")
     if problems:
@@ -446,6 +539,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/widget.js", widget_js)
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)
+    app.router.add_post("/api/session", renew_session)
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/queues/{queue}", queue_status)
     app.router.add_get("/api/stats", stats)
@@ -490,8 +584,13 @@ async def _desk_context(app: web.Application) -> Any:
     )
 
     def ice(user_id: str) -> list[dict[str, Any]]:
+        """Minted afresh for every welcome, call and ICE restart (TURN REST credentials)."""
         return ice_servers(
-            list(config.stun_urls), list(config.turn_urls), config.turn_secret, user_id
+            list(config.stun_urls),
+            list(config.turn_urls),
+            config.turn_secret,
+            user_id,
+            config.turn_ttl_s,
         )
 
     desk = SignalingDesk(
@@ -503,12 +602,20 @@ async def _desk_context(app: web.Application) -> Any:
             heartbeat_s=config.heartbeat_s,
             reaper_interval_s=config.reaper_interval_s,
             ice_transport_policy=config.ice_policy,
+            limits=config.limits,
+            idle_signout_s=config.idle_signout_s,
         ),
     )
     app[REDIS] = redis
     app[QUEUE] = queue
     app[ACCOUNTS] = Accounts(redis, queue)
-    app[THROTTLE] = LoginThrottle(redis, queue.keys)
+    app[THROTTLE] = LoginThrottle(
+        redis,
+        queue.keys,
+        per_account=config.limits.logins_per_account,
+        per_address=config.limits.logins_per_address,
+        window_s=config.limits.login_window_s,
+    )
     app[PROXIES] = tuple(ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies)
     app[SIGNER] = signer
     app[DESK] = desk

@@ -57,6 +57,15 @@ def verify_password(password: str, stored: str) -> bool:
 DUMMY_HASH: Final = hash_password(secrets.token_hex(8))
 
 
+@dataclass(frozen=True)
+class Session:
+    """A signed-in agent's session, as its token states it."""
+
+    agent: str
+    epoch: int  # the account's session epoch when it was issued
+    expires_at: int  # Unix seconds
+
+
 class TokenError(Exception):
     """A token was missing, malformed, forged, expired or meant for something else."""
 
@@ -106,13 +115,18 @@ class TokenSigner:
             raise TokenError("invalid_token")
         return claims
 
-    def agent_session(self, agent: str) -> str:
-        """A session token for a logged-in agent."""
-        return self._issue(agent, AGENT_AUDIENCE, self.session_ttl_s, {})
+    def agent_session(self, agent: str, epoch: int = 0) -> str:
+        """A session token for a signed-in agent. ``epoch`` is the account's session epoch:
+        raising it (sign-out, password or account change) revokes every older token."""
+        return self._issue(agent, AGENT_AUDIENCE, self.session_ttl_s, {"ep": epoch})
 
-    def check_agent_session(self, token: str) -> str:
-        """The agent name a session token was issued to."""
-        return str(self._check(token, AGENT_AUDIENCE)["sub"])
+    def check_agent_session(self, token: str) -> Session:
+        """The session a token stands for (not yet checked against the account)."""
+        claims = self._check(token, AGENT_AUDIENCE)
+        epoch = claims.get("ep", 0)
+        if not isinstance(epoch, int) or isinstance(epoch, bool):
+            raise TokenError("invalid_token")
+        return Session(str(claims["sub"]), epoch, int(claims["exp"]))
 
     def issue(self, visitor_id: str) -> str:
         """A ticket bound to one queue entry."""

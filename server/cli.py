@@ -21,7 +21,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from humandesk.queue.client import DeskQueue
-from humandesk.server.accounts import AccountError, Accounts, parse_queue_levels
+from humandesk.server.accounts import ROLES, AccountError, Accounts, parse_queue_levels
 from humandesk.server.app import create_app
 from humandesk.server.collector import collector_policy
 from humandesk.server.config import ENV_HELP, Config
@@ -110,8 +110,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     agent_sub.add_parser("list", parents=[common], help="list agents")
-    remove = agent_sub.add_parser("remove", parents=[common], help="remove an agent")
+    remove = agent_sub.add_parser(
+        "remove", parents=[common], help="remove an agent (their consoles close at once)"
+    )
     remove.add_argument("name")
+    for action, text in (
+        ("disable", "stop an agent signing in; their consoles close at once"),
+        ("enable", "let a disabled agent sign in again"),
+    ):
+        agent_sub.add_parser(action, parents=[common], help=text).add_argument("name")
+    passwd = agent_sub.add_parser(
+        "passwd", parents=[common], help="set a new password (their consoles sign out)"
+    )
+    passwd.add_argument("name")
+    passwd.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    aset = agent_sub.add_parser(
+        "set",
+        parents=[common],
+        help="change an agent's queues, display name or role (their consoles reconnect)",
+    )
+    aset.add_argument("name")
+    aset.add_argument(
+        "--queue", action="append", help="the queues, replacing the old list (as for add)"
+    )
+    aset.add_argument("--display-name", help="the name visitors see")
+    aset.add_argument("--role", choices=ROLES, help="agent or supervisor")
 
     queue = sub.add_parser(
         "queue",
@@ -204,11 +229,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def _read_password(args: argparse.Namespace) -> tuple[str, bool]:
-    """The new agent's password, and whether it was generated (and must be printed)."""
+    """The agent's new password, and whether it was generated (and must be printed)."""
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n"), False
     if sys.stdin.isatty():
-        first = getpass.getpass("Password for the new agent: ")
+        first = getpass.getpass(f"Password for {args.name}: ")
         if first != getpass.getpass("Repeat the password: "):
             raise SystemExit("humandesk: the passwords do not match")
         return first, False
@@ -242,13 +267,36 @@ async def _agent(args: argparse.Namespace, config: Config) -> int:
                 for account in rows:
                     state = await accounts.queue.agent(account.name)
                     status = state["state"] if state else "offline"
+                    if account.disabled:
+                        status = "disabled"
                     print(
                         f"{account.name:<20} {account.display_name:<24} "
-                        f"{','.join(account.queues):<20} {status}"
+                        f"{','.join(account.queues):<20} {account.role:<11} {status}"
                     )
             elif args.agent_command == "remove":
                 await accounts.remove(args.name.lower())
                 print(f"removed agent {args.name.lower()}")
+            elif args.agent_command in ("disable", "enable"):
+                disabled = args.agent_command == "disable"
+                await accounts.set_disabled(args.name.lower(), disabled)
+                print(f"{args.agent_command}d agent {args.name.lower()}")
+            elif args.agent_command == "passwd":
+                password, generated = _read_password(args)
+                await accounts.set_password(args.name.lower(), password)
+                print(f"new password set for {args.name.lower()}; their sessions were ended")
+                if generated:
+                    print(f"password: {password}")
+            elif args.agent_command == "set":
+                changes: dict[str, Any] = {"display_name": args.display_name, "role": args.role}
+                if args.queue:
+                    changes["queues"], changes["levels"] = parse_queue_levels(args.queue)
+                if all(v is None for v in changes.values()):
+                    raise AccountError("nothing to change: give --queue, --display-name or --role")
+                account = await accounts.update(args.name.lower(), **changes)
+                print(
+                    f"agent {account.name} ({account.display_name}, {account.role}), "
+                    f"queues: {', '.join(account.queues)}"
+                )
         except AccountError as exc:
             print(f"humandesk: {exc}", file=sys.stderr)
             return 1
@@ -383,7 +431,10 @@ async def _demo(config: Config, shop_port: int) -> int:
     async with accounts_for(config) as accounts:
         for q in config.queues:
             await accounts.queue.add_queue(q)
-        await accounts.set_password_or_add(DEMO_AGENT, password, list(config.queues), "Demo Agent")
+        # A supervisor, so that the demo shows the wallboard too.
+        await accounts.set_password_or_add(
+            DEMO_AGENT, password, list(config.queues), "Demo Agent", role="supervisor"
+        )
     desk_url = f"http://{config.host}:{config.port}"
     runners = []
     for app, port in (

@@ -11,6 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from humandesk.queue.client import QueueConfig
+from humandesk.queue.limits import AbuseLimits
+
+# Abuse limits: environment variable -> (AbuseLimits field, type).
+LIMIT_ENV: dict[str, tuple[str, type]] = {
+    "HUMANDESK_JOINS_PER_MINUTE": ("joins_per_minute", int),
+    "HUMANDESK_WAITING_PER_ADDRESS": ("waiting_per_address", int),
+    "HUMANDESK_CALLBACKS_PER_HOUR": ("callbacks_per_hour", int),
+    "HUMANDESK_MAX_OPEN_CALLBACKS": ("open_callbacks", int),
+    "HUMANDESK_MESSAGES_PER_SECOND": ("messages_per_second", float),
+    "HUMANDESK_MESSAGE_BURST": ("message_burst", int),
+    "HUMANDESK_LOGIN_LIMIT_ACCOUNT": ("logins_per_account", int),
+    "HUMANDESK_LOGIN_LIMIT_ADDRESS": ("logins_per_address", int),
+}
 
 ENV_HELP: dict[str, str] = {
     "HUMANDESK_HOST": "address to listen on (default 127.0.0.1)",
@@ -32,7 +45,25 @@ ENV_HELP: dict[str, str] = {
     "HUMANDESK_ICE_POLICY": "all (default) or relay: send call media only through TURN, "
     "which hides visitors' and agents' IP addresses from each other",
     "HUMANDESK_OFFER_TIMEOUT": "seconds an agent has to accept an offer (default 20)",
-    "HUMANDESK_SESSION_TTL": "lifetime of an agent login in seconds (default 3600)",
+    "HUMANDESK_SESSION_TTL": "seconds an agent's sign-in lasts without renewal; an open "
+    "console renews it (sliding) (default 3600)",
+    "HUMANDESK_IDLE_SIGNOUT": "seconds without a key press or click after which a console "
+    "that is not in a call, an offer or a wrap-up signs out (default 0: never)",
+    "HUMANDESK_TURN_TTL": "lifetime in seconds of the TURN credentials minted for each call "
+    "and each ICE restart (default 3600)",
+    "HUMANDESK_METRICS_TOKEN": "bearer token that /metrics requires (default unset: only a "
+    "signed-in supervisor may read it)",
+    "HUMANDESK_JOINS_PER_MINUTE": "joins per client address per minute (default 20; 0: no limit)",
+    "HUMANDESK_WAITING_PER_ADDRESS": "visitors in line at once per client address "
+    "(default 10; 0: no limit)",
+    "HUMANDESK_CALLBACKS_PER_HOUR": "callback requests per client address per hour (default 5)",
+    "HUMANDESK_MAX_OPEN_CALLBACKS": "open callback requests the desk holds (default 1000)",
+    "HUMANDESK_MESSAGES_PER_SECOND": "messages one socket may send per second, sustained "
+    "(default 20)",
+    "HUMANDESK_MESSAGE_BURST": "messages one socket may send at once (default 60)",
+    "HUMANDESK_LOGIN_LIMIT_ACCOUNT": "sign-in attempts per account and address per 15 "
+    "minutes (default 10)",
+    "HUMANDESK_LOGIN_LIMIT_ADDRESS": "sign-in attempts per address per 15 minutes (default 100)",
     "HUMANDESK_CONFIG": "TOML file of queues and their rules, applied at start "
     "(see `humandesk queue --help`)",
     "HUMANDESK_RESUME_WINDOW": "seconds a visitor keeps their place after a reload or a "
@@ -47,6 +78,16 @@ ENV_HELP: dict[str, str] = {
 
 def _split(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _number(env: Mapping[str, str], name: str, kind: type, *, minimum: float) -> Any:
+    try:
+        value = kind(env[name])
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {env[name]!r}") from None
+    if not minimum <= value < 1e12:
+        raise ValueError(f"{name} must be at least {minimum}")
+    return value
 
 
 def default_data_dir() -> Path:
@@ -74,6 +115,10 @@ class Config:
     turn_secret: str | None = None
     ice_policy: str = "all"
     session_ttl_s: int = 3600
+    idle_signout_s: int = 0
+    turn_ttl_s: int = 3600
+    metrics_token: str = ""
+    limits: AbuseLimits = field(default_factory=AbuseLimits)
     queue: QueueConfig = field(default_factory=QueueConfig)
     config_file: Path | None = None
     priority_secret: str = ""
@@ -118,8 +163,22 @@ class Config:
             if policy not in ("all", "relay"):
                 raise ValueError("HUMANDESK_ICE_POLICY must be 'all' or 'relay'")
             values["ice_policy"] = policy
-        if env.get("HUMANDESK_SESSION_TTL"):
-            values["session_ttl_s"] = int(env["HUMANDESK_SESSION_TTL"])
+        for name, key in (
+            ("HUMANDESK_SESSION_TTL", "session_ttl_s"),
+            ("HUMANDESK_IDLE_SIGNOUT", "idle_signout_s"),
+            ("HUMANDESK_TURN_TTL", "turn_ttl_s"),
+        ):
+            if env.get(name):
+                values[key] = _number(env, name, int, minimum=0 if key == "idle_signout_s" else 1)
+        if env.get("HUMANDESK_METRICS_TOKEN"):
+            values["metrics_token"] = env["HUMANDESK_METRICS_TOKEN"]
+        limits = {
+            key: _number(env, name, kind, minimum=0)
+            for name, (key, kind) in LIMIT_ENV.items()
+            if env.get(name)
+        }
+        if limits:
+            values["limits"] = replace(AbuseLimits(), **limits)
         queue = QueueConfig()
         if env.get("HUMANDESK_OFFER_TIMEOUT"):
             queue = replace(

@@ -13,25 +13,28 @@ import contextlib
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from aiohttp import web
 
 from humandesk.queue.client import (
     DeskQueue,
-    QueueError,
     QueueSnapshot,
     estimate_wait_seconds,
 )
+from humandesk.queue.limits import AbuseLimits, Limiter
 from humandesk.signaling.hub import Hub
 from humandesk.signaling.messages import CloseCode
+from humandesk.signaling.outage import UNAVAILABLE
 from humandesk.signaling.state import AgentPhase, AgentState, VisitorPhase, VisitorState
 
 log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 1000
+CALLBACKS_PAGE = 50  # open callback requests per `callbacks` message
 HEARTBEAT_SLICE = 200  # leases renewed per heartbeat script (~0.7 ms of Redis each)
 AWAY_SLICE = 200  # visitors marked away per script
 
@@ -66,6 +69,8 @@ class SignalingSettings:
     position_debounce_s: float = 0.05
     position_interval_s: float = 1.0
     ice_transport_policy: str = "all"  # "relay": media only through TURN (hides IPs)
+    limits: AbuseLimits = field(default_factory=AbuseLimits)
+    idle_signout_s: int = 0  # consoles sign out after this long without input (0: never)
 
 
 class Flusher:
@@ -310,6 +315,8 @@ class VisitorConn:
             return
         if event.get("type") == "call_started":
             self.peer = str(event.get("_peer", ""))
+            # TURN credentials minted for this call: an old socket's would have expired.
+            event = {**event, "ice_servers": self.desk.ice_servers("v-" + self.conn_id)}
         queue_before = self.state.queue
         if self.state.apply(event):
             self.send(public(event))
@@ -323,7 +330,7 @@ class VisitorConn:
 
 
 class AgentConn:
-    """One agent socket held by this process."""
+    """One agent socket held by this process, for one session of the agent."""
 
     def __init__(
         self,
@@ -332,6 +339,9 @@ class AgentConn:
         name: str,
         queues: list[str],
         transport: asyncio.BaseTransport | None = None,
+        *,
+        epoch: int = 0,
+        expires_at: float = float("inf"),
     ) -> None:
         self.desk = desk
         self.ws = ws
@@ -341,17 +351,36 @@ class AgentConn:
         self.state = AgentState()
         self.conn_id = secrets.token_hex(8)
         self.peer: str | None = None  # the visitor of the current call
+        self.epoch = epoch  # the session epoch of the account when the socket opened
+        self.expires_at = expires_at  # Unix seconds; renewed while the console is open
+        self.closed_for: str | None = None  # why the desk is closing it: take no more messages
 
     def send(self, message: dict[str, Any], *, bulk: bool = False) -> None:
         self.outbox.send(message, bulk=bulk)
 
+    def end_session(self, code: int, reason: str) -> None:
+        """Closes the socket for good: the session expired or was revoked."""
+        if self.closed_for is None:
+            self.closed_for = reason
+            self.desk.close_soon(self.ws, code, reason)
+
     def deliver(self, event: dict[str, Any]) -> None:
-        if event.get("type") == "_replaced":
+        kind = event.get("type")
+        if kind == "_replaced":
             if event.get("conn") != self.conn_id:
                 self.desk.close_soon(self.ws, CloseCode.REPLACED, "replaced")
             return
-        if event.get("type") == "call_started":
+        if kind == "_revoked":
+            if int(event.get("epoch", 0)) > self.epoch:
+                self.end_session(CloseCode.REVOKED, str(event.get("reason", "revoked")))
+            return
+        if kind == "_session":  # renewed over HTTP: the socket lives as long
+            if int(event.get("epoch", -1)) == self.epoch:
+                self.expires_at = max(self.expires_at, float(event.get("expires_at", 0)))
+            return
+        if kind == "call_started":
             self.peer = str(event.get("_peer", ""))
+            event = {**event, "ice_servers": self.desk.ice_servers("a-" + self.name)}
         if self.state.apply(event):
             self.send(public(event))
 
@@ -381,6 +410,8 @@ class SignalingDesk:
         self.settings = settings or SignalingSettings()
         self.instance_id = secrets.token_hex(8)
         self.flusher = Flusher()
+        self.limiter = Limiter(queue.redis, queue.keys, self.settings.limits)
+        self.outage = hub.outage
         self.visitors: dict[str, VisitorConn] = {}
         self.agents: dict[str, AgentConn] = {}
         self.anonymous: set[VisitorConn] = set()  # visitor sockets not in line yet
@@ -497,6 +528,11 @@ class SignalingDesk:
             batch, self._away = self._away[:AWAY_SLICE], self._away[AWAY_SLICE:]
             try:
                 await asyncio.wait_for(self.queue.away_many(batch), 10)
+            except UNAVAILABLE as exc:
+                self.outage.failed(exc)
+                log.warning(
+                    "could not mark %d visitors away (their leases will run out)", len(batch)
+                )
             except Exception:
                 log.warning(
                     "could not mark %d visitors away (their leases will run out)",
@@ -546,6 +582,8 @@ class SignalingDesk:
             for queue, from_place in dirty.items():
                 try:
                     await self.push_queue_state(queue, from_place)
+                except UNAVAILABLE as exc:
+                    self.outage.failed(exc)
                 except Exception:
                     log.exception("position update for %s failed", queue)
             await self.flusher.bulk_written()
@@ -618,9 +656,11 @@ class SignalingDesk:
                 message["eta_reason"] = reason
             conn.send(message, bulk=True)
 
-    async def callbacks_message(self) -> dict[str, Any]:
-        items = await self.queue.open_callbacks()
-        return {"type": "callbacks", "items": items}
+    async def callbacks_message(self, queues: list[str], offset: int = 0) -> dict[str, Any]:
+        """A page of the open callback requests of ``queues``, oldest first, with the total."""
+        items = await self.queue.open_callbacks(queues)
+        page = items[offset : offset + CALLBACKS_PAGE]
+        return {"type": "callbacks", "items": page, "offset": offset, "total": len(items)}
 
     async def _watch_desk(self) -> None:
         """Once an agent is here: follow the callback requests and the desk's queues."""
@@ -628,27 +668,37 @@ class SignalingDesk:
             return
         self._desk_watched = True
 
-        def callbacks_changed(_event: dict[str, Any]) -> None:
-            spawn(self._push_callbacks())
-
         def queues_changed(_event: dict[str, Any]) -> None:
             spawn(self._push_desk_queues())
 
-        await self.hub.subscribe_now(self.keys.callbacks_channel, callbacks_changed)
+        await self.hub.subscribe_now(self.keys.callbacks_channel, self._callback_changed)
         await self.hub.subscribe_now(self.keys.queues_channel, queues_changed)
+
+    def _callback_changed(self, event: dict[str, Any]) -> None:
+        """One request added or closed: consoles that serve its queue get just that change
+        (re-sending the whole list per change made 2,000 requests cost 2 GB per console)."""
+        kind = event.get("type")
+        if kind == "callback_added" and isinstance(event.get("item"), dict):
+            message: dict[str, Any] = {"type": "callback_added", "item": event["item"]}
+            queue = event["item"].get("queue")
+        elif kind == "callback_closed":
+            message = {"type": "callback_closed", "id": event.get("id")}
+            queue = event.get("queue")
+        else:
+            return
+        for conn in list(self.agents.values()):
+            if queue in conn.queues:
+                conn.send(message)
 
     async def _push_desk_queues(self) -> None:
         """A queue was added or removed: consoles offer the new list for transfers."""
-        names = await self.queue.queue_names(refresh=True)
+        try:
+            names = await self.queue.queue_names(refresh=True)
+        except UNAVAILABLE as exc:
+            self.outage.failed(exc)
+            return
         for conn in list(self.agents.values()):
             conn.send({"type": "desk_queues", "queues": names})
-
-    async def _push_callbacks(self) -> None:
-        if not self.agents:
-            return
-        message = await self.callbacks_message()
-        for conn in list(self.agents.values()):
-            conn.send(message)
 
     async def agent_counts(self, queues: list[str]) -> dict[str, dict[str, int]]:
         result = {}
@@ -662,10 +712,22 @@ class SignalingDesk:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_s)
+            self.end_expired_sessions()
             try:
                 await self.heartbeat()
+            except UNAVAILABLE as exc:
+                self.outage.failed(exc)
             except Exception:
                 log.exception("heartbeat failed")
+            else:
+                self.outage.recovered()
+
+    def end_expired_sessions(self, now: float | None = None) -> None:
+        """Closes consoles whose session ran out without renewal (4401), as HTTP refuses it."""
+        now = time.time() if now is None else now
+        for conn in list(self.agents.values()):
+            if conn.expires_at <= now:
+                conn.end_session(CloseCode.SESSION_EXPIRED, "session_expired")
 
     async def heartbeat(self) -> None:
         """Renews the leases of every party this process holds a socket for."""
@@ -703,25 +765,29 @@ class SignalingDesk:
             try:
                 if await self.queue.try_reaper_lease(self.instance_id, lease_ms):
                     await self.queue.reap()
-            except QueueError:
-                log.exception("reaper failed")
+            except UNAVAILABLE as exc:
+                self.outage.failed(exc)
             except Exception:
-                log.warning("reaper could not reach Redis", exc_info=True)
+                log.exception("reaper failed")
 
     def _resync(self) -> None:
         """After a pub/sub reconnect: messages may have been lost, so re-read what matters."""
+        self.outage.recovered()
         for queue in list(self._queue_watch):
             self.mark_dirty(queue)
         for conn in list(self.agents.values()):
             spawn(self._resync_agent(conn))
 
     async def _resync_agent(self, conn: AgentConn) -> None:
-        record = await self.queue.agent(conn.name)
-        if record is None:
-            return
-        conn.deliver(agent_status_message(record, await self.queue.clock_ms()))
-        if record["state"] == "offered":
-            await self.replay_offer(conn, str(record["offer"]))
+        try:
+            record = await self.queue.agent(conn.name)
+            if record is None:
+                return
+            conn.deliver(agent_status_message(record, await self.queue.clock_ms()))
+            if record["state"] == "offered":
+                await self.replay_offer(conn, str(record["offer"]))
+        except UNAVAILABLE as exc:
+            self.outage.failed(exc)
 
     async def replay_call(self, call_id: str, *, visitor: bool, agent: bool) -> bool:
         """Re-sends ``call_started`` after a reconnect, so the parties negotiate afresh.

@@ -20,13 +20,16 @@ from humandesk.queue.client import (
     QueueError,
     estimate_wait_seconds,
 )
+from humandesk.queue.limits import Refusal
 from humandesk.signaling.desk import AgentConn, SignalingDesk, VisitorConn, agent_status_message
+from humandesk.signaling.limits import MessageBucket
 from humandesk.signaling.messages import (
     MAX_ERRORS_PER_SOCKET,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     Accept,
     Callback,
+    CallbacksPage,
     ClientMessage,
     CloseCallback,
     CloseCode,
@@ -39,6 +42,7 @@ from humandesk.signaling.messages import (
     Ping,
     ProtocolError,
     Rate,
+    RefreshIce,
     Resume,
     Role,
     SetStatus,
@@ -47,6 +51,7 @@ from humandesk.signaling.messages import (
     Wrapup,
     parse,
 )
+from humandesk.signaling.outage import RETRY_AFTER_S, UNAVAILABLE
 from humandesk.signaling.state import VisitorPhase
 
 log = logging.getLogger(__name__)
@@ -61,6 +66,7 @@ QUEUE_ERRORS = {
     "unknown_call": "wrong_state",
     "not_a_party": "wrong_state",
     "unknown_visitor": "wrong_state",
+    "callbacks_full": "callbacks_full",
 }
 
 
@@ -85,11 +91,21 @@ def new_socket() -> web.WebSocketResponse:
 
 async def _serve(
     ws: web.WebSocketResponse,
+    desk: SignalingDesk,
     role: Role,
     handle: Any,
     send: Any,
+    closed_for: Any = lambda: None,
 ) -> None:
-    """The frame loop shared by both endpoints: parse, dispatch, answer errors, count them."""
+    """The frame loop shared by both endpoints: parse, dispatch, answer errors, count them.
+
+    A frame beyond the socket's message rate is refused with ``rate_limited`` and counted
+    as an error, so a flood ends in a close instead of a queue. A frame that needs Redis
+    while Redis cannot be reached is answered ``unavailable`` (not counted: it is not the
+    client's fault); the socket stays open and the client tries again.
+    """
+    limits = desk.settings.limits
+    bucket = MessageBucket(limits.messages_per_second, limits.message_burst)
     errors = 0
     async for msg in ws:
         if msg.type is WSMsgType.TEXT:
@@ -100,7 +116,17 @@ async def _serve(
             break
         else:
             continue
+        if closed_for() is not None:
+            break  # the session ended: the close is on its way
+        message: ClientMessage | None = None
         try:
+            if not bucket.take():
+                raise ProtocolError(
+                    "rate_limited",
+                    f"more than {limits.messages_per_second:g} messages a second",
+                    None,
+                    {"limit": "messages", "retry_after_s": 1},
+                )
             message = parse(frame, role)
             await handle(message)
         except ProtocolError as exc:
@@ -109,9 +135,21 @@ async def _serve(
             if errors >= MAX_ERRORS_PER_SOCKET:
                 await ws.close(code=CloseCode.POLICY, message=b"too_many_errors")
                 break
+        except UNAVAILABLE as exc:
+            desk.outage.failed(exc)
+            send(_unavailable(message.type if message else None).to_wire())
         except CloseSocket as close:
             await ws.close(code=close.code, message=close.reason.encode())
             break
+
+
+def _unavailable(kind: str | None) -> ProtocolError:
+    return ProtocolError(
+        "unavailable",
+        "the desk cannot reach its database just now; try again in a moment",
+        kind,
+        {"retry_after_s": RETRY_AFTER_S},
+    )
 
 
 def _queue_error(exc: QueueError, kind: str) -> ProtocolError:
@@ -124,7 +162,11 @@ def _queue_error(exc: QueueError, kind: str) -> ProtocolError:
 # Visitors ----------------------------------------------------------------------------------
 
 
-async def visitor_socket(request: web.Request, desk: SignalingDesk) -> web.WebSocketResponse:
+async def visitor_socket(
+    request: web.Request, desk: SignalingDesk, address: str
+) -> web.WebSocketResponse:
+    """A visitor's socket; ``address`` is the client's (behind trusted proxies, the
+    forwarded one), which the per-address limits count."""
     ws = new_socket()
     await ws.prepare(request)
     conn = VisitorConn(desk, ws, request.transport)
@@ -142,7 +184,7 @@ async def visitor_socket(request: web.Request, desk: SignalingDesk) -> web.WebSo
     async def handle(message: ClientMessage) -> None:
         conn.state.check(message)
         if isinstance(message, Join):
-            await _join(desk, conn, message)
+            await _join(desk, conn, message, address)
         elif isinstance(message, Resume):
             await _resume(desk, conn, message)
         elif isinstance(message, Leave):
@@ -177,7 +219,7 @@ async def visitor_socket(request: web.Request, desk: SignalingDesk) -> web.WebSo
             except QueueError as exc:
                 raise _queue_error(exc, message.type) from None
         elif isinstance(message, Callback):
-            await _callback(desk, conn, message)
+            await _callback(desk, conn, message, address)
         elif isinstance(message, Rate):
             try:
                 await desk.queue.rate(
@@ -187,11 +229,13 @@ async def visitor_socket(request: web.Request, desk: SignalingDesk) -> web.WebSo
                 raise _queue_error(exc, message.type) from None
             conn.state.rated = True
             conn.send({"type": "rated", "call_id": message.call_id})
+        elif isinstance(message, RefreshIce):
+            conn.send(_ice_message(desk, "v-" + conn.conn_id))
         elif isinstance(message, Ping):
             conn.send({"type": "pong"})
 
     try:
-        await _serve(ws, "visitor", handle, conn.send)
+        await _serve(ws, desk, "visitor", handle, conn.send)
     except Exception:
         log.exception("visitor socket failed")
         await ws.close(code=CloseCode.INTERNAL, message=b"internal_error")
@@ -205,10 +249,31 @@ async def visitor_socket(request: web.Request, desk: SignalingDesk) -> web.WebSo
     return ws
 
 
-async def _callback(desk: SignalingDesk, conn: VisitorConn, message: Callback) -> None:
+def _ice_message(desk: SignalingDesk, user_id: str) -> dict[str, Any]:
+    """Fresh ICE servers (new TURN credentials), for an ICE restart."""
+    return {"type": "ice_servers", "ice_servers": desk.ice_servers(user_id)}
+
+
+def _limited(kind: str, refusal: Refusal) -> ProtocolError:
+    text = {
+        "joins": "too many joins from your network; try again in a moment",
+        "waiting": "too many people from your network are waiting already",
+        "callbacks": "too many call-back requests from your network; try again later",
+    }[refusal.limit]
+    return ProtocolError(
+        "rate_limited", text, kind, {"limit": refusal.limit, "retry_after_s": refusal.retry_after_s}
+    )
+
+
+async def _callback(
+    desk: SignalingDesk, conn: VisitorConn, message: Callback, address: str
+) -> None:
     """Stores a callback request; a waiting visitor gives up their place for it."""
     if message.queue not in await desk.queue.queue_names():
         raise ProtocolError("unknown_queue", f"no queue {message.queue!r}", message.type)
+    refusal = await desk.limiter.admit_callback(address)
+    if refusal is not None:
+        raise _limited(message.type, refusal)
     waiting = conn.state.visitor_id if conn.state.phase is VisitorPhase.WAITING else None
     callback_id = secrets.token_urlsafe(9)
     try:
@@ -221,6 +286,7 @@ async def _callback(desk: SignalingDesk, conn: VisitorConn, message: Callback) -
                 note=message.note,
             ),
             visitor_id=waiting or "",
+            max_open=desk.settings.limits.open_callbacks,
         )
     except QueueError as exc:
         raise _queue_error(exc, message.type) from None
@@ -233,7 +299,7 @@ async def _callback(desk: SignalingDesk, conn: VisitorConn, message: Callback) -
         raise CloseSocket(CloseCode.NORMAL, "left")
 
 
-async def _join(desk: SignalingDesk, conn: VisitorConn, message: Join) -> None:
+async def _join(desk: SignalingDesk, conn: VisitorConn, message: Join, address: str) -> None:
     if message.queue not in await desk.queue.queue_names():
         raise ProtocolError("unknown_queue", f"no queue {message.queue!r}", message.type)
     token_priority = None
@@ -245,6 +311,9 @@ async def _join(desk: SignalingDesk, conn: VisitorConn, message: Join) -> None:
                 "bad_message", "'priority_token' is not valid", message.type
             ) from None
     visitor_id = secrets.token_urlsafe(12)
+    refusal = await desk.limiter.admit_visitor(address, visitor_id)
+    if refusal is not None:
+        raise _limited(message.type, refusal)
     conn.state.visitor_id = visitor_id
     conn.held = []
     try:
@@ -315,12 +384,16 @@ async def _resume(desk: SignalingDesk, conn: VisitorConn, message: Resume) -> No
     if record is None:
         raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone")
     conn.state.visitor_id = visitor_id
-    await desk.register_visitor(conn, visitor_id, str(record["queue"]))
     try:
+        await desk.register_visitor(conn, visitor_id, str(record["queue"]))
         entry = await desk.queue.come_back(visitor_id, conn.conn_id)
     except QueueError:
         desk.forget_visitor(conn)
         raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone") from None
+    except BaseException:
+        desk.forget_visitor(conn)  # e.g. Redis unreachable: the visitor may resume again
+        conn.state.visitor_id = None
+        raise
     record["queue"] = entry["queue"]
     conn.state.queued(visitor_id, str(record["queue"]))
     if record["state"] == "in_call":
@@ -374,38 +447,33 @@ async def _restore_notes(desk: SignalingDesk, conn: AgentConn, record: dict[str,
 
 
 async def agent_socket(
-    request: web.Request, desk: SignalingDesk, agent: AgentInfo
+    request: web.Request,
+    desk: SignalingDesk,
+    agent: AgentInfo,
+    *,
+    epoch: int = 0,
+    expires_at: float = float("inf"),
 ) -> web.WebSocketResponse:
+    """An agent's console socket, for a session of ``epoch`` valid until ``expires_at``
+    (Unix seconds; renewals over HTTP extend it, see ``AgentConn.deliver``)."""
     ws = new_socket()
     await ws.prepare(request)
-    conn = AgentConn(desk, ws, agent.name, list(agent.queues), request.transport)
-    await desk.register_agent(conn)
-    record = await desk.queue.agent(agent.name) or {"state": "offline"}
-    conn.send(
-        {
-            "type": "welcome",
-            "v": PROTOCOL_VERSION,
-            "role": "agent",
-            "agent": {
-                "name": agent.name,
-                "display_name": agent.display_name,
-                "queues": list(agent.queues),
-            },
-            "status": record["state"],
-            "desk_queues": await desk.queue.queue_names(refresh=True),
-            "ice_servers": desk.ice_servers("a-" + agent.name),
-            "ice_transport_policy": desk.settings.ice_transport_policy,
-        }
+    conn = AgentConn(
+        desk,
+        ws,
+        agent.name,
+        list(agent.queues),
+        request.transport,
+        epoch=epoch,
+        expires_at=expires_at,
     )
-    conn.deliver(agent_status_message(record, await desk.queue.clock_ms()))
-    await _restore_notes(desk, conn, record)
-    if record["state"] == "offered":
-        await desk.replay_offer(conn, str(record["offer"]))
-    elif record["state"] == "in_call":
-        # A reloaded console: re-offer the call so the visitor sees the agent again.
-        await desk.replay_call(str(record["call"]), visitor=False, agent=True)
-    conn.send({"type": "queues", "queues": await desk.agent_counts(conn.queues)})
-    conn.send(await desk.callbacks_message())
+    try:
+        await _greet_agent(desk, conn, agent)
+    except UNAVAILABLE as exc:
+        desk.outage.failed(exc)
+        desk.forget_agent(conn)
+        await ws.close(code=CloseCode.TRY_AGAIN, message=b"unavailable")
+        return ws
 
     async def handle(message: ClientMessage) -> None:
         conn.state.check(message)
@@ -428,7 +496,9 @@ async def agent_socket(
             elif isinstance(message, Transfer):
                 await desk.queue.transfer(agent.name, message.call_id, message.queue)
             elif isinstance(message, CloseCallback):
-                await desk.queue.close_callback(message.id, agent.name, message.outcome)
+                await desk.queue.close_callback(
+                    message.id, agent.name, message.outcome, queues=conn.queues
+                )
         except QueueError as exc:
             raise _queue_error(exc, message.type) from None
         if isinstance(message, Signal):
@@ -443,11 +513,15 @@ async def agent_socket(
                     "camera_off": message.camera_off,
                 },
             )
+        elif isinstance(message, CallbacksPage):
+            conn.send(await desk.callbacks_message(conn.queues, message.offset))
+        elif isinstance(message, RefreshIce):
+            conn.send(_ice_message(desk, "a-" + agent.name))
         elif isinstance(message, Ping):
             conn.send({"type": "pong"})
 
     try:
-        await _serve(ws, "agent", handle, conn.send)
+        await _serve(ws, desk, "agent", handle, conn.send, lambda: conn.closed_for)
     except Exception:
         log.exception("agent socket failed")
         await ws.close(code=CloseCode.INTERNAL, message=b"internal_error")
@@ -455,3 +529,38 @@ async def agent_socket(
         desk.forget_agent(conn)
         await conn.outbox.drain_and_close()
     return ws
+
+
+async def _greet_agent(desk: SignalingDesk, conn: AgentConn, agent: AgentInfo) -> None:
+    """Registers a new console and tells it everything it needs to pick up where it was."""
+    await desk.register_agent(conn)
+    record = await desk.queue.agent(agent.name) or {"state": "offline"}
+    conn.send(
+        {
+            "type": "welcome",
+            "v": PROTOCOL_VERSION,
+            "role": "agent",
+            "agent": {
+                "name": agent.name,
+                "display_name": agent.display_name,
+                "queues": list(agent.queues),
+            },
+            "status": record["state"],
+            "desk_queues": await desk.queue.queue_names(refresh=True),
+            "ice_servers": desk.ice_servers("a-" + agent.name),
+            "ice_transport_policy": desk.settings.ice_transport_policy,
+            "session": {
+                "expires_at": conn.expires_at if conn.expires_at != float("inf") else None,
+                "idle_signout_s": desk.settings.idle_signout_s,
+            },
+        }
+    )
+    conn.deliver(agent_status_message(record, await desk.queue.clock_ms()))
+    await _restore_notes(desk, conn, record)
+    if record["state"] == "offered":
+        await desk.replay_offer(conn, str(record["offer"]))
+    elif record["state"] == "in_call":
+        # A reloaded console: re-offer the call so the visitor sees the agent again.
+        await desk.replay_call(str(record["call"]), visitor=False, agent=True)
+    conn.send({"type": "queues", "queues": await desk.agent_counts(conn.queues)})
+    conn.send(await desk.callbacks_message(conn.queues))

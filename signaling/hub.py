@@ -21,6 +21,8 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from humandesk.signaling.outage import Outage
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], None]
@@ -29,8 +31,9 @@ Handler = Callable[[dict[str, Any]], None]
 class Hub:
     """Subscribes channels for local sockets and dispatches their messages."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, outage: Outage | None = None) -> None:
         self.redis = redis
+        self.outage = outage or Outage()  # a lost connection is logged once per outage
         self._handlers: dict[str, list[Handler]] = {}
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
@@ -142,7 +145,7 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("pub/sub connection lost (%s); reconnecting", exc)
+                self.outage.failed(exc)
             except Exception:
                 log.exception("pub/sub reader failed; reconnecting")
             finally:

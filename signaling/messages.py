@@ -34,7 +34,10 @@ class CloseCode:
     POLICY: Final = 1008
     TOO_BIG: Final = 1009
     INTERNAL: Final = 1011
+    TRY_AGAIN: Final = 1013  # the desk cannot reach Redis just now
     INVALID_TICKET: Final = 4001
+    SESSION_EXPIRED: Final = 4401
+    REVOKED: Final = 4403  # the agent's sessions were revoked (reason: why)
     ENTRY_GONE: Final = 4004
     REPLACED: Final = 4009
 
@@ -128,6 +131,21 @@ class Ping:
 
 
 @dataclass(frozen=True)
+class RefreshIce:
+    """Fresh TURN credentials, for an ICE restart."""
+
+    type: Literal["refresh_ice"] = "refresh_ice"
+
+
+@dataclass(frozen=True)
+class CallbacksPage:
+    """The next page of open callback requests, from ``offset``."""
+
+    offset: int
+    type: Literal["callbacks"] = "callbacks"
+
+
+@dataclass(frozen=True)
 class SetStatus:
     status: Literal["available", "break", "offline"]
     type: Literal["status"] = "status"
@@ -192,7 +210,9 @@ class CloseCallback:
     type: Literal["close_callback"] = "close_callback"
 
 
-VisitorMessage = Join | Resume | Leave | Signal | Media | Hangup | Ping | Callback | Rate
+VisitorMessage = (
+    Join | Resume | Leave | Signal | Media | Hangup | Ping | Callback | Rate | RefreshIce
+)
 AgentMessage = (
     SetStatus
     | Accept
@@ -205,15 +225,18 @@ AgentMessage = (
     | Notes
     | Transfer
     | CloseCallback
+    | RefreshIce
+    | CallbacksPage
 )
 ClientMessage = VisitorMessage | AgentMessage
 
 VISITOR_TYPES: Final = frozenset(
     {"join", "resume", "leave", "signal", "media", "hangup", "ping", "callback", "rate"}
+    | {"refresh_ice"}
 )
 AGENT_TYPES: Final = frozenset(
     {"status", "accept", "decline", "signal", "media", "hangup", "ping"}
-    | {"wrapup", "notes", "transfer", "close_callback"}
+    | {"wrapup", "notes", "transfer", "close_callback", "refresh_ice", "callbacks"}
 )
 
 
@@ -256,6 +279,13 @@ def parse(frame: str | bytes, role: Role) -> ClientMessage:
             return Hangup(call_id=fields.ident("call_id"))
         case "ping":
             return Ping()
+        case "refresh_ice":
+            return RefreshIce()
+        case "callbacks":
+            offset = fields.data.get("offset", 0)
+            if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 10**6:
+                raise ProtocolError("bad_message", "'offset' must be a whole number >= 0", kind)
+            return CallbacksPage(offset=offset)
         case "status":
             status = fields.text("status", max_chars=16)
             if status not in ("available", "break", "offline"):

@@ -17,6 +17,7 @@ from typing import Any
 from humandesk.signaling.messages import (
     Accept,
     Callback,
+    CallbacksPage,
     ClientMessage,
     CloseCallback,
     Decline,
@@ -28,6 +29,7 @@ from humandesk.signaling.messages import (
     Ping,
     ProtocolError,
     Rate,
+    RefreshIce,
     Resume,
     SetStatus,
     Signal,
@@ -74,7 +76,7 @@ class VisitorState:
 
     def check(self, msg: ClientMessage) -> None:
         """Raises ``wrong_state`` unless ``msg`` is allowed now."""
-        if isinstance(msg, Ping):
+        if isinstance(msg, Ping | RefreshIce):
             return
         if isinstance(msg, Callback):
             if self.phase not in (VisitorPhase.NEW, VisitorPhase.WAITING):
@@ -140,7 +142,7 @@ class AgentState:
 
     def check(self, msg: ClientMessage) -> None:
         """Raises ``wrong_state`` unless ``msg`` is allowed now."""
-        if isinstance(msg, Ping | CloseCallback):
+        if isinstance(msg, Ping | CloseCallback | RefreshIce | CallbacksPage):
             return
         if isinstance(msg, Wrapup):
             if self.phase is not AgentPhase.WRAP_UP:

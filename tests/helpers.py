@@ -12,7 +12,19 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 
+from humandesk.queue.limits import AbuseLimits
 from humandesk.server.config import Config
+
+#: Tests crowd one address (127.0.0.1) with many visitors and sign-ins: they set the limits
+#: out of the way, and the tests of the limits set their own.
+ROOMY = AbuseLimits(
+    joins_per_minute=100_000,
+    waiting_per_address=100_000,
+    callbacks_per_hour=100_000,
+    open_callbacks=100_000,
+    messages_per_second=100_000,
+    message_burst=100_000,
+)
 
 
 def desk_config(redis_url: str, desk: str, tmp_path: Any, **overrides: Any) -> Config:
@@ -24,6 +36,7 @@ def desk_config(redis_url: str, desk: str, tmp_path: Any, **overrides: Any) -> C
         "queues": ("support", "sales"),
         "heartbeat_s": 0.5,
         "reaper_interval_s": 0.2,
+        "limits": ROOMY,
     }
     values.update(overrides)
     return Config(**values)
@@ -117,6 +130,44 @@ async def login_agent(client: TestClient[Any, Any], name: str, password: str) ->
         headers={"Origin": origin_of(client)},
     )
     assert resp.status == 200, await resp.text()
+
+
+class SignedIn:
+    """An HTTP session of its own for one account, beside the test client's (which may be
+    signed in as someone else): ``await SignedIn.open(client, "boss", pw)``."""
+
+    def __init__(self, client: TestClient[Any, Any], session: aiohttp.ClientSession) -> None:
+        self.client = client
+        self.session = session
+
+    @classmethod
+    async def open(cls, client: TestClient[Any, Any], name: str, password: str) -> SignedIn:
+        session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        resp = await session.post(
+            client.make_url("/api/login"),
+            json={"username": name, "password": password},
+            headers={"Origin": origin_of(client)},
+        )
+        assert resp.status == 200, await resp.text()
+        return cls(client, session)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.session.get(self.client.make_url(path), **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        headers = {"Origin": origin_of(self.client), **kwargs.pop("headers", {})}
+        return self.session.post(self.client.make_url(path), headers=headers, **kwargs)
+
+    async def ws(self, path: str = "/ws/agent") -> Peer:
+        ws = await self.session.ws_connect(
+            self.client.make_url(path), origin=origin_of(self.client)
+        )
+        peer = Peer(ws)
+        await peer.expect("welcome")
+        return peer
+
+    async def close(self) -> None:
+        await self.session.close()
 
 
 async def open_agent(client: TestClient[Any, Any]) -> Peer:

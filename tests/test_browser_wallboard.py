@@ -3,8 +3,8 @@
 
 The demo agent signs in to the console; the wallboard is a second page of the same browser
 context (the same session cookie). A visitor joins from the shop: the wallboard shows them
-waiting within a poll or two, and the agent in a call once they accept. The test refreshes
-``docs/screenshots/wallboard.png``.
+waiting within a poll or two, and the agent in a call once they accept. The test takes the
+screenshot ``wallboard.png`` (see test_browser.SCREENSHOTS).
 """
 
 from __future__ import annotations

@@ -353,12 +353,32 @@ async def test_failed_logins_are_throttled_per_account_and_per_address(client: C
     assert 0 < int(refused.headers["Retry-After"]) <= 900
     keys = client.app[QUEUE].keys
     failures = keys.login_failures("account", "ada@127.0.0.1")
-    assert int(await client.app[REDIS].get(failures) or 0) == 10
+    assert int(await client.app[REDIS].get(failures) or 0) == 11  # every attempt counts
     await client.app[REDIS].delete(failures)  # as when the window ends
     assert (await login("ada", "correct horse")).status == 200
     # From one address, failures across accounts add up (10 above, 90 here, 100 allowed).
     await asyncio.gather(*(login(f"nobody{n}", "x") for n in range(90)))
     assert (await login("ada", "correct horse")).status == 429
+
+
+async def test_concurrent_guesses_check_at_most_the_limit(client: Client) -> None:
+    """Attempts are counted before any password is hashed: 60 guesses at once for one
+    account get at most 10 passwords checked, and the right one among them gets no
+    further than any other once the limit is reached."""
+    origin = {"Origin": origin_of(client)}
+
+    async def login(password: str) -> int:
+        response = await client.post(
+            "/api/login", json={"username": "ada", "password": password}, headers=origin
+        )
+        return response.status
+
+    statuses = await asyncio.gather(
+        *(login(f"guess {n}") for n in range(59)), login("correct horse")
+    )
+    checked = [s for s in statuses if s in (200, 401)]
+    assert len(checked) <= 10, statuses
+    assert statuses.count(429) >= 50, statuses
 
 
 async def test_behind_a_trusted_proxy_failures_count_for_the_forwarded_client(

@@ -3,6 +3,7 @@ and GET /api/agents, the per-agent rows it shows beside /api/stats."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from humandesk.queue.client import QueueConfig
 from humandesk.server.app import ACCOUNTS, create_app
 
-from helpers import Peer, desk_config, login_agent, open_agent, open_visitor
+from helpers import Peer, SignedIn, desk_config, login_agent, open_agent, open_visitor
 
 Client = TestClient[Any, Any]
 
@@ -38,9 +39,14 @@ async def join(client: Client, name: str, queue: str = "support") -> Peer:
 
 
 async def agent_rows(client: Client) -> dict[str, dict[str, Any]]:
-    resp = await client.get("/api/agents")
-    assert resp.status == 200, await resp.text()
-    body = await resp.json()
+    """/api/agents as the supervisor sees it."""
+    boss = await SignedIn.open(client, "boss", "correct horse")
+    try:
+        resp = await boss.get("/api/agents")
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+    finally:
+        await boss.close()
     assert isinstance(body["now_ms"], int)
     return {row["name"]: row for row in body["agents"]}
 
@@ -90,7 +96,10 @@ async def test_agents_needs_a_session(client: Client) -> None:
 
 
 async def test_agents_lists_every_account_with_its_live_state(client: Client) -> None:
-    await login_agent(client, "grace", "correct horse")  # a plain agent may look too
+    await login_agent(client, "grace", "correct horse")  # a plain agent may not look
+    refused = await client.get("/api/agents")
+    assert refused.status == 403
+    assert (await refused.json()) == {"error": "forbidden", "reason": "supervisors_only"}
     rows = await agent_rows(client)
     assert sorted(rows) == ["ada", "boss", "grace"]
     assert rows["boss"] == {
@@ -114,7 +123,9 @@ async def test_agents_lists_every_account_with_its_live_state(client: Client) ->
     assert rows["ada"]["state"] == "available"
     assert isinstance(rows["ada"]["since_ms"], int)
     assert rows["grace"]["state"] == "offline" and rows["boss"]["state"] == "offline"
-    stats = await (await client.get("/api/stats")).json()
+    boss = await SignedIn.open(client, "boss", "correct horse")
+    stats = await (await boss.get("/api/stats")).json()
+    await boss.close()
     assert stats["queues"]["support"]["agents"] == {"available": 1}
 
     visitor = await join(client, "Visitor")
@@ -125,7 +136,7 @@ async def test_agents_lists_every_account_with_its_live_state(client: Client) ->
     await visitor.expect("call_started")
     rows = await agent_rows(client)
     assert rows["ada"]["state"] == "in_call"
-    assert rows["ada"]["since_ms"] <= (await (await client.get("/api/agents")).json())["now_ms"]
+    assert rows["ada"]["since_ms"] <= int(time.time() * 1000) + 1000
 
     await ada.send({"type": "status", "status": "offline"})  # ends the call
     await visitor.expect("call_ended")
@@ -142,5 +153,7 @@ async def test_agents_on_break_carry_their_reason(client: Client) -> None:
     await ada.expect("status", status="break")
     row = (await agent_rows(client))["ada"]
     assert row["state"] == "break" and row["since_ms"] is None
-    stats = await (await client.get("/api/stats")).json()
+    boss = await SignedIn.open(client, "boss", "correct horse")
+    stats = await (await boss.get("/api/stats")).json()
+    await boss.close()
     assert stats["queues"]["sales"]["agents"] == {"break": 1}

@@ -1,7 +1,11 @@
 -- callback: a visitor asks to be called back (the queue is closed, nobody is there, or the
 -- wait is too long). P.callback = {id, queue, name, contact, note}; P.visitor_id (optional:
--- a waiting visitor who gives up their place for the callback).
+-- a waiting visitor who gives up their place for the callback); P.max_open (0: no cap): refused
+-- with callbacks_full when that many requests are open.
 local cb = P.callback
+if (tonumber(P.max_open) or 0) > 0 and redis.call('ZCARD', K.callbacks_open) >= tonumber(P.max_open) then
+  return fail('callbacks_full')
+end
 cb.state = 'open'
 cb.created = NOW
 if P.visitor_id and P.visitor_id ~= '' then
@@ -15,7 +19,7 @@ end
 save(K.callbacks, cb.id, cb)
 redis.call('ZADD', K.callbacks_open, NOW, cb.id)
 log_event('callback_requested', { callback = cb.id, queue = cb.queue })
-redis.call('PUBLISH', PREFIX .. 'callbacks', cjson.encode({ type = 'callbacks_changed' }))
+redis.call('PUBLISH', PREFIX .. 'callbacks', cjson.encode({ type = 'callback_added', item = cb }))
 match()
 announce()
 return cjson.encode({ id = cb.id })

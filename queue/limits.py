@@ -1,0 +1,87 @@
+"""Abuse limits counted in Redis, so every server process of a desk shares them.
+
+Each check is one atomic script: a token bucket (``bucket.lua``) for rates — joins and
+callback requests per client address, login attempts — and a reservation list
+(``waiting_slot.lua``) for the places in line one address may hold at once. Limits per
+socket (messages a second) need no sharing and live with the socket
+(:class:`humandesk.signaling.limits.MessageBucket`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from humandesk.queue.keys import DeskKeys
+
+__all__ = ["AbuseLimits", "Limiter", "Refusal"]
+
+SCRIPTS_DIR = Path(__file__).parent / "scripts"
+
+
+@dataclass(frozen=True)
+class AbuseLimits:
+    """The desk's abuse limits; each has a ``HUMANDESK_*`` variable (server/config.py)."""
+
+    joins_per_minute: int = 20  # per client address
+    waiting_per_address: int = 10  # visitors with a place in line at once, per address
+    callbacks_per_hour: int = 5  # callback requests per client address
+    open_callbacks: int = 1_000  # open callback requests the desk holds at once
+    messages_per_second: float = 20.0  # per socket, sustained
+    message_burst: int = 60  # per socket, at once
+    logins_per_account: int = 10  # failed sign-ins per account and address, per window
+    logins_per_address: int = 100  # failed sign-ins per address, per window
+    login_window_s: int = 900
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a limited action was refused, and when it may be tried again."""
+
+    limit: str  # "joins", "waiting", "callbacks"
+    retry_after_s: int
+
+
+class Limiter:
+    """The per-address limits of one desk."""
+
+    #: How long a reserved place counts before its visitor's entry exists (the join follows
+    #: the reservation at once; a join that failed frees the place after this).
+    RESERVATION_GRACE_MS = 10_000
+
+    def __init__(self, redis: Redis, keys: DeskKeys, limits: AbuseLimits) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.limits = limits
+        self._bucket = redis.register_script((SCRIPTS_DIR / "bucket.lua").read_text())
+        self._slot = redis.register_script((SCRIPTS_DIR / "waiting_slot.lua").read_text())
+
+    async def take(self, kind: str, who: str, per_window: int, window_s: float) -> int:
+        """Takes one token of ``kind`` for ``who`` (``per_window`` tokens refill evenly over
+        ``window_s``); returns 0, or the seconds until one is available."""
+        if per_window <= 0:
+            return 0  # 0 turns a limit off
+        taken, wait_ms = await self._bucket(
+            keys=[self.keys.limit(kind, who)], args=[per_window / window_s, per_window, 1]
+        )
+        return 0 if int(taken) else max(1, math.ceil(int(wait_ms) / 1000))
+
+    async def admit_visitor(self, address: str, visitor_id: str) -> Refusal | None:
+        """A join from ``address``: within the joins a minute and the places at once?"""
+        wait = await self.take("join", address, self.limits.joins_per_minute, 60)
+        if wait:
+            return Refusal("joins", wait)
+        if self.limits.waiting_per_address <= 0:
+            return None
+        reserved, _held = await self._slot(
+            keys=[self.keys.waiting_by_address(address), self.keys.key("visitors")],
+            args=[visitor_id, self.limits.waiting_per_address, self.RESERVATION_GRACE_MS],
+        )
+        return None if int(reserved) else Refusal("waiting", 30)
+
+    async def admit_callback(self, address: str) -> Refusal | None:
+        wait = await self.take("callback", address, self.limits.callbacks_per_hour, 3600)
+        return Refusal("callbacks", wait) if wait else None

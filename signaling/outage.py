@@ -1,0 +1,64 @@
+"""Redis outages as an expected condition: recognised, logged once, answered with ``unavailable``.
+
+While Redis cannot be reached, every request that needs it fails the same way. A traceback
+per request would bury the one fact an operator needs, so the first failure of an outage is
+logged as one line and its end as another, with its length.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["UNAVAILABLE", "Outage"]
+
+log = logging.getLogger("humandesk.redis")
+
+#: Exceptions that mean "Redis cannot be reached now" (BusyLoadingError, a Redis loading its
+#: data after a restart, is a ConnectionError), as opposed to a bug.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    TimeoutError,
+    ConnectionError,
+)
+
+#: How long clients are told to wait before they try again.
+RETRY_AFTER_S = 2
+
+
+class Outage:
+    """Whether Redis is reachable, as this process last saw it."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None  # monotonic time the current outage began
+        self.failures = 0
+
+    @property
+    def down(self) -> bool:
+        return self.since is not None
+
+    def failed(self, exc: BaseException) -> None:
+        """A Redis call failed with one of :data:`UNAVAILABLE`."""
+        self.failures += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning(
+                "Redis is unreachable (%s); requests get 'unavailable' until it is back",
+                type(exc).__name__ + (f": {exc}" if str(exc) else ""),
+            )
+
+    def recovered(self) -> None:
+        """A Redis call succeeded."""
+        if self.since is None:
+            return
+        log.warning(
+            "Redis is reachable again after %.1f s (%d requests were refused meanwhile)",
+            time.monotonic() - self.since,
+            self.failures,
+        )
+        self.since = None
+        self.failures = 0
