@@ -197,7 +197,7 @@ class Accounts:
     async def remove(self, name: str) -> None:
         account = await self._existing(name)
         await self.redis.hdel(self.key, name)
-        await self._end_sessions(account, Revoked.REMOVED)
+        await self._end_sessions(replace(account, epoch=account.epoch + 1), Revoked.REMOVED)
 
     async def revoke(self, account: Account, reason: Revoked) -> Account:
         """Saves ``account`` under a new session epoch and ends the agent's sessions
@@ -209,7 +209,8 @@ class Accounts:
         return account
 
     async def _end_sessions(self, account: Account, reason: Revoked) -> None:
-        # Sockets first, so a console cannot choose Available again after the Offline below.
+        """Closes the consoles of sessions older than ``account.epoch`` and puts the agent
+        Offline. Sockets first, so a console cannot choose Available after the Offline."""
         message = {"type": "_revoked", "reason": str(reason), "epoch": account.epoch}
         await self.redis.publish(self.queue.keys.agent_channel(account.name), json.dumps(message))
         if await self.queue.agent(account.name) is not None:

@@ -77,6 +77,7 @@
     callbacksCount: $("agent-callbacks-count"),
     callbacksEmpty: $("agent-callbacks-empty"),
     callbackList: $("agent-callback-list"),
+    callbacksMore: $("agent-callbacks-more"),
     notice: $("agent-notice"),
     replaced: $("agent-replaced"),
     reconnect: $("agent-reconnect"),
@@ -109,7 +110,8 @@
     deskQueues: [], // every queue of the desk (welcome.desk_queues), for transfers
     callQueue: null, // the queue of the current call
     breakReason: null, // why the desk put the agent on Break, until they choose Available
-    callbacks: [],
+    callbacks: [], // the open call-back requests loaded so far (a page at a time)
+    callbacksTotal: 0, // how many are open for this agent's queues
   });
   window.hdPeer = null;
 
@@ -135,6 +137,8 @@
   // Notes of the current (or just-ended) call: autosaved, in order, confirmed by notes_saved.
   const notes = { callId: null, dirty: false, edits: 0, sent: [], timer: null };
   let callbacksSeen = null; // ids of the requests already listed (null: no list yet)
+  let callbacksPaged = 0; // requests loaded from pages (the offset of the next page)
+  const ice = HD.iceRefresher(() => socket);
 
   /* --------------------------------------------------------- helpers */
 
@@ -205,7 +209,10 @@
     enterConsole(result.agent);
   });
 
-  ui.logout.addEventListener("click", async () => {
+  ui.logout.addEventListener("click", () => signOut("You are signed out."));
+
+  /** Signs out everywhere (the desk revokes every session of this agent). */
+  async function signOut(message) {
     flushNotes();
     loggingOut = true;
     if (call && socket) socket.send({ type: "hangup", call_id: call.callId });
@@ -214,6 +221,7 @@
     if (socket) socket.close(1000, "bye");
     socket = null;
     releaseMedia();
+    stopRenewing();
     try {
       await fetch("/api/logout", { method: "POST", headers: { Accept: "application/json" } });
     } catch (_) {
@@ -224,13 +232,91 @@
     wantedStatus = null;
     setStatus("offline");
     notify("");
-    showLogin("You are signed out.");
-  });
+    showLogin(message);
+  }
+
+  /** The desk ended the session (expired, revoked): back to the sign-in form. */
+  function sessionEnded(message) {
+    endCallLocally();
+    hideOffer();
+    releaseMedia();
+    stopRenewing();
+    if (socket) socket.close(1000, "bye");
+    socket = null;
+    state.agent = null;
+    wantedStatus = null;
+    setStatus("offline");
+    showLogin(message);
+  }
+
+  /* --------------------------------------------------------- session */
+
+  const RENEW_RETRY_MS = 10000;
+  let renewTimer = null;
+  let idleTimer = null;
+  let idleSignoutS = 0;
+  let lastInput = Date.now();
+
+  /**
+   * A sliding session: renewed a third of its lifetime at a time while the console is open,
+   * so a whole shift never meets the sign-in form. The desk extends every socket of the
+   * session with it.
+   */
+  async function renewSession() {
+    clearTimeout(renewTimer);
+    if (!state.agent) return;
+    let res;
+    try {
+      res = await fetch("/api/session", {
+        method: "POST",
+        headers: { Accept: "application/json" },
+        credentials: "same-origin",
+        cache: "no-store",
+      });
+    } catch (_) {
+      res = null;
+    }
+    if (!state.agent) return;
+    if (res && res.status === 401) {
+      sessionEnded("Your session has ended. Please sign in again.");
+      return;
+    }
+    let ttl = 0;
+    if (res && res.ok) ttl = Number((await res.json().catch(() => ({}))).ttl_s) || 0;
+    renewTimer = setTimeout(renewSession, ttl ? Math.max(2000, (ttl * 1000) / 3) : RENEW_RETRY_MS);
+  }
+
+  function stopRenewing() {
+    clearTimeout(renewTimer);
+    clearInterval(idleTimer);
+    renewTimer = idleTimer = null;
+  }
+
+  for (const type of ["pointerdown", "keydown"]) {
+    document.addEventListener(type, () => (lastInput = Date.now()), { capture: true, passive: true });
+  }
+
+  /** Signs out a console left alone (never in a call, an offer or a wrap-up). */
+  function checkIdle() {
+    if (!idleSignoutS || !state.agent || call || offer) return;
+    if (["in_call", "wrap_up", "offered"].includes(state.status)) return;
+    if (Date.now() - lastInput < idleSignoutS * 1000) return;
+    const minutes = Math.max(1, Math.round(idleSignoutS / 60));
+    signOut(`You were signed out after ${HD.plural(minutes, "minute")} without activity.`);
+  }
+
+  function watchIdle(seconds) {
+    idleSignoutS = Number(seconds) > 0 ? Number(seconds) : 0;
+    clearInterval(idleTimer);
+    if (idleSignoutS) idleTimer = setInterval(checkIdle, Math.min(15000, (idleSignoutS * 1000) / 4));
+  }
 
   /* --------------------------------------------------------- console */
 
   function enterConsole(agent) {
     state.agent = agent || null;
+    lastInput = Date.now();
+    renewSession();
     renderAgent(agent);
     setPhase("idle");
     showOnly("console");
@@ -408,7 +494,17 @@
     }[which];
   }
 
-  async function onClose({ code, opened }) {
+  const UNAVAILABLE_TEXT = "The desk is having trouble reaching its database.";
+  const SESSION_END_TEXT = {
+    session_expired: "Your session has ended. Please sign in again.",
+    signed_out: "You signed out in another window.",
+    account_removed: "Your account was removed. Ask a supervisor if this is a mistake.",
+    account_disabled: "Your account was disabled. Ask a supervisor if this is a mistake.",
+    password_changed: "Your password was changed. Sign in with the new one.",
+    account_changed: "Your account was changed (queues, name or role). Please sign in again.",
+  };
+
+  async function onClose({ code, reason, opened }) {
     if (loggingOut) return false;
     if (!disconnectedAt) disconnectedAt = Date.now();
     setConnection("reconnecting");
@@ -423,19 +519,20 @@
       ui.replaced.hidden = false;
       return false;
     }
+    if (code === 4401 || code === 4403) {
+      sessionEnded(SESSION_END_TEXT[reason] || SESSION_END_TEXT.session_expired);
+      return false;
+    }
     if (code === 1008) {
       notify("The desk closed the connection after too many errors. Reconnecting…", true);
     }
+    if (code === 1013) notify(UNAVAILABLE_TEXT + " Reconnecting…", true);
     if (!opened) {
       // The upgrade itself was refused: most often the session cookie has expired.
       try {
         const agent = await fetchMe();
         if (!agent) {
-          endCallLocally();
-          hideOffer();
-          releaseMedia();
-          socket = null;
-          showLogin("Your session has ended. Please sign in again.");
+          sessionEnded(SESSION_END_TEXT.session_expired);
           return false;
         }
       } catch (_) {
@@ -497,7 +594,16 @@
         }
         break;
       case "callbacks":
-        renderCallbacks(msg.items);
+        onCallbacksPage(msg);
+        break;
+      case "callback_added":
+        onCallbackAdded(msg.item);
+        break;
+      case "callback_closed":
+        onCallbackClosed(msg.id);
+        break;
+      case "ice_servers":
+        ice.received(msg);
         break;
       case "error":
         onServerError(msg);
@@ -512,6 +618,7 @@
     lastWelcomeAt = Date.now();
     iceServers = Array.isArray(msg.ice_servers) ? msg.ice_servers : [];
     iceTransportPolicy = msg.ice_transport_policy === "relay" ? "relay" : "all";
+    watchIdle(msg.session && msg.session.idle_signout_s);
     setConnection("connected");
     if (msg.agent) {
       state.agent = msg.agent;
@@ -536,7 +643,22 @@
     }
   }
 
+  let statusRetry = null;
+
   function onServerError(msg) {
+    if (msg.code === "unavailable") {
+      // Redis is down for a moment: say so, and send a status change again by itself.
+      notify(UNAVAILABLE_TEXT + " Trying again…", true);
+      if (msg.in_reply_to === "status" && wantedStatus) {
+        clearTimeout(statusRetry);
+        statusRetry = setTimeout(() => {
+          if (socket && wantedStatus) socket.send({ type: "status", status: wantedStatus });
+        }, 1000 * (Number(msg.retry_after_s) || 2));
+        return;
+      }
+    } else if (msg.code === "rate_limited") {
+      notify("Slow down: the desk refused that because too many messages came at once.");
+    }
     if (msg.code === "stale_offer") {
       hideOffer();
       notify("That visitor is no longer waiting for you.");
@@ -560,7 +682,7 @@
       ui.wrapupDone.disabled = false;
     }
     if (msg.in_reply_to === "close_callback") {
-      renderCallbacks(state.callbacks); // buttons back on
+      renderCallbacks(); // buttons back on
       notify("That call-back request was already closed.");
       return;
     }
@@ -682,8 +804,9 @@
     call = new HD.PeerCall({
       callId,
       role: msg.role === "answerer" ? "answerer" : "offerer",
-      iceServers,
+      iceServers: Array.isArray(msg.ice_servers) ? msg.ice_servers : iceServers, // fresh per call
       iceTransportPolicy,
+      refreshIce: () => ice.request(),
       getStream: () => mediaReady.then(() => media.stream),
       send: (fields) => socket && socket.send({ type: "signal", call_id: callId, ...fields }),
       onRemoteStream: (stream) =>
@@ -1006,22 +1129,67 @@
     return HD.plural(Math.round(minutes / 60), "hour");
   }
 
-  function renderCallbacks(items) {
-    if (!Array.isArray(items)) return;
-    const list = items
-      .filter((item) => item && typeof item === "object" && item.id !== undefined)
-      .sort((a, b) => (Number(a.created) || 0) - (Number(b.created) || 0));
-    state.callbacks = list;
-    const fresh = callbacksSeen ? list.filter((item) => !callbacksSeen.has(String(item.id))) : [];
-    callbacksSeen = new Set(list.map((item) => String(item.id)));
-    ui.callbackList.replaceChildren(...list.map(callbackItem));
-    ui.callbacksEmpty.hidden = list.length > 0;
-    ui.callbacksCount.hidden = list.length === 0;
-    ui.callbacksCount.textContent = String(list.length);
-    ui.callbacksCount.dataset.count = String(list.length);
+  /** A page of open requests: the first (after a connect) replaces the list. */
+  function onCallbacksPage(msg) {
+    if (!Array.isArray(msg.items)) return;
+    const first = !msg.offset;
+    const items = msg.items.filter((item) => item && typeof item === "object" && item.id !== undefined);
+    const known = first ? [] : state.callbacks;
+    const ids = new Set(known.map((item) => String(item.id)));
+    state.callbacks = known.concat(items.filter((item) => !ids.has(String(item.id))));
+    callbacksPaged = (first ? 0 : callbacksPaged) + items.length;
+    state.callbacksTotal = Math.max(Number(msg.total) || 0, state.callbacks.length);
+    const fresh = first && callbacksSeen ? items.filter((item) => !callbacksSeen.has(String(item.id))) : [];
+    renderCallbacks();
+    announceCallbacks(fresh);
+  }
+
+  function onCallbackAdded(item) {
+    if (!item || typeof item !== "object" || item.id === undefined) return;
+    if (state.callbacks.some((c) => String(c.id) === String(item.id))) return;
+    state.callbacks.push(item);
+    state.callbacksTotal += 1;
+    renderCallbacks();
+    announceCallbacks([item]);
+  }
+
+  function onCallbackClosed(id) {
+    const index = state.callbacks.findIndex((c) => String(c.id) === String(id));
+    if (index >= 0) {
+      state.callbacks.splice(index, 1);
+      if (index < callbacksPaged) callbacksPaged -= 1; // the pages behind it move up one
+    }
+    state.callbacksTotal = Math.max(state.callbacks.length, state.callbacksTotal - 1);
+    renderCallbacks();
+  }
+
+  function announceCallbacks(fresh) {
     if (fresh.length === 1) notify(`New call-back request from ${fresh[0].name || "a visitor"}.`);
     else if (fresh.length > 1) notify(`${fresh.length} new call-back requests.`);
   }
+
+  function renderCallbacks() {
+    const list = state.callbacks.sort((a, b) => (Number(a.created) || 0) - (Number(b.created) || 0));
+    callbacksSeen = new Set(list.map((item) => String(item.id)));
+    const total = state.callbacksTotal;
+    ui.callbackList.replaceChildren(...list.map(callbackItem));
+    ui.callbacksEmpty.hidden = total > 0;
+    ui.callbacksCount.hidden = total === 0;
+    ui.callbacksCount.textContent = String(total);
+    ui.callbacksCount.dataset.count = String(total);
+    const more = total - list.length;
+    ui.callbacksMore.hidden = more <= 0;
+    ui.callbacksMore.disabled = false;
+    ui.callbacksMore.textContent = `Show ${Math.min(more, 50)} more of ${more}`;
+  }
+
+  ui.callbacksMore.addEventListener("click", () => {
+    ui.callbacksMore.disabled = true;
+    if (!socket || !socket.send({ type: "callbacks", offset: callbacksPaged })) {
+      ui.callbacksMore.disabled = false;
+      notify("Not connected to the desk. Try again in a moment.");
+    }
+  });
 
   function callbackItem(item) {
     const id = String(item.id);

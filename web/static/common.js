@@ -398,6 +398,49 @@
     return m ? m[1].trim() : null;
   };
 
+  const ufragOf = (sdp) => {
+    const m = /^a=ice-ufrag:(.+)$/m.exec(sdp || "");
+    return m ? m[1].trim() : null;
+  };
+
+  const ICE_REFRESH_WAIT_MS = 3000;
+
+  /**
+   * Fresh ICE servers from the desk (`refresh_ice`, answered by `ice_servers`): TURN
+   * credentials are minted per call and expire, so an ICE restart asks for new ones first.
+   * `request()` resolves to the new list, or null if the desk does not answer in 3 s;
+   * the page hands every `ice_servers` message to `received(msg)`.
+   */
+  HD.iceRefresher = (getSocket) => {
+    let waiting = [];
+    return {
+      request() {
+        return new Promise((resolve) => {
+          const socket = getSocket();
+          if (!socket || !socket.send({ type: "refresh_ice" })) {
+            resolve(null);
+            return;
+          }
+          const entry = { resolve };
+          entry.timer = setTimeout(() => {
+            waiting = waiting.filter((e) => e !== entry);
+            resolve(null);
+          }, ICE_REFRESH_WAIT_MS);
+          waiting.push(entry);
+        });
+      },
+      received(msg) {
+        const servers = Array.isArray(msg.ice_servers) ? msg.ice_servers : null;
+        const all = waiting;
+        waiting = [];
+        for (const entry of all) {
+          clearTimeout(entry.timer);
+          entry.resolve(servers);
+        }
+      },
+    };
+  };
+
   const RESTART_GRACE_MS = 4000;
   const SLOW_CONNECT_MS = 20000;
   const RESTART_MIN_GAP_MS = 10000;
@@ -408,14 +451,16 @@
    * opts: callId, role ("offerer" | "answerer"), iceServers, getStream (() => Promise<MediaStream|null>),
    *       send(fields) (sends {type:"signal", call_id, ...fields}),
    *       onRemoteStream(stream), onConnectionState(state), onPeer(pc|null),
-   *       onSlow() (optional: not connected SLOW_CONNECT_MS after a connection was built).
+   *       onSlow() (optional: not connected SLOW_CONNECT_MS after a connection was built),
+   *       refreshIce() (optional: resolves to fresh ICE servers, or null; see HD.iceRefresher).
    *
    * Signals are processed strictly in order on one promise chain, so a candidate never overtakes
    * the description it belongs to. Candidates that arrive before the remote description are queued.
    *
    * Recovery: if the peer comes back with a brand-new RTCPeerConnection (its DTLS fingerprint
    * changed, e.g. after a page reload), this side starts over with a fresh connection too;
-   * the offerer re-offers, and restarts ICE when the connection drops or fails.
+   * the offerer re-offers, and restarts ICE when the connection drops or fails. Both sides
+   * take fresh TURN credentials for an ICE restart (the call's may have expired by then).
    */
   class PeerCall {
     constructor(opts) {
@@ -548,8 +593,26 @@
       const now = Date.now();
       if (!this.pc || now - this.lastRestart < RESTART_MIN_GAP_MS) return;
       this.lastRestart = now;
-      if (typeof this.pc.restartIce === "function") this.pc.restartIce();
-      else this._enqueue(() => this._offer(this.pc, { iceRestart: true }));
+      const pc = this.pc;
+      this._enqueue(async () => {
+        await this._freshIce(pc);
+        if (pc !== this.pc) return;
+        if (typeof pc.restartIce === "function") pc.restartIce();
+        else await this._offer(pc, { iceRestart: true });
+      });
+    }
+
+    /** New TURN credentials for `pc`, before it gathers candidates again. */
+    async _freshIce(pc) {
+      if (!this.opts.refreshIce) return;
+      const servers = await this.opts.refreshIce();
+      if (!servers || pc !== this.pc) return;
+      this.iceServers = servers;
+      try {
+        pc.setConfiguration({ ...pc.getConfiguration(), iceServers: servers });
+      } catch (err) {
+        console.warn("humandesk: fresh ICE servers rejected", err);
+      }
     }
 
     async _offer(pc, options) {
@@ -586,6 +649,9 @@
         pc = this.pc;
       } else if (pc.signalingState === "have-local-offer" && this.role === "offerer") {
         return; // glare: our offer wins; the other side rolls back
+      } else if (current && ufragOf(current.sdp) !== ufragOf(desc.sdp)) {
+        await this._freshIce(pc); // an ICE restart: gather with fresh credentials
+        if (pc !== this.pc) return;
       }
       await pc.setRemoteDescription(desc); // an answerer with a local offer rolls back implicitly
       await this._flush(pc);

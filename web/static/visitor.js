@@ -117,6 +117,8 @@
   let warmLost = false; // a warm socket closed on us: Join connects, as without warming
   let iceServers = [];
   let iceTransportPolicy = "all";
+  const ice = HD.iceRefresher(() => socket);
+  let unavailableRetries = 0; // `unavailable` answers in a row (the desk's Redis is down)
   let pendingJoin = null;
   let pendingCallback = null; // a callback message to send once the socket is ready
   let callbackRequest = null; // the callback message sent, until the desk answers
@@ -572,6 +574,9 @@
         if (msg.reason === "callback" || state.phase === "callback-saved") break;
         showEnded("left", "You left the line. You can join again at any time.");
         break;
+      case "ice_servers":
+        ice.received(msg);
+        break;
       case "error":
         onServerError(msg);
         break;
@@ -594,6 +599,7 @@
   }
 
   function onQueued(msg) {
+    unavailableRetries = 0;
     if (typeof msg.ticket === "string" && msg.ticket) ticketStore.set(msg.ticket);
     if (typeof msg.queue === "string" && msg.queue) state.queue = msg.queue;
     const answersJoin = pendingJoin !== null;
@@ -653,9 +659,53 @@
   const ERROR_TEXT = {
     unknown_queue: "This help line is not available right now.",
     bad_message: "Please check what you entered and try again.",
+    callbacks_full: "We cannot take more call-back requests right now. Please try again later.",
+    unavailable: "We are having trouble reaching the help desk. Please try again in a minute.",
   };
+  const UNAVAILABLE_RETRIES = 10;
+
+  /** "too many … from your network" with the time to wait, for a `rate_limited` refusal. */
+  function limitedText(msg) {
+    const seconds = Math.max(1, Number(msg.retry_after_s) || 60);
+    const when = seconds < 90 ? HD.plural(seconds, "second") : HD.plural(Math.ceil(seconds / 60), "minute");
+    if (msg.limit === "waiting") return "Too many people from your network are already waiting. Please try again later.";
+    if (msg.limit === "callbacks") return `Too many call-back requests came from your network. Please try again in ${when}.`;
+    return `Too many people are joining from your network right now. Please try again in ${when}.`;
+  }
+
+  /**
+   * The desk could not reach its database for a moment (`unavailable`): say so and send the
+   * same message again by itself, a few times, before giving up. Returns false when giving up.
+   */
+  function retryUnavailable(msg, resend) {
+    if (unavailableRetries >= UNAVAILABLE_RETRIES) {
+      unavailableRetries = 0;
+      return false;
+    }
+    unavailableRetries += 1;
+    setNotice("We are having trouble reaching the help desk. Trying again…");
+    const wait = 1000 * (Number(msg.retry_after_s) || 2) * (0.75 + Math.random() * 0.5);
+    setTimeout(resend, wait);
+    return true;
+  }
 
   function onServerError(msg) {
+    if (msg.code === "unavailable") {
+      const again = {
+        join: () => pendingJoin && socket && socket.send(pendingJoin),
+        resume: () => {
+          const ticket = ticketStore.get();
+          if (ticket && socket) socket.send({ type: "resume", ticket });
+        },
+        callback: () => callbackRequest && socket && socket.send(callbackRequest),
+        leave: () => socket && socket.send({ type: "leave" }),
+        hangup: () => state.callId && socket && socket.send({ type: "hangup", call_id: state.callId }),
+      }[msg.in_reply_to];
+      if (again && retryUnavailable(msg, again)) return;
+    }
+    if (msg.code === "rate_limited" && msg.in_reply_to !== "join" && msg.in_reply_to !== "callback") {
+      return; // a burst of our own messages: the desk dropped one, nothing to tell the visitor
+    }
     if (msg.in_reply_to === "join") {
       // An expired or wrong priority token must not keep anyone out of the line: join without it.
       if (
@@ -677,7 +727,11 @@
         return;
       }
       setPhase("ready");
-      setError(ERROR_TEXT[msg.code] || msg.message || "We could not add you to the line.");
+      setError(
+        msg.code === "rate_limited"
+          ? limitedText(msg)
+          : ERROR_TEXT[msg.code] || msg.message || "We could not add you to the line."
+      );
       ui.name.focus();
       return;
     }
@@ -692,7 +746,9 @@
       callbackFailed(
         msg.code === "bad_message"
           ? "Please check your name and your phone number or email."
-          : ERROR_TEXT[msg.code] || "We could not send your request. Please try again."
+          : msg.code === "rate_limited"
+            ? limitedText(msg)
+            : ERROR_TEXT[msg.code] || "We could not send your request. Please try again."
       );
       return;
     }
@@ -972,8 +1028,9 @@
     call = new HD.PeerCall({
       callId,
       role: msg.role === "offerer" ? "offerer" : "answerer",
-      iceServers,
+      iceServers: Array.isArray(msg.ice_servers) ? msg.ice_servers : iceServers, // fresh per call
       iceTransportPolicy,
+      refreshIce: () => ice.request(),
       getStream: () => mediaReady.then(() => media.stream),
       send: (fields) => socket && socket.send({ type: "signal", call_id: callId, ...fields }),
       onRemoteStream: (stream) =>
