@@ -31,11 +31,10 @@ from redis.asyncio import Redis
 from benchmarks import Metric
 from benchmarks.harness import (
     HOST,
-    SECRET,
+    desk_env,
     free_port,
     log,
     median,
-    python_env,
     redis_server,
     spawn,
     start_bare,
@@ -213,13 +212,7 @@ async def run(quick: bool) -> list[Metric]:
         redis = Redis.from_url(redis_url)
         await DeskQueue(redis, desk_name).set_queue_rules("support", {"wrapup_ms": 0})
         await redis.aclose()
-        env = python_env(
-            HUMANDESK_REDIS_URL=redis_url,
-            HUMANDESK_DESK=desk_name,
-            HUMANDESK_SECRET_KEY=SECRET,
-            HUMANDESK_DATA_DIR=data_dir,
-            HUMANDESK_DEMO_PASSWORD=PASSWORD,
-        )
+        env = desk_env(redis_url, desk_name, data_dir, HUMANDESK_DEMO_PASSWORD=PASSWORD)
         demo = spawn(
             [
                 sys.executable, "-m", "humandesk.server.cli", "demo",

@@ -238,13 +238,25 @@ class DeskServer:
         return proc_rss_kib(self.pid)
 
 
+#: The benchmarks' synthetic clients all come from 127.0.0.1 and send as fast as they can:
+#: they turn the per-address and per-socket abuse limits off (0), explicitly.
+NO_LIMITS = {
+    "HUMANDESK_JOINS_PER_MINUTE": "0",
+    "HUMANDESK_WAITING_PER_ADDRESS": "0",
+    "HUMANDESK_CALLBACKS_PER_HOUR": "0",
+    "HUMANDESK_MESSAGES_PER_SECOND": "0",
+    "HUMANDESK_LOGIN_LIMIT_ACCOUNT": "0",
+    "HUMANDESK_LOGIN_LIMIT_ADDRESS": "0",
+}
+
+
 def desk_env(redis_url: str, desk: str, data_dir: str, **extra: str) -> dict[str, str]:
     return python_env(
         HUMANDESK_REDIS_URL=redis_url,
         HUMANDESK_DESK=desk,
         HUMANDESK_SECRET_KEY=SECRET,
         HUMANDESK_DATA_DIR=data_dir,
-        **extra,
+        **{**NO_LIMITS, **extra},
     )
 
 

@@ -312,7 +312,7 @@ class LoginThrottle:
         wait = 0
         for i, kind in enumerate(keys):
             count, ttl = int(replies[3 * i + 1]), int(replies[3 * i + 2])
-            if count > self.limits[kind]:
+            if 0 < self.limits[kind] < count:  # 0: no limit
                 wait = max(wait, ttl if ttl > 0 else self.window_s)
         return wait
 

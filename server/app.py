@@ -29,7 +29,7 @@ from humandesk.server.turn import ice_servers
 from humandesk.signaling.desk import SignalingDesk, SignalingSettings
 from humandesk.signaling.endpoints import agent_socket, visitor_socket
 from humandesk.signaling.hub import Hub
-from humandesk.signaling.outage import RETRY_AFTER_S, UNAVAILABLE
+from humandesk.signaling.outage import RETRY_AFTER_S, UNAVAILABLE, Outage
 from humandesk.web import STATIC_DIR, render
 
 log = logging.getLogger(__name__)
@@ -593,9 +593,10 @@ async def _desk_context(app: web.Application) -> Any:
             config.turn_ttl_s,
         )
 
+    outage = Outage(on_start=lambda: redis.connection_pool.disconnect(inuse_connections=False))
     desk = SignalingDesk(
         queue,
-        Hub(redis),
+        Hub(redis, outage),
         signer,
         ice,
         SignalingSettings(

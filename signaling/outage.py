@@ -7,8 +7,11 @@ logged as one line and its end as another, with its length.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -28,14 +31,25 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 #: How long clients are told to wait before they try again.
 RETRY_AFTER_S = 2
+#: An outage ends once Redis has answered with no failure for this long: connections made
+#: before a Redis restart fail once each when next used, and belong to the same outage.
+SETTLE_S = 1.0
 
 
 class Outage:
-    """Whether Redis is reachable, as this process last saw it."""
+    """Whether Redis is reachable, as this process last saw it.
 
-    def __init__(self) -> None:
+    ``on_start`` runs when an outage begins: the server drops its idle pooled connections
+    there, since each would fail once more after Redis is back (a restarted Redis has closed
+    them), and a request on one would be refused after the outage had ended.
+    """
+
+    def __init__(self, on_start: Callable[[], Awaitable[Any]] | None = None) -> None:
         self.since: float | None = None  # monotonic time the current outage began
+        self.last_failure = 0.0
         self.failures = 0
+        self._on_start = on_start
+        self._task: asyncio.Task[Any] | None = None
 
     @property
     def down(self) -> bool:
@@ -44,6 +58,7 @@ class Outage:
     def failed(self, exc: BaseException) -> None:
         """A Redis call failed with one of :data:`UNAVAILABLE`."""
         self.failures += 1
+        self.last_failure = time.monotonic()
         if self.since is None:
             self.since = time.monotonic()
             log.warning(
@@ -53,7 +68,7 @@ class Outage:
 
     def recovered(self) -> None:
         """A Redis call succeeded."""
-        if self.since is None:
+        if self.since is None or time.monotonic() - self.last_failure < SETTLE_S:
             return
         log.warning(
             "Redis is reachable again after %.1f s (%d requests were refused meanwhile)",

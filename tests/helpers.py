@@ -77,6 +77,23 @@ class Peer:
                     f"socket closed ({self.ws.close_code}) waiting for {kind}; saw {self.seen}"
                 )
 
+    async def expect_any(self, kinds: tuple[str, ...], timeout: float = 10.0) -> dict[str, Any]:
+        """The next message of any of the types ``kinds``."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            while self._cursor < len(self.seen):
+                msg = self.seen[self._cursor]
+                self._cursor += 1
+                if msg.get("type") in kinds:
+                    return msg
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"none of {kinds} within {timeout}s; saw {self.seen}")
+            msg = await self.ws.receive(timeout=remaining)
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                raise AssertionError(f"socket closed waiting for {kinds}; saw {self.seen}")
+            self.seen.append(json.loads(msg.data))
+
     async def closed(self, timeout: float = 10.0) -> int | None:
         """Reads until the server closes; returns the close code."""
         while True:
