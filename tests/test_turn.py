@@ -258,3 +258,60 @@ def test_wrong_turn_secret_gets_no_relay(browser: Any, turn: Turn) -> None:
         finally:
             for context in contexts:
                 context.close()
+
+
+def test_a_shift_outlives_its_credentials(browser: Any, turn: Turn) -> None:
+    """Sessions and TURN credentials of 20 s, relay-only ICE: a console signed in once, and a
+    visitor who waited in line, still meet through coturn three lifetimes later. The console
+    renews its session while it is open; each call gets credentials minted for it."""
+    ttl = 20
+    env = relay_env(turn, turn.secret) | {
+        "HUMANDESK_SESSION_TTL": str(ttl),
+        "HUMANDESK_TURN_TTL": str(ttl),
+    }
+    log_start = len(turn.output())
+    with running_demo(env) as demo:
+        agent_ctx = browser.new_context(viewport=VIEWPORT)
+        visitor_ctx = browser.new_context(viewport=VIEWPORT)
+        try:
+            agent = agent_ctx.new_page()
+            login_agent(agent, demo)
+            signed_in = time.time()
+            _, panel = open_panel(visitor_ctx, demo)
+            fill_and_join(panel, "Patient Visitor", "waited a while")
+            wait_for(lambda: visitor_phase(panel) == "waiting", "the visitor in line")
+            # Three lifetimes pass; the console never meets the sign-in form.
+            while time.time() < signed_in + 3 * ttl + 5:
+                assert agent.evaluate("window.hdState.phase") != "login"
+                assert agent.evaluate("window.hdState.connected")
+                time.sleep(2)
+            me = agent.evaluate("fetch('/api/me').then((r) => r.status)")
+            assert me == 200, "the console's session was not renewed"
+
+            set_agent_status(agent, "available")
+            wait_for(lambda: agent.locator(sel("offer-card")).is_visible(), "the offer card")
+            agent.locator(sel("offer-accept")).click()
+            wait_for(lambda: panel.evaluate("!!window.hdPeer"), "the visitor's peer connection")
+            wait_for(lambda: agent.evaluate("!!window.hdPeer"), "the agent's peer connection")
+            for page in (panel, agent):
+                (server,) = page.evaluate("window.hdPeer.getConfiguration()")["iceServers"]
+                expiry = int(server["username"].partition(":")[0])
+                # Minted for this call, long after the sign-in and the join.
+                assert signed_in + 3 * ttl < expiry <= time.time() + ttl + 5, server
+            wait_for(
+                lambda: (
+                    visitor_phase(panel) == "in-call"
+                    and agent.evaluate("window.hdState.phase") == "in-call"
+                ),
+                "both sides in the call",
+                explain=lambda: (call_report(panel, agent), turn.output()[-3000:]),
+            )
+            assert_video_flows(panel, agent)
+            for side, page in (("visitor", panel), ("agent", agent)):
+                pair = wait_for(partial(selected_pair, page), f"the {side}'s pair")
+                assert pair["local"] == "relay" and pair["remote"] == "relay", (side, pair)
+            log = turn.output()[log_start:]
+            assert re.search(r"ALLOCATE processed, success", log), log[-3000:]
+        finally:
+            agent_ctx.close()
+            visitor_ctx.close()
