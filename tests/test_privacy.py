@@ -1,14 +1,21 @@
-"""Personal data on a real redis-server: the retention purge and erasing one visitor."""
+"""Personal data on a real redis-server: the retention purge, erasing one visitor, the audit
+log, through the queue, the running desk and the `humandesk` command."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import getpass
 import json
+import subprocess
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 
-from humandesk.queue.client import AgentInfo, CallbackRequest, DeskQueue, NewVisitor
+from humandesk.queue.client import AgentInfo, CallbackRequest, DeskQueue, NewVisitor, QueueConfig
 from humandesk.queue.privacy import (
     DAY_MS,
     ErasureError,
@@ -18,7 +25,13 @@ from humandesk.queue.privacy import (
     purge,
 )
 from humandesk.queue.stats import events_between, summarise
+from humandesk.server.app import ACCOUNTS, AUDIT, QUEUE, create_app
+from humandesk.server.config import Config
 
+from conftest import PYTHON, python_env
+from helpers import desk_config, open_visitor
+
+Client = TestClient[Any, Any]
 ADA = AgentInfo(name="ada", display_name="Ada", queues=["support"])
 BEA = AgentInfo(name="bea", display_name="Bea", queues=["sales"])
 
@@ -304,3 +317,210 @@ async def test_callback_items_for_consoles_carry_no_visitor_id(desk: DeskQueue) 
     stored = json.loads(await desk.redis.hget(desk.keys.key("callbacks"), "cb1"))
     assert stored["visitor_id"] == "vj"  # kept so that erasing finds the visit
     assert "visitor_id" not in (await desk.open_callbacks())[0]
+
+
+# The running desk: the purge under the reaper lease, erasing a live visitor --------------
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path) -> Client:
+    config = desk_config(
+        redis_url,
+        desk_name,
+        tmp_path,
+        queue=QueueConfig(wrapup_ms=0),
+        trusted_proxies=("127.0.0.1",),
+        purge_interval_s=0.2,
+    )
+    app = create_app(config)
+    c: Client = await aiohttp_client(app)
+    await app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
+    return c
+
+
+async def test_the_server_purges_under_the_reaper_lease(client: Client) -> None:
+    queue: DeskQueue = client.app[QUEUE]
+    old = await queue.clock_ms() - 91 * DAY_MS
+    record = {"id": "old", "visitor_id": "vold", "visitor_name": "Old", "answered": old}
+    await queue.redis.hset(queue.keys.key("call_records"), "old", json.dumps(record))
+    await queue.redis.zadd(queue.keys.key("records_by_time"), {"old": old})
+    for _ in range(200):  # up to 20 s: the purge runs every 0.2 s in this desk
+        if await queue.call_record("old") is None:
+            break
+        await asyncio.sleep(0.1)
+    assert await queue.call_record("old") is None
+    for _ in range(50):
+        purges = [e for e in await client.app[AUDIT].entries() if e.action == "purge"]
+        if purges:
+            break
+        await asyncio.sleep(0.1)
+    assert purges and purges[-1].actor == "server" and purges[-1].details["records"] == "1"
+    assert purges[-1].details["retention_days"] == "90"
+
+
+async def test_erasing_a_waiting_visitor_closes_their_socket_and_moves_the_line(
+    client: Client,
+) -> None:
+    first = await open_visitor(client)
+    await first.send({"type": "join", "queue": "support", "name": "First"})
+    vid = (await first.expect("queued"))["visitor_id"]
+    second = await open_visitor(client)
+    await second.send({"type": "join", "queue": "support", "name": "Second"})
+    assert (await second.expect("queued"))["position"] == 2
+
+    result = await erase(client.app[QUEUE], visitor_ids=[vid])
+
+    assert result.live == 1
+    assert await first.closed() == 4004  # entry_gone, at the next heartbeat
+    await second.expect("position", position=1)
+
+
+# Configuration and the command ---------------------------------------------------------------
+
+
+def test_retention_settings_come_from_the_environment() -> None:
+    config = Config.from_env({})
+    assert (config.retention_days, config.audit_retention_days) == (90, 365)
+    assert config.audit_max_entries == 100_000
+    env = {
+        "HUMANDESK_RETENTION_DAYS": "0",
+        "HUMANDESK_AUDIT_RETENTION_DAYS": "30",
+        "HUMANDESK_AUDIT_MAX_ENTRIES": "500",
+    }
+    config = Config.from_env(env)
+    assert config.retention() == Retention(days=0, audit_days=30)
+    assert config.audit_max_entries == 500
+    for name, bad in (
+        ("HUMANDESK_RETENTION_DAYS", "-1"),
+        ("HUMANDESK_RETENTION_DAYS", "ninety"),
+        ("HUMANDESK_AUDIT_MAX_ENTRIES", "0"),
+    ):
+        with pytest.raises(ValueError, match=name):
+            Config.from_env({name: bad})
+
+
+def run_cli(
+    redis_url: str, desk: str, *args: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    env = python_env() | {"HUMANDESK_REDIS_URL": redis_url, "HUMANDESK_DESK": desk}
+    return subprocess.run(
+        [PYTHON, "-m", "humandesk.server.cli", *args],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_privacy_and_audit_commands(desk: DeskQueue, redis_url: str, desk_name: str) -> None:
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return run_cli(redis_url, desk_name, *args, stdin=stdin)
+
+    now = await desk.clock_ms()
+    await staffed(desk, now - 100_000)
+    a_calls = await visit(desk, "va", now - 90_000)
+    b_calls = await visit(desk, "vb", now - 80_000)
+    await callback(desk, "cb-c", "carol@example.com", now - 70_000)
+    old = now - 200 * DAY_MS
+    await desk.redis.hset(desk.keys.key("call_records"), "old", json.dumps({"id": "old"}))
+    await desk.redis.zadd(desk.keys.key("records_by_time"), {"old": old})
+    me = f"cli:{getpass.getuser()}"
+
+    added = await asyncio.to_thread(
+        cli,
+        "agent",
+        "add",
+        "cy",
+        "--queue",
+        "support",
+        "--password-stdin",
+        stdin="battery staple\n",
+    )
+    assert added.returncode == 0, added.stderr
+    by_id = await asyncio.to_thread(cli, "privacy", "erase", "--visitor", "va")
+    assert by_id.returncode == 0, by_id.stderr
+    assert "erased 1 visitor(s)" in by_id.stdout and "1 call records" in by_id.stdout
+    assert await desk.call_record(a_calls[0]) is None
+    by_contact = await asyncio.to_thread(
+        cli, "privacy", "erase", "--contact", "Carol@Example.com", "--json"
+    )
+    assert by_contact.returncode == 0, by_contact.stderr
+    assert json.loads(by_contact.stdout)["callbacks"] == 1
+    by_call = await asyncio.to_thread(cli, "privacy", "erase", "--call", b_calls[0])
+    assert by_call.returncode == 0 and "1 call records" in by_call.stdout
+    assert set(await records(desk)) == {"old"}
+    unknown = await asyncio.to_thread(cli, "privacy", "erase", "--call", "nope")
+    assert unknown.returncode == 1 and "no call record" in unknown.stderr
+    empty = await asyncio.to_thread(cli, "privacy", "erase")
+    assert empty.returncode == 2 and "visitor id or a contact" in empty.stderr
+    purged = await asyncio.to_thread(cli, "privacy", "purge", "--days", "30")
+    assert purged.returncode == 0, purged.stderr
+    assert "deleted 1 call records" in purged.stdout
+    assert await desk.call_record("old") is None
+    for change in (
+        ("disable", "cy"),
+        ("enable", "cy"),
+        ("passwd", "cy", "--password-stdin"),
+        ("set", "cy", "--role", "supervisor", "--queue", "support", "--queue", "sales:2"),
+        ("remove", "cy"),
+    ):
+        done = await asyncio.to_thread(cli, "agent", *change, stdin="correct battery\n")
+        assert done.returncode == 0, done.stderr
+
+    listing = await asyncio.to_thread(cli, "audit", "--json")
+    assert listing.returncode == 0, listing.stderr
+    entries = [json.loads(line) for line in listing.stdout.splitlines()]
+    assert [e["action"] for e in entries] == [
+        "agent_removed",
+        "agent_changed",
+        "password_changed",
+        "agent_enabled",
+        "agent_disabled",
+        "purge",
+        "erase",
+        "erase",
+        "erase",
+        "agent_added",
+    ]
+    assert {e["actor"] for e in entries} == {me}
+    assert entries[0]["target"] == "cy" and entries[-1]["target"] == "cy"
+    assert entries[-1]["details"] == {"role": "agent", "queues": "support"}
+    assert {e["target"] for e in entries[:5]} == {"cy"}
+    assert entries[1]["details"] == {
+        "role": "supervisor",
+        "queues": "support,sales",
+        "levels": "sales:2",
+    }
+    assert "correct battery" not in listing.stdout  # passwords never
+    assert [e["target"] for e in entries[6:9]] == ["call", "contact", "visitor"]
+    assert entries[8]["details"]["call_records"] == "1"
+    assert "carol" not in listing.stdout.lower()  # what was erased is not named
+    assert entries[5]["details"]["records"] == "1"
+    times = [e["time_ms"] for e in entries]
+    assert times == sorted(times, reverse=True)
+
+    text = await asyncio.to_thread(cli, "audit", "--limit", "2")
+    lines = text.stdout.splitlines()
+    assert len(lines) == 2 and "agent_removed" in lines[0] and me in lines[0]
+    assert "agent_changed" in lines[1] and dt.datetime.now(dt.UTC).strftime("%Y-") in lines[1]
+    recent = await asyncio.to_thread(cli, "audit", "--since", "1h", "--json")
+    assert len(recent.stdout.splitlines()) == 10
+    future = await asyncio.to_thread(cli, "audit", "--since", "2999-01-01")
+    assert future.returncode == 0 and "no audit entries since 2999-01-01" in future.stdout
+    bad = await asyncio.to_thread(cli, "audit", "--since", "yesterday")
+    assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_help_names_the_privacy_settings_and_commands() -> None:
+    out = subprocess.run(
+        [PYTHON, "-m", "humandesk.server.cli", "--help"], capture_output=True, text=True
+    ).stdout
+    for name in (
+        "HUMANDESK_RETENTION_DAYS",
+        "HUMANDESK_AUDIT_RETENTION_DAYS",
+        "HUMANDESK_AUDIT_MAX_ENTRIES",
+        "privacy",
+        "audit",
+    ):
+        assert name in out
