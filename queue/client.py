@@ -391,6 +391,8 @@ class DeskQueue:
             return []
         rows = await self.redis.hmget(self.keys.key("callbacks"), ids)
         items = [dict(json.loads(_text(r))) for r in rows if r is not None]
+        for item in items:
+            item.pop("visitor_id", None)  # kept for erasure; agents never see visitor ids
         return items if queues is None else [i for i in items if i.get("queue") in queues]
 
     async def set_queue_rules(self, queue: str, rules: dict[str, Any]) -> None:

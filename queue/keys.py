@@ -88,6 +88,17 @@ class DeskKeys:
         return f"{self.prefix}addr-waiting:{address}"
 
     @property
+    def audit(self) -> str:
+        """STREAM, capped: who signed in, changed accounts, exported or erased what, when."""
+        return self.key("audit")
+
+    @property
+    def anonymous_events(self) -> str:
+        """ZSET JSON event -> its time (ms): events of erased visitors, without any ids, so
+        that statistics keep counting them (see queue/privacy.py)."""
+        return self.key("anonymous_events")
+
+    @property
     def reaper_lease(self) -> str:
         """STRING held with ``SET NX PX`` by the instance that runs the reaper."""
         return self.key("reaper")

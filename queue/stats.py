@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from humandesk.queue.client import DeskQueue
+from humandesk.queue.privacy import anonymous_event
 
 DEFAULT_THRESHOLD_S = 20.0
 
@@ -137,7 +138,10 @@ async def events_between(desk: DeskQueue, since_ms: int, until_ms: int) -> list[
 
     The log is read backwards from its newest entry, a page at a time, until it reaches
     events older than ``since_ms``: the cost follows the interval asked for (today's
-    events), not the length of the log (up to 100,000 entries).
+    events), not the length of the log (up to 100,000 entries). Events older than the
+    retention period are gone (queue/privacy.py), so an interval reaching further back counts
+    only what is left; the anonymised events of erased visitors are read too, so erasing
+    someone does not change the numbers.
     """
     key = desk.keys.key("events")
     result: list[dict[str, str]] = []
@@ -157,6 +161,12 @@ async def events_between(desk: DeskQueue, since_ms: int, until_ms: int) -> list[
             break
         newest = "(" + oldest_id.decode()
     result.reverse()
+    erased: list[bytes] = await desk.redis.zrangebyscore(  # type: ignore[assignment]
+        desk.keys.anonymous_events, since_ms, until_ms
+    )
+    if erased:
+        result.extend(anonymous_event(member) for member in erased)
+        result.sort(key=lambda event: float(event.get("ts", 0) or 0))  # stable: log order kept
     return result
 
 

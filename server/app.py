@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import ipaddress
 import json
 import logging
@@ -20,7 +21,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from humandesk.queue.client import DeskQueue
 from humandesk.queue.stats import queue_stats
-from humandesk.server.accounts import Account, Accounts, LoginThrottle, Revoked
+from humandesk.server.accounts import NAME_RE, Account, Accounts, LoginThrottle, Revoked
+from humandesk.server.audit import AuditAction, AuditLog, purge_and_record
 from humandesk.server.auth import SESSION_COOKIE, Session, TokenError, TokenSigner
 from humandesk.server.config import Config
 from humandesk.server.queues import load_file
@@ -41,6 +43,7 @@ ACCOUNTS: Final = web.AppKey("accounts", Accounts)
 SIGNER: Final = web.AppKey("signer", TokenSigner)
 DESK: Final = web.AppKey("desk", SignalingDesk)
 THROTTLE: Final = web.AppKey("throttle", LoginThrottle)
+AUDIT: Final = web.AppKey("audit", AuditLog)
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 PROXIES: Final = web.AppKey[Networks]("proxies")
 
@@ -272,8 +275,11 @@ async def login(request: web.Request) -> web.Response:
         return response
     account = await request.app[ACCOUNTS].authenticate(name, password)
     if account is None:
+        tried = name if NAME_RE.match(name) else "(not an account name)"
+        await request.app[AUDIT].record(AuditAction.LOGIN_FAILED, tried, address=address)
         return json_error(401, "invalid_credentials")
     await throttle.succeeded(name, address)
+    await request.app[AUDIT].record(AuditAction.LOGIN, account.name, address=address)
     response = web.json_response({"agent": account.public()})
     _set_session_cookie(request, response, account)
     return response
@@ -320,6 +326,9 @@ async def logout(request: web.Request) -> web.Response:
         account = None  # already signed out: just forget the cookie
     if account is not None:
         await request.app[ACCOUNTS].revoke(account, Revoked.SIGNED_OUT)
+        await request.app[AUDIT].record(
+            AuditAction.LOGOUT, account.name, address=client_address(request)
+        )
     response = web.Response(status=204)
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -458,14 +467,34 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def calls_csv(request: web.Request) -> web.Response:
     """Call records of the interval as CSV (supervisors)."""
-    await current_supervisor(request)
+    account = await current_supervisor(request)
     since, until, _threshold = _interval(request)
     records = await request.app[QUEUE].call_records(since, until)
+    await _audit_export(request, account.name, "calls.csv", since, until, len(records))
     return web.Response(
         text=calls_to_csv(records),
         content_type="text/csv",
         charset="utf-8",
         headers={"Content-Disposition": 'attachment; filename="humandesk-calls.csv"'},
+    )
+
+
+async def _audit_export(
+    request: web.Request, actor: str, what: str, since: int, until: int, rows: int
+) -> None:
+    """Records an export in the audit log before any of it is sent."""
+
+    def iso(ms: int) -> str:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
+
+    await request.app[AUDIT].record(
+        AuditAction.EXPORT,
+        actor,
+        target=what,
+        address=client_address(request),
+        since=iso(since),
+        until=iso(until),
+        rows=str(rows),
     )
 
 
@@ -594,6 +623,7 @@ async def _desk_context(app: web.Application) -> Any:
         )
 
     outage = Outage(on_start=lambda: redis.connection_pool.disconnect(inuse_connections=False))
+    audit = AuditLog(redis, queue.keys, max_entries=config.audit_max_entries)
     desk = SignalingDesk(
         queue,
         Hub(redis, outage),
@@ -605,7 +635,9 @@ async def _desk_context(app: web.Application) -> Any:
             ice_transport_policy=config.ice_policy,
             limits=config.limits,
             idle_signout_s=config.idle_signout_s,
+            housekeeping_interval_s=config.purge_interval_s,
         ),
+        housekeeping=functools.partial(purge_and_record, queue, audit, config.retention()),
     )
     app[REDIS] = redis
     app[QUEUE] = queue
@@ -617,6 +649,7 @@ async def _desk_context(app: web.Application) -> Any:
         per_address=config.limits.logins_per_address,
         window_s=config.limits.login_window_s,
     )
+    app[AUDIT] = audit
     app[PROXIES] = tuple(ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies)
     app[SIGNER] = signer
     app[DESK] = desk

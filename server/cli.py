@@ -21,8 +21,10 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from humandesk.queue.client import DeskQueue
+from humandesk.server import cli_privacy
 from humandesk.server.accounts import ROLES, AccountError, Accounts, parse_queue_levels
 from humandesk.server.app import create_app
+from humandesk.server.audit import AuditAction, AuditLog, cli_actor
 from humandesk.server.collector import collector_policy
 from humandesk.server.config import ENV_HELP, Config
 from humandesk.server.embedded_redis import EmbeddedRedis, EmbeddedRedisError
@@ -162,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("file", type=Path)
     qremove = queue_sub.add_parser("remove", parents=[common], help="remove a queue")
     qremove.add_argument("name")
+    cli_privacy.add_commands(sub, common)
     return parser
 
 
@@ -260,6 +263,13 @@ async def _agent(args: argparse.Namespace, config: Config) -> int:
                 )
                 if generated:
                     print(f"password: {password}")
+                await _audit(config, accounts).record(
+                    AuditAction.AGENT_ADDED,
+                    cli_actor(),
+                    target=account.name,
+                    role=account.role,
+                    queues=",".join(account.queues),
+                )
             elif args.agent_command == "list":
                 rows = await accounts.all()
                 if not rows:
@@ -276,16 +286,27 @@ async def _agent(args: argparse.Namespace, config: Config) -> int:
             elif args.agent_command == "remove":
                 await accounts.remove(args.name.lower())
                 print(f"removed agent {args.name.lower()}")
+                await _audit(config, accounts).record(
+                    AuditAction.AGENT_REMOVED, cli_actor(), target=args.name.lower()
+                )
             elif args.agent_command in ("disable", "enable"):
                 disabled = args.agent_command == "disable"
                 await accounts.set_disabled(args.name.lower(), disabled)
                 print(f"{args.agent_command}d agent {args.name.lower()}")
+                await _audit(config, accounts).record(
+                    AuditAction.AGENT_DISABLED if disabled else AuditAction.AGENT_ENABLED,
+                    cli_actor(),
+                    target=args.name.lower(),
+                )
             elif args.agent_command == "passwd":
                 password, generated = _read_password(args)
                 await accounts.set_password(args.name.lower(), password)
                 print(f"new password set for {args.name.lower()}; their sessions were ended")
                 if generated:
                     print(f"password: {password}")
+                await _audit(config, accounts).record(
+                    AuditAction.PASSWORD_CHANGED, cli_actor(), target=args.name.lower()
+                )
             elif args.agent_command == "set":
                 changes: dict[str, Any] = {"display_name": args.display_name, "role": args.role}
                 if args.queue:
@@ -297,10 +318,27 @@ async def _agent(args: argparse.Namespace, config: Config) -> int:
                     f"agent {account.name} ({account.display_name}, {account.role}), "
                     f"queues: {', '.join(account.queues)}"
                 )
+                changed = {k: _shown(v) for k, v in changes.items() if v is not None}
+                await _audit(config, accounts).record(
+                    AuditAction.AGENT_CHANGED, cli_actor(), target=account.name, **changed
+                )
         except AccountError as exc:
             print(f"humandesk: {exc}", file=sys.stderr)
             return 1
     return 0
+
+
+def _audit(config: Config, accounts: Accounts) -> AuditLog:
+    return AuditLog(accounts.redis, accounts.queue.keys, max_entries=config.audit_max_entries)
+
+
+def _shown(value: Any) -> str:
+    """An account change as the audit log shows it: queues and levels as on the command line."""
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    if isinstance(value, dict):
+        return ",".join(f"{k}:{v}" for k, v in value.items())
+    return str(value)
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
@@ -476,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    if args.command in ("agent", "queue"):
+    if args.command in ("agent", "queue", *cli_privacy.COMMANDS):
         logging.getLogger().setLevel(logging.WARNING)
     if args.command == "serve":
         return cmd_serve(args)
@@ -484,6 +522,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_demo(args)
     if args.command == "queue":
         return cmd_queue(args)
+    if args.command in cli_privacy.COMMANDS:
+        with redis_for(config_from_args(args)) as config:
+            return asyncio.run(cli_privacy.run(args, config))
     return cmd_agent(args)
 
 

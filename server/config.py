@@ -12,6 +12,8 @@ from typing import Any
 
 from humandesk.queue.client import QueueConfig
 from humandesk.queue.limits import AbuseLimits
+from humandesk.queue.privacy import DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, Retention
+from humandesk.server.audit import DEFAULT_MAX_ENTRIES
 
 # Abuse limits: environment variable -> (AbuseLimits field, type).
 LIMIT_ENV: dict[str, tuple[str, type]] = {
@@ -73,6 +75,11 @@ ENV_HELP: dict[str, str] = {
     "HUMANDESK_EVENT_LOOP": "uvloop (default, where installed) or asyncio",
     "HUMANDESK_TRUSTED_PROXIES": "comma-separated addresses or networks of reverse proxies "
     "whose X-Forwarded-For names the client (default none: the peer address is the client)",
+    "HUMANDESK_RETENTION_DAYS": "days call records, callback requests (open ones too) and "
+    "event-log entries are kept, then deleted (default 90; 0 = for ever)",
+    "HUMANDESK_AUDIT_RETENTION_DAYS": "days audit-log entries are kept (default 365; 0 = for ever)",
+    "HUMANDESK_AUDIT_MAX_ENTRIES": "most entries the audit log keeps; the oldest go first "
+    "(default 100000)",
 }
 
 
@@ -126,6 +133,13 @@ class Config:
     heartbeat_s: float = 5.0
     reaper_interval_s: float = 0.5
     title: str = "humandesk"
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    audit_retention_days: int = DEFAULT_AUDIT_RETENTION_DAYS
+    audit_max_entries: int = DEFAULT_MAX_ENTRIES
+    purge_interval_s: float = 3600.0  # how often the retention purge runs
+
+    def retention(self) -> Retention:
+        return Retention(days=self.retention_days, audit_days=self.audit_retention_days)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -198,6 +212,13 @@ class Config:
             for proxy in proxies:
                 ipaddress.ip_network(proxy, strict=False)  # a clear error at start
             values["trusted_proxies"] = proxies
+        for name, attr, least in (
+            ("HUMANDESK_RETENTION_DAYS", "retention_days", 0),
+            ("HUMANDESK_AUDIT_RETENTION_DAYS", "audit_retention_days", 0),
+            ("HUMANDESK_AUDIT_MAX_ENTRIES", "audit_max_entries", 1),
+        ):
+            if env.get(name):
+                values[attr] = _number(env, name, int, minimum=least)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

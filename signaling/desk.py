@@ -14,7 +14,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -60,6 +60,7 @@ class TicketSigner(Protocol):
 
 
 IceServers = Callable[[str], list[dict[str, Any]]]
+Housekeeping = Callable[[], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class SignalingSettings:
     ice_transport_policy: str = "all"  # "relay": media only through TURN (hides IPs)
     limits: AbuseLimits = field(default_factory=AbuseLimits)
     idle_signout_s: int = 0  # consoles sign out after this long without input (0: never)
+    # The reaper's holder also runs the desk's housekeeping (the retention purge) this often,
+    # and first soon after start (after a minute, or the interval if shorter).
+    housekeeping_interval_s: float = 3600.0
 
 
 class Flusher:
@@ -401,6 +405,7 @@ class SignalingDesk:
         tickets: TicketSigner,
         ice_servers: IceServers,
         settings: SignalingSettings | None = None,
+        housekeeping: Housekeeping | None = None,
     ) -> None:
         self.queue = queue
         self.keys = queue.keys
@@ -424,6 +429,8 @@ class SignalingDesk:
         self._away: list[tuple[str, str]] = []  # (visitor id, socket) to mark away
         self._away_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._housekeeping = housekeeping
+        self._housekeeping_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.hub.on_resync(self._resync)
@@ -444,6 +451,9 @@ class SignalingDesk:
             _done, pending = await asyncio.wait(pending, timeout=0.1)
         for task in pending:
             log.warning("%s did not stop in time", task.get_name())
+        if self._housekeeping_task is not None:
+            self._housekeeping_task.cancel()
+            await asyncio.wait([self._housekeeping_task], timeout=3)
         await self.close_all_sockets()
         if self._away_task is not None:
             await asyncio.wait([self._away_task], timeout=3)
@@ -760,15 +770,38 @@ class SignalingDesk:
     async def _reaper_loop(self) -> None:
         interval = self.settings.reaper_interval_s
         lease_ms = int(max(interval * 6, 3) * 1000)
+        loop = asyncio.get_running_loop()
+        every = self.settings.housekeeping_interval_s
+        next_housekeeping = loop.time() + min(every, 60.0)
         while True:
             await asyncio.sleep(interval)
             try:
                 if await self.queue.try_reaper_lease(self.instance_id, lease_ms):
                     await self.queue.reap()
+                    if loop.time() >= next_housekeeping:
+                        next_housekeeping = loop.time() + every
+                        self._start_housekeeping()
             except UNAVAILABLE as exc:
                 self.outage.failed(exc)
             except Exception:
                 log.exception("reaper failed")
+
+    def _start_housekeeping(self) -> None:
+        """Runs the housekeeping in its own task (it works in bounded steps and may take a
+        while on a big desk; reaping goes on meanwhile), unless the last run is still going."""
+        if self._housekeeping is None:
+            return
+        if self._housekeeping_task is not None and not self._housekeeping_task.done():
+            return
+        self._housekeeping_task = asyncio.create_task(self._run_housekeeping(self._housekeeping))
+
+    async def _run_housekeeping(self, housekeeping: Housekeeping) -> None:
+        try:
+            await housekeeping()
+        except UNAVAILABLE as exc:
+            self.outage.failed(exc)  # it runs again at the next interval
+        except Exception:
+            log.exception("housekeeping failed")
 
     def _resync(self) -> None:
         """After a pub/sub reconnect: messages may have been lost, so re-read what matters."""

@@ -766,8 +766,9 @@ class Model:
             "state": "open",
             "created": self.now,
         }
-        if waited is not None:
+        if waited is not None and v is not None:
             cb["waited_ms"] = waited
+            cb["visitor_id"] = v.id  # the visit it replaced, for erasure
         self.callbacks[cb_id] = cb
         self.log("callback_requested", callback=cb_id, queue=queue)
         self.match()

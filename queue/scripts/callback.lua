@@ -13,10 +13,12 @@ if P.visitor_id and P.visitor_id ~= '' then
   if v then
     if v.state == 'in_call' then return fail('wrong_state', 'in a call') end
     cb.waited_ms = NOW - v.joined
+    cb.visitor_id = v.id -- so erasing the visitor, or this contact, finds both
     remove_visitor(v, 'callback')
   end
 end
 save(K.callbacks, cb.id, cb)
+cb.visitor_id = nil -- consoles never see visitor ids
 redis.call('ZADD', K.callbacks_open, NOW, cb.id)
 log_event('callback_requested', { callback = cb.id, queue = cb.queue })
 redis.call('PUBLISH', PREFIX .. 'callbacks', cjson.encode({ type = 'callback_added', item = cb }))
