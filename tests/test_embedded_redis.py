@@ -6,6 +6,7 @@ timeouts and make no timing assertions, so they stay reliable on a busy machine.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import logging
@@ -19,16 +20,21 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis
 import redis.asyncio
 
 from humandesk.queue.client import DeskQueue, NewVisitor, QueueConfig
 from humandesk.server import embedded_redis
+from humandesk.server.app import create_app
+from humandesk.server.config import Config
 from humandesk.server.embedded_redis import (
     EmbeddedRedis,
     EmbeddedRedisError,
@@ -38,7 +44,8 @@ from humandesk.server.embedded_redis import (
     socket_path_for,
 )
 
-from conftest import PYTHON
+from conftest import PYTHON, free_port, python_env
+from helpers import Peer, wait_ready
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="uses /proc and PR_SET_PDEATHSIG"
@@ -783,3 +790,167 @@ def test_client_takes_over_once_the_owner_is_gone(
 
     client_handle.stop()
     assert wait_until(lambda: not alive(server_pid))
+
+
+async def test_readyz_answers_while_redis_hangs(
+    short_dir: Path, handles: Callable[..., EmbeddedRedis], aiohttp_client: Any
+) -> None:
+    """A server that accepts connections but never answers (SIGSTOP) must not hang /readyz,
+    whatever the Redis client's own socket timeout (none before redis-py 8; here an hour)."""
+    handle = handles(short_dir / "data")
+    config = Config(
+        redis_url=handle.start() + "?socket_timeout=3600",
+        data_dir=short_dir,
+        secret_key="test-secret-key-hang",
+    )
+    client = await aiohttp_client(create_app(config))
+    server_pid = handle.server_pid
+    assert server_pid is not None
+    resp = await client.get("/readyz")
+    assert resp.status == 200
+    os.kill(server_pid, signal.SIGSTOP)
+    try:
+        for _ in range(2):
+            resp = await client.get("/readyz", timeout=aiohttp.ClientTimeout(total=PATIENCE))
+            assert resp.status == 503
+            assert "redis_unreachable" in (await resp.json())["problems"]
+        resp = await client.get("/healthz")
+        assert resp.status == 200  # without a supervisor, liveness is the process's
+    finally:
+        os.kill(server_pid, signal.SIGCONT)
+    deadline = time.monotonic() + PATIENCE
+    while (await client.get("/readyz")).status != 200:
+        assert time.monotonic() < deadline, "/readyz did not recover"
+        await asyncio.sleep(0.1)
+
+
+# -- supervised, end to end: `humandesk serve` and `humandesk demo` -----------------------
+
+
+def get_json(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=PATIENCE) as resp:
+            return int(resp.status), json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return int(err.code), json.loads(err.read())
+
+
+def start_desk(command: str, data_dir: Path, gate: Path, **env: str) -> tuple[Any, str]:
+    port = free_port()
+    args = [PYTHON, "-m", "humandesk.server.cli", command, "--port", str(port)]
+    if command == "demo":
+        args += ["--shop-port", str(free_port())]
+    environment = python_env() | {
+        "HUMANDESK_DATA_DIR": str(data_dir),
+        "HUMANDESK_REDIS_SERVER": str(gate / "redis-server"),
+        **env,
+    }
+    environment.pop("HUMANDESK_REDIS_URL", None)
+    proc = subprocess.Popen(
+        args, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, proc)  # type: ignore[arg-type]
+    return proc, url
+
+
+def stop_desk(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=PATIENCE)
+    return err
+
+
+async def join_visitor(url: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(url + "/ws/visitor", origin=url)
+        visitor = Peer(ws)
+        await visitor.expect("welcome")
+        await visitor.send({"type": "join", "queue": "support", "name": "Ada", "topic": "zip"})
+        queued = await visitor.expect("queued")
+        await ws.close()
+        return queued
+
+
+async def resume_visitor(url: str, ticket: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(url + "/ws/visitor", origin=url)
+        visitor = Peer(ws)
+        await visitor.expect("welcome")
+        await visitor.send({"type": "resume", "ticket": ticket})
+        queued = await visitor.expect("queued")
+        await ws.close()
+        return queued
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["serve", "demo"])
+async def test_desk_restarts_its_killed_redis_and_the_visitor_keeps_their_place(
+    short_dir: Path, gate: Path, command: str
+) -> None:
+    data_dir = short_dir / "data"
+    proc, url = start_desk(command, data_dir, gate, HUMANDESK_RESUME_WINDOW="600")
+    try:
+        queued = await join_visitor(url)
+        assert queued["position"] == 1
+
+        (gate / "go").unlink()  # hold the restart, to see the outage
+        [server_pid] = redis_servers_on(socket_path_for(data_dir.resolve()), data_dir.resolve())
+        os.kill(server_pid, signal.SIGKILL)
+        assert wait_until(lambda: get_json(url + "/readyz")[0] == 503)
+        status, body = get_json(url + "/readyz")
+        assert status == 503 and body["status"] == "not_ready"
+        assert "redis_unreachable" in body["problems"]
+        assert get_json(url + "/healthz") == (200, {"status": "alive"})  # restarting
+
+        (gate / "go").touch()
+        assert wait_until(lambda: get_json(url + "/readyz") == (200, {"status": "ready"}))
+        assert get_json(url + "/healthz")[0] == 200
+        [new_pid] = redis_servers_on(socket_path_for(data_dir.resolve()), data_dir.resolve())
+        assert new_pid != server_pid
+
+        again = await resume_visitor(url, queued["ticket"])
+        assert again["visitor_id"] == queued["visitor_id"]
+        assert again["position"] == 1
+    finally:
+        err = stop_desk(proc)
+    assert proc.returncode == 0, err
+    assert err.count("restarted the private redis-server") == 1, err
+    assert not redis_servers_on(socket_path_for(data_dir.resolve()), data_dir.resolve())
+
+
+@pytest.mark.slow
+def test_desk_whose_redis_cannot_be_restarted_fails_healthz(short_dir: Path, gate: Path) -> None:
+    data_dir = short_dir / "data"
+    proc, url = start_desk("serve", data_dir, gate, HUMANDESK_REDIS_RESTARTS="2")
+    try:
+        assert get_json(url + "/healthz") == (200, {"status": "alive"})
+        (gate / "broken").touch()
+        [server_pid] = redis_servers_on(socket_path_for(data_dir.resolve()), data_dir.resolve())
+        os.kill(server_pid, signal.SIGKILL)
+        assert wait_until(lambda: get_json(url + "/healthz")[0] == 503)
+        status, body = get_json(url + "/healthz")
+        assert status == 503
+        assert body["status"] == "failed" and body["problems"] == ["redis_failed"]
+        assert "gave up after 2 failed restarts in a row" in body["reason"]
+        status, body = get_json(url + "/readyz")
+        assert status == 503 and "redis_unreachable" in body["problems"]
+        assert "gave up" in body["reason"]
+    finally:
+        err = stop_desk(proc)
+    assert proc.returncode == 0, err
+    assert err.count("restart 1 failed: redis-server exited with status 1") == 1, err
+    assert err.count("gave up after 2 failed restarts") == 1, err
+
+
+def test_restart_limit_setting() -> None:
+    assert Config.from_env({}).redis_restarts == 5
+    assert Config.from_env({"HUMANDESK_REDIS_RESTARTS": "0"}).redis_restarts == 0
+    for bad in ("-1", "two", "1.5"):
+        with pytest.raises(ValueError, match="HUMANDESK_REDIS_RESTARTS"):
+            Config.from_env({"HUMANDESK_REDIS_RESTARTS": bad})
+    with pytest.raises(ValueError, match="HUMANDESK_REDIS_RESTARTS"):
+        RestartPolicy(max_failures=-1)
+    help_text = subprocess.run(
+        [PYTHON, "-m", "humandesk.server.cli", "--help"], capture_output=True, text=True
+    ).stdout
+    assert "HUMANDESK_REDIS_RESTARTS" in help_text
