@@ -509,7 +509,7 @@ class EmbeddedRedis:
             reply = None
             reason = str(exc)
         else:
-            reason = f"the private Redis of another process does not answer on {self._socket_path}"
+            reason = "the private Redis of another process does not answer"
         if reply is not None and reply.startswith(b"+PONG"):
             if self._health.state != "running":
                 log.info("the private Redis on %s answers again", self._socket_path)
@@ -517,7 +517,11 @@ class EmbeddedRedis:
                 self._set_health("running")
             return
         if self._health.state == "running":
-            log.warning("%s; waiting for it, or for its lock to take it over", reason)
+            log.warning(
+                "%s on %s; waiting for it, or for its lock to take it over",
+                reason,
+                self._socket_path,
+            )
             self._down_since = now
             self._set_health("down", reason)
         if now < self._next_try:
@@ -563,7 +567,13 @@ class EmbeddedRedis:
         if self._give_up_after(reason):
             return
         delay = self._schedule(time.monotonic(), reason)
-        log.warning("private Redis in %s: %s; next try in %.1f s", self._data_dir, reason, delay)
+        log.warning(
+            "private Redis in %s: %s (see %s); next try in %.1f s",
+            self._data_dir,
+            reason,
+            self.log_path,
+            delay,
+        )
 
     def _schedule(self, now: float, reason: str) -> float:
         """Set the time of the next restart; report the server down meanwhile."""
@@ -587,7 +597,7 @@ class EmbeddedRedis:
             self._lock_fd = None
         self._owner = False
         self._set_health("failed", detail)
-        log.error("private Redis in %s: %s", self._data_dir, detail)
+        log.error("private Redis in %s: %s (see %s)", self._data_dir, detail, self.log_path)
         return True
 
     def _set_health(self, state: str, reason: str = "") -> None:
@@ -864,9 +874,11 @@ def _exit_text(code: int) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    """The first line of an error's text (the rest, such as a log tail, is in the log file)."""
+    """The gist of an error: its first line, without the log tail that start-up errors add
+    (that is in the log file)."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line.split("; last lines of ", 1)[0]
 
 
 class _SupervisorThread(threading.Thread):
