@@ -835,7 +835,11 @@ def get_json(url: str) -> tuple[int, Any]:
         return int(err.code), json.loads(err.read())
 
 
-def start_desk(command: str, data_dir: Path, gate: Path, **env: str) -> tuple[Any, str]:
+def start_desk(
+    command: str, data_dir: Path, gate: Path, **env: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `humandesk COMMAND` on the gated redis-server; its log goes to data_dir.log
+    (a file, not a pipe: an outage logs more than a pipe holds while nobody reads it)."""
     port = free_port()
     args = [PYTHON, "-m", "humandesk.server.cli", command, "--port", str(port)]
     if command == "demo":
@@ -846,18 +850,18 @@ def start_desk(command: str, data_dir: Path, gate: Path, **env: str) -> tuple[An
         **env,
     }
     environment.pop("HUMANDESK_REDIS_URL", None)
-    proc = subprocess.Popen(
-        args, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    with open(data_dir.with_name(data_dir.name + ".log"), "wb") as log_file:
+        proc = subprocess.Popen(args, env=environment, stdout=log_file, stderr=log_file)
     url = f"http://127.0.0.1:{port}"
-    wait_ready(url, proc)  # type: ignore[arg-type]
+    wait_ready(url, proc)
     return proc, url
 
 
-def stop_desk(proc: subprocess.Popen[str]) -> str:
+def stop_desk(proc: subprocess.Popen[bytes], data_dir: Path) -> str:
+    """Stop the desk as Ctrl-C does; return its log."""
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=PATIENCE)
-    return err
+    proc.wait(PATIENCE)
+    return data_dir.with_name(data_dir.name + ".log").read_text()
 
 
 async def join_visitor(url: str) -> dict[str, Any]:
@@ -912,7 +916,7 @@ async def test_desk_restarts_its_killed_redis_and_the_visitor_keeps_their_place(
         assert again["visitor_id"] == queued["visitor_id"]
         assert again["position"] == 1
     finally:
-        err = stop_desk(proc)
+        err = stop_desk(proc, data_dir)
     assert proc.returncode == 0, err
     assert err.count("restarted the private redis-server") == 1, err
     assert not redis_servers_on(socket_path_for(data_dir.resolve()), data_dir.resolve())
@@ -936,7 +940,7 @@ def test_desk_whose_redis_cannot_be_restarted_fails_healthz(short_dir: Path, gat
         assert status == 503 and "redis_unreachable" in body["problems"]
         assert "gave up" in body["reason"]
     finally:
-        err = stop_desk(proc)
+        err = stop_desk(proc, data_dir)
     assert proc.returncode == 0, err
     assert err.count("restart 1 failed: redis-server exited with status 1") == 1, err
     assert err.count("gave up after 2 failed restarts") == 1, err
