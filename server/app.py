@@ -25,6 +25,7 @@ from humandesk.server.accounts import NAME_RE, Account, Accounts, LoginThrottle,
 from humandesk.server.audit import AuditAction, AuditLog, purge_and_record
 from humandesk.server.auth import SESSION_COOKIE, Session, TokenError, TokenSigner
 from humandesk.server.config import Config
+from humandesk.server.embedded_redis import RedisHealth
 from humandesk.server.queues import load_file
 from humandesk.server.reports import calls_to_csv, prometheus_text
 from humandesk.server.turn import ice_servers
@@ -46,6 +47,11 @@ THROTTLE: Final = web.AppKey("throttle", LoginThrottle)
 AUDIT: Final = web.AppKey("audit", AuditLog)
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 PROXIES: Final = web.AppKey[Networks]("proxies")
+#: Optional: how the embedded Redis is doing (set by the CLI when it supervises one; absent
+#: with HUMANDESK_REDIS_URL). /readyz and /healthz consult it.
+REDIS_HEALTH: Final = web.AppKey[Callable[[], RedisHealth]]("redis_health")
+#: /readyz answers 503 when Redis does not answer PING within this many seconds.
+READY_PING_TIMEOUT_S = 2.0
 
 QUEUE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
@@ -532,22 +538,37 @@ async def agent_ws(request: web.Request) -> web.WebSocketResponse:
 # Health ------------------------------------------------------------------------------------
 
 
-async def healthz(_request: web.Request) -> web.Response:
+async def healthz(request: web.Request) -> web.Response:
+    """Alive, unless the embedded Redis could not be brought back (restart the process)."""
+    source = request.app.get(REDIS_HEALTH)
+    health = source() if source is not None else None
+    if health is not None and not health.alive:
+        return web.json_response(
+            {"status": "failed", "problems": ["redis_failed"], "reason": health.reason},
+            status=503,
+        )
     return web.json_response({"status": "alive"})
 
 
 async def readyz(request: web.Request) -> web.Response:
     problems = []
-    try:
-        await request.app[REDIS].ping()
-    except Exception:
-        problems.append("redis_unreachable")
+    extra: dict[str, str] = {}
+    source = request.app.get(REDIS_HEALTH)
+    health = source() if source is not None else None
+    if health is not None and not health.ready:
+        problems.append("redis_unreachable")  # known down: answer without waiting for it
+        extra["reason"] = health.reason
     else:
-        request.app[DESK].outage.recovered()
+        try:
+            await asyncio.wait_for(request.app[REDIS].ping(), READY_PING_TIMEOUT_S)
+        except Exception:
+            problems.append("redis_unreachable")
+        else:
+            request.app[DESK].outage.recovered()
     if not request.app[DESK].hub.ready:
         problems.append("subscriptions_down")
     if problems:
-        return web.json_response({"status": "not_ready", "problems": problems}, status=503)
+        return web.json_response({"status": "not_ready", "problems": problems, **extra}, status=503)
     return web.json_response({"status": "ready"})
 
 
@@ -593,10 +614,15 @@ async def _desk_context(app: web.Application) -> Any:
     config = app[CONFIG]
     assert config.redis_url is not None
     # A blocking pool: a burst of Redis calls (thousands of sockets closing at once) waits
-    # for a connection instead of failing with MaxConnectionsError.
+    # for a connection instead of failing with MaxConnectionsError. A connect that takes
+    # seconds means a hung server (a dead one refuses at once): give up on it.
     redis = Redis(
         connection_pool=BlockingConnectionPool.from_url(
-            config.redis_url, max_connections=64, timeout=10, health_check_interval=15
+            config.redis_url,
+            max_connections=64,
+            timeout=10,
+            health_check_interval=15,
+            socket_connect_timeout=5,
         )
     )
     queue = DeskQueue(redis, config.desk, config.queue)

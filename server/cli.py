@@ -12,7 +12,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,11 +23,11 @@ from redis.asyncio import Redis
 from humandesk.queue.client import DeskQueue
 from humandesk.server import cli_privacy
 from humandesk.server.accounts import ROLES, AccountError, Accounts, parse_queue_levels
-from humandesk.server.app import create_app
+from humandesk.server.app import REDIS_HEALTH, create_app
 from humandesk.server.audit import AuditAction, AuditLog, cli_actor
 from humandesk.server.collector import collector_policy
 from humandesk.server.config import ENV_HELP, Config
-from humandesk.server.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from humandesk.server.embedded_redis import EmbeddedRedis, EmbeddedRedisError, RestartPolicy
 from humandesk.server.queues import (
     OTHER,
     SECONDS,
@@ -194,9 +194,22 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 @contextlib.contextmanager
 def redis_for(config: Config) -> Any:
-    """The config with a Redis URL: the configured one, or a private embedded redis-server."""
-    if config.redis_url:
+    """The config with a Redis URL: the configured one, or a private embedded redis-server
+    (unsupervised: for short commands)."""
+    with desk_redis(config, supervise=False) as (config, _embedded):
         yield config
+
+
+@contextlib.contextmanager
+def desk_redis(
+    config: Config, *, supervise: bool = True
+) -> Iterator[tuple[Config, EmbeddedRedis | None]]:
+    """The config with a Redis URL, and the embedded Redis if the desk runs one.
+
+    For the long-running commands (serve, demo) the embedded Redis is supervised: restarted
+    when it dies, its health shown by /readyz and /healthz (see :func:`desk_app`)."""
+    if config.redis_url:
+        yield config, None
         return
     embedded = EmbeddedRedis(config.data_dir)
     try:
@@ -206,9 +219,19 @@ def redis_for(config: Config) -> Any:
     if embedded.owner:
         log.info("started a private Redis in %s", config.data_dir)
     try:
-        yield replace(config, redis_url=url)
+        if supervise:
+            embedded.supervise(RestartPolicy(max_failures=config.redis_restarts))
+        yield replace(config, redis_url=url), embedded
     finally:
         embedded.stop()
+
+
+def desk_app(config: Config, embedded: EmbeddedRedis | None) -> web.Application:
+    """The desk application, reporting the embedded Redis's health if there is one."""
+    app = create_app(config)
+    if embedded is not None:
+        app[REDIS_HEALTH] = embedded.health
+    return app
 
 
 @contextlib.asynccontextmanager
@@ -408,8 +431,8 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    with redis_for(config) as config:
-        app = create_app(config)
+    with desk_redis(config) as (config, embedded):
+        app = desk_app(config, embedded)
         app.cleanup_ctx.append(_collector)
         print(
             f"humandesk is serving on http://{config.host}:{config.port}/ "
@@ -460,11 +483,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         port=port,
         allowed_origins=tuple(dict.fromkeys(config.allowed_origins + shop_origins)),
     )
-    with redis_for(config) as config, asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(_demo(config, shop_port))
+    with (
+        desk_redis(config) as (config, embedded),
+        asyncio.Runner(loop_factory=new_event_loop) as runner,
+    ):
+        return runner.run(_demo(config, shop_port, embedded))
 
 
-async def _demo(config: Config, shop_port: int) -> int:
+async def _demo(config: Config, shop_port: int, embedded: EmbeddedRedis | None) -> int:
     password = os.environ.get("HUMANDESK_DEMO_PASSWORD") or secrets.token_urlsafe(9)
     async with accounts_for(config) as accounts:
         for q in config.queues:
@@ -476,7 +502,7 @@ async def _demo(config: Config, shop_port: int) -> int:
     desk_url = f"http://{config.host}:{config.port}"
     runners = []
     for app, port in (
-        (create_app(config), config.port),
+        (desk_app(config, embedded), config.port),
         (shop_app(desk_url, config.queues[0]), shop_port),
     ):
         runner = web.AppRunner(app, shutdown_timeout=5)

@@ -33,6 +33,8 @@ ENV_HELP: dict[str, str] = {
     "HUMANDESK_REDIS_URL": "Redis 6.2+ or Valkey URL; unset = a private embedded redis-server",
     "HUMANDESK_DATA_DIR": "folder of the embedded Redis and the generated secret key "
     "(default ~/.local/share/humandesk)",
+    "HUMANDESK_REDIS_RESTARTS": "failed restarts in a row after which the embedded Redis is "
+    "given up and /healthz fails (default 5; 0: never restart it)",
     "HUMANDESK_DESK": "desk name, the Redis hash tag of all keys (default main)",
     "HUMANDESK_SECRET_KEY": "key that signs agent sessions and visitor tickets; every "
     "instance of a desk needs the same one (default: generated once in the data folder)",
@@ -130,6 +132,7 @@ class Config:
     config_file: Path | None = None
     priority_secret: str = ""
     trusted_proxies: tuple[str, ...] = ()  # addresses or networks (CIDR)
+    redis_restarts: int = 5  # failed restarts of the embedded Redis in a row, then give up
     heartbeat_s: float = 5.0
     reaper_interval_s: float = 0.5
     title: str = "humandesk"
@@ -154,6 +157,11 @@ class Config:
             values["redis_url"] = env["HUMANDESK_REDIS_URL"]
         if env.get("HUMANDESK_DATA_DIR"):
             values["data_dir"] = Path(env["HUMANDESK_DATA_DIR"])
+        if env.get("HUMANDESK_REDIS_RESTARTS"):
+            restarts = env["HUMANDESK_REDIS_RESTARTS"].strip()
+            if not (restarts.isascii() and restarts.isdigit()):
+                raise ValueError("HUMANDESK_REDIS_RESTARTS must be a whole number, 0 or more")
+            values["redis_restarts"] = int(restarts)
         if env.get("HUMANDESK_DESK"):
             values["desk"] = env["HUMANDESK_DESK"]
         if env.get("HUMANDESK_SECRET_KEY"):

@@ -6,8 +6,10 @@ timeouts and make no timing assertions, so they stay reliable on a busy machine.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
+import logging
 import os
 import selectors
 import shutil
@@ -18,22 +20,32 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis
 import redis.asyncio
 
+from humandesk.queue.client import DeskQueue, NewVisitor, QueueConfig
 from humandesk.server import embedded_redis
+from humandesk.server.app import create_app
+from humandesk.server.config import Config
 from humandesk.server.embedded_redis import (
     EmbeddedRedis,
     EmbeddedRedisError,
+    RestartPolicy,
     default_data_dir,
     redis_server_binary,
     socket_path_for,
 )
+
+from conftest import PYTHON, free_port, python_env
+from helpers import Peer, wait_ready
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="uses /proc and PR_SET_PDEATHSIG"
@@ -51,6 +63,7 @@ CHILD = textwrap.dedent(
     module_file, data_dir, go_file, lock_wait = sys.argv[1:5]
     spec = importlib.util.spec_from_file_location("embedded_redis_under_test", module_file)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     import redis
 
@@ -68,6 +81,42 @@ CHILD = textwrap.dedent(
     print(json.dumps({"stopped": True}), flush=True)
     """
 )
+
+
+# A supervised desk process: starts and supervises an EmbeddedRedis, then prints one JSON
+# line with its server's pid every time a new server answers. It is killed by the test.
+SUPERVISED_CHILD = textwrap.dedent(
+    """
+    import importlib.util, json, os, sys, time
+    from pathlib import Path
+
+    module_file, data_dir = sys.argv[1:3]
+    spec = importlib.util.spec_from_file_location("embedded_redis_under_test", module_file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+
+    embedded = module.EmbeddedRedis(Path(data_dir))
+    embedded.start()
+    embedded.supervise(module.RestartPolicy(first_delay=0.05))
+    reported = None
+    while True:
+        pid = embedded.server_pid
+        if pid != reported and embedded.health().ready:
+            print(json.dumps({"pid": os.getpid(), "server_pid": pid}), flush=True)
+            reported = pid
+        time.sleep(0.02)
+    """
+)
+
+# A stand-in for redis-server that the tests steer with files next to it: while `broken`
+# exists it fails at once; otherwise it waits for `go` and then runs the real server.
+GATED_SERVER = """#!/bin/sh
+here=$(dirname "$0")
+if [ -e "$here/broken" ]; then echo "this redis-server is broken"; exit 1; fi
+while [ ! -e "$here/go" ]; do sleep 0.02; done
+exec "{real}" "$@"
+"""
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -141,6 +190,19 @@ def short_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="hd-", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def gate(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder steering the redis-server that handles run (see GATED_SERVER): open."""
+    folder = short_dir / "gate"
+    folder.mkdir()
+    script = folder / "redis-server"
+    script.write_text(GATED_SERVER.format(real=redis_server_binary()))
+    script.chmod(0o755)
+    (folder / "go").touch()
+    monkeypatch.setenv("HUMANDESK_REDIS_SERVER", str(script))
+    return folder
 
 
 @pytest.fixture
@@ -533,3 +595,366 @@ def test_sigkilled_owner_leaves_no_orphan_server(
         assert handle.owner
         with redis.Redis.from_url(handle.url) as client:
             assert client.get(f"proc:{report['pid']}") == b"here"
+
+
+# -- supervision -------------------------------------------------------------------------
+
+
+def kill_server(handle: EmbeddedRedis) -> int:
+    """SIGKILL the handle's redis-server; return its pid once it is gone."""
+    pid = handle.server_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: not alive(pid))
+    return pid
+
+
+def module_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == embedded_redis.__name__]
+
+
+async def test_supervised_owner_restarts_a_killed_server_with_the_line_intact(
+    short_dir: Path,
+    gate: Path,
+    handles: Callable[..., EmbeddedRedis],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=embedded_redis.__name__)
+    data_dir = short_dir / "data"
+    handle = handles(data_dir, ready_timeout=PATIENCE)
+    client = redis.asyncio.from_url(handle.start())
+    handle.supervise(RestartPolicy(first_delay=0.05))
+    assert handle.supervised and handle.health().ready
+    try:
+        desk = DeskQueue(client, "main", QueueConfig())
+        await desk.add_queue("support")
+        await desk.join(NewVisitor(id="v1", queue="support", name="Ada", topic="zip"))
+        assert await desk.position("v1") == 1
+
+        (gate / "go").unlink()  # hold the restart, to see the outage
+        old_pid = kill_server(handle)
+        assert wait_until(lambda: handle.health().state == "down")
+        down = handle.health()
+        assert not down.ready and down.alive and down.owner
+        assert "SIGKILL" in down.reason
+        # The owner keeps the folder's lock while it restarts: a newcomer is a client.
+        newcomer = handles(data_dir, lock_wait=0.2, ready_timeout=PATIENCE)
+        (gate / "go").touch()
+        newcomer.start()
+        assert not newcomer.owner
+
+        assert wait_until(lambda: handle.health().ready)
+        health = handle.health()
+        assert health.restarts == 1 and health.failures == 0 and health.owner
+        new_pid = handle.server_pid
+        assert new_pid is not None and new_pid != old_pid and alive(new_pid)
+        assert redis_servers_on(handle.socket_path, handle.data_dir) == [new_pid]
+    finally:
+        await client.aclose()
+    # The same URL works again, and the waiting visitor kept their place (AOF).
+    client = redis.asyncio.from_url(handle.url)
+    try:
+        desk = DeskQueue(client, "main", QueueConfig())
+        assert await desk.position("v1") == 1
+        assert (await desk.visitor("v1") or {}).get("name") == "Ada"
+    finally:
+        await client.aclose()
+
+    lines = [r.getMessage() for r in module_records(caplog)]
+    assert sum("was killed by SIGKILL; restarting it" in line for line in lines) == 1
+    assert sum(line.startswith("restarted the private redis-server") for line in lines) == 1
+    assert all(r.exc_info is None for r in module_records(caplog))
+
+    handle.stop()
+    assert handle.health().state == "stopped" and not handle.supervised
+    assert wait_until(lambda: not alive(new_pid))
+
+
+@pytest.mark.parametrize("max_failures", [0, 2])
+def test_supervisor_gives_up_after_failed_restarts(
+    short_dir: Path,
+    gate: Path,
+    handles: Callable[..., EmbeddedRedis],
+    caplog: pytest.LogCaptureFixture,
+    max_failures: int,
+) -> None:
+    data_dir = short_dir / "data"
+    handle = handles(data_dir)
+    with redis.Redis.from_url(handle.start()) as client:
+        client.set("kept", "yes")
+    handle.supervise(RestartPolicy(max_failures=max_failures, first_delay=0.05))
+    (gate / "broken").touch()  # every restart exits at once
+    kill_server(handle)
+
+    assert wait_until(lambda: handle.health().state == "failed")
+    health = handle.health()
+    assert not health.alive and not health.ready and not health.owner
+    if max_failures:
+        assert health.failures == max_failures
+        assert f"gave up after {max_failures} failed restarts in a row" in health.reason
+        assert "exited with status 1 while starting" in health.reason
+    else:
+        assert "restarts are turned off (HUMANDESK_REDIS_RESTARTS=0)" in health.reason
+    assert not redis_servers_on(handle.socket_path, handle.data_dir)
+    # One line per event, no tracebacks.
+    records = module_records(caplog)
+    assert sum(r.levelno == logging.ERROR for r in records) == 1
+    assert all(r.exc_info is None for r in records)
+
+    # It gave the folder up: another process may start it (and the data is there).
+    (gate / "broken").unlink()
+    with handles(data_dir, lock_wait=0.2) as again, redis.Redis.from_url(again.url) as client:
+        assert again.owner
+        assert client.get("kept") == b"yes"
+    handle.stop()  # still fine after giving up
+
+
+def test_a_restart_that_does_not_hold_counts_as_failed(
+    short_dir: Path, handles: Callable[..., EmbeddedRedis]
+) -> None:
+    handle = handles(short_dir / "data")
+    handle.start()
+    handle.supervise(RestartPolicy(max_failures=1, first_delay=0.05, stable_after=3600))
+    kill_server(handle)
+    assert wait_until(lambda: handle.health().restarts == 1 and handle.health().ready)
+    kill_server(handle)  # dies again long before it counts as stable
+    assert wait_until(lambda: handle.health().state == "failed")
+    assert "gave up after 1 failed restarts" in handle.health().reason
+    assert "SIGKILL" in handle.health().reason
+
+
+def test_restarted_server_dies_with_its_owner(
+    short_dir: Path, children: Callable[[Path, Path, float], subprocess.Popen[str]]
+) -> None:
+    """The death signal holds for servers the supervisor thread started, too."""
+    data_dir = short_dir / "data"
+    proc = subprocess.Popen(
+        [PYTHON, "-c", SUPERVISED_CHILD, embedded_redis.__file__, str(data_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
+    try:
+        first = read_json_line(proc)["server_pid"]
+        os.kill(first, signal.SIGKILL)
+        second = read_json_line(proc)["server_pid"]
+        assert second != first and alive(second)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(PATIENCE)
+        try:
+            assert wait_until(lambda: not alive(second)), "restarted server outlived its owner"
+        finally:
+            if alive(second):
+                os.kill(second, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def test_client_takes_over_once_the_owner_is_gone(
+    short_dir: Path,
+    children: Callable[[Path, Path, float], subprocess.Popen[str]],
+    handles: Callable[..., EmbeddedRedis],
+) -> None:
+    data_dir = short_dir / "data"
+    go_file = short_dir / "go"
+    go_file.touch()
+    owner_proc = children(data_dir, go_file, 0.2)
+    report = read_json_line(owner_proc)
+    assert report["owner"]
+
+    client_handle = handles(data_dir, lock_wait=0.2)
+    url = client_handle.start()
+    client_handle.supervise(RestartPolicy(first_delay=0.05))
+    assert not client_handle.owner and client_handle.health().ready
+
+    # The owner lives but its server is gone: the client waits (the lock is taken).
+    os.kill(report["server_pid"], signal.SIGKILL)
+    assert wait_until(lambda: client_handle.health().state == "down")
+    assert not client_handle.owner and not client_handle.health().owner
+
+    # The owner is gone too: the lock is free, and the client runs the server itself.
+    os.kill(owner_proc.pid, signal.SIGKILL)
+    owner_proc.wait(PATIENCE)
+    assert wait_until(lambda: client_handle.health().ready)
+    assert client_handle.owner and client_handle.health().owner
+    assert client_handle.health().restarts == 1
+    server_pid = client_handle.server_pid
+    assert server_pid is not None
+    assert redis_servers_on(client_handle.socket_path, client_handle.data_dir) == [server_pid]
+    with redis.Redis.from_url(url) as client:  # same URL, same data
+        assert client.get(f"proc:{report['pid']}") == b"here"
+
+    client_handle.stop()
+    assert wait_until(lambda: not alive(server_pid))
+
+
+async def test_readyz_answers_while_redis_hangs(
+    short_dir: Path, handles: Callable[..., EmbeddedRedis], aiohttp_client: Any
+) -> None:
+    """A server that accepts connections but never answers (SIGSTOP) must not hang /readyz,
+    whatever the Redis client's own socket timeout (none before redis-py 8; here an hour)."""
+    handle = handles(short_dir / "data")
+    config = Config(
+        redis_url=handle.start() + "?socket_timeout=3600",
+        data_dir=short_dir,
+        secret_key="test-secret-key-hang",
+    )
+    client = await aiohttp_client(create_app(config))
+    server_pid = handle.server_pid
+    assert server_pid is not None
+    resp = await client.get("/readyz")
+    assert resp.status == 200
+    os.kill(server_pid, signal.SIGSTOP)
+    try:
+        for _ in range(2):
+            resp = await client.get("/readyz", timeout=aiohttp.ClientTimeout(total=PATIENCE))
+            assert resp.status == 503
+            assert "redis_unreachable" in (await resp.json())["problems"]
+        resp = await client.get("/healthz")
+        assert resp.status == 200  # without a supervisor, liveness is the process's
+    finally:
+        os.kill(server_pid, signal.SIGCONT)
+    deadline = time.monotonic() + PATIENCE
+    while (await client.get("/readyz")).status != 200:
+        assert time.monotonic() < deadline, "/readyz did not recover"
+        await asyncio.sleep(0.1)
+
+
+# -- supervised, end to end: `humandesk serve` and `humandesk demo` -----------------------
+
+
+def get_json(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=PATIENCE) as resp:
+            return int(resp.status), json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return int(err.code), json.loads(err.read())
+
+
+def start_desk(
+    command: str, data_dir: Path, gate: Path, **env: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `humandesk COMMAND` on the gated redis-server; its log goes to data_dir.log
+    (a file, not a pipe: an outage logs more than a pipe holds while nobody reads it)."""
+    port = free_port()
+    args = [PYTHON, "-m", "humandesk.server.cli", command, "--port", str(port)]
+    if command == "demo":
+        args += ["--shop-port", str(free_port())]
+    environment = python_env() | {
+        "HUMANDESK_DATA_DIR": str(data_dir),
+        "HUMANDESK_REDIS_SERVER": str(gate / "redis-server"),
+        **env,
+    }
+    environment.pop("HUMANDESK_REDIS_URL", None)
+    with open(data_dir.with_name(data_dir.name + ".log"), "wb") as log_file:
+        proc = subprocess.Popen(args, env=environment, stdout=log_file, stderr=log_file)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, proc)
+    return proc, url
+
+
+def stop_desk(proc: subprocess.Popen[bytes], data_dir: Path) -> str:
+    """Stop the desk as Ctrl-C does; return its log."""
+    proc.send_signal(signal.SIGINT)
+    proc.wait(PATIENCE)
+    return data_dir.with_name(data_dir.name + ".log").read_text()
+
+
+async def join_visitor(url: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(url + "/ws/visitor", origin=url)
+        visitor = Peer(ws)
+        await visitor.expect("welcome")
+        await visitor.send({"type": "join", "queue": "support", "name": "Ada", "topic": "zip"})
+        queued = await visitor.expect("queued")
+        await ws.close()
+        return queued
+
+
+async def resume_visitor(url: str, ticket: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(url + "/ws/visitor", origin=url)
+        visitor = Peer(ws)
+        await visitor.expect("welcome")
+        await visitor.send({"type": "resume", "ticket": ticket})
+        queued = await visitor.expect("queued")
+        await ws.close()
+        return queued
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["serve", "demo"])
+async def test_desk_restarts_its_killed_redis_and_the_visitor_keeps_their_place(
+    short_dir: Path, gate: Path, command: str
+) -> None:
+    data_dir = short_dir / "data"
+    proc, url = start_desk(command, data_dir, gate, HUMANDESK_RESUME_WINDOW="600")
+    try:
+        queued = await join_visitor(url)
+        assert queued["position"] == 1
+
+        (gate / "go").unlink()  # hold the restart, to see the outage
+        [server_pid] = redis_servers_on(socket_path_for(data_dir.resolve()), data_dir.resolve())
+        os.kill(server_pid, signal.SIGKILL)
+        assert wait_until(lambda: get_json(url + "/readyz")[0] == 503)
+        status, body = get_json(url + "/readyz")
+        assert status == 503 and body["status"] == "not_ready"
+        assert "redis_unreachable" in body["problems"]
+        assert get_json(url + "/healthz") == (200, {"status": "alive"})  # restarting
+
+        (gate / "go").touch()
+        assert wait_until(lambda: get_json(url + "/readyz") == (200, {"status": "ready"}))
+        assert get_json(url + "/healthz")[0] == 200
+        [new_pid] = redis_servers_on(socket_path_for(data_dir.resolve()), data_dir.resolve())
+        assert new_pid != server_pid
+
+        again = await resume_visitor(url, queued["ticket"])
+        assert again["visitor_id"] == queued["visitor_id"]
+        assert again["position"] == 1
+    finally:
+        err = stop_desk(proc, data_dir)
+    assert proc.returncode == 0, err
+    assert err.count("restarted the private redis-server") == 1, err
+    assert not redis_servers_on(socket_path_for(data_dir.resolve()), data_dir.resolve())
+
+
+@pytest.mark.slow
+def test_desk_whose_redis_cannot_be_restarted_fails_healthz(short_dir: Path, gate: Path) -> None:
+    data_dir = short_dir / "data"
+    proc, url = start_desk("serve", data_dir, gate, HUMANDESK_REDIS_RESTARTS="2")
+    try:
+        assert get_json(url + "/healthz") == (200, {"status": "alive"})
+        (gate / "broken").touch()
+        [server_pid] = redis_servers_on(socket_path_for(data_dir.resolve()), data_dir.resolve())
+        os.kill(server_pid, signal.SIGKILL)
+        assert wait_until(lambda: get_json(url + "/healthz")[0] == 503)
+        status, body = get_json(url + "/healthz")
+        assert status == 503
+        assert body["status"] == "failed" and body["problems"] == ["redis_failed"]
+        assert "gave up after 2 failed restarts in a row" in body["reason"]
+        status, body = get_json(url + "/readyz")
+        assert status == 503 and "redis_unreachable" in body["problems"]
+        assert "gave up" in body["reason"]
+    finally:
+        err = stop_desk(proc, data_dir)
+    assert proc.returncode == 0, err
+    assert err.count("restart 1 failed: redis-server exited with status 1") == 1, err
+    assert err.count("gave up after 2 failed restarts") == 1, err
+
+
+def test_restart_limit_setting() -> None:
+    assert Config.from_env({}).redis_restarts == 5
+    assert Config.from_env({"HUMANDESK_REDIS_RESTARTS": "0"}).redis_restarts == 0
+    for bad in ("-1", "two", "1.5"):
+        with pytest.raises(ValueError, match="HUMANDESK_REDIS_RESTARTS"):
+            Config.from_env({"HUMANDESK_REDIS_RESTARTS": bad})
+    with pytest.raises(ValueError, match="HUMANDESK_REDIS_RESTARTS"):
+        RestartPolicy(max_failures=-1)
+    help_text = subprocess.run(
+        [PYTHON, "-m", "humandesk.server.cli", "--help"], capture_output=True, text=True
+    ).stdout
+    assert "HUMANDESK_REDIS_RESTARTS" in help_text
