@@ -10,6 +10,7 @@ socket (messages a second) need no sharing and live with the socket
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,12 +53,37 @@ class Limiter:
     #: the reservation at once; a join that failed frees the place after this).
     RESERVATION_GRACE_MS = 10_000
 
+    #: How long this process refuses an address by itself after Redis refused it: a flood
+    #: of joins then costs no Redis round trip each (measured: 10,000 refused joins in 4 s
+    #: from 2,000 sockets were 10,000 scripts). Short for places in line, which free up as
+    #: visitors are served; a rate refusal knows its own wait.
+    LOCAL_WAITING_S = 1.0
+    LOCAL_MAX = 10_000  # addresses remembered at most (older ones are forgotten first)
+
     def __init__(self, redis: Redis, keys: DeskKeys, limits: AbuseLimits) -> None:
         self.redis = redis
         self.keys = keys
         self.limits = limits
         self._bucket = redis.register_script((SCRIPTS_DIR / "bucket.lua").read_text())
         self._slot = redis.register_script((SCRIPTS_DIR / "waiting_slot.lua").read_text())
+        self._refused: dict[tuple[str, str], tuple[float, Refusal]] = {}
+
+    def _remembered(self, kind: str, who: str) -> Refusal | None:
+        entry = self._refused.get((kind, who))
+        if entry is None:
+            return None
+        until, refusal = entry
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._refused[(kind, who)]
+            return None
+        return Refusal(refusal.limit, max(1, math.ceil(left)))
+
+    def _remember(self, kind: str, who: str, refusal: Refusal, seconds: float) -> Refusal:
+        if len(self._refused) >= self.LOCAL_MAX:
+            self._refused.pop(next(iter(self._refused)))
+        self._refused[(kind, who)] = (time.monotonic() + seconds, refusal)
+        return refusal
 
     async def take(self, kind: str, who: str, per_window: int, window_s: float) -> int:
         """Takes one token of ``kind`` for ``who`` (``per_window`` tokens refill evenly over
@@ -71,17 +97,27 @@ class Limiter:
 
     async def admit_visitor(self, address: str, visitor_id: str) -> Refusal | None:
         """A join from ``address``: within the joins a minute and the places at once?"""
+        known = self._remembered("join", address)
+        if known is not None:
+            return known
         wait = await self.take("join", address, self.limits.joins_per_minute, 60)
         if wait:
-            return Refusal("joins", wait)
+            return self._remember("join", address, Refusal("joins", wait), wait)
         if self.limits.waiting_per_address <= 0:
             return None
         reserved, _held = await self._slot(
             keys=[self.keys.waiting_by_address(address), self.keys.key("visitors")],
             args=[visitor_id, self.limits.waiting_per_address, self.RESERVATION_GRACE_MS],
         )
-        return None if int(reserved) else Refusal("waiting", 30)
+        if int(reserved):
+            return None
+        return self._remember("join", address, Refusal("waiting", 30), self.LOCAL_WAITING_S)
 
     async def admit_callback(self, address: str) -> Refusal | None:
+        known = self._remembered("callback", address)
+        if known is not None:
+            return known
         wait = await self.take("callback", address, self.limits.callbacks_per_hour, 3600)
-        return Refusal("callbacks", wait) if wait else None
+        if not wait:
+            return None
+        return self._remember("callback", address, Refusal("callbacks", wait), wait)
