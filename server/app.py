@@ -32,8 +32,9 @@ from humandesk.server.turn import ice_servers
 from humandesk.signaling.desk import SignalingDesk, SignalingSettings
 from humandesk.signaling.endpoints import agent_socket, visitor_socket
 from humandesk.signaling.hub import Hub
+from humandesk.signaling.messages import ProtocolError, holds_lone_surrogate, load_json
 from humandesk.signaling.outage import RETRY_AFTER_S, UNAVAILABLE, Outage
-from humandesk.web import STATIC_DIR, render
+from humandesk.web import STATIC_DIR, asset_versions, render
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,9 @@ READY_PING_TIMEOUT_S = 2.0
 
 QUEUE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+HOST_RE = re.compile(r"(?:[A-Za-z0-9_.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 MAX_LOGIN_BODY = 4096
+LAST_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last moment ISO 8601 writes
 
 
 def json_error(status: int, error: str, **extra: Any) -> web.Response:
@@ -64,31 +67,52 @@ def json_error(status: int, error: str, **extra: Any) -> web.Response:
 
 def client_address(request: web.Request) -> str:
     """The client's address: the peer, or behind trusted reverse proxies the nearest address
-    in X-Forwarded-For that is not one of them (anything further left can be forged)."""
+    in X-Forwarded-For that is not one of them (anything further left can be forged).
+
+    Always an IP address in its normal form, or the peer's own name: a hop that is not an
+    address (whatever a client put there) stops the walk at the trusted hop before it, so
+    no header text reaches the per-address counters' Redis keys."""
     proxies = request.app[PROXIES]
     address = request.remote or "unknown"
 
-    def trusted(text: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(text)
-        except ValueError:
-            return False
+    def trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(ip in network for network in proxies)
 
-    if not proxies or not trusted(address):
+    def as_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        try:
+            return ipaddress.ip_address(text)
+        except ValueError:
+            return None
+
+    peer = as_ip(address)
+    if not proxies or peer is None or not trusted(peer):
         return address
+    nearest = address
     hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
     for hop in reversed([h for h in hops if h]):
-        if not trusted(hop):
-            return hop
+        ip = as_ip(hop)
+        if ip is None:
+            return nearest
+        if not trusted(ip):
+            return str(ip)
+        nearest = str(ip)
     return address
 
 
 def own_origin(request: web.Request) -> str:
+    """The desk's origin: ``HUMANDESK_PUBLIC_URL``'s, or the request's scheme and Host.
+
+    A Host that is not a host name or address (with a port) is refused with 400
+    ``bad_host``: the origin goes into pages, headers and the socket Origin check."""
     config = request.app[CONFIG]
     if config.public_url:
         parts = urlsplit(config.public_url)
         return f"{parts.scheme}://{parts.netloc}"
+    if not HOST_RE.fullmatch(request.host):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "bad_host", "reason": "the Host header is not a host"}),
+            content_type="application/json",
+        )
     return f"{request.scheme}://{request.host}"
 
 
@@ -209,6 +233,15 @@ async def widget_js(request: web.Request) -> web.FileResponse:
     )
 
 
+async def static_file(request: web.Request) -> web.FileResponse:
+    """A file of web/static, looked up by name among the files there: a name from the URL
+    never reaches the file system (where one longer than it takes was a 500)."""
+    name = request.match_info["name"]
+    if name not in asset_versions():
+        raise web.HTTPNotFound()
+    return web.FileResponse(STATIC_DIR / name)
+
+
 # Agent sessions ----------------------------------------------------------------------------
 
 
@@ -261,15 +294,27 @@ async def login(request: web.Request) -> web.Response:
     _same_origin_post(request)
     if request.content_length is not None and request.content_length > MAX_LOGIN_BODY:
         return json_error(413, "body_too_large")
+    raw = bytearray()
+    while chunk := await request.content.read(MAX_LOGIN_BODY + 1 - len(raw)):
+        raw += chunk  # a chunked body has no Content-Length to refuse it by
+        if len(raw) > MAX_LOGIN_BODY:
+            return json_error(413, "body_too_large")
     try:
-        body = json.loads(await request.content.read(MAX_LOGIN_BODY))
-    except ValueError:
-        return json_error(400, "bad_json")
+        # Strict UTF-8 first: json.loads(bytes) would let encoded surrogates through.
+        body = load_json(raw.decode("utf-8"), max_depth=request.app[CONFIG].max_json_depth)
+    except UnicodeDecodeError:
+        return json_error(400, "bad_json", reason="the body is not UTF-8 text")
+    except ProtocolError as exc:
+        return json_error(400, exc.code, reason=exc.message)
     if not isinstance(body, dict):
-        return json_error(400, "bad_json")
+        return json_error(400, "bad_json", reason="the body must be a JSON object")
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         return json_error(400, "bad_request", reason="username and password are required")
+    if holds_lone_surrogate(username) or holds_lone_surrogate(password):
+        return json_error(
+            400, "bad_request", reason="username and password must be valid Unicode text"
+        )
     name, address = username.strip().lower(), client_address(request)
     throttle = request.app[THROTTLE]
     wait = await throttle.attempt(name, address)
@@ -363,15 +408,20 @@ def _interval(request: web.Request) -> tuple[int, int, float | None]:
         raw = request.query.get(name)
         if raw is None:
             return int(default.timestamp() * 1000)
-        if raw.isdigit():
-            return int(raw)
-        try:
-            parsed = dt.datetime.fromisoformat(raw)
-        except ValueError:
-            raise _bad_request(f"'{name}' must be Unix milliseconds or ISO 8601") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        return int(parsed.timestamp() * 1000)
+        bad = _bad_request(f"'{name}' must be Unix milliseconds or ISO 8601, years 1970-9999")
+        if raw.isascii() and raw.isdigit():  # not str.isdigit alone: it takes "²" and "٣"
+            ms = int(raw) if len(raw) <= 15 else LAST_MS + 1
+        else:
+            try:
+                parsed = dt.datetime.fromisoformat(raw)
+            except ValueError:
+                raise bad from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=dt.UTC)
+            ms = int(parsed.timestamp() * 1000)
+        if not 0 <= ms <= LAST_MS:  # the events' stream ids take nothing else
+            raise bad
+        return ms
 
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     since, until = moment("since", midnight), moment("until", now)
@@ -600,7 +650,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/ws/agent", agent_ws)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_static("/static/", STATIC_DIR)
+    app.router.add_get("/static/{name}", static_file)
     app.cleanup_ctx.append(_desk_context)
     app.on_shutdown.append(_close_sockets)
     return app
@@ -662,6 +712,7 @@ async def _desk_context(app: web.Application) -> Any:
             limits=config.limits,
             idle_signout_s=config.idle_signout_s,
             housekeeping_interval_s=config.purge_interval_s,
+            max_json_depth=config.max_json_depth,
         ),
         housekeeping=functools.partial(purge_and_record, queue, audit, config.retention()),
     )

@@ -98,6 +98,9 @@ class TokenSigner:
         return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
 
     def _check(self, token: str, audience: str, key: str = "") -> dict[str, Any]:
+        if not token.isascii():
+            # A JWT is ASCII; PyJWT would fail to encode a cookie's undecodable bytes.
+            raise TokenError("invalid_token")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

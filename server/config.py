@@ -14,6 +14,7 @@ from humandesk.queue.client import QueueConfig
 from humandesk.queue.limits import AbuseLimits
 from humandesk.queue.privacy import DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, Retention
 from humandesk.server.audit import DEFAULT_MAX_ENTRIES
+from humandesk.signaling.messages import MAX_JSON_DEPTH
 
 # Abuse limits: environment variable -> (AbuseLimits field, type).
 LIMIT_ENV: dict[str, tuple[str, type]] = {
@@ -75,6 +76,8 @@ ENV_HELP: dict[str, str] = {
     "HUMANDESK_PRIORITY_SECRET": "key host sites use to sign a visitor's priority "
     "(data-priority-token); unset: such tokens are refused",
     "HUMANDESK_EVENT_LOOP": "uvloop (default, where installed) or asyncio",
+    "HUMANDESK_MAX_JSON_DEPTH": "deepest nesting of JSON accepted in a WebSocket frame or a "
+    "login body (default 32, at least 4); deeper is refused with too_deep",
     "HUMANDESK_TRUSTED_PROXIES": "comma-separated addresses or networks of reverse proxies "
     "whose X-Forwarded-For names the client (default none: the peer address is the client)",
     "HUMANDESK_RETENTION_DAYS": "days call records, callback requests (open ones too) and "
@@ -140,6 +143,7 @@ class Config:
     audit_retention_days: int = DEFAULT_AUDIT_RETENTION_DAYS
     audit_max_entries: int = DEFAULT_MAX_ENTRIES
     purge_interval_s: float = 3600.0  # how often the retention purge runs
+    max_json_depth: int = MAX_JSON_DEPTH
 
     def retention(self) -> Retention:
         return Retention(days=self.retention_days, audit_days=self.audit_retention_days)
@@ -215,6 +219,13 @@ class Config:
             values["config_file"] = Path(env["HUMANDESK_CONFIG"])
         if env.get("HUMANDESK_PRIORITY_SECRET"):
             values["priority_secret"] = env["HUMANDESK_PRIORITY_SECRET"]
+        if env.get("HUMANDESK_MAX_JSON_DEPTH"):
+            depth = int(env["HUMANDESK_MAX_JSON_DEPTH"])
+            if not 4 <= depth <= 256:
+                # Real messages nest two levels; far above 256 the parser's recursion
+                # would come near Python's limit.
+                raise ValueError("HUMANDESK_MAX_JSON_DEPTH must be 4-256")
+            values["max_json_depth"] = depth
         if env.get("HUMANDESK_TRUSTED_PROXIES"):
             proxies = tuple(_split(env["HUMANDESK_TRUSTED_PROXIES"]))
             for proxy in proxies:

@@ -27,7 +27,7 @@ from humandesk.queue.client import (
 )
 from humandesk.queue.limits import AbuseLimits, Limiter
 from humandesk.signaling.hub import Hub
-from humandesk.signaling.messages import CloseCode
+from humandesk.signaling.messages import MAX_JSON_DEPTH, CloseCode
 from humandesk.signaling.outage import UNAVAILABLE
 from humandesk.signaling.state import AgentPhase, AgentState, VisitorPhase, VisitorState
 
@@ -75,6 +75,7 @@ class SignalingSettings:
     # The reaper's holder also runs the desk's housekeeping (the retention purge) this often,
     # and first soon after start (after a minute, or the interval if shorter).
     housekeeping_interval_s: float = 3600.0
+    max_json_depth: int = MAX_JSON_DEPTH  # deeper frames are refused with too_deep
 
 
 class Flusher:

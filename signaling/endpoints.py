@@ -21,7 +21,13 @@ from humandesk.queue.client import (
     estimate_wait_seconds,
 )
 from humandesk.queue.limits import Refusal
-from humandesk.signaling.desk import AgentConn, SignalingDesk, VisitorConn, agent_status_message
+from humandesk.signaling.desk import (
+    AgentConn,
+    Outbox,
+    SignalingDesk,
+    VisitorConn,
+    agent_status_message,
+)
 from humandesk.signaling.limits import MessageBucket
 from humandesk.signaling.messages import (
     MAX_ERRORS_PER_SOCKET,
@@ -94,7 +100,7 @@ async def _serve(
     desk: SignalingDesk,
     role: Role,
     handle: Any,
-    send: Any,
+    outbox: Outbox,
     closed_for: Any = lambda: None,
 ) -> None:
     """The frame loop shared by both endpoints: parse, dispatch, answer errors, count them.
@@ -127,17 +133,18 @@ async def _serve(
                     None,
                     {"limit": "messages", "retry_after_s": 1},
                 )
-            message = parse(frame, role)
+            message = parse(frame, role, max_depth=desk.settings.max_json_depth)
             await handle(message)
         except ProtocolError as exc:
             errors += 1
-            send(exc.to_wire())
+            outbox.send(exc.to_wire())
             if errors >= MAX_ERRORS_PER_SOCKET:
+                await outbox.drain_and_close()  # the last error goes out before the close
                 await ws.close(code=CloseCode.POLICY, message=b"too_many_errors")
                 break
         except UNAVAILABLE as exc:
             desk.outage.failed(exc)
-            send(_unavailable(message.type if message else None).to_wire())
+            outbox.send(_unavailable(message.type if message else None).to_wire())
         except CloseSocket as close:
             await ws.close(code=close.code, message=close.reason.encode())
             break
@@ -235,7 +242,7 @@ async def visitor_socket(
             conn.send({"type": "pong"})
 
     try:
-        await _serve(ws, desk, "visitor", handle, conn.send)
+        await _serve(ws, desk, "visitor", handle, conn.outbox)
     except Exception:
         log.exception("visitor socket failed")
         await ws.close(code=CloseCode.INTERNAL, message=b"internal_error")
@@ -521,7 +528,7 @@ async def agent_socket(
             conn.send({"type": "pong"})
 
     try:
-        await _serve(ws, desk, "agent", handle, conn.send, lambda: conn.closed_for)
+        await _serve(ws, desk, "agent", handle, conn.outbox, lambda: conn.closed_for)
     except Exception:
         log.exception("agent socket failed")
         await ws.close(code=CloseCode.INTERNAL, message=b"internal_error")

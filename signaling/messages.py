@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -22,6 +24,12 @@ MAX_CONTACT_CHARS: Final = 200
 MAX_NOTE_CHARS: Final = 1_000
 MAX_NOTES_CHARS: Final = 5_000
 MAX_DISPOSITION_CHARS: Final = 64
+#: Default nesting limit of a frame (``HUMANDESK_MAX_JSON_DEPTH``). Real messages nest two
+#: levels; without a limit a 64 KiB frame can nest 32,000 deep and exhaust the
+#: parser's recursion.
+MAX_JSON_DEPTH: Final = 32
+#: Integers beyond what every JSON parser holds exactly (I-JSON, RFC 7493) are refused.
+MAX_SAFE_INTEGER: Final = 2**53 - 1
 
 Role = Literal["visitor", "agent"]
 
@@ -240,19 +248,116 @@ AGENT_TYPES: Final = frozenset(
 )
 
 
-def parse(frame: str | bytes, role: Role) -> ClientMessage:
+# Strict JSON ---------------------------------------------------------------------------------
+
+# A JSON string, or an opening or closing bracket outside strings.
+_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|([\[{])|([\]}])')
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def load_json(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parses JSON as the desk accepts it: I-JSON (RFC 7493), nested at most ``max_depth``.
+
+    Python's parser alone accepts ``NaN`` and ``Infinity``, turns ``1e999999`` into infinity,
+    raises ``RecursionError`` (not ``ValueError``) a thousand levels down and passes lone
+    surrogates through (``"\\ud800"``), which no UTF-8 encoder, Redis's included, takes
+    back. Raises :class:`ProtocolError`: ``too_deep`` for nesting, ``bad_json`` for anything
+    else; lone surrogates are left to the caller (:func:`holds_lone_surrogate`), which can
+    name the field that holds one.
+    """
+    if _too_deep(text, max_depth):
+        raise ProtocolError("too_deep", f"the JSON nests deeper than {max_depth} levels")
+    try:
+        return json.loads(
+            text,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_refuse_constant,
+        )
+    except RecursionError:  # not reachable after _too_deep; kept as a guard
+        raise ProtocolError("too_deep", "the JSON nests too deeply") from None
+    except ValueError:
+        raise ProtocolError("bad_json", "the frame is not valid JSON") from None
+
+
+def _too_deep(text: str, max_depth: int) -> bool:
+    if text.count("[") + text.count("{") <= max_depth:
+        return False  # the common case, decided without a scan
+    depth = 0
+    for match in _STRUCTURE.finditer(text):
+        if match.group(1):
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif match.group(2):
+            depth -= 1
+    return False
+
+
+def _number_error() -> ProtocolError:
+    return ProtocolError(
+        "bad_json", f"numbers must be finite, and whole numbers within ±{MAX_SAFE_INTEGER}"
+    )
+
+
+def _parse_int(literal: str) -> int:
+    # Checked before int(): a 10,000-digit literal costs time and trips Python's digit limit.
+    if len(literal) > 17:
+        raise _number_error()
+    value = int(literal)
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise _number_error()
+    return value
+
+
+def _parse_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _number_error()
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ProtocolError("bad_json", f"{name} is not JSON")
+
+
+def holds_lone_surrogate(value: Any) -> bool:
+    """Whether any text of a parsed JSON value, names of fields included, holds a lone
+    surrogate: text that strict UTF-8 (Redis's encoder, the sockets') cannot encode."""
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(holds_lone_surrogate(k) or holds_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_lone_surrogate(item) for item in value)
+    return False
+
+
+# Parsing -----------------------------------------------------------------------------------
+
+
+def parse(frame: str | bytes, role: Role, *, max_depth: int = MAX_JSON_DEPTH) -> ClientMessage:
     """Validates one frame from a ``role`` client and returns its typed message."""
     if isinstance(frame, bytes):
         raise ProtocolError("bad_json", "binary frames are not accepted")
-    try:
-        data = json.loads(frame)
-    except ValueError:
-        raise ProtocolError("bad_json", "the frame is not valid JSON") from None
+    data = load_json(frame, max_depth=max_depth)
     if not isinstance(data, dict):
         raise ProtocolError("bad_json", "the frame must be a JSON object")
     kind = data.get("type")
     if not isinstance(kind, str):
         raise ProtocolError("bad_message", "'type' must be a string")
+    # Lone surrogates arrive as \u escapes (or, from Python callers, as non-ASCII text); they
+    # are refused here, before anything is stored, relayed or echoed.
+    if (not frame.isascii() or "\\u" in frame) and holds_lone_surrogate(data):
+        field = next(
+            (k for k, v in data.items() if holds_lone_surrogate(k) or holds_lone_surrogate(v))
+        )
+        what = "a field name" if holds_lone_surrogate(field) else f"'{field}'"
+        raise ProtocolError(
+            "bad_message",
+            f"{what} is not valid Unicode text (it holds a lone surrogate)",
+            None if holds_lone_surrogate(kind) else kind,
+        )
     allowed = VISITOR_TYPES if role == "visitor" else AGENT_TYPES
     if kind not in allowed:
         raise ProtocolError("unknown_type", f"no message type {kind[:40]!r} for {role}s", kind)

@@ -194,6 +194,35 @@ async def open_agent(client: TestClient[Any, Any]) -> Peer:
     return peer
 
 
+async def raw_http(
+    client: TestClient[Any, Any], request: bytes, *, head: bool = False
+) -> tuple[int, dict[str, str], bytes]:
+    """Sends one request written byte for byte (headers an HTTP client would not send) on a
+    connection of its own; returns the status, the headers (lower-case names) and the body."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 15)
+        status_line, *lines = raw.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                headers[name.strip().lower()] = value.strip()
+        status = int(status_line.split()[1])
+        # Read by Content-Length, not to the end of the connection: with a request body left
+        # unread, aiohttp lingers reading it for seconds before it closes.
+        if head or status in (101, 204, 304):
+            return status, headers, b""
+        if "content-length" in headers:
+            length = int(headers["content-length"])
+            return status, headers, await asyncio.wait_for(reader.readexactly(length), 15)
+        return status, headers, await asyncio.wait_for(reader.read(), 15)
+    finally:
+        writer.close()
+
+
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

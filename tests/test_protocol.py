@@ -18,7 +18,15 @@ from humandesk.server.app import ACCOUNTS, QUEUE, REDIS, SIGNER, create_app
 from humandesk.server.auth import SESSION_COOKIE
 from humandesk.server.config import Config
 
-from helpers import Peer, desk_config, login_agent, open_agent, open_visitor, origin_of
+from helpers import (
+    Peer,
+    desk_config,
+    login_agent,
+    open_agent,
+    open_visitor,
+    origin_of,
+    raw_http,
+)
 
 Client = TestClient[Any, Any]
 OFFER_SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -277,6 +285,137 @@ async def test_too_many_errors_close_with_1008(client: Client) -> None:
     for _ in range(50):
         await visitor.send("{")
     assert await visitor.closed() == 1008
+    # Every error was answered, the 50th too, before the close.
+    assert [m.get("code") for m in visitor.seen[1:]] == ["bad_json"] * 50
+
+
+async def test_frames_that_are_not_i_json_get_errors_and_the_socket_stays_open(
+    client: Client,
+) -> None:
+    bystander = await join(client, "Bystander")
+    visitor = await open_visitor(client)
+    for frame, code in [
+        ('{"type":"join","name":"\\ud800"}', "bad_message"),
+        ('{"type":"join","name":"A","topic":"x\\udfff"}', "bad_message"),
+        ('{"type":"callback","name":"A","contact":"12345","note":"\\ud800"}', "bad_message"),
+        ('{"type":"ping","x":' + "[" * 1_000 + "]" * 1_000 + "}", "too_deep"),
+        ('{"type":"rate","call_id":"1","score":1e999999}', "bad_json"),
+        ('{"type":"ping","x":' + "9" * 10_000 + "}", "bad_json"),
+        ('{"type":"ping","x":NaN}', "bad_json"),
+    ]:
+        await visitor.send(frame)
+        assert (await visitor.expect("error"))["code"] == code, frame[:40]
+    await visitor.send({"type": "ping"})
+    await visitor.expect("pong")
+    # A raw lone surrogate is not UTF-8: the WebSocket layer closes with 1007 (RFC 6455).
+    await visitor.ws.send_frame(
+        '{"type":"join","name":"\ud800"}'.encode("utf-8", "surrogatepass"), aiohttp.WSMsgType.TEXT
+    )
+    assert await visitor.closed() == 1007
+    agent = await available_agent(client, "bob", "battery staple")
+    await agent.send('{"type":"close_callback","id":"\\ud800"}')
+    assert (await agent.expect("error"))["code"] == "bad_message"
+    await agent.send("[" * 100 + "]" * 100)
+    assert (await agent.expect("error"))["code"] == "too_deep"
+    await agent.send({"type": "ping"})
+    await agent.expect("pong")
+    assert await client.app[QUEUE].position(bystander.seen[1]["visitor_id"]) == 1
+
+
+async def test_the_depth_limit_is_a_setting(
+    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
+) -> None:
+    app = create_app(desk_config(redis_url, desk_name, tmp_path, max_json_depth=4))
+    client: Client = await aiohttp_client(app)
+    visitor = await open_visitor(client)
+    await visitor.send({"type": "ping", "x": [[[1]]]})
+    await visitor.expect("pong")
+    await visitor.send({"type": "ping", "x": [[[[1]]]]})
+    assert (await visitor.expect("error"))["code"] == "too_deep"
+    login = await client.post(
+        "/api/login", data=b'{"username":[[[["a"]]]]}', headers={"Origin": origin_of(client)}
+    )
+    assert login.status == 400 and (await login.json())["error"] == "too_deep"
+
+
+async def test_login_refuses_bodies_that_are_not_i_json(client: Client) -> None:
+    origin = {"Origin": origin_of(client)}
+    for body, error in [
+        (b'{"username":"\\ud800","password":"x"}', "bad_request"),
+        (b'{"username":"ada","password":"\\udfff"}', "bad_request"),
+        ('{"username":"\ud800","password":"x"}'.encode("utf-8", "surrogatepass"), "bad_json"),
+        (b"\xff\xfe{}", "bad_json"),
+        (b"[" * 1_000 + b"]" * 1_000, "too_deep"),
+        (b'{"username":"a","password":' + b"9" * 4_000 + b"}", "bad_json"),
+        (b'{"username":"a","password":"b","n":1e999999}', "bad_json"),
+        (b'{"username":"a","password":"b","n":NaN}', "bad_json"),
+        (b"[]", "bad_json"),
+    ]:
+        resp = await client.post("/api/login", data=body, headers=origin)
+        answer = await resp.json()
+        assert resp.status == 400 and answer["error"] == error, (body[:40], answer)
+        assert answer["reason"]
+
+    # A body without a Content-Length (chunked) is held to the same 4 KiB.
+    async def chunks() -> Any:
+        for _ in range(5):
+            yield b" " * 1_000
+
+    big = await client.post("/api/login", data=chunks(), headers=origin)
+    assert big.status == 413
+
+
+async def test_stats_refuse_moments_outside_the_event_log(client: Client) -> None:
+    await client.app[ACCOUNTS].add("boss", "correct horse", ["support"], role="supervisor")
+    await login_agent(client, "boss", "correct horse")
+    for query in (
+        "since=²",  # str.isdigit() takes it, int() does not
+        "since=" + "9" * 5_000,  # beyond Python's digit limit
+        "until=99999999999999999999",
+        "since=0001-01-01",
+        "until=9999-12-31T23:59:59-14:00",
+    ):
+        resp = await client.get("/api/stats?" + query)
+        assert resp.status == 400 and (await resp.json())["error"] == "bad_request", query
+    ok = await client.get("/api/stats?since=1970-01-01&until=9999-12-31T23:59:59.999Z")
+    assert ok.status == 200
+
+
+async def test_header_text_that_is_not_utf8_is_refused_not_a_500(
+    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
+) -> None:
+    config = desk_config(redis_url, desk_name, tmp_path, trusted_proxies=("127.0.0.1",))
+    app = create_app(config)
+    client: Client = await aiohttp_client(app)
+    host = f"{client.host}:{client.port}".encode()
+    body = b'{"username":"ada","password":"wrong"}'
+    login = b"POST /api/login HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n" % (host, len(body))
+    # A session cookie whose bytes are not UTF-8: not a token.
+    status, _, answer = await raw_http(
+        client,
+        b"GET /api/me HTTP/1.1\r\nHost: %s\r\nCookie: hd_session=\xed\xa0\x80\r\n\r\n" % host,
+    )
+    assert status == 401 and json.loads(answer)["reason"] == "invalid_token"
+    # A Host that is not a host name: the desk's origin cannot be derived from it.
+    for bad_host in (b"\xff", b"a b", b"x;y", b""):
+        status, _, answer = await raw_http(client, b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % bad_host)
+        assert status == 400 and json.loads(answer)["error"] == "bad_host", bad_host
+    # X-Forwarded-For from a trusted proxy holding text, not an address: the proxy's own
+    # address is as far as the desk can know.
+    status, _, _ = await raw_http(
+        client, login + b"X-Forwarded-For: \xed\xa0\x80, junk\r\n\r\n" + body
+    )
+    assert status == 401
+    keys = app[QUEUE].keys
+    assert await app[REDIS].get(keys.login_failures("address", "127.0.0.1")) == b"1"
+
+
+async def test_static_files_are_looked_up_by_name(client: Client) -> None:
+    css = await client.get("/static/desk.css")
+    assert css.status == 200 and "css" in css.headers["Content-Type"]
+    # A name longer than a file name may be (aiohttp's static route answered 500), none.
+    for path in ("/static/" + "a" * 300, "/static/x", "/static/desk.css/x", "/static/.x"):
+        assert (await client.get(path)).status == 404, path
 
 
 async def test_foreign_origin_is_refused_before_upgrade(client: Client) -> None:
@@ -634,6 +773,14 @@ async def test_an_offered_visitor_keeps_their_place_for_the_others(client: Clien
     # ...and stays 2nd when the first is back in line after the decline.
     assert all(m["position"] == 2 for m in await second.quiet(0.4) if m["type"] == "position")
     assert await client.app[QUEUE].position(second.seen[1]["visitor_id"]) == 2
+
+
+def test_json_depth_from_the_environment() -> None:
+    assert Config.from_env({}).max_json_depth == 32
+    assert Config.from_env({"HUMANDESK_MAX_JSON_DEPTH": "8"}).max_json_depth == 8
+    for bad in ("3", "1000", "deep"):
+        with pytest.raises(ValueError):
+            Config.from_env({"HUMANDESK_MAX_JSON_DEPTH": bad})
 
 
 def test_trusted_proxies_from_the_environment() -> None:
