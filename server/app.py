@@ -116,6 +116,12 @@ def own_origin(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
+def own_socket_origin(request: web.Request) -> str:
+    """The origin of the desk's own WebSockets: ``ws://host:port`` or ``wss://host``."""
+    origin = own_origin(request)
+    return "wss" + origin[5:] if origin.startswith("https") else "ws" + origin[4:]
+
+
 def origin_allowed_for_socket(request: web.Request, *, embedders: bool) -> bool:
     """Cross-site WebSocket hijacking guard: only the desk's own pages may connect, and for
     the visitor socket (``embedders``) the panel framed by the sites that embed the widget.
@@ -135,12 +141,15 @@ def frame_ancestors(config: Config) -> str:
     return " ".join(config.allowed_origins) if config.allowed_origins else "*"
 
 
-def page_headers(frame_src: str) -> dict[str, str]:
+def page_headers(request: web.Request, frame_src: str) -> dict[str, str]:
+    """The headers of every page: a CSP whose ``connect-src`` names the desk's own socket
+    origin (not any ``ws:``/``wss:`` host, which a script injected into a page could use
+    to send what it reads anywhere)."""
     csp = (
         "default-src 'self'; script-src 'self'; style-src 'self'; "
         "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "
-        "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; "
-        f"form-action 'self'; frame-ancestors {frame_src}"
+        f"connect-src 'self' {own_socket_origin(request)}; object-src 'none'; "
+        f"base-uri 'none'; form-action 'self'; frame-ancestors {frame_src}"
     )
     return {
         "Content-Security-Policy": csp,
@@ -153,6 +162,8 @@ def page_headers(frame_src: str) -> dict[str, str]:
 async def security_headers(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    """Errors under ``/api/`` answer JSON (``{"error": ...}``) like the handlers do, and a
+    Redis outage answers 503 ``unavailable``. (``nosniff`` is set by :func:`nosniff`.)"""
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -170,8 +181,14 @@ async def security_headers(
             503, "unavailable", reason="the desk cannot reach its database; try again soon"
         )
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response
+
+
+async def nosniff(_request: web.Request, response: web.StreamResponse) -> None:
+    """``X-Content-Type-Options: nosniff`` on every response the application sends: handler
+    returns, raised HTTP errors (404, 405, ...), static files and 500s alike (all of them are
+    prepared through this signal, unlike a middleware's view)."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
 # Pages -------------------------------------------------------------------------------------
@@ -180,7 +197,9 @@ async def security_headers(
 async def index_page(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     html = render("index.html", desk_name=config.title, desk_url=own_origin(request))
-    return web.Response(text=html, content_type="text/html", headers=page_headers("'none'"))
+    return web.Response(
+        text=html, content_type="text/html", headers=page_headers(request, "'none'")
+    )
 
 
 async def visitor_page(request: web.Request) -> web.Response:
@@ -195,14 +214,16 @@ async def visitor_page(request: web.Request) -> web.Response:
         host = ""
     html = render("visitor.html", queue=queue, host_origin=host, desk_name=config.title)
     return web.Response(
-        text=html, content_type="text/html", headers=page_headers(frame_ancestors(config))
+        text=html, content_type="text/html", headers=page_headers(request, frame_ancestors(config))
     )
 
 
 async def agent_page(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     html = render("agent.html", desk_name=config.title)
-    return web.Response(text=html, content_type="text/html", headers=page_headers("'none'"))
+    return web.Response(
+        text=html, content_type="text/html", headers=page_headers(request, "'none'")
+    )
 
 
 async def wallboard_page(request: web.Request) -> web.Response:
@@ -220,10 +241,12 @@ async def wallboard_page(request: web.Request) -> web.Response:
             if not account.supervisor:
                 raise web.HTTPForbidden(
                     text="This screen is for supervisors. Ask one to give you the role.",
-                    headers=page_headers("'none'"),
+                    headers=page_headers(request, "'none'"),
                 )
     html = render("wallboard.html", desk_name=config.title)
-    return web.Response(text=html, content_type="text/html", headers=page_headers("'none'"))
+    return web.Response(
+        text=html, content_type="text/html", headers=page_headers(request, "'none'")
+    )
 
 
 async def widget_js(request: web.Request) -> web.FileResponse:
@@ -651,6 +674,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/static/{name}", static_file)
+    app.on_response_prepare.append(nosniff)
     app.cleanup_ctx.append(_desk_context)
     app.on_shutdown.append(_close_sockets)
     return app

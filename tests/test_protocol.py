@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -633,6 +634,76 @@ async def test_pages_and_widget(client: Client) -> None:
     assert "frame-ancestors 'none'" in agent.headers["Content-Security-Policy"]
     missing = await client.get("/api/nothing")
     assert missing.status == 404 and (await missing.json())["error"] == "not_found"
+
+
+async def test_every_response_says_nosniff(client: Client) -> None:
+    """Handler returns, raised HTTP errors, static files, 404s and 405s alike."""
+    await login_agent(client, "ada", "correct horse")
+    paths = [
+        ("GET", "/"),
+        ("GET", "/visitor"),
+        ("GET", "/agent"),
+        ("GET", "/wallboard"),
+        ("GET", "/widget.js"),
+        ("GET", "/static/desk.css"),
+        ("HEAD", "/static/common.js"),
+        ("GET", "/static/missing.js"),  # 404 from a handler
+        ("GET", "/visitor?queue=../x"),  # 400 raised as an HTTPException, not under /api/
+        ("GET", "/nothing/here"),  # 404 from the router
+        ("GET", "/api/nothing"),  # the same, answered as JSON
+        ("DELETE", "/agent"),  # 405
+        ("POST", "/api/me"),  # 405 under /api/
+        ("GET", "/api/me"),
+        ("GET", "/api/queues/support"),
+        ("GET", "/api/queues/nope"),
+        ("GET", "/api/stats"),
+        ("GET", "/api/stats?since=x"),
+        ("GET", "/api/agents"),
+        ("GET", "/api/calls.csv"),
+        ("POST", "/api/login"),
+        ("POST", "/api/logout"),
+        ("GET", "/metrics"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/ws/visitor"),  # 400: not an upgrade
+    ]
+    for method, path in paths:
+        resp = await client.request(method, path, headers={"Origin": origin_of(client)})
+        assert resp.headers.get("X-Content-Type-Options") == "nosniff", (method, path, resp.status)
+    client.session.cookie_jar.clear()
+    resp = await client.get("/api/me")
+    assert resp.status == 401 and resp.headers.get("X-Content-Type-Options") == "nosniff"
+    host = f"{client.host}:{client.port}"
+    upgrade = (
+        f"GET /ws/visitor HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    status, headers, _ = await raw_http(client, upgrade.encode())
+    assert status == 101 and headers.get("x-content-type-options") == "nosniff"
+
+
+def connect_src(response: aiohttp.ClientResponse) -> list[str]:
+    policy = response.headers["Content-Security-Policy"]
+    directive = next(d.strip() for d in policy.split(";") if d.strip().startswith("connect-src"))
+    return directive.split()[1:]
+
+
+async def test_csp_connects_to_the_desk_own_socket_origin_only(
+    client: Client, aiohttp_client: Any, redis_url: str, tmp_path: Path
+) -> None:
+    for path in ("/", "/visitor", "/agent", "/wallboard"):
+        sources = connect_src(await client.get(path))
+        assert sources == ["'self'", f"ws://{client.host}:{client.port}"], (path, sources)
+    for public, socket_origin in [
+        ("https://desk.example", "wss://desk.example"),
+        ("https://desk.example:8443/help", "wss://desk.example:8443"),
+        ("http://desk.internal:8080", "ws://desk.internal:8080"),
+    ]:
+        config = desk_config(redis_url, "csp" + uuid.uuid4().hex[:8], tmp_path, public_url=public)
+        other: Client = await aiohttp_client(create_app(config))
+        for path in ("/visitor", "/agent"):
+            assert connect_src(await other.get(path)) == ["'self'", socket_origin], public
 
 
 async def test_reconnects_replay_the_call(client: Client) -> None:
