@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from typing import Any
 
 from humandesk.queue.stats import QueueStats
@@ -55,17 +56,31 @@ def _seconds(ms: Any) -> str:
     return f"{ms / 1000:.1f}" if isinstance(ms, int | float) else ""
 
 
+# Where a spreadsheet may start a new cell inside ours: at the common separators (a file read
+# with ";" in a ";" locale splits "x;=cmd|' /C calc'!A0" into two cells) and at line breaks.
+# A part that starts, after spaces and quotes, with a formula character gets a "'" first.
+_FORMULA_PART = re.compile(r"(^|[,;\t\r\n])(?=[ \"]*[=+\-@])")
+
+
 def _cell(value: Any) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula (CSV injection)."""
-    text = "" if value is None else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    """A CSV cell that no spreadsheet runs as a formula (CSV injection), whatever separator
+    it reads the file with.
+
+    NUL characters are dropped. The cell, and every part of it after a ``,``, ``;``, tab or
+    line break, gets a ``'`` in front when it starts (after spaces or quotes) with ``=``,
+    ``+``, ``-`` or ``@``; a cell that starts with a tab or a line break gets one too. The
+    writer quotes every cell as well, so a reader that honours quotes splits none of them.
+    """
+    text = ("" if value is None else str(value)).replace("\0", "")
+    text = _FORMULA_PART.sub(r"\1'", text)
+    if text[:1] in ("\t", "\r", "\n"):
         text = "'" + text
     return text
 
 
 def calls_to_csv(records: list[dict[str, Any]]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for r in records:
         row = {

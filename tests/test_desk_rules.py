@@ -305,6 +305,41 @@ async def test_stats_metrics_and_calls_csv(client: Client) -> None:
     assert (await client.get("/api/calls.csv")).status == 401
 
 
+async def test_calls_csv_holds_no_formula_for_any_separator(client: Client) -> None:
+    """The export through the real endpoint, with attacks in every field a visitor or an
+    agent writes (see tests/test_reports.py for the rule)."""
+    visitor = await join(client, "x;=cmd|' /C calc'!A0", topic="\0=1+1", page="a,@SUM(1)")
+    await login_agent(client, "ada", "correct horse")
+    agent = await open_agent(client)
+    await agent.send({"type": "status", "status": "available"})
+    offer = await agent.expect("offer")
+    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+    call = (await agent.expect("call_started"))["call_id"]
+    await visitor.expect("call_started")
+    notes = 'ok\n=HYPERLINK("http://evil.example")\tfine'
+    await agent.send({"type": "notes", "call_id": call, "notes": notes, "disposition": "-2+3"})
+    await agent.expect("notes_saved")
+    await visitor.send({"type": "hangup", "call_id": call})
+    await visitor.expect("call_ended")
+    await visitor.send({"type": "rate", "call_id": call, "score": 5, "comment": "fine,\t+1"})
+    await visitor.expect("rated")
+
+    body = await supervisor_json(client, "/api/calls.csv")
+    row = next(csv.DictReader(io.StringIO(body, newline="")))
+    assert row["visitor_name"] == "x;'=cmd|' /C calc'!A0"
+    assert row["topic"] == "'=1+1"
+    assert row["page"] == "a,'@SUM(1)"
+    assert row["notes"] == 'ok\n\'=HYPERLINK("http://evil.example")\tfine'
+    assert row["disposition"] == "'-2+3"
+    assert row["rating_comment"] == "fine,\t'+1"
+    assert "\0" not in body
+    # A spreadsheet that splits at ";" (or "," or tab), quotes or not, finds no formula.
+    for separator in (";", ",", "\t"):
+        for line in body.splitlines():
+            for part in line.split(separator):
+                assert part.lstrip(' "')[:1] not in ("=", "+", "-", "@"), (separator, part)
+
+
 def test_service_level_formulas() -> None:
     events = [
         {"event": "joined", "queue": "q"},
