@@ -250,8 +250,9 @@ AGENT_TYPES: Final = frozenset(
 
 # Strict JSON ---------------------------------------------------------------------------------
 
-# A JSON string, or an opening or closing bracket outside strings.
-_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|([\[{])|([\]}])')
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_PARENS = bytes.maketrans(b"[{]}", b"(())")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[{]}"))
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -281,17 +282,26 @@ def load_json(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
 
 
 def _too_deep(text: str, max_depth: int) -> bool:
+    """Whether objects and arrays nest deeper than ``max_depth``, brackets in strings aside.
+
+    Each step runs in C (a Python loop over the 16,000 brackets a 64 KiB frame holds cost
+    5 ms): strings are cut out and the brackets kept as parentheses; more openers in a row
+    than the limit are too deep at once; else each of ``max_depth`` passes deletes every
+    innermost pair, and a pair left whole after that nested deeper, as did a text (cut short)
+    with more openers left than the limit.
+    """
     if text.count("[") + text.count("{") <= max_depth:
         return False  # the common case, decided without a scan
-    depth = 0
-    for match in _STRUCTURE.finditer(text):
-        if match.group(1):
-            depth += 1
-            if depth > max_depth:
-                return True
-        elif match.group(2):
-            depth -= 1
-    return False
+    structure = _STRING.sub("", text).encode("utf-8", "surrogatepass")
+    parens = structure.translate(_PARENS, _NOT_BRACKETS)
+    if b"(" * (max_depth + 1) in parens:
+        return True  # a straight run of openers: the usual deep frame, found in one search
+    for _ in range(max_depth):
+        shorter = parens.replace(b"()", b"")
+        if len(shorter) == len(parens):
+            break
+        parens = shorter
+    return b"()" in parens or parens.count(b"(") > max_depth
 
 
 def _number_error() -> ProtocolError:

@@ -174,6 +174,19 @@ def test_the_depth_limit_counts_nesting_exactly(value: Any, limit: int) -> None:
         assert load_json(text, max_depth=limit) == value
 
 
+@given(
+    text=st.one_of(
+        st.text(st.sampled_from('[]{}",:1 \\'), max_size=200),
+        st.integers(30, 3_000).map(lambda n: "[[]," * n),  # cut short, openers never in a row
+    )
+)
+def test_any_text_parses_or_is_refused_with_a_documented_code(text: str) -> None:
+    try:
+        load_json(text)
+    except ProtocolError as exc:
+        assert exc.code in ("bad_json", "too_deep")
+
+
 @given(text=st.text(st.characters(categories=["Cs"]) | st.characters(), max_size=8))
 def test_lone_surrogates_are_exactly_what_utf8_cannot_encode(text: str) -> None:
     try:
