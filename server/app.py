@@ -528,7 +528,9 @@ async def metrics(request: web.Request) -> web.Response:
     token = request.app[CONFIG].metrics_token
     given = request.headers.get("Authorization", "")
     if given.startswith("Bearer ") and token:
-        if not secrets.compare_digest(given[7:].strip().encode(), token.encode()):
+        # surrogateescape: the header's bytes as sent, UTF-8 or not (aiohttp decodes them so).
+        offered = given[7:].strip().encode("utf-8", "surrogateescape")
+        if not secrets.compare_digest(offered, token.encode()):
             raise _unauthorized("invalid_token")
     else:
         await current_supervisor(request)

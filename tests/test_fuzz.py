@@ -339,6 +339,7 @@ async def client(
         tmp_path,
         queues=("support", "sales", BYSTANDER_QUEUE),
         trusted_proxies=("127.0.0.1",),  # so X-Forwarded-For reaches the login throttle
+        metrics_token="fuzz-metrics-token",
     )
     app = create_app(config)
     c: Client = await aiohttp_client(app)
@@ -510,6 +511,7 @@ def requests(app_paths: list[str], token: str) -> st.SearchStrategy[Request]:
                 HEADER_BYTES,
             ),
             st.tuples(st.just("Upgrade"), st.just(b"websocket")),
+            st.tuples(st.just("Authorization"), HEADER_BYTES.map(lambda b: b"Bearer " + b)),
             st.tuples(st.just("X-Forwarded-For"), st.sampled_from([b"203.0.113.9", b"::1"])),
         ),
         max_size=4,

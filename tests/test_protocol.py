@@ -385,7 +385,9 @@ async def test_stats_refuse_moments_outside_the_event_log(client: Client) -> Non
 async def test_header_text_that_is_not_utf8_is_refused_not_a_500(
     aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
 ) -> None:
-    config = desk_config(redis_url, desk_name, tmp_path, trusted_proxies=("127.0.0.1",))
+    config = desk_config(
+        redis_url, desk_name, tmp_path, trusted_proxies=("127.0.0.1",), metrics_token="t0ken"
+    )
     app = create_app(config)
     client: Client = await aiohttp_client(app)
     host = f"{client.host}:{client.port}".encode()
@@ -395,6 +397,11 @@ async def test_header_text_that_is_not_utf8_is_refused_not_a_500(
     status, _, answer = await raw_http(
         client,
         b"GET /api/me HTTP/1.1\r\nHost: %s\r\nCookie: hd_session=\xed\xa0\x80\r\n\r\n" % host,
+    )
+    assert status == 401 and json.loads(answer)["reason"] == "invalid_token"
+    # A bearer token for /metrics whose bytes are not UTF-8: not the token.
+    status, _, answer = await raw_http(
+        client, b"GET /metrics HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer \x80\r\n\r\n" % host
     )
     assert status == 401 and json.loads(answer)["reason"] == "invalid_token"
     # A Host that is not a host name: the desk's origin cannot be derived from it.
