@@ -1042,8 +1042,8 @@
     const msg = {
       type: "notes",
       call_id: notes.callId,
-      notes: ui.notes.value.slice(0, 5000),
-      disposition: ui.disposition.value.slice(0, 64),
+      notes: HD.clip(ui.notes.value, 5000),
+      disposition: HD.clip(ui.disposition.value, 64),
     };
     if (!socket || !socket.send(msg)) {
       setNotesState("error", "Not saved yet: offline"); // stays dirty: saved once we are back

@@ -19,6 +19,16 @@
 
   HD.plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
+  /**
+   * The first `max` characters of `text`, counted as the desk counts them (code points), never
+   * cutting an emoji in half: half of one is a lone surrogate, which the desk refuses.
+   */
+  HD.clip = (text, max) => {
+    const value = String(text || "");
+    if (value.length <= max) return value;
+    return Array.from(value).slice(0, max).join("");
+  };
+
   /** "under a minute", "about 3 minutes", ... for an ETA in seconds (null: unknown). */
   HD.formatEta = (seconds) => {
     if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {

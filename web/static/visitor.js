@@ -782,10 +782,10 @@
     pendingJoin = {
       type: "join",
       queue: QUEUE,
-      name: name.slice(0, 80),
-      topic: ui.topic.value.trim().slice(0, 500),
+      name: HD.clip(name, 80),
+      topic: HD.clip(ui.topic.value.trim(), 500),
       audio_only: !media.stream || media.stream.getVideoTracks().length === 0,
-      page: (document.referrer || "").slice(0, 500),
+      page: HD.clip(document.referrer, 500),
     };
     if (priorityToken) pendingJoin.priority_token = priorityToken;
     resetWaiting();
@@ -930,9 +930,9 @@
     const msg = {
       type: "callback",
       queue: state.queue || QUEUE,
-      name: name.slice(0, 80),
-      contact: contact.slice(0, 200),
-      note: ui.cbNote.value.trim().slice(0, 1000),
+      name: HD.clip(name, 80),
+      contact: HD.clip(contact, 200),
+      note: HD.clip(ui.cbNote.value.trim(), 1000),
     };
     callbackRequest = msg;
     ui.callbackSubmit.disabled = true;
@@ -1193,7 +1193,7 @@
       type: "rate",
       call_id: state.rateCallId,
       score: state.score,
-      comment: ui.ratingComment.value.trim().slice(0, 1000),
+      comment: HD.clip(ui.ratingComment.value.trim(), 1000),
     };
     if (!socket || !socket.send(msg)) {
       finishRating("Sorry, we could not send your feedback.");
