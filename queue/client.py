@@ -20,7 +20,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from humandesk.queue.hours import Schedule
-from humandesk.queue.keys import DeskKeys
+from humandesk.queue.keys import DeskKeys, lua_prelude
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
 OPS = (
@@ -58,18 +58,50 @@ class QueueError(Exception):
 
 @dataclass(frozen=True)
 class QueueConfig:
-    """Desk-wide defaults of the queue rules; each queue may override them (QueueRules)."""
+    """The desk's queue settings: the one set of defaults of every queue rule (a queue's
+    own rules, stored with ``set_queue_rules``, override them; the scripts read them from
+    here too), and the leases, which are the desk's alone."""
 
+    # Queue rules (RULES): each queue may set its own.
     offer_timeout_ms: int = 20_000
     reject_delay_ms: int = 5_000
     no_answer_delay_ms: int = 5_000
     max_missed_offers: int = 3
     wrapup_ms: int = 30_000
     escalation_ms: int = 60_000
-    max_wait_ms: int = 0
+    max_wait_ms: int = 0  # 0: no limit
+    strategy: str = "longest-idle"  # see STRATEGIES
+    overflow: str = ""  # the queue a visitor moves to after max_wait ("": a callback form)
+    sla: int = 20  # service-level threshold T, seconds
+    priority: int = 0  # visitors' default priority, 0-9
+    hours: str = ""  # business hours (queue/hours.py); "": always open
+    timezone: str = "UTC"
+    # The desk's own.
     lease_ms: int = 20_000  # an agent's socket may be silent this long
     visitor_lease_ms: int = 60_000  # the resume window of a visitor whose socket went away
     default_handle_s: float = 180.0
+
+    def rules(self) -> dict[str, Any]:
+        """The default of every queue rule, by the name a queue's stored rules use."""
+        return {name: getattr(self, name) for name in RULES}
+
+
+#: The settings of QueueConfig that each queue may set for itself.
+RULES = (
+    "offer_timeout_ms",
+    "reject_delay_ms",
+    "no_answer_delay_ms",
+    "max_missed_offers",
+    "wrapup_ms",
+    "escalation_ms",
+    "max_wait_ms",
+    "strategy",
+    "overflow",
+    "sla",
+    "priority",
+    "hours",
+    "timezone",
+)
 
 
 @dataclass(frozen=True)
@@ -123,10 +155,11 @@ class QueueSnapshot:
 
 
 def load_script_source(op: str) -> str:
-    """The full source EVALSHA runs for ``op``: the shared prelude plus the op script."""
+    """The full source EVALSHA runs for ``op``: the key table generated from queue/keys.py,
+    the shared prelude (lib.lua) and the op script."""
     lib = (SCRIPTS_DIR / "lib.lua").read_text()
     body = (SCRIPTS_DIR / f"{op}.lua").read_text()
-    return lib + "\n" + body
+    return lua_prelude() + lib + "\n" + body
 
 
 class DeskQueue:
@@ -157,9 +190,15 @@ class DeskQueue:
         self._queues = None
 
     async def remove_queue(self, name: str) -> None:
-        if await self.redis.srem(self.keys.queues, name):
+        """Removes a queue and its own rules."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.srem(self.keys.queues, name)
+        pipe.hdel(self.keys.queue_config, name)
+        removed, _ = await pipe.execute()
+        if removed:
             await self._queues_changed(name)
         self._queues = None
+        self._rules_seen.pop(name, None)
 
     async def _queues_changed(self, name: str) -> None:
         message = {"type": "queues_changed", "queue": name}
@@ -385,11 +424,11 @@ class DeskQueue:
     async def open_callbacks(self, queues: list[str] | None = None) -> list[dict[str, Any]]:
         """The open callback requests (of ``queues``, if given), oldest first."""
         ids: list[bytes] = await self.redis.zrange(  # type: ignore[assignment]
-            self.keys.key("callbacks_open"), 0, -1
+            self.keys.callbacks_open, 0, -1
         )
         if not ids:
             return []
-        rows = await self.redis.hmget(self.keys.key("callbacks"), ids)
+        rows = await self.redis.hmget(self.keys.callbacks, ids)
         items = [dict(json.loads(_text(r))) for r in rows if r is not None]
         for item in items:
             item.pop("visitor_id", None)  # kept for erasure; agents never see visitor ids
@@ -398,7 +437,12 @@ class DeskQueue:
     async def set_queue_rules(self, queue: str, rules: dict[str, Any]) -> None:
         """Stores a queue's own rules (keys as in QueueConfig, plus strategy and overflow)."""
         await self.add_queue(queue)
-        await self.redis.hset(self.keys.key("queue_config"), queue, json.dumps(rules))
+        await self.redis.hset(self.keys.queue_config, queue, json.dumps(rules))
+
+    async def own_rules(self, queue: str) -> dict[str, Any]:
+        """The rules stored for ``queue`` itself, without the desk defaults ({} if none)."""
+        raw = await self._stored_rules(queue)
+        return dict(json.loads(raw)) if raw else {}
 
     async def queue_rules(self, queue: str) -> dict[str, Any]:
         """The rules in force for ``queue``: its own over the desk defaults."""
@@ -407,15 +451,15 @@ class DeskQueue:
     async def _stored_rules(self, queue: str, *, cached: bool = False) -> str:
         """The queue's own rules as stored (JSON text, "" for none); ``cached``: as last read."""
         if not cached or queue not in self._rules_seen:
-            raw = await self.redis.hget(self.keys.key("queue_config"), queue)
+            raw = await self.redis.hget(self.keys.queue_config, queue)
             self._rules_seen[queue] = "" if raw is None else _text(raw)
         return self._rules_seen[queue]
 
     def _rules_from(self, raw: str) -> dict[str, Any]:
-        rules: dict[str, Any] = {
-            k: v for k, v in asdict(self.config).items() if k not in ("lease_ms",)
+        rules = self.config.rules() | {
+            "visitor_lease_ms": self.config.visitor_lease_ms,
+            "default_handle_s": self.config.default_handle_s,
         }
-        rules.update({"strategy": "longest-idle", "overflow": ""})
         if raw:
             rules.update(json.loads(raw))
         return rules
@@ -459,17 +503,17 @@ class DeskQueue:
         )
 
     async def call_record(self, call_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.hget(self.keys.key("call_records"), call_id)
+        raw = await self.redis.hget(self.keys.call_records, call_id)
         return None if raw is None else dict(json.loads(_text(raw)))
 
     async def call_records(self, since_ms: int, until_ms: int) -> list[dict[str, Any]]:
         """Call records of calls answered in [since_ms, until_ms], oldest first."""
         ids: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
-            self.keys.key("records_by_time"), since_ms, until_ms
+            self.keys.records_by_time, since_ms, until_ms
         )
         if not ids:
             return []
-        rows = await self.redis.hmget(self.keys.key("call_records"), ids)
+        rows = await self.redis.hmget(self.keys.call_records, ids)
         return [dict(json.loads(_text(r))) for r in rows if r is not None]
 
     async def try_reaper_lease(self, holder: str, ttl_ms: int) -> bool:
@@ -486,24 +530,24 @@ class DeskQueue:
     # Reads -------------------------------------------------------------------------------
 
     async def visitor(self, visitor_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.hget(self.keys.key("visitors"), visitor_id)
+        raw = await self.redis.hget(self.keys.visitors, visitor_id)
         return None if raw is None else dict(json.loads(_text(raw)))
 
     async def agent(self, name: str) -> dict[str, Any] | None:
-        raw = await self.redis.hget(self.keys.key("agents"), name)
+        raw = await self.redis.hget(self.keys.agents, name)
         return None if raw is None else dict(json.loads(_text(raw)))
 
     async def agents(self) -> dict[str, dict[str, Any]]:
         """Every agent's live record (state, queues, offer or call, ...), by name."""
-        raw = await self.redis.hgetall(self.keys.key("agents"))
+        raw = await self.redis.hgetall(self.keys.agents)
         return {_text(name): dict(json.loads(_text(record))) for name, record in raw.items()}
 
     async def offer(self, offer_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.hget(self.keys.key("offers"), offer_id)
+        raw = await self.redis.hget(self.keys.offers, offer_id)
         return None if raw is None else dict(json.loads(_text(raw)))
 
     async def call(self, call_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.hget(self.keys.key("calls"), call_id)
+        raw = await self.redis.hget(self.keys.calls, call_id)
         return None if raw is None else dict(json.loads(_text(raw)))
 
     async def clock_ms(self) -> int:
@@ -519,30 +563,30 @@ class DeskQueue:
         visitor = await self.visitor(visitor_id)
         if visitor is None or visitor["state"] not in ("waiting", "offered"):
             return None
-        rank = await self.redis.zrank(self.keys.queue_key(visitor["queue"], "places"), visitor_id)
+        rank = await self.redis.zrank(self.keys.queue(visitor["queue"]).places, visitor_id)
         return None if rank is None else int(rank) + 1  # type: ignore[arg-type]
 
     async def line_ids(self, queue: str, start: int = 0) -> list[str]:
         """The ids of everyone with a place in a queue's line (waiting, offered or away),
         from 0-based place ``start`` to the back."""
         rows: list[bytes] = await self.redis.zrange(  # type: ignore[assignment]
-            self.keys.queue_key(queue, "places"), start, -1
+            self.keys.queue(queue).places, start, -1
         )
         return [_text(member) for member in rows]
 
     async def line(self, queue: str) -> list[tuple[str, float]]:
         """The waiting visitors of a queue, first in line first, with their scores."""
         rows: list[tuple[bytes, float]] = await self.redis.zrange(
-            self.keys.queue_key(queue, "waiting"), 0, -1, withscores=True
+            self.keys.queue(queue).waiting, 0, -1, withscores=True
         )  # type: ignore[assignment]
         return [(_text(member), float(score)) for member, score in rows]
 
     async def snapshot(self, queue: str) -> QueueSnapshot:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.zcard(self.keys.queue_key(queue, "waiting"))
-        pipe.zcard(self.keys.queue_key(queue, "idle"))
-        pipe.scard(self.keys.queue_key(queue, "serving"))
-        pipe.hget(self.keys.key("handle_times"), queue)
+        pipe.zcard(self.keys.queue(queue).waiting)
+        pipe.zcard(self.keys.queue(queue).idle)
+        pipe.scard(self.keys.queue(queue).serving)
+        pipe.hget(self.keys.handle_times, queue)
         waiting, available, serving, handle = await pipe.execute()
         return QueueSnapshot(
             name=queue,
@@ -554,10 +598,30 @@ class DeskQueue:
 
     async def events(self, count: int = 1000) -> list[dict[str, str]]:
         """The newest ``count`` events of the log, oldest first."""
+        return [event for _id, event in reversed(await self.events_before("+", count))]
+
+    async def events_before(self, newest: str, count: int) -> list[tuple[str, dict[str, str]]]:
+        """Up to ``count`` (id, event) of the log, newest first, from the id ``newest``
+        ("+": the newest; "(id": just before id) backwards."""
         rows: list[tuple[bytes, dict[bytes, bytes]]] = await self.redis.xrevrange(
-            self.keys.key("events"), count=count
+            self.keys.events, max=newest, min="-", count=count
         )  # type: ignore[assignment]
-        return [{_text(k): _text(v) for k, v in fields.items()} for _id, fields in reversed(rows)]
+        return [
+            (_text(entry_id), {_text(k): _text(v) for k, v in fields.items()})
+            for entry_id, fields in rows
+        ]
+
+    async def anonymous_events(self, since_ms: int, until_ms: int) -> list[str]:
+        """The id-free copies of erased visitors' events logged in [since_ms, until_ms]."""
+        rows: list[bytes] = await self.redis.zrangebyscore(  # type: ignore[assignment]
+            self.keys.anonymous_events, since_ms, until_ms
+        )
+        return [_text(row) for row in rows]
+
+    async def visitors(self) -> list[dict[str, Any]]:
+        """Every visitor's live record (waiting, offered, in a call)."""
+        raw = await self.redis.hgetall(self.keys.visitors)
+        return [dict(json.loads(_text(record))) for record in raw.values()]
 
 
 @dataclass(frozen=True)

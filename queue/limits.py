@@ -106,7 +106,7 @@ class Limiter:
         if self.limits.waiting_per_address <= 0:
             return None
         reserved, _held = await self._slot(
-            keys=[self.keys.waiting_by_address(address), self.keys.key("visitors")],
+            keys=[self.keys.waiting_by_address(address), self.keys.visitors],
             args=[visitor_id, self.limits.waiting_per_address, self.RESERVATION_GRACE_MS],
         )
         if int(reserved):

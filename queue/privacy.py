@@ -74,11 +74,11 @@ def purge_keys(desk: DeskQueue) -> list[str]:
     """The ``KEYS`` of ``purge.lua``, in its order."""
     k = desk.keys
     return [
-        k.key("call_records"),
-        k.key("records_by_time"),
-        k.key("callbacks"),
-        k.key("callbacks_open"),
-        k.key("events"),
+        k.call_records,
+        k.records_by_time,
+        k.callbacks,
+        k.callbacks_open,
+        k.events,
         k.anonymous_events,
         k.audit,
     ]
@@ -188,7 +188,7 @@ async def erase(
     k = desk.keys
 
     callbacks: dict[str, str | None] = {}  # id -> its queue while open, else None
-    async for cb_id, cb in _scan_json(desk.redis, k.key("callbacks"), batch):
+    async for cb_id, cb in _scan_json(desk.redis, k.callbacks, batch):
         linked = str(cb.get("visitor_id") or "")
         if (key and contact_key(str(cb.get("contact", ""))) == key) or linked in wanted:
             callbacks[cb_id] = str(cb.get("queue", "")) if cb.get("state") == "open" else None
@@ -207,19 +207,19 @@ async def erase(
                 raise
 
     calls: set[str] = set()
-    async for call_id, record in _scan_json(desk.redis, k.key("call_records"), batch):
+    async for call_id, record in _scan_json(desk.redis, k.call_records, batch):
         if str(record.get("visitor_id", "")) in wanted:
             calls.add(call_id)
     for chunk in _chunks(sorted(calls), batch):
         pipe = desk.redis.pipeline(transaction=True)
-        pipe.hdel(k.key("call_records"), *chunk)
-        pipe.zrem(k.key("records_by_time"), *chunk)
+        pipe.hdel(k.call_records, *chunk)
+        pipe.zrem(k.records_by_time, *chunk)
         await pipe.execute()
 
     for chunk in _chunks(sorted(callbacks), batch):
         pipe = desk.redis.pipeline(transaction=True)
-        pipe.hdel(k.key("callbacks"), *chunk)
-        pipe.zrem(k.key("callbacks_open"), *chunk)
+        pipe.hdel(k.callbacks, *chunk)
+        pipe.zrem(k.callbacks_open, *chunk)
         await pipe.execute()
     for cb_id, queue in callbacks.items():
         if queue is not None:  # consoles drop it as they drop a closed one
@@ -241,7 +241,7 @@ async def _erase_events(
 ) -> int:
     """Moves the events naming these visitors, calls or callback requests out of the log,
     keeping an anonymised copy of each; returns how many."""
-    key = desk.keys.key("events")
+    key = desk.keys.events
     erased = 0
     start = "-"
     while True:

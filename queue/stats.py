@@ -18,16 +18,15 @@ Live, per queue: ``waiting_now``, ``longest_wait_now_s`` and agents by state.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from humandesk.queue.client import DeskQueue
+from humandesk.queue.client import DeskQueue, QueueConfig
 from humandesk.queue.privacy import anonymous_event
 
-DEFAULT_THRESHOLD_S = 20.0
+DEFAULT_THRESHOLD_S = float(QueueConfig.sla)
 
 
 @dataclass
@@ -143,27 +142,21 @@ async def events_between(desk: DeskQueue, since_ms: int, until_ms: int) -> list[
     only what is left; the anonymised events of erased visitors are read too, so erasing
     someone does not change the numbers.
     """
-    key = desk.keys.key("events")
     result: list[dict[str, str]] = []
     newest = "+"
     while True:
-        rows: list[tuple[bytes, dict[bytes, bytes]]] = await desk.redis.xrevrange(  # type: ignore[assignment]
-            key, max=newest, min="-", count=PAGE
-        )
-        for _id, fields in rows:
-            event = {k.decode(): v.decode() for k, v in fields.items()}
+        rows = await desk.events_before(newest, PAGE)
+        for _id, event in rows:
             if since_ms <= int(event.get("ts", 0)) <= until_ms:
                 result.append(event)
         if len(rows) < PAGE:
             break
         oldest_id, oldest = rows[-1]
-        if int(oldest.get(b"ts", 0)) < since_ms - CLOCK_SLACK_MS:
+        if int(oldest.get("ts", 0)) < since_ms - CLOCK_SLACK_MS:
             break
-        newest = "(" + oldest_id.decode()
+        newest = "(" + oldest_id
     result.reverse()
-    erased: list[bytes] = await desk.redis.zrangebyscore(  # type: ignore[assignment]
-        desk.keys.anonymous_events, since_ms, until_ms
-    )
+    erased = await desk.anonymous_events(since_ms, until_ms)
     if erased:
         result.extend(anonymous_event(member) for member in erased)
         result.sort(key=lambda event: float(event.get("ts", 0) or 0))  # stable: log order kept
@@ -184,8 +177,7 @@ async def queue_stats(
     )
     stats = summarise(await events_between(desk, since_ms, until_ms), queues, thresholds)
     agents = list((await desk.agents()).values())
-    visitors_raw = await desk.redis.hgetall(desk.keys.key("visitors"))
-    visitors = [json.loads(raw) for raw in visitors_raw.values()]
+    visitors = await desk.visitors()
     for q, s in stats.items():
         line = [v for v in visitors if v.get("queue") == q and v.get("state") == "waiting"]
         s.waiting_now = len(line)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
@@ -13,10 +12,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from humandesk.queue.client import AgentInfo, DeskQueue
-from humandesk.queue.keys import DeskKeys
+from humandesk.queue.keys import NAME_RE, DeskKeys
 from humandesk.server.auth import DUMMY_HASH, hash_password, verify_password
-
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 
 
 class AccountError(ValueError):

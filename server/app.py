@@ -20,8 +20,9 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from humandesk.queue.client import DeskQueue
+from humandesk.queue.keys import NAME_RE
 from humandesk.queue.stats import queue_stats
-from humandesk.server.accounts import NAME_RE, Account, Accounts, LoginThrottle, Revoked
+from humandesk.server.accounts import Account, Accounts, LoginThrottle, Revoked
 from humandesk.server.audit import AuditAction, AuditLog, purge_and_record
 from humandesk.server.auth import SESSION_COOKIE, Session, TokenError, TokenSigner
 from humandesk.server.config import Config
@@ -54,7 +55,6 @@ REDIS_HEALTH: Final = web.AppKey[Callable[[], RedisHealth]]("redis_health")
 #: /readyz answers 503 when Redis does not answer PING within this many seconds.
 READY_PING_TIMEOUT_S = 2.0
 
-QUEUE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 HOST_RE = re.compile(r"(?:[A-Za-z0-9_.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 MAX_LOGIN_BODY = 4096
@@ -205,7 +205,7 @@ async def index_page(request: web.Request) -> web.Response:
 async def visitor_page(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     queue = request.query.get("queue", "support")
-    if not QUEUE_NAME_RE.match(queue):
+    if not NAME_RE.match(queue):
         raise web.HTTPBadRequest(text="invalid queue name")
     host = request.query.get("host", "").rstrip("/")
     if host and not ORIGIN_RE.match(host):

@@ -396,8 +396,7 @@ async def _queue(args: argparse.Namespace, config: Config) -> int:
                     raise QueueConfigError(f"no queue named {args.name!r}")
                 print(json.dumps(describe(await desk.queue_rules(args.name)), indent=2))
             elif args.queue_command == "set":
-                raw = await desk.redis.hget(desk.keys.key("queue_config"), args.name)
-                current = describe(json.loads(raw)) if raw else {}
+                current = describe(await desk.own_rules(args.name))
                 current.update(_setting(s) for s in args.settings)
                 await desk.set_queue_rules(args.name, parse_rules(args.name, current))
                 print(f"queue {args.name}: " + (" ".join(args.settings) or "created"))
@@ -407,7 +406,6 @@ async def _queue(args: argparse.Namespace, config: Config) -> int:
                     print(f"queue {name}: loaded")
             elif args.queue_command == "remove":
                 await desk.remove_queue(args.name)
-                await desk.redis.hdel(desk.keys.key("queue_config"), args.name)
                 print(f"removed queue {args.name}")
         except QueueConfigError as exc:
             print(f"humandesk: {exc}", file=sys.stderr)

@@ -22,15 +22,13 @@ Every instance of a desk reads the same rules from Redis, so a change applies ev
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from humandesk.queue.client import STRATEGIES
+from humandesk.queue.client import RULES, STRATEGIES
 from humandesk.queue.hours import HoursError, Schedule
-
-QUEUE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+from humandesk.queue.keys import NAME_RE
 
 #: Settings given in seconds, and the millisecond names the scripts use.
 SECONDS = {
@@ -41,7 +39,8 @@ SECONDS = {
     "reject_delay": "reject_delay_ms",
     "no_answer_delay": "no_answer_delay_ms",
 }
-OTHER = ("hours", "timezone", "strategy", "overflow", "sla", "priority", "max_missed_offers")
+#: The other settings, under the names the scripts use (every rule is one or the other).
+OTHER = tuple(name for name in RULES if name not in SECONDS.values())
 
 
 class QueueConfigError(ValueError):
@@ -50,7 +49,7 @@ class QueueConfigError(ValueError):
 
 def parse_rules(name: str, settings: dict[str, Any]) -> dict[str, Any]:
     """Validated rules of one queue, in the form the scripts read (milliseconds)."""
-    if not QUEUE_NAME_RE.match(name):
+    if not NAME_RE.match(name):
         raise QueueConfigError(f"invalid queue name {name!r}")
     rules: dict[str, Any] = {}
     for key, value in settings.items():
@@ -63,7 +62,7 @@ def parse_rules(name: str, settings: dict[str, Any]) -> dict[str, Any]:
                 raise QueueConfigError(f"{name}.strategy must be one of {', '.join(STRATEGIES)}")
             rules[key] = value
         elif key == "overflow":
-            if (value and not QUEUE_NAME_RE.match(str(value))) or value == name:
+            if (value and not NAME_RE.match(str(value))) or value == name:
                 raise QueueConfigError(f"{name}.overflow must name another queue")
             rules[key] = str(value)
         elif key in ("sla", "priority", "max_missed_offers"):

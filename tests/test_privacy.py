@@ -72,7 +72,7 @@ async def staffed(desk: DeskQueue, at: int) -> None:
 
 
 async def all_events(desk: DeskQueue) -> list[tuple[str, dict[str, str]]]:
-    rows = await desk.redis.xrange(desk.keys.key("events"))
+    rows = await desk.redis.xrange(desk.keys.events)
     return [(i.decode(), {k.decode(): v.decode() for k, v in f.items()}) for i, f in rows]
 
 
@@ -82,7 +82,7 @@ async def interval_stats(desk: DeskQueue, since: int, until: int) -> dict[str, A
 
 
 async def records(desk: DeskQueue) -> dict[str, dict[str, Any]]:
-    raw = await desk.redis.hgetall(desk.keys.key("call_records"))
+    raw = await desk.redis.hgetall(desk.keys.call_records)
     return {k.decode(): json.loads(v) for k, v in raw.items()}
 
 
@@ -105,14 +105,14 @@ async def test_retention_deletes_what_is_older_and_keeps_the_rest(desk: DeskQueu
     pipe = desk.redis.pipeline(transaction=False)
     for i in range(1200):
         fields = {"event": "joined", "ts": str(old), "queue": "support", "visitor": f"o{i}"}
-        pipe.xadd(k.key("events"), fields, id=f"{old}-{i + 1}")
+        pipe.xadd(k.events, fields, id=f"{old}-{i + 1}")
     await pipe.execute()
     # 250 old call records written as they are stored, two old visits and one new one.
     pipe = desk.redis.pipeline(transaction=False)
     for i in range(250):
         record = {"id": f"old{i}", "visitor_id": f"o{i}", "visitor_name": "Old", "answered": old}
-        pipe.hset(k.key("call_records"), f"old{i}", json.dumps(record))
-        pipe.zadd(k.key("records_by_time"), {f"old{i}": old})
+        pipe.hset(k.call_records, f"old{i}", json.dumps(record))
+        pipe.zadd(k.records_by_time, {f"old{i}": old})
     await pipe.execute()
     await staffed(desk, old - 10_000)
     old_calls = await visit(desk, "vold", old) + await visit(desk, "vold2", old + 100_000)
@@ -143,8 +143,8 @@ async def test_retention_deletes_what_is_older_and_keeps_the_rest(desk: DeskQueu
     assert result.anonymous_events == 1 and result.audit == 1
     assert result.runs > 3  # in bounded runs, not at once
     assert set(await records(desk)) == set(new_calls)
-    assert await desk.redis.zcard(k.key("records_by_time")) == len(new_calls)
-    callbacks = await desk.redis.hkeys(k.key("callbacks"))
+    assert await desk.redis.zcard(k.records_by_time) == len(new_calls)
+    callbacks = await desk.redis.hkeys(k.callbacks)
     assert sorted(c.decode() for c in callbacks) == ["cb-new-closed", "cb-new-open"]
     assert [c["id"] for c in await desk.open_callbacks()] == ["cb-new-open"]
     # Every entry logged since the cutoff is still there, none from before it.
@@ -243,7 +243,7 @@ async def test_erase_takes_a_waiting_visitor_out_of_the_line_and_ends_a_call(
     assert [v for v, _ in await desk.line("support")] == ["v1", "v3"]
     assert await desk.position("v3") == 2
     assert await desk.visitor("v2") is None
-    assert await desk.redis.zscore(desk.keys.key("leases"), "v:v2") is None
+    assert await desk.redis.zscore(desk.keys.leases, "v:v2") is None
     assert not [e for _i, e in await all_events(desk) if e.get("visitor") == "v2"]
 
     talking = await erase(desk, visitor_ids=["v0"])
@@ -282,7 +282,7 @@ async def test_erase_by_contact_removes_their_callback_requests_and_visit(
     assert result.callbacks == 2 and result.visitors == ["vj"]
     # vj joined and gave up the place; two requests; one closed: five entries.
     assert result.events == 5
-    ids = sorted(c.decode() for c in await desk.redis.hkeys(desk.keys.key("callbacks")))
+    ids = sorted(c.decode() for c in await desk.redis.hkeys(desk.keys.callbacks))
     assert ids == ["cb-bob", "cb-p1", "cb-p2"]
     events = await all_events(desk)
     assert not [e for _i, e in events if e.get("visitor") == "vj"]
@@ -314,7 +314,7 @@ async def test_callback_items_for_consoles_carry_no_visitor_id(desk: DeskQueue) 
     added = json.loads(message["data"])
     assert added["type"] == "callback_added" and added["item"]["id"] == "cb1"
     assert "visitor_id" not in added["item"]
-    stored = json.loads(await desk.redis.hget(desk.keys.key("callbacks"), "cb1"))
+    stored = json.loads(await desk.redis.hget(desk.keys.callbacks, "cb1"))
     assert stored["visitor_id"] == "vj"  # kept so that erasing finds the visit
     assert "visitor_id" not in (await desk.open_callbacks())[0]
 
@@ -342,8 +342,8 @@ async def test_the_server_purges_under_the_reaper_lease(client: Client) -> None:
     queue: DeskQueue = client.app[QUEUE]
     old = await queue.clock_ms() - 91 * DAY_MS
     record = {"id": "old", "visitor_id": "vold", "visitor_name": "Old", "answered": old}
-    await queue.redis.hset(queue.keys.key("call_records"), "old", json.dumps(record))
-    await queue.redis.zadd(queue.keys.key("records_by_time"), {"old": old})
+    await queue.redis.hset(queue.keys.call_records, "old", json.dumps(record))
+    await queue.redis.zadd(queue.keys.records_by_time, {"old": old})
     for _ in range(200):  # up to 20 s: the purge runs every 0.2 s in this desk
         if await queue.call_record("old") is None:
             break
@@ -423,8 +423,8 @@ async def test_privacy_and_audit_commands(desk: DeskQueue, redis_url: str, desk_
     b_calls = await visit(desk, "vb", now - 80_000)
     await callback(desk, "cb-c", "carol@example.com", now - 70_000)
     old = now - 200 * DAY_MS
-    await desk.redis.hset(desk.keys.key("call_records"), "old", json.dumps({"id": "old"}))
-    await desk.redis.zadd(desk.keys.key("records_by_time"), {"old": old})
+    await desk.redis.hset(desk.keys.call_records, "old", json.dumps({"id": "old"}))
+    await desk.redis.zadd(desk.keys.records_by_time, {"old": old})
     me = f"cli:{getpass.getuser()}"
 
     added = await asyncio.to_thread(

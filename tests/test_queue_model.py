@@ -1228,13 +1228,13 @@ class QueueMachine(RuleBasedStateMachine):
         zsets = ("leases", "delayed", "wrapups", "offer_deadlines", "callbacks_open")
         pipe = self.redis.pipeline(transaction=False)
         for name in hashes:
-            pipe.hgetall(k.key(name))
-        pipe.hgetall(k.key("handle_times"))
-        pipe.hgetall(k.key("round_robin"))
+            pipe.hgetall(getattr(k, name))
+        pipe.hgetall(k.handle_times)
+        pipe.hgetall(k.round_robin)
         for name in zsets:
-            pipe.zrange(k.key(name), 0, -1, withscores=True)
-        pipe.get(k.key("fence"))
-        pipe.xrange(k.key("events"), min="(" + self.last_event_id)
+            pipe.zrange(getattr(k, name), 0, -1, withscores=True)
+        pipe.get(k.fence)
+        pipe.xrange(k.events, min="(" + self.last_event_id)
         for q in QUEUES:
             pipe.zrange(k.queue_key(q, "waiting"), 0, -1, withscores=True)
             pipe.zrange(k.queue_key(q, "idle"), 0, -1, withscores=True)

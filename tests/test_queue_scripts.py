@@ -107,7 +107,7 @@ async def test_agent_serves_only_their_queues(desk: DeskQueue) -> None:
     multi = await desk.agent("multi")
     assert multi and multi["state"] == "offered"
     # An agent with several queues left the idle line of every one of them.
-    assert await desk.redis.zcard(desk.keys.queue_key("support", "idle")) == 1
+    assert await desk.redis.zcard(desk.keys.queue("support").idle) == 1
 
 
 async def test_accept_starts_call_and_hangup_frees_agent(desk: DeskQueue) -> None:
@@ -229,7 +229,7 @@ async def test_break_while_offered_keeps_visitor_place(desk: DeskQueue) -> None:
     assert [v for v, _ in await desk.line("support")] == ["v0", "v1"]
     a = await desk.agent("bea")
     assert a and a["state"] == "break" and a["reason"] == "lunch"
-    assert await desk.redis.zcard(desk.keys.key("offers")) == 0
+    assert await desk.redis.zcard(desk.keys.offers) == 0
 
 
 async def test_in_call_agent_cannot_take_a_break_but_offline_ends_call(desk: DeskQueue) -> None:
@@ -240,7 +240,7 @@ async def test_in_call_agent_cannot_take_a_break_but_offline_ends_call(desk: Des
         await desk.set_agent_status(agent("bea"), "break", now_ms=T0 + 2)
     assert err.value.code == "wrong_state"
     await desk.set_agent_status(agent("bea"), "offline", now_ms=T0 + 3)
-    assert await desk.redis.hget(desk.keys.key("calls"), call) is None
+    assert await desk.redis.hget(desk.keys.calls, call) is None
     assert await desk.visitor("v0") is None
 
 
@@ -270,7 +270,7 @@ async def test_reaper_removes_parties_whose_lease_ran_out(desk: DeskQueue) -> No
     result = await desk.reap(now_ms=T0 + lease + 10)
     assert result["visitors_gone"] == 2
     assert await desk.visitor("v2") is None
-    assert await desk.redis.hget(desk.keys.key("calls"), call) is None
+    assert await desk.redis.hget(desk.keys.calls, call) is None
     # The agent's call ended; after the wrap-up, v1 is offered next.
     a = await desk.agent("bea")
     assert a and a["state"] == "wrap_up"
@@ -306,7 +306,7 @@ async def test_no_double_booking_when_many_agents_go_available_at_once(
     await asyncio.gather(
         *(desks[i % 8].set_agent_status(agent(f"a{i}"), "available") for i in range(50))
     )
-    offers = await clients[0].hgetall(desks[0].keys.key("offers"))
+    offers = await clients[0].hgetall(desks[0].keys.offers)
     parsed = [json.loads(v) for v in offers.values()]
     assert len(parsed) == 30
     assert len({o["visitor"] for o in parsed}) == 30
@@ -326,7 +326,7 @@ async def test_no_double_booking_when_many_agents_go_available_at_once(
         for r in results
         if not isinstance(r, str)
     )
-    assert await clients[0].hlen(desks[0].keys.key("calls")) == 30
+    assert await clients[0].hlen(desks[0].keys.calls) == 30
     for c in clients:
         await c.aclose()
 
@@ -391,7 +391,7 @@ async def test_many_visitors_go_away_in_one_script(desk: DeskQueue) -> None:
 
 
 async def test_events_between_reads_the_interval_from_the_newest_back(desk: DeskQueue) -> None:
-    key = desk.keys.key("events")
+    key = desk.keys.events
     pipe = desk.redis.pipeline(transaction=False)
     for ts in range(3000):  # three pages and a bit
         pipe.xadd(key, {"event": "joined", "ts": str(ts), "n": str(ts)})

@@ -1,4 +1,6 @@
--- Shared prelude of every humandesk queue script. The client prepends it to each op script.
+-- Shared prelude of every humandesk queue script. The client prepends it to each op script,
+-- after the key table generated from queue/keys.py (K, NSTATIC, QUEUE_KEY_NAMES, PREFIX and
+-- the channel prefixes: see lua_prelude()).
 --
 -- ARGV[1] is one JSON object: {now?, queues: [...], cfg: {...}, ...op arguments}.
 -- KEYS are the desk's static keys (queue/keys.py STATIC_KEYS) followed by the
@@ -12,22 +14,13 @@
 
 local P = cjson.decode(ARGV[1])
 local CFG = P.cfg
-local K = {
-  visitors = KEYS[1], agents = KEYS[2], offers = KEYS[3], offer_deadlines = KEYS[4],
-  calls = KEYS[5], leases = KEYS[6], delayed = KEYS[7], fence = KEYS[8], events = KEYS[9],
-  handle_times = KEYS[10], queue_config = KEYS[11], wrapups = KEYS[12],
-  call_records = KEYS[13], records_by_time = KEYS[14], callbacks = KEYS[15],
-  callbacks_open = KEYS[16], round_robin = KEYS[17],
-}
-local NSTATIC = 17
 local PRIORITY_STEP = 1e12
-local PREFIX = string.sub(KEYS[1], 1, #KEYS[1] - #'visitors')
 local QUEUES = P.queues
 local QK = {}
 for i, q in ipairs(QUEUES) do
-  local base = NSTATIC + (i - 1) * 4
-  QK[q] = { waiting = KEYS[base + 1], idle = KEYS[base + 2], serving = KEYS[base + 3],
-    places = KEYS[base + 4] }
+  local base = NSTATIC + (i - 1) * #QUEUE_KEY_NAMES
+  QK[q] = {}
+  for j, name in ipairs(QUEUE_KEY_NAMES) do QK[q][name] = KEYS[base + j] end
 end
 
 local NOW = tonumber(P.now)
@@ -50,18 +43,16 @@ local function save(hash, id, record)
   redis.call('HSET', hash, id, cjson.encode(record))
 end
 
--- The rules of one queue: its stored configuration over the desk-wide defaults.
+-- The rules of one queue: its stored configuration over the desk-wide defaults (CFG, from
+-- QueueConfig: the scripts keep no defaults of their own).
 local QCFG = {}
 local function qcfg(q)
   local c = QCFG[q]
   if c then return c end
   c = load(K.queue_config, q) or {}
-  for _, name in ipairs({ 'offer_timeout_ms', 'wrapup_ms', 'escalation_ms', 'max_wait_ms',
-    'reject_delay_ms', 'no_answer_delay_ms', 'max_missed_offers' }) do
-    if c[name] == nil then c[name] = CFG[name] end
+  for name, value in pairs(CFG) do
+    if c[name] == nil then c[name] = value end
   end
-  c.strategy = c.strategy or 'longest-idle'
-  c.overflow = c.overflow or ''
   QCFG[q] = c
   return c
 end
@@ -76,11 +67,11 @@ local function log_event(kind, fields)
 end
 
 local function to_visitor(id, msg)
-  redis.call('PUBLISH', PREFIX .. 'to:v:' .. id, cjson.encode(msg))
+  redis.call('PUBLISH', PREFIX .. TO_VISITOR .. id, cjson.encode(msg))
 end
 
 local function to_agent(name, msg)
-  redis.call('PUBLISH', PREFIX .. 'to:a:' .. name, cjson.encode(msg))
+  redis.call('PUBLISH', PREFIX .. TO_AGENT .. name, cjson.encode(msg))
 end
 
 -- Queues whose line or agents changed during this script, each with the first place in line
@@ -97,7 +88,7 @@ end
 local function announce()
   for q, from in pairs(TOUCHED) do
     if QK[q] then
-      redis.call('PUBLISH', PREFIX .. 'queue:' .. q, cjson.encode({
+      redis.call('PUBLISH', PREFIX .. ABOUT_QUEUE .. q, cjson.encode({
         type = 'queue', queue = q,
         waiting = redis.call('ZCARD', QK[q].waiting),
         available = redis.call('ZCARD', QK[q].idle),
