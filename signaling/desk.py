@@ -318,6 +318,9 @@ class VisitorConn:
         if self.held is not None:
             self.held.append(event)
             return
+        if event.get("type") == "_lease_gone":
+            self.desk.entry_gone(self)
+            return
         if event.get("type") == "call_started":
             self.peer = str(event.get("_peer", ""))
             # TURN credentials minted for this call: an old socket's would have expired.
@@ -754,19 +757,54 @@ class SignalingDesk:
             return
         # In slices: one script renewing 10,000 leases holds Redis for ~25 ms, and every
         # match of every instance waits behind it; slices of 200 hold it well under 1 ms.
-        gone_visitors: list[str] = []
+        # A visitor whose lease is gone is not closed here: the reply can arrive before the
+        # call_ended of a call that just ended. The script tells the visitor's channel
+        # (`_lease_gone`), behind every message published before, and entry_gone acts then.
         step = HEARTBEAT_SLICE
         for i in range(0, max(len(visitors), len(agents)), step):
-            gone, _gone_agents = await self.queue.heartbeat(
-                visitors[i : i + step], agents[i : i + step]
+            await self.queue.heartbeat(visitors[i : i + step], agents[i : i + step])
+
+    def entry_gone(self, conn: VisitorConn) -> None:
+        """The lease renewal found the visitor's entry gone, and every message published for
+        them before that has been handed to ``conn`` (see heartbeat.lua).
+
+        A call's end told by ``call_ended`` has made the socket Done already, and nothing is
+        left to do. A socket still in a call lost that message (pub/sub is at-most-once):
+        the call record says how the call ended, and the visitor gets that ``call_ended``.
+        Otherwise the place was given up or ran out: close 4004 (``entry_gone``).
+        """
+        if conn.state.phase in (VisitorPhase.WAITING, VisitorPhase.IN_CALL):
+            spawn(self._end_gone_entry(conn))
+
+    async def _end_gone_entry(self, conn: VisitorConn) -> None:
+        call_id = conn.state.call_id if conn.state.phase is VisitorPhase.IN_CALL else None
+        try:
+            record = await self.queue.call_record(call_id) if call_id else None
+        except Exception:
+            log.warning("could not read a call record (the next renewal retries)", exc_info=True)
+            return
+        if conn.state.phase not in (VisitorPhase.WAITING, VisitorPhase.IN_CALL):
+            return  # the socket closed or moved on meanwhile
+        ended = (
+            record is not None
+            and call_id == conn.state.call_id
+            and record.get("visitor_id") == conn.state.visitor_id
+            and record.get("ended") is not None
+            and record.get("end_reason") != "transferred"
+        )
+        if ended and record is not None:
+            conn.deliver(
+                {
+                    "type": "call_ended",
+                    "call_id": call_id,
+                    "reason": record.get("end_reason"),
+                    "by": record.get("ended_by"),
+                }
             )
-            gone_visitors += gone
-        for vid in gone_visitors:
-            conn = self.visitors.get(vid)
-            if conn is not None:
-                conn.state.left()
-                self.forget_visitor(conn)
-                self.close_soon(conn.ws, CloseCode.ENTRY_GONE, "entry_gone")
+            return
+        conn.state.left()
+        self.forget_visitor(conn)
+        self.close_soon(conn.ws, CloseCode.ENTRY_GONE, "entry_gone")
 
     async def _reaper_loop(self) -> None:
         interval = self.settings.reaper_interval_s

@@ -113,8 +113,8 @@ class VisitorState:
             self.phase = VisitorPhase.IN_CALL
             self.call_id = str(event["call_id"])
         elif kind == "call_ended":
-            if event.get("call_id") != self.call_id:
-                return False
+            if event.get("call_id") != self.call_id or self.phase is not VisitorPhase.IN_CALL:
+                return False  # another call's, or told already
             if event.get("reason") == "transferred":
                 self.phase = VisitorPhase.WAITING
                 self.queue = str(event.get("queue", self.queue))

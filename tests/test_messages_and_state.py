@@ -257,6 +257,9 @@ def test_visitor_state_machine() -> None:
     assert state.phase is VisitorPhase.IN_CALL
     assert state.apply({"type": "call_ended", "call_id": "5"}) is True
     assert state.phase is VisitorPhase.DONE
+    # Told once: a second word of the same end (the published one, or the desk's own after
+    # a lost message) is not forwarded.
+    assert state.apply({"type": "call_ended", "call_id": "5"}) is False
 
 
 def test_agent_state_machine() -> None:

@@ -3,10 +3,12 @@
 A Hypothesis state machine drives the real Lua scripts (through ``DeskQueue``) on the real
 redis-server of the test session with random sequences of joins, leaves, reloads, resumes,
 agent state changes, accepts, declines (of current and of stale or foreign offers), time
-outs, hang-ups, wrap-ups, transfers, callback requests and lost connections, on a clock the
-test controls. Each run draws the rules of the two queues (strategy, wrap-up, escalation,
-missed-offer limit, maximum wait with a callback prompt or overflow) and which of the four
-agents (one or both queues, some at level 2) start Available.
+outs, hang-ups, wrap-ups, transfers, callback requests, lost connections and lease renewals
+that race the end of a call (a server renews the lease of a visitor whose call has just
+ended before it has read the ``call_ended``), on a clock the test controls. Each run draws
+the rules of the two queues (strategy, wrap-up, escalation, missed-offer limit, maximum
+wait with a callback prompt or overflow) and which of the four agents (one or both queues,
+some at level 2) start Available.
 
 Beside it runs :class:`Model`, a plain-Python restatement of the queue rules: who waits
 where in which order, who keeps a place while offered or away (socket gone), who is in a
@@ -1152,6 +1154,68 @@ class QueueMachine(RuleBasedStateMachine):
         )
         if not calls or wrongly:
             assert len(self.model.events) == before
+
+    @precondition(lambda self: bool(self.calls_with_party("visitor")))
+    @rule(data=st.data(), how=st.sampled_from(["visitor", "agent", "agent_offline"]))
+    def lease_renewal_races_call_end(self, data: st.DataObject, how: str) -> None:
+        """A call ends (the visitor or the agent hangs up, or the agent goes Offline) and the
+        visitor's server renews the visitor's lease before it has read the ``call_ended``
+        published for them (another server ended the call, or pub/sub lags or loses it).
+        The renewal finds the lease gone, gives it no new life and changes nothing else;
+        on the visitor's channel, ``_lease_gone`` comes behind the ``call_ended``, and the
+        call record says how the call ended: what the server tells a visitor who still
+        seems to be in the call when ``_lease_gone`` arrives."""
+        cid = self.pick(data, self.calls_with_party("visitor"), "call")
+        c = self.model.calls[cid]
+        vid, name = c.visitor, c.agent
+        if how != "visitor" and not self.model.agents[name].connected:
+            how = "visitor"
+        pubsub = self.redis.pubsub()
+        self.run(pubsub.subscribe(self.desk.keys.visitor_channel(vid)))
+        try:
+            assert self._next_published(pubsub)["type"] == "subscribe"
+            if how == "agent_offline":
+                info = self.model.agents[name].info
+                self.both(
+                    lambda: self.desk.set_agent_status(info, "offline", now_ms=self.now),
+                    lambda: self.model.agent_status(name, "offline"),
+                )
+            else:
+                party = vid if how == "visitor" else name
+                self.both(
+                    lambda: self.desk.end_call(cid, how, party, now_ms=self.now),  # type: ignore[arg-type]
+                    lambda: self.model.hangup(cid, how, party),
+                )
+            before = len(self.model.events)
+            visitors = [*self.connected_visitors(), vid]  # the server still holds the socket
+            agents = [a for a in self.connected_agents() if self.model.agents[a].state != "offline"]
+            gone, _ = self.both(
+                lambda: self.desk.heartbeat(visitors, agents, now_ms=self.now),
+                lambda: self.model.heartbeat(visitors, agents),
+            )
+            assert vid in gone and "v:" + vid not in self.model.leases
+            assert len(self.model.events) == before
+            published = [self._next_published(pubsub) for _ in range(2)]
+        finally:
+            self.run(pubsub.aclose())  # type: ignore[no-untyped-call]
+        ended, barrier = (json.loads(m["data"]) for m in published)
+        record = self.model.records[cid]
+        assert ended == {
+            "type": "call_ended",
+            "call_id": cid,
+            "reason": record["end_reason"],
+            "by": record["ended_by"],
+        }
+        assert barrier == {"type": "_lease_gone"}
+
+    def _next_published(self, pubsub: Any) -> dict[str, Any]:
+        """The next message on a test subscription (the scripts publish synchronously, so
+        it is on its way already)."""
+        for _ in range(100):
+            message = self.run(pubsub.get_message(timeout=0.1))
+            if message is not None:
+                return dict(message)
+        raise AssertionError("nothing published")
 
     @precondition(lambda self: bool(self.connected_agents("wrap_up")))
     @rule(

@@ -1,6 +1,13 @@
 -- heartbeat: renews the leases of the visitors and agents whose sockets this instance holds.
 -- P.visitors, P.agents (lists), P.lease_ms (agents), P.visitor_lease_ms (the resume window).
 -- Returns the ones that hold no lease any more.
+--
+-- A visitor without a lease is also told so on their own channel (`_lease_gone`, for the
+-- servers, never forwarded to the visitor). Pub/sub delivers a channel's messages in the
+-- order Redis ran the scripts that published them, so when a server reads `_lease_gone`,
+-- it has already read everything published for the visitor before it: in particular the
+-- `call_ended` of a call that ended just before this renewal. The heartbeat's reply can
+-- overtake that message (another connection); `_lease_gone` cannot.
 local until_ms = NOW + P.lease_ms
 local visitor_until_ms = NOW + (P.visitor_lease_ms or P.lease_ms)
 local gone = { visitors = {}, agents = {} }
@@ -9,6 +16,7 @@ for _, id in ipairs(P.visitors) do
     redis.call('ZADD', K.leases, 'XX', visitor_until_ms, 'v:' .. id)
   else
     gone.visitors[#gone.visitors + 1] = id
+    to_visitor(id, { type = '_lease_gone' })
   end
 end
 for _, name in ipairs(P.agents) do
