@@ -141,6 +141,7 @@ class CallbackRequest:
 class JoinResult:
     position: int
     waiting: int
+    offered: bool = False  # the join itself offered the visitor to an agent
 
 
 @dataclass(frozen=True)
@@ -248,7 +249,11 @@ class DeskQueue:
             if exc.code == "stale_rules":
                 self._rules_seen.pop(visitor.queue, None)
             raise
-        return JoinResult(position=int(reply["position"]), waiting=int(reply["waiting"]))
+        return JoinResult(
+            position=int(reply["position"]),
+            waiting=int(reply["waiting"]),
+            offered=bool(reply["offered"]),
+        )
 
     async def away(self, visitor_id: str, conn: str, *, now_ms: int | None = None) -> bool:
         """The visitor's socket ``conn`` went away: keep the place, make no offers to them."""
@@ -565,6 +570,17 @@ class DeskQueue:
             return None
         rank = await self.redis.zrank(self.keys.queue(visitor["queue"]).places, visitor_id)
         return None if rank is None else int(rank) + 1  # type: ignore[arg-type]
+
+    async def line_from(self, queue: str, start: int) -> tuple[list[str], set[str]]:
+        """:meth:`line_ids` from ``start``, and the visitors being offered to an agent right
+        now (any queue), in one round trip. The offers are as many as the agents at most,
+        however long the line."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrange(self.keys.queue(queue).places, start, -1)
+        pipe.hvals(self.keys.offers)
+        places, offers = await pipe.execute()
+        offered = {str(json.loads(_text(raw))["visitor"]) for raw in offers}
+        return [_text(member) for member in places], offered
 
     async def line_ids(self, queue: str, start: int = 0) -> list[str]:
         """The ids of everyone with a place in a queue's line (waiting, offered or away),

@@ -632,15 +632,17 @@ class SignalingDesk:
         from_place = max(1, from_place)
         todo = [c for c in waiting if c.position is None or c.position >= from_place]
         if todo:
-            ids = await self.queue.line_ids(queue, start=from_place - 1)
+            ids, offered = await self.queue.line_from(queue, from_place - 1)
             rank = {vid: place for place, vid in enumerate(ids, start=from_place)}
             reason = eta_growth_reason(previous, snapshot)
             for conn in todo:
-                vid = conn.state.visitor_id
-                position = rank.get(vid or "", conn.position or 1)
-                self.send_position(
-                    conn, position, estimate_wait_seconds(position, snapshot), reason
-                )
+                vid = conn.state.visitor_id or ""
+                position = rank.get(vid)
+                if position is None or conn.state.phase is not VisitorPhase.WAITING:
+                    continue  # out of line by now (in a call, moved, gone)
+                # Offered to an agent right now: their wait is over.
+                eta = 0 if vid in offered else estimate_wait_seconds(position, snapshot)
+                self.send_position(conn, position, eta, reason)
         counts = {"waiting": snapshot.waiting, "agents_available": snapshot.available}
         for agent in agents:
             agent.send({"type": "queues", "queues": {queue: counts}}, bulk=True)

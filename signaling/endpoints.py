@@ -326,7 +326,9 @@ async def _join(desk: SignalingDesk, conn: VisitorConn, message: Join, address: 
     try:
         result = await _enter_line(desk, conn, message, visitor_id, token_priority)
         conn.state.queued(visitor_id, message.queue)
-        await _send_queued(desk, conn, result.position)
+        await _send_queued(
+            desk, conn, result.position, offered=result.offered, audio_only=message.audio_only
+        )
     finally:
         conn.release_held()
 
@@ -409,15 +411,27 @@ async def _resume(desk: SignalingDesk, conn: VisitorConn, message: Resume) -> No
             return
         desk.forget_visitor(conn)
         raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone")
-    await _send_queued(desk, conn, int(entry["position"]) or 1)
+    await _send_queued(
+        desk,
+        conn,
+        int(entry["position"]) or 1,
+        offered=entry["state"] == "offered",
+        audio_only=bool(record.get("audio_only")),
+    )
 
 
-async def _send_queued(desk: SignalingDesk, conn: VisitorConn, position: int) -> None:
+async def _send_queued(
+    desk: SignalingDesk, conn: VisitorConn, position: int, *, offered: bool, audio_only: bool
+) -> None:
+    """Tells a joining (or resuming) visitor their place and wait (``queued``).
+
+    ``offered``: an agent was offered this visitor already (by the join itself, the moment
+    they joined): their wait is over, whatever the line looks like after that agent is
+    taken, so 0.
+    """
     vid, queue = conn.state.visitor_id, conn.state.queue
     assert vid is not None and queue is not None
-    snapshot = await desk.queue.snapshot(queue)
-    eta = estimate_wait_seconds(position, snapshot)
-    record = await desk.queue.visitor(vid)
+    eta = 0 if offered else estimate_wait_seconds(position, await desk.queue.snapshot(queue))
     conn.position, conn.eta = position, eta
     conn.send(
         {
@@ -427,7 +441,7 @@ async def _send_queued(desk: SignalingDesk, conn: VisitorConn, position: int) ->
             "queue": queue,
             "position": position,
             "eta_seconds": eta,
-            "audio_only": bool(record and record.get("audio_only")),
+            "audio_only": audio_only,
         }
     )
     desk.mark_dirty(queue, position)  # re-checks this place and those behind it, not the line

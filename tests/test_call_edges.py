@@ -62,3 +62,27 @@ async def test_a_call_end_lost_by_pub_sub_still_reaches_the_visitor(
     await asyncio.sleep(1)  # several lease renewals: the socket is left alone
     assert not visitor.ws.closed
     assert [m["type"] for m in visitor.seen].count("call_ended") == 1
+
+
+async def test_a_visitor_offered_the_moment_they_join_is_shown_no_wait(client: Client) -> None:
+    """The join script gives the last free agent to the visitor: ``queued`` says 0 s (not a
+    handle time estimated after the agent is taken), and no position says otherwise while
+    the offer waits. The next visitor, with nobody free, is shown a wait."""
+    agent = await available_agent(client)
+    first = await open_visitor(client)
+    await first.send({"type": "join", "queue": "support", "name": "First"})
+    queued = await first.expect("queued")
+    offer = await agent.expect("offer")
+    assert offer["visitor"]["name"] == "First"
+    assert (queued["position"], queued["eta_seconds"]) == (1, 0)
+
+    second = await open_visitor(client)
+    await second.send({"type": "join", "queue": "support", "name": "Second"})
+    behind = await second.expect("queued")
+    assert behind["position"] == 2 and behind["eta_seconds"] > 0
+
+    await asyncio.sleep(0.5)  # position updates for both (the second joined behind)
+    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+    await first.expect("call_started")
+    shown = [m for m in first.seen if m["type"] in ("queued", "position")]
+    assert [m["eta_seconds"] for m in shown] == [0] * len(shown), shown

@@ -465,7 +465,7 @@ class Model:
 
     # Operations (each mirrors one script) -------------------------------------------------
 
-    def join(self, vid: str, queue: str, priority: int, conn: str) -> tuple[int, int]:
+    def join(self, vid: str, queue: str, priority: int, conn: str) -> tuple[int, int, bool]:
         if vid in self.visitors and self.visitors[vid].active:
             raise Refused("duplicate_visitor")
         v = MVisitor(vid, queue, priority, self.now, self.now - priority * PRIORITY_STEP)
@@ -476,7 +476,7 @@ class Model:
         self.stats[queue].offered += 1
         position = self.position(vid)
         self.match()
-        return position, len(self.line(queue))
+        return position, len(self.line(queue)), v.state == "offered"
 
     def away(self, vid: str, conn: str) -> bool:
         v = self.visitors.get(vid)
@@ -961,9 +961,9 @@ class QueueMachine(RuleBasedStateMachine):
         conn = f"{vid}-1"
         new = NewVisitor(id=vid, queue=queue, name=f"Visitor {vid}", priority=priority, conn=conn)
 
-        async def real() -> tuple[int, int]:
+        async def real() -> tuple[int, int, bool]:
             result = await self.desk.join(new, now_ms=self.now)
-            return result.position, result.waiting
+            return result.position, result.waiting, result.offered
 
         self.both(real, lambda: self.model.join(vid, queue, priority, conn))
 

@@ -2,7 +2,8 @@
 -- priority. P.visitor = {id, queue, name, topic, page, audio_only, priority}; P.lease_ms
 -- (the resume window); P.rules_seen (optional): the queue's rules as the caller read them to
 -- admit the visitor (business hours, priority); if they changed since, the join is refused
--- with stale_rules. Returns {position, waiting}.
+-- with stale_rules. Returns {position, waiting, offered}: offered when this join gave the
+-- visitor an agent at once (their wait is over before they are told their place).
 local nv = P.visitor
 if not QK[nv.queue] then return fail('unknown_queue', nv.queue) end
 if P.rules_seen ~= nil and (redis.call('HGET', K.queue_config, nv.queue) or '') ~= P.rules_seen then
@@ -25,4 +26,4 @@ log_event('joined', { visitor = v.id, queue = v.queue, priority = priority })
 local offers = match()
 announce()
 return cjson.encode({ position = position, waiting = redis.call('ZCARD', QK[v.queue].waiting),
-  offers = #offers })
+  offers = #offers, offered = load(K.visitors, v.id).state == 'offered' })
