@@ -630,7 +630,13 @@ class SignalingDesk:
         ):
             from_place = 1  # every expected wait may have changed
         from_place = max(1, from_place)
-        todo = [c for c in waiting if c.position is None or c.position >= from_place]
+        # A socket whose join (or resume) is still being answered is left out: its `queued`
+        # must come first, and it asks for a recheck of its place when sent.
+        todo = [
+            c
+            for c in waiting
+            if c.held is None and (c.position is None or c.position >= from_place)
+        ]
         if todo:
             ids, offered = await self.queue.line_from(queue, from_place - 1)
             rank = {vid: place for place, vid in enumerate(ids, start=from_place)}

@@ -392,6 +392,18 @@ async def _resume(desk: SignalingDesk, conn: VisitorConn, message: Resume) -> No
     record = await desk.queue.visitor(visitor_id)
     if record is None:
         raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone")
+    conn.held = []
+    try:
+        await _take_over(desk, conn, visitor_id, record)
+    finally:
+        conn.release_held()
+
+
+async def _take_over(
+    desk: SignalingDesk, conn: VisitorConn, visitor_id: str, record: dict[str, Any]
+) -> None:
+    """The resume of an entry that exists: this socket takes it over (desk messages for the
+    visitor wait in ``conn.held`` until then, as during a join)."""
     conn.state.visitor_id = visitor_id
     try:
         await desk.register_visitor(conn, visitor_id, str(record["queue"]))
@@ -423,7 +435,9 @@ async def _resume(desk: SignalingDesk, conn: VisitorConn, message: Resume) -> No
 async def _send_queued(
     desk: SignalingDesk, conn: VisitorConn, position: int, *, offered: bool, audio_only: bool
 ) -> None:
-    """Tells a joining (or resuming) visitor their place and wait (``queued``).
+    """Tells a joining (or resuming) visitor their place and wait: ``queued``, the first
+    word of either, since no position update reaches the socket before its ``conn.held`` is
+    released (see SignalingDesk.push_queue_state).
 
     ``offered``: an agent was offered this visitor already (by the join itself, the moment
     they joined): their wait is over, whatever the line looks like after that agent is
@@ -432,6 +446,10 @@ async def _send_queued(
     vid, queue = conn.state.visitor_id, conn.state.queue
     assert vid is not None and queue is not None
     eta = 0 if offered else estimate_wait_seconds(position, await desk.queue.snapshot(queue))
+    if conn.position is not None:  # a place shown before is never taken back
+        position = min(position, conn.position)
+    if conn.eta is not None:
+        eta = min(eta, conn.eta)
     conn.position, conn.eta = position, eta
     conn.send(
         {

@@ -236,3 +236,56 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{url} not ready")
+
+
+class JitterProxy:
+    """A TCP proxy in front of Redis whose replies take a random extra 0-``max_ms`` each
+    (in order on each connection), like a network whose round trips vary: two requests
+    made one after the other on different connections may be answered the other way round.
+    """
+
+    def __init__(self, target: str, max_ms: float, seed: int = 7) -> None:
+        import random
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(target)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 6379
+        self.max_s = max_ms / 1000
+        self.rng = random.Random(seed)
+        self.server: asyncio.Server | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/0"
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        for task in (
+            asyncio.create_task(self._pipe(reader, up_writer, jitter=False)),
+            asyncio.create_task(self._pipe(up_reader, writer, jitter=True)),
+        ):
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _pipe(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, jitter: bool
+    ) -> None:
+        try:
+            while data := await src.read(65536):
+                if jitter:
+                    await asyncio.sleep(self.rng.uniform(0, self.max_s))
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            dst.close()

@@ -14,9 +14,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from humandesk.server.app import ACCOUNTS, QUEUE, create_app
+from humandesk.server.app import ACCOUNTS, DESK, QUEUE, create_app
 
-from helpers import Peer, desk_config, login_agent, open_agent, open_visitor
+from helpers import JitterProxy, Peer, desk_config, login_agent, open_agent, open_visitor
 
 Client = TestClient[Any, Any]
 
@@ -86,3 +86,46 @@ async def test_a_visitor_offered_the_moment_they_join_is_shown_no_wait(client: C
     await first.expect("call_started")
     shown = [m for m in first.seen if m["type"] in ("queued", "position")]
     assert [m["eta_seconds"] for m in shown] == [0] * len(shown), shown
+
+
+async def test_a_joining_visitor_sees_queued_first_and_never_a_later_place(
+    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
+) -> None:
+    """Position updates go out while visitors join, on a network whose Redis round trips
+    vary (a fan-out that starts after a join may read the line before the join's own
+    reads come back): ``queued`` is always a joining visitor's first word of their place,
+    and no later message shows a later place or a longer wait without a reason."""
+    proxy = JitterProxy(redis_url, max_ms=8)
+    app = create_app(desk_config(await proxy.start(), desk_name, tmp_path))
+    client: Client = await aiohttp_client(app)
+    try:
+        desk = app[DESK]
+        stop = asyncio.Event()
+
+        async def fan_outs() -> None:  # as a busy line makes them: one after the other
+            while not stop.is_set():
+                await desk.push_queue_state("support")
+                await asyncio.sleep(0.002)
+
+        pusher = asyncio.create_task(fan_outs())
+        joined: list[Peer] = []
+        try:
+            for i in range(40):
+                peer = await open_visitor(client)
+                await peer.send({"type": "join", "queue": "support", "name": f"Visitor {i}"})
+                await peer.expect("queued")
+                joined.append(peer)
+        finally:
+            stop.set()
+            await pusher
+        for peer in joined:
+            await peer.quiet(0.01)
+            shown = [m for m in peer.seen if m["type"] in ("queued", "position")]
+            assert shown[0]["type"] == "queued", shown
+            places = [m["position"] for m in shown]
+            assert places == sorted(places, reverse=True), shown
+            etas = [m["eta_seconds"] for m in shown if not m.get("eta_reason")]
+            assert etas == sorted(etas, reverse=True), shown
+    finally:
+        await client.close()  # the desk stops before its Redis connections do
+        await proxy.stop()
