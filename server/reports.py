@@ -38,8 +38,8 @@ PROMETHEUS_COUNTS = (
     ("answered", "Visitors whose call was answered today"),
     ("abandoned", "Visitors who left or whose resume window ran out today"),
     ("callbacks", "Callback requests made instead of waiting today"),
-    ("answered_within", "Answered today within the queue's service-level threshold"),
-    ("abandoned_within", "Abandoned today within the queue's service-level threshold"),
+    ("answered_within", "Answered today within the queue's service-level threshold T"),
+    ("abandoned_within", "Abandoned today within the queue's service-level threshold T"),
     ("offers_made", "Offers (reservations) made to agents today"),
     ("offers_declined", "Offers declined today"),
     ("offers_timed_out", "Offers that timed out today"),
@@ -132,8 +132,14 @@ def prometheus_text(stats: dict[str, QueueStats]) -> str:
     for field, text in PROMETHEUS_COUNTS:
         gauge(f"today_{field}", text, [({"queue": q}, getattr(stats[q], field)) for q in queues])
     gauge(
+        "service_level_threshold_seconds",
+        "The queue's service-level threshold T (its sla rule)",
+        [({"queue": q}, stats[q].threshold_s) for q in queues],
+    )
+    gauge(
         "today_service_level",
-        "Answered within 20 s / answered, today",
+        "Answered within the queue's service-level threshold "
+        "(humandesk_service_level_threshold_seconds) / answered, today",
         [({"queue": q}, stats[q].service_level) for q in queues],
     )
     gauge(

@@ -229,6 +229,16 @@ async def test_service_level_uses_each_queues_own_threshold(client: Client) -> N
     one = await supervisor_json(client, "/api/stats?threshold=20")
     assert one["queues"]["support"]["threshold_s"] == 20
     assert one["queues"]["support"]["answered_within"] == 1
+    # /metrics names each queue's threshold next to the service level it is used for.
+    boss = await SignedIn.open(client, "boss", "correct horse")
+    try:
+        text = await (await boss.get("/metrics")).text()
+    finally:
+        await boss.close()
+    assert 'humandesk_service_level_threshold_seconds{queue="support"} 0.001' in text
+    assert 'humandesk_service_level_threshold_seconds{queue="sales"} 20.0' in text
+    assert 'humandesk_today_service_level{queue="support"} 0' in text
+    assert "20 s" not in text
 
 
 async def test_a_console_reloaded_in_wrap_up_gets_its_saved_notes(client: Client) -> None:
