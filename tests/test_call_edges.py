@@ -1,7 +1,8 @@
 """The edges of a call under races: its end, the first wait shown, places in line.
 
 Each race has a focused test here that provokes it with real parts (a real Redis, the desk
-in process, real WebSockets).
+in process, real WebSockets), and all of them are checked together under a stress load
+through two real server processes (tests/stress.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from redis.asyncio import Redis
 
 from humandesk.server.app import ACCOUNTS, DESK, QUEUE, create_app
 
+import stress
 from helpers import JitterProxy, Peer, desk_config, login_agent, open_agent, open_visitor
 
 Client = TestClient[Any, Any]
@@ -129,3 +131,27 @@ async def test_a_joining_visitor_sees_queued_first_and_never_a_later_place(
     finally:
         await client.close()  # the desk stops before its Redis connections do
         await proxy.stop()
+
+
+#: Overload (60 arrivals a second for 10 agents who can take 50), so that the line and the
+#: desk are busy, and lease renewals every 0.1 s, so that many of them fall just after the
+#: end of a call. ``python tests/stress.py --seconds 60 --agents 10 --heartbeat 0.1`` runs
+#: the same load for longer.
+STRESS = stress.Load(seconds=15, arrivals_per_s=60, agents=10, talk_s=0.2, heartbeat_s=0.1)
+
+
+@pytest.mark.slow
+async def test_the_edges_of_calls_hold_under_a_stress_load(redis_url: str) -> None:
+    """Through two server processes, with agents who accept at once and hang up after a
+    fraction of a second: every visitor whose call was accepted gets exactly one
+    ``call_ended`` and no close before it; a visitor offered the moment they join is never
+    shown a wait; nobody is shown a later place, or a longer wait without a reason."""
+    report = await stress.run(redis_url, STRESS)
+    counts = report.counts()
+    assert report.errors == [], counts
+    assert report.calls == report.visitors > 500 and report.unfinished == 0, counts
+    assert report.served_at_once > 0, counts
+    assert report.bad_ends == [], counts
+    assert report.waits_shown_at_once == [], counts
+    assert report.position_regressions == [], counts
+    assert report.eta_rises_without_reason == [], counts
