@@ -28,7 +28,7 @@ from humandesk.server.auth import SESSION_COOKIE, Session, TokenError, TokenSign
 from humandesk.server.config import Config
 from humandesk.server.embedded_redis import RedisHealth
 from humandesk.server.queues import load_file
-from humandesk.server.reports import calls_to_csv, prometheus_text
+from humandesk.server.reports import PROMETHEUS_CONTENT_TYPE, calls_to_csv, prometheus_text
 from humandesk.server.turn import ice_servers
 from humandesk.signaling.desk import SignalingDesk, SignalingSettings
 from humandesk.signaling.endpoints import agent_socket, visitor_socket
@@ -540,9 +540,7 @@ async def metrics(request: web.Request) -> web.Response:
     per_queue = await queue_stats(queue, int(midnight.timestamp() * 1000), now, None, now)
     return web.Response(
         text=prometheus_text(per_queue),
-        content_type="text/plain",
-        charset="utf-8",
-        headers={"Cache-Control": "no-store"},
+        headers={"Content-Type": PROMETHEUS_CONTENT_TYPE, "Cache-Control": "no-store"},
     )
 
 

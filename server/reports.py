@@ -5,8 +5,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import operator
 import re
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from humandesk.queue.stats import QueueStats
 
@@ -33,6 +39,7 @@ CSV_COLUMNS = (
     "rating_comment",
 )
 
+#: Counts of today, per queue: (the name after humandesk_today_, its help text).
 PROMETHEUS_COUNTS = (
     ("offered", "Visitors who joined the queue today"),
     ("answered", "Visitors whose call was answered today"),
@@ -96,60 +103,63 @@ def calls_to_csv(records: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class _DeskCollector(Collector):
+    """Today's numbers and the live state of every queue, as one scrape sees them."""
+
+    def __init__(self, stats: dict[str, QueueStats]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats, queues = self.stats, sorted(self.stats)
+
+        def gauge(name: str, text: str, value: Callable[[QueueStats], float | None]) -> Any:
+            family = GaugeMetricFamily(f"humandesk_{name}", text, labels=["queue"])
+            for q in queues:
+                sample = value(stats[q])
+                if sample is not None:
+                    family.add_metric([q], sample)
+            return family
+
+        yield gauge("waiting", "Visitors waiting now", lambda s: s.waiting_now)
+        yield gauge("longest_wait_seconds", "Longest current wait", lambda s: s.longest_wait_now_s)
+        agents = GaugeMetricFamily(
+            "humandesk_agents", "Agents serving the queue, by state", labels=["queue", "state"]
+        )
+        for q in queues:
+            for state, count in sorted(stats[q].agents.items()):
+                agents.add_metric([q, state], count)
+        yield agents
+        for field, text in PROMETHEUS_COUNTS:
+            yield gauge(f"today_{field}", text, operator.attrgetter(field))
+        yield gauge(
+            "service_level_threshold_seconds",
+            "The queue's service-level threshold T (its sla rule)",
+            lambda s: s.threshold_s,
+        )
+        yield gauge(
+            "today_service_level",
+            "Answered within the queue's service-level threshold "
+            "(humandesk_service_level_threshold_seconds) / answered, today",
+            lambda s: s.service_level,
+        )
+        yield gauge(
+            "today_average_handle_seconds",
+            "Average talk plus wrap-up time, today",
+            lambda s: s.avg_handle_s,
+        )
+        yield gauge(
+            "today_average_wait_seconds",
+            "Average wait of answered visitors, today",
+            lambda s: s.avg_wait_s,
+        )
+
+
+#: The media type of prometheus_text() (the exposition format prometheus_client writes).
+PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 def prometheus_text(stats: dict[str, QueueStats]) -> str:
-    """The Prometheus text exposition format (version 0.0.4)."""
-    lines: list[str] = []
-
-    def gauge(name: str, text: str, samples: list[tuple[dict[str, str], float | None]]) -> None:
-        lines.append(f"# HELP humandesk_{name} {text}")
-        lines.append(f"# TYPE humandesk_{name} gauge")
-        for labels, value in samples:
-            if value is None:
-                continue
-            rendered = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-            lines.append(f"humandesk_{name}{{{rendered}}} {value}")
-
-    queues = sorted(stats)
-    gauge("waiting", "Visitors waiting now", [({"queue": q}, stats[q].waiting_now) for q in queues])
-    gauge(
-        "longest_wait_seconds",
-        "Longest current wait",
-        [({"queue": q}, stats[q].longest_wait_now_s) for q in queues],
-    )
-    gauge(
-        "agents",
-        "Agents serving the queue, by state",
-        [
-            ({"queue": q, "state": state}, count)
-            for q in queues
-            for state, count in sorted(stats[q].agents.items())
-        ],
-    )
-    for field, text in PROMETHEUS_COUNTS:
-        gauge(f"today_{field}", text, [({"queue": q}, getattr(stats[q], field)) for q in queues])
-    gauge(
-        "service_level_threshold_seconds",
-        "The queue's service-level threshold T (its sla rule)",
-        [({"queue": q}, stats[q].threshold_s) for q in queues],
-    )
-    gauge(
-        "today_service_level",
-        "Answered within the queue's service-level threshold "
-        "(humandesk_service_level_threshold_seconds) / answered, today",
-        [({"queue": q}, stats[q].service_level) for q in queues],
-    )
-    gauge(
-        "today_average_handle_seconds",
-        "Average talk plus wrap-up time, today",
-        [({"queue": q}, stats[q].avg_handle_s) for q in queues],
-    )
-    gauge(
-        "today_average_wait_seconds",
-        "Average wait of answered visitors, today",
-        [({"queue": q}, stats[q].avg_wait_s) for q in queues],
-    )
-    return "\n".join(lines) + "\n"
+    """The Prometheus text exposition format, written by prometheus_client."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_DeskCollector(stats))
+    return generate_latest(registry).decode()

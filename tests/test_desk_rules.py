@@ -237,7 +237,7 @@ async def test_service_level_uses_each_queues_own_threshold(client: Client) -> N
         await boss.close()
     assert 'humandesk_service_level_threshold_seconds{queue="support"} 0.001' in text
     assert 'humandesk_service_level_threshold_seconds{queue="sales"} 20.0' in text
-    assert 'humandesk_today_service_level{queue="support"} 0' in text
+    assert 'humandesk_today_service_level{queue="support"} 0.0' in text
     assert "20 s" not in text
 
 
@@ -298,7 +298,7 @@ async def test_stats_metrics_and_calls_csv(client: Client) -> None:
     assert bad.status == 400 and (await bad.json())["error"] == "bad_request"
 
     text = await (await boss.get("/metrics")).text()
-    assert 'humandesk_today_answered{queue="support"} 1' in text
+    assert 'humandesk_today_answered{queue="support"} 1.0' in text
     assert "# TYPE humandesk_waiting gauge" in text
 
     body = await (await boss.get("/api/calls.csv")).text()
