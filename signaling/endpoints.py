@@ -21,13 +21,8 @@ from humandesk.queue.client import (
     estimate_wait_seconds,
 )
 from humandesk.queue.limits import Refusal
-from humandesk.signaling.desk import (
-    AgentConn,
-    Outbox,
-    SignalingDesk,
-    VisitorConn,
-    agent_status_message,
-)
+from humandesk.signaling.connections import AgentConn, VisitorConn
+from humandesk.signaling.desk import SignalingDesk, agent_status_message
 from humandesk.signaling.limits import MessageBucket
 from humandesk.signaling.messages import (
     MAX_ERRORS_PER_SOCKET,
@@ -58,7 +53,8 @@ from humandesk.signaling.messages import (
     parse,
 )
 from humandesk.signaling.outage import RETRY_AFTER_S, UNAVAILABLE
-from humandesk.signaling.state import VisitorPhase
+from humandesk.signaling.outbox import Outbox
+from humandesk.signaling.session import VisitorPhase
 
 log = logging.getLogger(__name__)
 
@@ -189,31 +185,33 @@ async def visitor_socket(
     )
 
     async def handle(message: ClientMessage) -> None:
-        conn.state.check(message)
+        conn.session.check(message)
         if isinstance(message, Join):
             await _join(desk, conn, message, address)
         elif isinstance(message, Resume):
             await _resume(desk, conn, message)
         elif isinstance(message, Leave):
-            vid = conn.state.visitor_id
+            vid = conn.session.visitor_id
             assert vid is not None
             try:
                 await desk.queue.leave(vid, "left")
             except QueueError as exc:
                 raise _queue_error(exc, message.type) from None
-            conn.state.left()
+            conn.session.left()
             desk.forget_visitor(conn)
             conn.send({"type": "left", "reason": "left"})
             await conn.outbox.drain_and_close()
             raise CloseSocket(CloseCode.NORMAL, "left")
         elif isinstance(message, Signal):
-            await desk.hub.publish(desk.keys.agent_channel(conn.peer or ""), message.to_wire())
+            await desk.hub.publish(
+                desk.keys.agent_channel(conn.session.peer or ""), message.to_wire()
+            )
         elif isinstance(message, Media):
             await desk.hub.publish(
-                desk.keys.agent_channel(conn.peer or ""),
+                desk.keys.agent_channel(conn.session.peer or ""),
                 {
                     "type": "peer_media",
-                    "call_id": conn.state.call_id,
+                    "call_id": conn.session.call_id,
                     "muted": message.muted,
                     "camera_off": message.camera_off,
                 },
@@ -221,7 +219,7 @@ async def visitor_socket(
         elif isinstance(message, Hangup):
             try:
                 await desk.queue.end_call(
-                    message.call_id, "visitor", conn.state.visitor_id or "", "hangup"
+                    message.call_id, "visitor", conn.session.visitor_id or "", "hangup"
                 )
             except QueueError as exc:
                 raise _queue_error(exc, message.type) from None
@@ -230,11 +228,11 @@ async def visitor_socket(
         elif isinstance(message, Rate):
             try:
                 await desk.queue.rate(
-                    conn.state.visitor_id or "", message.call_id, message.score, message.comment
+                    conn.session.visitor_id or "", message.call_id, message.score, message.comment
                 )
             except QueueError as exc:
                 raise _queue_error(exc, message.type) from None
-            conn.state.rated = True
+            conn.session.rated = True
             conn.send({"type": "rated", "call_id": message.call_id})
         elif isinstance(message, RefreshIce):
             conn.send(_ice_message(desk, "v-" + conn.conn_id))
@@ -250,8 +248,8 @@ async def visitor_socket(
         desk.anonymous.discard(conn)
         desk.forget_visitor(conn)
         await conn.outbox.drain_and_close()
-        vid = conn.state.visitor_id
-        if vid is not None and conn.state.phase is VisitorPhase.WAITING:
+        vid = conn.session.visitor_id
+        if vid is not None and conn.session.phase is VisitorPhase.WAITING:
             desk.went_away(vid, conn.conn_id)
     return ws
 
@@ -281,7 +279,7 @@ async def _callback(
     refusal = await desk.limiter.admit_callback(address)
     if refusal is not None:
         raise _limited(message.type, refusal)
-    waiting = conn.state.visitor_id if conn.state.phase is VisitorPhase.WAITING else None
+    waiting = conn.session.visitor_id if conn.session.phase is VisitorPhase.WAITING else None
     callback_id = secrets.token_urlsafe(9)
     try:
         await desk.queue.request_callback(
@@ -299,7 +297,7 @@ async def _callback(
         raise _queue_error(exc, message.type) from None
     conn.send({"type": "callback_saved", "id": callback_id, "queue": message.queue})
     if waiting:
-        conn.state.left()
+        conn.session.left()
         desk.forget_visitor(conn)
         conn.send({"type": "left", "reason": "callback"})
         await conn.outbox.drain_and_close()
@@ -321,11 +319,11 @@ async def _join(desk: SignalingDesk, conn: VisitorConn, message: Join, address: 
     refusal = await desk.limiter.admit_visitor(address, visitor_id)
     if refusal is not None:
         raise _limited(message.type, refusal)
-    conn.state.visitor_id = visitor_id
-    conn.held = []
+    conn.session.visitor_id = visitor_id
+    conn.session.hold()
     try:
         result = await _enter_line(desk, conn, message, visitor_id, token_priority)
-        conn.state.queued(visitor_id, message.queue)
+        conn.session.queued(visitor_id, message.queue)
         await _send_queued(
             desk, conn, result.position, offered=result.offered, audio_only=message.audio_only
         )
@@ -378,7 +376,7 @@ async def _enter_line(
         raise AssertionError("unreachable")
     except BaseException as exc:
         desk.forget_visitor(conn)
-        conn.state.visitor_id = None
+        conn.session.visitor_id = None
         if isinstance(exc, QueueError):
             raise _queue_error(exc, message.type) from None
         raise
@@ -392,7 +390,7 @@ async def _resume(desk: SignalingDesk, conn: VisitorConn, message: Resume) -> No
     record = await desk.queue.visitor(visitor_id)
     if record is None:
         raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone")
-    conn.held = []
+    conn.session.hold()
     try:
         await _take_over(desk, conn, visitor_id, record)
     finally:
@@ -404,7 +402,7 @@ async def _take_over(
 ) -> None:
     """The resume of an entry that exists: this socket takes it over (desk messages for the
     visitor wait in ``conn.held`` until then, as during a join)."""
-    conn.state.visitor_id = visitor_id
+    conn.session.visitor_id = visitor_id
     try:
         await desk.register_visitor(conn, visitor_id, str(record["queue"]))
         entry = await desk.queue.come_back(visitor_id, conn.conn_id)
@@ -413,10 +411,10 @@ async def _take_over(
         raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone") from None
     except BaseException:
         desk.forget_visitor(conn)  # e.g. Redis unreachable: the visitor may resume again
-        conn.state.visitor_id = None
+        conn.session.visitor_id = None
         raise
     record["queue"] = entry["queue"]
-    conn.state.queued(visitor_id, str(record["queue"]))
+    conn.session.queued(visitor_id, str(record["queue"]))
     if record["state"] == "in_call":
         # A reload during a call: both sides start a fresh peer connection.
         if await desk.replay_call(str(record["call"]), visitor=True, agent=True):
@@ -437,32 +435,20 @@ async def _send_queued(
 ) -> None:
     """Tells a joining (or resuming) visitor their place and wait: ``queued``, the first
     word of either, since no position update reaches the socket before its ``conn.held`` is
-    released (see SignalingDesk.push_queue_state).
+    released (see PositionUpdates.push).
 
     ``offered``: an agent was offered this visitor already (by the join itself, the moment
     they joined): their wait is over, whatever the line looks like after that agent is
     taken, so 0.
     """
-    vid, queue = conn.state.visitor_id, conn.state.queue
+    session = conn.session
+    vid, queue = session.visitor_id, session.queue
     assert vid is not None and queue is not None
     eta = 0 if offered else estimate_wait_seconds(position, await desk.queue.snapshot(queue))
-    if conn.position is not None:  # a place shown before is never taken back
-        position = min(position, conn.position)
-    if conn.eta is not None:
-        eta = min(eta, conn.eta)
-    conn.position, conn.eta = position, eta
-    conn.send(
-        {
-            "type": "queued",
-            "visitor_id": vid,
-            "ticket": desk.tickets.issue(vid),
-            "queue": queue,
-            "position": position,
-            "eta_seconds": eta,
-            "audio_only": audio_only,
-        }
-    )
-    desk.mark_dirty(queue, position)  # re-checks this place and those behind it, not the line
+    queued = session.queued_frame(desk.tickets.issue(vid), position, eta, audio_only)
+    conn.perform([queued])
+    # Re-checks this place and those behind it, not the line.
+    desk.positions.mark_dirty(queue, queued.frame["position"])
 
 
 # Agents ------------------------------------------------------------------------------------
@@ -515,7 +501,7 @@ async def agent_socket(
         return ws
 
     async def handle(message: ClientMessage) -> None:
-        conn.state.check(message)
+        conn.session.check(message)
         try:
             if isinstance(message, SetStatus):
                 await desk.queue.set_agent_status(agent, message.status)
@@ -541,13 +527,15 @@ async def agent_socket(
         except QueueError as exc:
             raise _queue_error(exc, message.type) from None
         if isinstance(message, Signal):
-            await desk.hub.publish(desk.keys.visitor_channel(conn.peer or ""), message.to_wire())
+            await desk.hub.publish(
+                desk.keys.visitor_channel(conn.session.peer or ""), message.to_wire()
+            )
         elif isinstance(message, Media):
             await desk.hub.publish(
-                desk.keys.visitor_channel(conn.peer or ""),
+                desk.keys.visitor_channel(conn.session.peer or ""),
                 {
                     "type": "peer_media",
-                    "call_id": conn.state.call_id,
+                    "call_id": conn.session.call_id,
                     "muted": message.muted,
                     "camera_off": message.camera_off,
                 },
@@ -560,7 +548,7 @@ async def agent_socket(
             conn.send({"type": "pong"})
 
     try:
-        await _serve(ws, desk, "agent", handle, conn.outbox, lambda: conn.closed_for)
+        await _serve(ws, desk, "agent", handle, conn.outbox, lambda: conn.session.closed_for)
     except Exception:
         log.exception("agent socket failed")
         await ws.close(code=CloseCode.INTERNAL, message=b"internal_error")
@@ -589,7 +577,9 @@ async def _greet_agent(desk: SignalingDesk, conn: AgentConn, agent: AgentInfo) -
             "ice_servers": desk.ice_servers("a-" + agent.name),
             "ice_transport_policy": desk.settings.ice_transport_policy,
             "session": {
-                "expires_at": conn.expires_at if conn.expires_at != float("inf") else None,
+                "expires_at": None
+                if conn.session.expires_at == float("inf")
+                else conn.session.expires_at,
                 "idle_signout_s": desk.settings.idle_signout_s,
             },
         }

@@ -106,7 +106,7 @@ async def test_a_joining_visitor_sees_queued_first_and_never_a_later_place(
 
         async def fan_outs() -> None:  # as a busy line makes them: one after the other
             while not stop.is_set():
-                await desk.push_queue_state("support")
+                await desk.positions.push("support")
                 await asyncio.sleep(0.002)
 
         pusher = asyncio.create_task(fan_outs())

@@ -23,7 +23,6 @@ from humandesk.signaling.messages import (
     load_json,
     parse,
 )
-from humandesk.signaling.state import AgentPhase, AgentState, VisitorPhase, VisitorState
 
 
 def frame(**fields: object) -> str:
@@ -229,54 +228,3 @@ def test_signal_keeps_only_known_candidate_fields() -> None:
     }
     end = parse(frame(type="signal", call_id="7", candidate=None), "visitor")
     assert end.to_wire() == {"type": "signal", "call_id": "7", "candidate": None}
-
-
-def test_visitor_state_machine() -> None:
-    state = VisitorState()
-    join = parse(frame(type="join", name="x"), "visitor")
-    leave = parse(frame(type="leave"), "visitor")
-    state.check(join)
-    with pytest.raises(ProtocolError):
-        state.check(leave)
-    state.queued("v1", "support")
-    assert state.phase is VisitorPhase.WAITING
-    with pytest.raises(ProtocolError):
-        state.check(join)
-    state.check(leave)
-    # Signals for a call are refused until the call starts, and only for that call.
-    signal = parse(frame(type="signal", call_id="5", candidate=None), "visitor")
-    with pytest.raises(ProtocolError):
-        state.check(signal)
-    assert state.apply({"type": "signal", "call_id": "5"}) is False
-    assert state.apply({"type": "call_started", "call_id": "5"}) is True
-    state.check(signal)
-    with pytest.raises(ProtocolError):
-        state.check(parse(frame(type="signal", call_id="6", candidate=None), "visitor"))
-    assert state.apply({"type": "signal", "call_id": "6"}) is False
-    assert state.apply({"type": "call_ended", "call_id": "6"}) is False
-    assert state.phase is VisitorPhase.IN_CALL
-    assert state.apply({"type": "call_ended", "call_id": "5"}) is True
-    assert state.phase is VisitorPhase.DONE
-    # Told once: a second word of the same end (the published one, or the desk's own after
-    # a lost message) is not forwarded.
-    assert state.apply({"type": "call_ended", "call_id": "5"}) is False
-
-
-def test_agent_state_machine() -> None:
-    state = AgentState()
-    accept = parse(frame(type="accept", offer_id="3"), "agent")
-    with pytest.raises(ProtocolError):
-        state.check(accept)
-    state.apply({"type": "status", "status": "available"})
-    state.apply({"type": "offer", "offer_id": "3"})
-    assert state.phase is AgentPhase.OFFERED and state.offer_id == "3"
-    state.check(accept)
-    state.apply({"type": "status", "status": "in_call"})
-    state.apply({"type": "call_started", "call_id": "3"})
-    assert state.call_id == "3" and state.offer_id is None
-    with pytest.raises(ProtocolError):
-        state.check(parse(frame(type="status", status="break"), "agent"))
-    state.check(parse(frame(type="status", status="offline"), "agent"))
-    state.apply({"type": "call_ended", "call_id": "3"})
-    state.apply({"type": "status", "status": "available"})
-    assert state.phase is AgentPhase.AVAILABLE and state.call_id is None

@@ -1,0 +1,264 @@
+"""The pure session core (signaling/session.py), tested as websockets tests its protocol:
+fed messages and events, checked by the actions it returns. No sockets, no Redis."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from humandesk.signaling.messages import CloseCode, ProtocolError, parse
+from humandesk.signaling.session import (
+    AgentPhase,
+    AgentSession,
+    Close,
+    EntryGone,
+    Forget,
+    Send,
+    VisitorPhase,
+    VisitorSession,
+    Watch,
+)
+
+CALL = "5"
+
+
+def frame(**fields: Any) -> str:
+    return json.dumps(fields)
+
+
+def ice(user: str) -> list[dict[str, Any]]:
+    return [{"urls": ["turn:t"], "username": f"99:{user}", "credential": "c"}]
+
+
+VISITOR_MESSAGES = {
+    "join": frame(type="join", name="Ada"),
+    "resume": frame(type="resume", ticket="t"),
+    "leave": frame(type="leave"),
+    "signal": frame(type="signal", call_id=CALL, candidate=None),
+    "media": frame(type="media", muted=True, camera_off=False),
+    "hangup": frame(type="hangup", call_id=CALL),
+    "ping": frame(type="ping"),
+    "callback": frame(type="callback", name="Ada", contact="a@b.c"),
+    "rate": frame(type="rate", call_id=CALL, score=5),
+    "refresh_ice": frame(type="refresh_ice"),
+}
+ALWAYS_VISITOR = {"ping", "refresh_ice"}
+VISITOR_ALLOWED = {
+    VisitorPhase.NEW: {"join", "resume", "callback"} | ALWAYS_VISITOR,
+    VisitorPhase.WAITING: {"leave", "callback"} | ALWAYS_VISITOR,
+    VisitorPhase.IN_CALL: {"signal", "media", "hangup"} | ALWAYS_VISITOR,
+    VisitorPhase.DONE: {"rate"} | ALWAYS_VISITOR,
+}
+
+
+def visitor_in(phase: VisitorPhase) -> VisitorSession:
+    session = VisitorSession("c1", ice)
+    if phase is VisitorPhase.NEW:
+        return session
+    session.queued("v1", "support")
+    if phase is VisitorPhase.WAITING:
+        return session
+    session.deliver({"type": "call_started", "call_id": CALL, "_peer": "ada"})
+    if phase is VisitorPhase.IN_CALL:
+        return session
+    session.deliver({"type": "call_ended", "call_id": CALL, "reason": "hangup"})
+    return session
+
+
+@pytest.mark.parametrize("phase", list(VisitorPhase))
+@pytest.mark.parametrize("kind", sorted(VISITOR_MESSAGES))
+def test_every_visitor_message_in_every_phase(phase: VisitorPhase, kind: str) -> None:
+    session = visitor_in(phase)
+    assert session.phase is phase
+    message = parse(VISITOR_MESSAGES[kind], "visitor")
+    if kind in VISITOR_ALLOWED[phase]:
+        session.check(message)
+    else:
+        with pytest.raises(ProtocolError) as refused:
+            session.check(message)
+        assert refused.value.code == "wrong_state" and refused.value.in_reply_to == kind
+
+
+AGENT_MESSAGES = {
+    "status_available": frame(type="status", status="available"),
+    "status_offline": frame(type="status", status="offline"),
+    "accept": frame(type="accept", offer_id="3"),
+    "decline": frame(type="decline", offer_id="3"),
+    "signal": frame(type="signal", call_id=CALL, candidate=None),
+    "media": frame(type="media", muted=False, camera_off=False),
+    "hangup": frame(type="hangup", call_id=CALL),
+    "ping": frame(type="ping"),
+    "wrapup": frame(type="wrapup", action="done"),
+    "notes": frame(type="notes", call_id=CALL, notes="n"),
+    "transfer": frame(type="transfer", call_id=CALL, queue="sales"),
+    "close_callback": frame(type="close_callback", id="x"),
+    "refresh_ice": frame(type="refresh_ice"),
+    "callbacks": frame(type="callbacks", offset=0),
+}
+ALWAYS_AGENT = {"ping", "close_callback", "refresh_ice", "callbacks"}
+STATUS = {"status_available", "status_offline"}
+AGENT_ALLOWED = {
+    AgentPhase.OFFLINE: STATUS | ALWAYS_AGENT,
+    AgentPhase.AVAILABLE: STATUS | ALWAYS_AGENT,
+    AgentPhase.BREAK: STATUS | ALWAYS_AGENT,
+    AgentPhase.OFFERED: STATUS | {"accept", "decline"} | ALWAYS_AGENT,
+    AgentPhase.IN_CALL: {"status_offline", "signal", "media", "hangup", "notes", "transfer"}
+    | ALWAYS_AGENT,
+    AgentPhase.WRAP_UP: STATUS | {"wrapup", "notes"} | ALWAYS_AGENT,
+}
+
+
+def agent_in(phase: AgentPhase) -> AgentSession:
+    session = AgentSession("c2", "ada", ["support"], ice)
+    if phase is AgentPhase.OFFERED:
+        session.deliver({"type": "offer", "offer_id": "3"})
+    elif phase is AgentPhase.IN_CALL:
+        session.deliver({"type": "call_started", "call_id": CALL, "_peer": "v1"})
+    elif phase is AgentPhase.WRAP_UP:
+        session.deliver({"type": "status", "status": "wrap_up", "call_id": CALL})
+    elif phase is not AgentPhase.OFFLINE:
+        session.deliver({"type": "status", "status": str(phase)})
+    return session
+
+
+@pytest.mark.parametrize("phase", list(AgentPhase))
+@pytest.mark.parametrize("kind", sorted(AGENT_MESSAGES))
+def test_every_agent_message_in_every_phase(phase: AgentPhase, kind: str) -> None:
+    session = agent_in(phase)
+    assert session.phase is phase
+    message = parse(AGENT_MESSAGES[kind], "agent")
+    if kind in AGENT_ALLOWED[phase]:
+        session.check(message)
+    else:
+        with pytest.raises(ProtocolError) as refused:
+            session.check(message)
+        assert refused.value.code == "wrong_state"
+
+
+def test_a_visitor_call_from_start_to_rating() -> None:
+    session = visitor_in(VisitorPhase.WAITING)
+    # Signals of no call of theirs are not forwarded.
+    assert session.deliver({"type": "signal", "call_id": CALL}) == []
+    started = session.deliver({"type": "call_started", "call_id": CALL, "_peer": "ada"})
+    (send,) = started
+    assert isinstance(send, Send) and "_peer" not in send.frame
+    assert send.frame["ice_servers"] == ice("v-c1")  # minted for this call
+    assert session.peer == "ada" and session.phase is VisitorPhase.IN_CALL
+    assert session.deliver({"type": "signal", "call_id": "6"}) == []
+    assert session.deliver({"type": "call_ended", "call_id": "6"}) == []
+    ended = session.deliver({"type": "call_ended", "call_id": CALL, "reason": "hangup"})
+    assert ended == [Send({"type": "call_ended", "call_id": CALL, "reason": "hangup"}), Forget()]
+    # Told once: a second word of the same end is not forwarded.
+    assert session.deliver({"type": "call_ended", "call_id": CALL}) == []
+    session.check(parse(VISITOR_MESSAGES["rate"], "visitor"))
+
+
+def test_a_transfer_puts_the_visitor_in_another_line() -> None:
+    session = visitor_in(VisitorPhase.IN_CALL)
+    session.position, session.eta = 3, 60
+    actions = session.deliver(
+        {"type": "call_ended", "call_id": CALL, "reason": "transferred", "queue": "sales"}
+    )
+    assert actions[1:] == [Watch("sales")]
+    assert session.phase is VisitorPhase.WAITING and session.queue == "sales"
+    assert (session.position, session.eta) == (None, None)  # a new line, a new place
+
+
+def test_messages_wait_while_a_join_is_answered() -> None:
+    session = VisitorSession("c1", ice)
+    session.hold()
+    assert session.deliver({"type": "call_started", "call_id": CALL}) == []
+    session.queued("v1", "support")
+    queued = session.queued_frame("ticket", 2, 30, False)
+    assert queued.frame["type"] == "queued" and queued.frame["position"] == 2
+    released = session.release()
+    assert [a.frame["type"] for a in released if isinstance(a, Send)] == ["call_started"]
+    assert session.held is None
+
+
+def test_a_place_shown_never_moves_backwards() -> None:
+    session = visitor_in(VisitorPhase.WAITING)
+    assert session.queued_frame("t", 3, 120, False).frame["position"] == 3
+    # A later place is absorbed; a longer wait without a reason is too.
+    assert session.show_place(5, 200) == []
+    assert session.position == 3 and session.eta == 120
+    assert session.show_place(3, 120) == []
+    grew = session.show_place(2, 300, "Fewer agents are free to help right now.")
+    assert grew == [
+        Send(
+            {
+                "type": "position",
+                "position": 2,
+                "eta_seconds": 300,
+                "eta_reason": "Fewer agents are free to help right now.",
+            },
+            bulk=True,
+        )
+    ]
+    # `queued` after a resume shows no later place or longer wait either.
+    assert session.queued_frame("t", 4, 900, False).frame == {
+        "type": "queued",
+        "visitor_id": "v1",
+        "ticket": "t",
+        "queue": "support",
+        "position": 2,
+        "eta_seconds": 300,
+        "audio_only": False,
+    }
+
+
+def test_a_gone_entry_ends_the_call_it_was_in_or_closes() -> None:
+    in_call = visitor_in(VisitorPhase.IN_CALL)
+    assert in_call.deliver({"type": "_lease_gone"}) == [EntryGone(CALL)]
+    record = {"visitor_id": "v1", "ended": 1, "end_reason": "hangup", "ended_by": "agent"}
+    told = in_call.gone(CALL, record)
+    assert told[0] == Send(
+        {"type": "call_ended", "call_id": CALL, "reason": "hangup", "by": "agent"}
+    )
+    assert in_call.gone(CALL, record) == []  # Done: nothing more
+    waiting = visitor_in(VisitorPhase.WAITING)
+    assert waiting.deliver({"type": "_lease_gone"}) == [EntryGone(None)]
+    assert waiting.gone(None, None) == [Forget(), Close(CloseCode.ENTRY_GONE, "entry_gone")]
+    assert visitor_in(VisitorPhase.NEW).deliver({"type": "_lease_gone"}) == []
+
+
+def test_another_socket_replaces_this_one() -> None:
+    session = VisitorSession("mine", ice)
+    assert session.deliver({"type": "_replaced", "conn": "mine"}) == []
+    assert session.deliver({"type": "_replaced", "conn": "theirs"}) == [
+        Close(CloseCode.REPLACED, "replaced")
+    ]
+
+
+def test_an_agent_session_expires_renews_and_is_revoked() -> None:
+    session = AgentSession("c", "ada", ["support"], ice, epoch=2, expires_at=100.0)
+    assert session.expire(99.0) == []
+    assert session.deliver({"type": "_session", "epoch": 1, "expires_at": 500}) == []
+    assert session.expires_at == 100.0  # an older session's renewal does not count
+    session.deliver({"type": "_session", "epoch": 2, "expires_at": 500})
+    assert session.expire(200.0) == [] and session.expires_at == 500
+    assert session.deliver({"type": "_revoked", "epoch": 2, "reason": "x"}) == []
+    revoked = session.deliver({"type": "_revoked", "epoch": 3, "reason": "signed_out"})
+    assert revoked == [Close(CloseCode.REVOKED, "signed_out")]
+    assert session.closed_for == "signed_out"
+    assert session.expire(10_000.0) == []  # one close only
+    expired = AgentSession("c", "ada", ["support"], ice, expires_at=1.0)
+    assert expired.expire(2.0) == [Close(CloseCode.SESSION_EXPIRED, "session_expired")]
+
+
+def test_an_agent_call_and_its_wrap_up() -> None:
+    session = agent_in(AgentPhase.AVAILABLE)
+    (offer,) = session.deliver({"type": "offer", "offer_id": "3"})
+    assert session.offer_id == "3" and offer == Send({"type": "offer", "offer_id": "3"})
+    session.deliver({"type": "offer_cancelled", "offer_id": "3"})
+    assert session.offer_id is None
+    (started,) = session.deliver({"type": "call_started", "call_id": CALL, "_peer": "v1"})
+    assert isinstance(started, Send) and started.frame["ice_servers"] == ice("a-ada")
+    assert session.peer == "v1" and session.last_call_id == CALL
+    assert session.deliver({"type": "call_ended", "call_id": "9"}) == []
+    session.deliver({"type": "call_ended", "call_id": CALL})
+    session.deliver({"type": "status", "status": "wrap_up", "call_id": CALL})
+    assert session.phase is AgentPhase.WRAP_UP and session.call_id is None
+    session.check(parse(AGENT_MESSAGES["notes"], "agent"))  # the last call's notes
