@@ -40,6 +40,7 @@ OPS = (
     "callback_close",
     "away",
     "back",
+    "render",
 )
 STRATEGIES = ("longest-idle", "fewest-calls", "round-robin", "random")
 
@@ -388,6 +389,28 @@ class DeskQueue:
             now_ms,
         )
 
+    async def render(self, *, agent: str | None = None, call: str | None = None) -> Rendered:
+        """What a reconnecting console or panel is told again, rendered by the scripts'
+        own functions: the agent's ``status`` (and ``offer``, if offered), the call's two
+        ``call_started`` (the offerer's, then the answerer's)."""
+        args: dict[str, Any] = {}
+        if agent is not None:
+            args["agent"] = agent
+        if call is not None:
+            args["call"] = call
+        reply = await self._run("render", args, None)
+        started = reply.get("call_started")
+        return Rendered(
+            status=reply.get("status"),
+            state=str(reply.get("state", "offline")),
+            call=reply.get("call"),
+            last_call=reply.get("last_call"),
+            offer=reply.get("offer"),
+            call_started=tuple(started) if isinstance(started, list) else None,
+            visitor=reply.get("visitor"),
+            agent=reply.get("agent"),
+        )
+
     async def transfer(
         self, agent: str, call_id: str, queue: str, *, now_ms: int | None = None
     ) -> None:
@@ -638,6 +661,20 @@ class DeskQueue:
         """Every visitor's live record (waiting, offered, in a call)."""
         raw = await self.redis.hgetall(self.keys.visitors)
         return [dict(json.loads(_text(record))) for record in raw.values()]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Messages rendered by render.lua (None where there is nothing to tell)."""
+
+    status: dict[str, Any] | None  # the agent's `status`
+    state: str  # the agent's state ("offline" if unknown)
+    call: str | None  # the agent's call, in a call
+    last_call: str | None  # the call their wrap-up is for
+    offer: dict[str, Any] | None  # the agent's pending `offer`
+    call_started: tuple[dict[str, Any], dict[str, Any]] | None  # offerer's, answerer's
+    visitor: str | None  # the call's visitor
+    agent: str | None  # the call's agent
 
 
 @dataclass(frozen=True)

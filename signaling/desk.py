@@ -19,6 +19,7 @@ from aiohttp import web
 
 from humandesk.queue.client import (
     DeskQueue,
+    Rendered,
 )
 from humandesk.queue.limits import AbuseLimits, Limiter
 from humandesk.signaling.connections import AgentConn, VisitorConn
@@ -63,20 +64,6 @@ class SignalingSettings:
     # and first soon after start (after a minute, or the interval if shorter).
     housekeeping_interval_s: float = 3600.0
     max_json_depth: int = MAX_JSON_DEPTH  # deeper frames are refused with too_deep
-
-
-def agent_status_message(record: dict[str, Any], now_ms: int) -> dict[str, Any]:
-    """The ``status`` message for an agent record, as the scripts send it."""
-    message: dict[str, Any] = {
-        "type": "status",
-        "status": record["state"],
-        "reason": record.get("reason"),
-    }
-    if record["state"] == "wrap_up":
-        message["wrapup_until"] = record["wrapup_until"]
-        message["remaining_ms"] = max(0, int(record["wrapup_until"]) - now_ms)
-        message["call_id"] = record.get("last_call")
-    return message
 
 
 class SignalingDesk:
@@ -365,14 +352,17 @@ class SignalingDesk:
 
     async def _resync_agent(self, conn: AgentConn) -> None:
         try:
-            record = await self.queue.agent(conn.name)
-            if record is None:
-                return
-            conn.deliver(agent_status_message(record, await self.queue.clock_ms()))
-            if record["state"] == "offered":
-                await self.replay_offer(conn, str(record["offer"]))
+            self.tell_agent(conn, await self.queue.render(agent=conn.name))
         except UNAVAILABLE as exc:
             self.outage.failed(exc)
+
+    @staticmethod
+    def tell_agent(conn: AgentConn, rendered: Rendered) -> None:
+        """Tells a console the agent's status and pending offer (after a connect or a lost
+        pub/sub connection), as the scripts render them."""
+        conn.deliver(rendered.status or {"type": "status", "status": "offline", "reason": None})
+        if rendered.offer is not None:
+            conn.deliver(rendered.offer)
 
     async def replay_call(self, call_id: str, *, visitor: bool, agent: bool) -> bool:
         """Re-sends ``call_started`` after a reconnect, so the parties negotiate afresh.
@@ -380,64 +370,14 @@ class SignalingDesk:
         The agent, as offerer, then makes a new offer; the visitor's page notices the new
         DTLS fingerprint and answers with a new connection. Returns False if the call ended.
         """
-        call = await self.queue.call(call_id)
-        if call is None:
+        rendered = await self.queue.render(call=call_id)
+        if rendered.call_started is None:
             return False
-        v = await self.queue.visitor(str(call["visitor"])) or {}
-        a = await self.queue.agent(str(call["agent"])) or {}
+        offerer, answerer = rendered.call_started
         if agent:
-            await self.hub.publish(
-                self.keys.agent_channel(str(call["agent"])),
-                {
-                    "type": "call_started",
-                    "call_id": call_id,
-                    "role": "offerer",
-                    "peer": {
-                        "name": v.get("name", ""),
-                        "topic": v.get("topic", ""),
-                        "audio_only": bool(v.get("audio_only")),
-                    },
-                    "queue": call["queue"],
-                    "_peer": call["visitor"],
-                    "replay": True,
-                },
-            )
+            channel = self.keys.agent_channel(str(rendered.agent))
+            await self.hub.publish(channel, {**offerer, "replay": True})
         if visitor:
-            await self.hub.publish(
-                self.keys.visitor_channel(str(call["visitor"])),
-                {
-                    "type": "call_started",
-                    "call_id": call_id,
-                    "role": "answerer",
-                    "peer": {"name": a.get("display_name") or a.get("name", "")},
-                    "_peer": call["agent"],
-                    "replay": True,
-                },
-            )
+            channel = self.keys.visitor_channel(str(rendered.visitor))
+            await self.hub.publish(channel, {**answerer, "replay": True})
         return True
-
-    async def replay_offer(self, conn: AgentConn, offer_id: str) -> None:
-        """Re-sends a pending offer to a console that may have missed it."""
-        offer = await self.queue.offer(offer_id)
-        if offer is None:
-            return
-        visitor = await self.queue.visitor(str(offer["visitor"])) or {}
-        now = await self.queue.clock_ms()
-        conn.deliver(
-            {
-                "type": "offer",
-                "offer_id": offer_id,
-                "queue": offer["queue"],
-                "visitor": {
-                    "name": visitor.get("name", ""),
-                    "topic": visitor.get("topic", ""),
-                    "audio_only": bool(visitor.get("audio_only")),
-                    "page": visitor.get("page", ""),
-                    "priority": visitor.get("priority", 0),
-                    "transferred_from": visitor.get("transferred_from"),
-                },
-                "waited_seconds": max(0, (now - int(visitor.get("joined", now))) // 1000),
-                "timeout_ms": max(0, int(offer["deadline"]) - now),
-                "expires_at_ms": int(offer["deadline"]),
-            }
-        )

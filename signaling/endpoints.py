@@ -22,7 +22,7 @@ from humandesk.queue.client import (
 )
 from humandesk.queue.limits import Refusal
 from humandesk.signaling.connections import AgentConn, VisitorConn
-from humandesk.signaling.desk import SignalingDesk, agent_status_message
+from humandesk.signaling.desk import SignalingDesk
 from humandesk.signaling.limits import MessageBucket
 from humandesk.signaling.messages import (
     MAX_ERRORS_PER_SOCKET,
@@ -57,6 +57,8 @@ from humandesk.signaling.outbox import Outbox
 from humandesk.signaling.session import VisitorPhase
 
 log = logging.getLogger(__name__)
+
+INFINITY = float("inf")
 
 # Queue refusals a client can cause, mapped to protocol error codes.
 QUEUE_ERRORS = {
@@ -454,12 +456,9 @@ async def _send_queued(
 # Agents ------------------------------------------------------------------------------------
 
 
-async def _restore_notes(desk: SignalingDesk, conn: AgentConn, record: dict[str, Any]) -> None:
+async def _restore_notes(desk: SignalingDesk, conn: AgentConn, call_id: str | None) -> None:
     """A console (re)connecting in a call or its wrap-up gets the notes saved for it."""
-    call_id = {"in_call": record.get("call"), "wrap_up": record.get("last_call")}.get(
-        str(record["state"])
-    )
-    saved = await desk.queue.call_record(str(call_id)) if call_id else None
+    saved = await desk.queue.call_record(call_id) if call_id else None
     if saved and (saved.get("notes") or saved.get("disposition")):
         conn.send(
             {
@@ -561,35 +560,31 @@ async def agent_socket(
 async def _greet_agent(desk: SignalingDesk, conn: AgentConn, agent: AgentInfo) -> None:
     """Registers a new console and tells it everything it needs to pick up where it was."""
     await desk.register_agent(conn)
-    record = await desk.queue.agent(agent.name) or {"state": "offline"}
-    conn.send(
-        {
-            "type": "welcome",
-            "v": PROTOCOL_VERSION,
-            "role": "agent",
-            "agent": {
-                "name": agent.name,
-                "display_name": agent.display_name,
-                "queues": list(agent.queues),
-            },
-            "status": record["state"],
-            "desk_queues": await desk.queue.queue_names(refresh=True),
-            "ice_servers": desk.ice_servers("a-" + agent.name),
-            "ice_transport_policy": desk.settings.ice_transport_policy,
-            "session": {
-                "expires_at": None
-                if conn.session.expires_at == float("inf")
-                else conn.session.expires_at,
-                "idle_signout_s": desk.settings.idle_signout_s,
-            },
-        }
+    welcome = {
+        "type": "welcome",
+        "v": PROTOCOL_VERSION,
+        "role": "agent",
+        "agent": {
+            "name": agent.name,
+            "display_name": agent.display_name,
+            "queues": list(agent.queues),
+        },
+        "desk_queues": await desk.queue.queue_names(refresh=True),
+        "ice_servers": desk.ice_servers("a-" + agent.name),
+        "ice_transport_policy": desk.settings.ice_transport_policy,
+        "session": {
+            "expires_at": None if conn.session.expires_at == INFINITY else conn.session.expires_at,
+            "idle_signout_s": desk.settings.idle_signout_s,
+        },
+    }
+    rendered = await desk.queue.render(agent=agent.name)
+    conn.send({**welcome, "status": rendered.state})
+    desk.tell_agent(conn, rendered)
+    await _restore_notes(
+        desk, conn, {"in_call": rendered.call, "wrap_up": rendered.last_call}.get(rendered.state)
     )
-    conn.deliver(agent_status_message(record, await desk.queue.clock_ms()))
-    await _restore_notes(desk, conn, record)
-    if record["state"] == "offered":
-        await desk.replay_offer(conn, str(record["offer"]))
-    elif record["state"] == "in_call":
+    if rendered.state == "in_call" and rendered.call:
         # A reloaded console: re-offer the call so the visitor sees the agent again.
-        await desk.replay_call(str(record["call"]), visitor=False, agent=True)
+        await desk.replay_call(rendered.call, visitor=False, agent=True)
     conn.send({"type": "queues", "queues": await desk.agent_counts(conn.queues)})
     conn.send(await desk.callbacks_message(conn.queues))

@@ -38,11 +38,9 @@ a.call = c.id
 a.missed = 0
 save(K.agents, a.name, a)
 to_agent(a.name, agent_status_msg(a))
-to_agent(a.name, { type = 'call_started', call_id = c.id, role = 'offerer',
-  peer = { name = v.name, topic = v.topic, audio_only = v.audio_only }, queue = c.queue,
-  _peer = v.id })
-to_visitor(v.id, { type = 'call_started', call_id = c.id, role = 'answerer',
-  peer = { name = a.display_name or a.name }, _peer = a.name })
+local to_offerer, to_answerer = call_started_msgs(c, v, a)
+to_agent(a.name, to_offerer)
+to_visitor(v.id, to_answerer)
 log_event('accepted', { offer = o.id, call = c.id, visitor = v.id, agent = a.name,
   queue = c.queue, waited_ms = c.waited_ms })
 announce()

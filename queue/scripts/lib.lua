@@ -128,6 +128,25 @@ local function agent_status_msg(a)
   return msg
 end
 
+-- The two `call_started` messages of a call: the agent's (the offerer) and the visitor's.
+-- Their one author: accept.lua publishes them, render.lua gives them again for a replay.
+local function call_started_msgs(c, v, a)
+  return { type = 'call_started', call_id = c.id, role = 'offerer',
+      peer = { name = v.name, topic = v.topic, audio_only = v.audio_only }, queue = c.queue,
+      _peer = v.id },
+    { type = 'call_started', call_id = c.id, role = 'answerer',
+      peer = { name = a.display_name or a.name }, _peer = a.name }
+end
+
+-- The `offer` message of an offer: make_offer publishes it, render.lua gives it again.
+local function offer_msg(o, v)
+  return { type = 'offer', offer_id = o.id, queue = o.queue,
+    visitor = { name = v.name, topic = v.topic, audio_only = v.audio_only, page = v.page,
+      priority = v.priority, transferred_from = v.transferred_from },
+    waited_seconds = math.floor((NOW - v.joined) / 1000),
+    timeout_ms = math.max(0, o.deadline - NOW), expires_at_ms = o.deadline }
+end
+
 -- Ends a wrap-up (if any), recording its length on the call record.
 local function finish_wrapup(a)
   if a.state ~= 'wrap_up' then return end
@@ -290,8 +309,9 @@ local function make_offer(q, vid, name)
   touch(q)
   redis.call('HSET', K.round_robin, q, name)
   local deadline = NOW + rules.offer_timeout_ms
-  save(K.offers, id, { id = id, visitor = vid, agent = name, queue = q, deadline = deadline,
-    created = NOW })
+  local o = { id = id, visitor = vid, agent = name, queue = q, deadline = deadline,
+    created = NOW }
+  save(K.offers, id, o)
   redis.call('ZADD', K.offer_deadlines, deadline, id)
   v.state = 'offered'
   v.offer = id
@@ -299,11 +319,7 @@ local function make_offer(q, vid, name)
   a.state = 'offered'
   a.offer = id
   save(K.agents, name, a)
-  to_agent(name, { type = 'offer', offer_id = id, queue = q,
-    visitor = { name = v.name, topic = v.topic, audio_only = v.audio_only, page = v.page,
-      priority = v.priority, transferred_from = v.transferred_from },
-    waited_seconds = math.floor((NOW - v.joined) / 1000),
-    timeout_ms = rules.offer_timeout_ms, expires_at_ms = deadline })
+  to_agent(name, offer_msg(o, v))
   to_agent(name, agent_status_msg(a))
   log_event('offered', { offer = id, visitor = vid, agent = name, queue = q })
   return id
