@@ -48,8 +48,15 @@ def phase(page: Any) -> str:
 
 
 def row_state(page: Any, name: str) -> str | None:
-    row = page.locator(sel(f"wallboard-agent-{name}"))
-    return row.get_attribute("data-state") if row.count() else None
+    """The row's state, read in one step (a row may go between a count and a read)."""
+    state: str | None = page.evaluate(
+        """(testid) => {
+            const row = document.querySelector(`[data-testid="${testid}"]`);
+            return row ? row.dataset.state : null;
+        }""",
+        f"wallboard-agent-{name}",
+    )
+    return state
 
 
 def open_wallboard(page: Any, demo: Demo, query: str = "") -> None:
