@@ -30,10 +30,11 @@ from humandesk.server.embedded_redis import RedisHealth
 from humandesk.server.queues import load_file
 from humandesk.server.reports import PROMETHEUS_CONTENT_TYPE, calls_to_csv, prometheus_text
 from humandesk.server.turn import ice_servers
+from humandesk.signaling.codes import ProtocolError
 from humandesk.signaling.desk import SignalingDesk, SignalingSettings
 from humandesk.signaling.endpoints import agent_socket, visitor_socket
 from humandesk.signaling.hub import Hub
-from humandesk.signaling.messages import ProtocolError, holds_lone_surrogate, load_json
+from humandesk.signaling.jsonwire import holds_lone_surrogate, load_json
 from humandesk.signaling.outage import RETRY_AFTER_S, UNAVAILABLE, Outage
 from humandesk.web import STATIC_DIR, asset_versions, render
 

@@ -14,7 +14,7 @@ from humandesk.queue.client import QueueConfig
 from humandesk.queue.limits import AbuseLimits
 from humandesk.queue.privacy import DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, Retention
 from humandesk.server.audit import DEFAULT_MAX_ENTRIES
-from humandesk.signaling.messages import MAX_JSON_DEPTH
+from humandesk.signaling.codes import MAX_JSON_DEPTH
 
 # Abuse limits: environment variable -> (AbuseLimits field, type).
 LIMIT_ENV: dict[str, tuple[str, type]] = {

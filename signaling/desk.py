@@ -22,9 +22,9 @@ from humandesk.queue.client import (
     Rendered,
 )
 from humandesk.queue.limits import AbuseLimits, Limiter
+from humandesk.signaling.codes import MAX_JSON_DEPTH, CloseCode
 from humandesk.signaling.connections import AgentConn, VisitorConn
 from humandesk.signaling.hub import Hub
-from humandesk.signaling.messages import MAX_JSON_DEPTH, CloseCode
 from humandesk.signaling.outage import UNAVAILABLE
 from humandesk.signaling.outbox import Flusher, spawn
 from humandesk.signaling.positions import PositionUpdates
@@ -260,6 +260,10 @@ class SignalingDesk:
             return
         for conn in list(self.agents.values()):
             conn.send({"type": "desk_queues", "queues": names})
+
+    def ice_message(self, user_id: str) -> dict[str, Any]:
+        """Fresh ICE servers (new TURN credentials), for an ICE restart."""
+        return {"type": "ice_servers", "ice_servers": self.ice_servers(user_id)}
 
     async def agent_counts(self, queues: list[str]) -> dict[str, dict[str, int]]:
         result = {}

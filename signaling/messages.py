@@ -1,16 +1,17 @@
 """The wire format: typed messages of signaling protocol version 1 (see docs/protocol.md).
 
 :func:`parse` turns one WebSocket text frame into a typed message or raises
-:class:`ProtocolError` with a stable ``code``. Nothing here does I/O.
+:class:`ProtocolError` with a stable ``code`` (codes.py); the JSON itself is read strictly
+by jsonwire.py. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal
+
+from humandesk.signaling.codes import MAX_JSON_DEPTH, ProtocolError
+from humandesk.signaling.jsonwire import holds_lone_surrogate, load_json
 
 PROTOCOL_VERSION: Final = 1
 MAX_FRAME_BYTES: Final = 64 * 1024
@@ -24,56 +25,8 @@ MAX_CONTACT_CHARS: Final = 200
 MAX_NOTE_CHARS: Final = 1_000
 MAX_NOTES_CHARS: Final = 5_000
 MAX_DISPOSITION_CHARS: Final = 64
-#: Default nesting limit of a frame (``HUMANDESK_MAX_JSON_DEPTH``). Real messages nest two
-#: levels; without a limit a 64 KiB frame can nest 32,000 deep and exhaust the
-#: parser's recursion.
-MAX_JSON_DEPTH: Final = 32
-#: Integers beyond what every JSON parser holds exactly (I-JSON, RFC 7493) are refused.
-MAX_SAFE_INTEGER: Final = 2**53 - 1
 
 Role = Literal["visitor", "agent"]
-
-
-class CloseCode:
-    """WebSocket close codes the desk uses, beyond the standard ones."""
-
-    NORMAL: Final = 1000
-    GOING_AWAY: Final = 1001
-    POLICY: Final = 1008
-    TOO_BIG: Final = 1009
-    INTERNAL: Final = 1011
-    TRY_AGAIN: Final = 1013  # the desk cannot reach Redis just now
-    INVALID_TICKET: Final = 4001
-    SESSION_EXPIRED: Final = 4401
-    REVOKED: Final = 4403  # the agent's sessions were revoked (reason: why)
-    ENTRY_GONE: Final = 4004
-    REPLACED: Final = 4009
-
-
-class ProtocolError(Exception):
-    """A frame the desk refuses. ``code`` is one of the documented error codes."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        in_reply_to: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.in_reply_to = in_reply_to
-        self.details = details or {}
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "type": "error",
-            "code": self.code,
-            "message": self.message,
-            "in_reply_to": self.in_reply_to,
-            **self.details,
-        }
 
 
 # Messages from clients ---------------------------------------------------------------------
@@ -125,6 +78,15 @@ class Media:
     muted: bool
     camera_off: bool
     type: Literal["media"] = "media"
+
+    def to_peer(self, call_id: str | None) -> dict[str, Any]:
+        """The ``peer_media`` the other party of the call gets."""
+        return {
+            "type": "peer_media",
+            "call_id": call_id,
+            "muted": self.muted,
+            "camera_off": self.camera_off,
+        }
 
 
 @dataclass(frozen=True)
@@ -246,104 +208,6 @@ AGENT_TYPES: Final = frozenset(
     {"status", "accept", "decline", "signal", "media", "hangup", "ping"}
     | {"wrapup", "notes", "transfer", "close_callback", "refresh_ice", "callbacks"}
 )
-
-
-# Strict JSON ---------------------------------------------------------------------------------
-
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_PARENS = bytes.maketrans(b"[{]}", b"(())")
-_NOT_BRACKETS = bytes(set(range(256)) - set(b"[{]}"))
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def load_json(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parses JSON as the desk accepts it: I-JSON (RFC 7493), nested at most ``max_depth``.
-
-    Python's parser alone accepts ``NaN`` and ``Infinity``, turns ``1e999999`` into infinity,
-    raises ``RecursionError`` (not ``ValueError``) a thousand levels down and passes lone
-    surrogates through (``"\\ud800"``), which no UTF-8 encoder, Redis's included, takes
-    back. Raises :class:`ProtocolError`: ``too_deep`` for nesting, ``bad_json`` for anything
-    else; lone surrogates are left to the caller (:func:`holds_lone_surrogate`), which can
-    name the field that holds one.
-    """
-    if _too_deep(text, max_depth):
-        raise ProtocolError("too_deep", f"the JSON nests deeper than {max_depth} levels")
-    try:
-        return json.loads(
-            text,
-            parse_int=_parse_int,
-            parse_float=_parse_float,
-            parse_constant=_refuse_constant,
-        )
-    except RecursionError:  # not reachable after _too_deep; kept as a guard
-        raise ProtocolError("too_deep", "the JSON nests too deeply") from None
-    except ValueError:
-        raise ProtocolError("bad_json", "the frame is not valid JSON") from None
-
-
-def _too_deep(text: str, max_depth: int) -> bool:
-    """Whether objects and arrays nest deeper than ``max_depth``, brackets in strings aside.
-
-    Each step runs in C (a Python loop over the 16,000 brackets a 64 KiB frame holds cost
-    5 ms): strings are cut out and the brackets kept as parentheses; more openers in a row
-    than the limit are too deep at once; else each of ``max_depth`` passes deletes every
-    innermost pair, and a pair left whole after that nested deeper, as did a text (cut short)
-    with more openers left than the limit.
-    """
-    if text.count("[") + text.count("{") <= max_depth:
-        return False  # the common case, decided without a scan
-    structure = _STRING.sub("", text).encode("utf-8", "surrogatepass")
-    parens = structure.translate(_PARENS, _NOT_BRACKETS)
-    if b"(" * (max_depth + 1) in parens:
-        return True  # a straight run of openers: the usual deep frame, found in one search
-    for _ in range(max_depth):
-        shorter = parens.replace(b"()", b"")
-        if len(shorter) == len(parens):
-            break
-        parens = shorter
-    return b"()" in parens or parens.count(b"(") > max_depth
-
-
-def _number_error() -> ProtocolError:
-    return ProtocolError(
-        "bad_json", f"numbers must be finite, and whole numbers within ±{MAX_SAFE_INTEGER}"
-    )
-
-
-def _parse_int(literal: str) -> int:
-    # Checked before int(): a 10,000-digit literal costs time and trips Python's digit limit.
-    if len(literal) > 17:
-        raise _number_error()
-    value = int(literal)
-    if abs(value) > MAX_SAFE_INTEGER:
-        raise _number_error()
-    return value
-
-
-def _parse_float(literal: str) -> float:
-    value = float(literal)
-    if not math.isfinite(value):
-        raise _number_error()
-    return value
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ProtocolError("bad_json", f"{name} is not JSON")
-
-
-def holds_lone_surrogate(value: Any) -> bool:
-    """Whether any text of a parsed JSON value, names of fields included, holds a lone
-    surrogate: text that strict UTF-8 (Redis's encoder, the sockets') cannot encode."""
-    if isinstance(value, str):
-        return _SURROGATE.search(value) is not None
-    if isinstance(value, dict):
-        return any(holds_lone_surrogate(k) or holds_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(holds_lone_surrogate(item) for item in value)
-    return False
-
-
-# Parsing -----------------------------------------------------------------------------------
 
 
 def parse(frame: str | bytes, role: Role, *, max_depth: int = MAX_JSON_DEPTH) -> ClientMessage:

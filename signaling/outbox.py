@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from humandesk.signaling.messages import CloseCode
+from humandesk.signaling.codes import CloseCode
 
 __all__ = ["OUTBOX_LIMIT", "Flusher", "Outbox", "spawn"]
 

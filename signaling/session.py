@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from humandesk.signaling.codes import CloseCode, ProtocolError
 from humandesk.signaling.messages import (
     Accept,
     Callback,
     CallbacksPage,
     ClientMessage,
     CloseCallback,
-    CloseCode,
     Decline,
     Hangup,
     Join,
@@ -36,7 +36,6 @@ from humandesk.signaling.messages import (
     Media,
     Notes,
     Ping,
-    ProtocolError,
     Rate,
     RefreshIce,
     Resume,

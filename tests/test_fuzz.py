@@ -30,12 +30,11 @@ from hypothesis import strategies as st
 from humandesk.server.app import ACCOUNTS, QUEUE, SIGNER, create_app
 from humandesk.server.auth import SESSION_COOKIE
 from humandesk.signaling import messages
+from humandesk.signaling.codes import MAX_JSON_DEPTH, ProtocolError
 from humandesk.signaling.messages import (
     MAX_ERRORS_PER_SOCKET,
     MAX_FRAME_BYTES,
-    MAX_JSON_DEPTH,
     Ping,
-    ProtocolError,
     Resume,
     parse,
 )

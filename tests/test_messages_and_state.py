@@ -9,18 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from humandesk.signaling.codes import MAX_JSON_DEPTH, ProtocolError
+from humandesk.signaling.jsonwire import MAX_SAFE_INTEGER, holds_lone_surrogate, load_json
 from humandesk.signaling.messages import (
-    MAX_JSON_DEPTH,
-    MAX_SAFE_INTEGER,
     MAX_SDP_CHARS,
     Accept,
     Join,
     Ping,
-    ProtocolError,
     SetStatus,
     Signal,
-    holds_lone_surrogate,
-    load_json,
     parse,
 )
 

@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from humandesk.signaling.messages import CloseCode, ProtocolError, parse
+from humandesk.signaling.codes import CloseCode, ProtocolError
+from humandesk.signaling.messages import (
+    parse,
+)
 from humandesk.signaling.session import (
     AgentPhase,
     AgentSession,

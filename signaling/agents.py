@@ -1,0 +1,178 @@
+"""What an agent's messages do: one handler per message type (:data:`HANDLERS`), and the
+greeting of a console that connects."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from humandesk.queue.client import AgentInfo, QueueError
+from humandesk.signaling.connections import AgentConn
+from humandesk.signaling.desk import SignalingDesk
+from humandesk.signaling.messages import (
+    PROTOCOL_VERSION,
+    Accept,
+    CallbacksPage,
+    ClientMessage,
+    CloseCallback,
+    Decline,
+    Hangup,
+    Media,
+    Notes,
+    Ping,
+    RefreshIce,
+    SetStatus,
+    Signal,
+    Transfer,
+    Wrapup,
+)
+from humandesk.signaling.refusals import queue_error
+
+__all__ = ["HANDLERS", "Shift", "greet"]
+
+INFINITY = float("inf")
+
+
+@dataclass(frozen=True)
+class Shift:
+    """One console socket, as its handlers see it."""
+
+    desk: SignalingDesk
+    conn: AgentConn
+    agent: AgentInfo
+
+
+async def set_status(shift: Shift, message: SetStatus) -> None:
+    await shift.desk.queue.set_agent_status(shift.agent, message.status)
+
+
+async def accept(shift: Shift, message: Accept) -> None:
+    await shift.desk.queue.accept(shift.agent.name, message.offer_id)
+
+
+async def decline(shift: Shift, message: Decline) -> None:
+    await shift.desk.queue.decline(shift.agent.name, message.offer_id)
+
+
+async def hangup(shift: Shift, message: Hangup) -> None:
+    await shift.desk.queue.end_call(message.call_id, "agent", shift.agent.name, "hangup")
+
+
+async def wrapup(shift: Shift, message: Wrapup) -> None:
+    await shift.desk.queue.wrapup(shift.agent.name, message.action)
+
+
+async def notes(shift: Shift, message: Notes) -> None:
+    await shift.desk.queue.save_notes(
+        shift.agent.name, message.call_id, message.notes, message.disposition
+    )
+    shift.conn.send({"type": "notes_saved", "call_id": message.call_id})
+
+
+async def transfer(shift: Shift, message: Transfer) -> None:
+    await shift.desk.queue.transfer(shift.agent.name, message.call_id, message.queue)
+
+
+async def close_callback(shift: Shift, message: CloseCallback) -> None:
+    await shift.desk.queue.close_callback(
+        message.id, shift.agent.name, message.outcome, queues=shift.conn.queues
+    )
+
+
+async def relay_signal(shift: Shift, message: Signal) -> None:
+    peer = shift.conn.session.peer or ""
+    await shift.desk.hub.publish(shift.desk.keys.visitor_channel(peer), message.to_wire())
+
+
+async def relay_media(shift: Shift, message: Media) -> None:
+    session = shift.conn.session
+    channel = shift.desk.keys.visitor_channel(session.peer or "")
+    await shift.desk.hub.publish(channel, message.to_peer(session.call_id))
+
+
+async def callbacks_page(shift: Shift, message: CallbacksPage) -> None:
+    shift.conn.send(await shift.desk.callbacks_message(shift.conn.queues, message.offset))
+
+
+async def refresh_ice(shift: Shift, _message: RefreshIce) -> None:
+    shift.conn.send(shift.desk.ice_message("a-" + shift.agent.name))
+
+
+async def ping(shift: Shift, _message: Ping) -> None:
+    shift.conn.send({"type": "pong"})
+
+
+Handler = Callable[[Shift, Any], Awaitable[None]]
+
+#: The agent's message types and what they do.
+HANDLERS: dict[type[ClientMessage], Handler] = {
+    SetStatus: set_status,
+    Accept: accept,
+    Decline: decline,
+    Hangup: hangup,
+    Wrapup: wrapup,
+    Notes: notes,
+    Transfer: transfer,
+    CloseCallback: close_callback,
+    Signal: relay_signal,
+    Media: relay_media,
+    CallbacksPage: callbacks_page,
+    RefreshIce: refresh_ice,
+    Ping: ping,
+}
+
+
+async def handle(shift: Shift, message: ClientMessage) -> None:
+    """Runs the handler of an allowed message; the scripts' refusals become errors."""
+    try:
+        await HANDLERS[type(message)](shift, message)
+    except QueueError as exc:
+        raise queue_error(exc, message.type) from None
+
+
+async def _restore_notes(desk: SignalingDesk, conn: AgentConn, call_id: str | None) -> None:
+    """A console (re)connecting in a call or its wrap-up gets the notes saved for it."""
+    saved = await desk.queue.call_record(call_id) if call_id else None
+    if saved and (saved.get("notes") or saved.get("disposition")):
+        conn.send(
+            {
+                "type": "notes_restored",
+                "call_id": call_id,
+                "notes": saved.get("notes") or "",
+                "disposition": saved.get("disposition") or "",
+            }
+        )
+
+
+async def greet(desk: SignalingDesk, conn: AgentConn, agent: AgentInfo) -> None:
+    """Registers a new console and tells it everything it needs to pick up where it was."""
+    await desk.register_agent(conn)
+    welcome = {
+        "type": "welcome",
+        "v": PROTOCOL_VERSION,
+        "role": "agent",
+        "agent": {
+            "name": agent.name,
+            "display_name": agent.display_name,
+            "queues": list(agent.queues),
+        },
+        "desk_queues": await desk.queue.queue_names(refresh=True),
+        "ice_servers": desk.ice_servers("a-" + agent.name),
+        "ice_transport_policy": desk.settings.ice_transport_policy,
+        "session": {
+            "expires_at": None if conn.session.expires_at == INFINITY else conn.session.expires_at,
+            "idle_signout_s": desk.settings.idle_signout_s,
+        },
+    }
+    rendered = await desk.queue.render(agent=agent.name)
+    conn.send({**welcome, "status": rendered.state})
+    desk.tell_agent(conn, rendered)
+    await _restore_notes(
+        desk, conn, {"in_call": rendered.call, "wrap_up": rendered.last_call}.get(rendered.state)
+    )
+    if rendered.state == "in_call" and rendered.call:
+        # A reloaded console: re-offer the call so the visitor sees the agent again.
+        await desk.replay_call(rendered.call, visitor=False, agent=True)
+    conn.send({"type": "queues", "queues": await desk.agent_counts(conn.queues)})
+    conn.send(await desk.callbacks_message(conn.queues))
