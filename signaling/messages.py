@@ -204,6 +204,14 @@ VISITOR_TYPES: Final = frozenset(
     {"join", "resume", "leave", "signal", "media", "hangup", "ping", "callback", "rate"}
     | {"refresh_ice"}
 )
+#: What the desk sends to sockets (docs/protocol.md, "Messages from the desk"). Messages
+#: between the desk's processes start with "_" (or go on queue channels) and never reach one.
+DESK_TYPES: Final = frozenset(
+    {"welcome", "ice_servers", "queued", "position", "moved", "max_wait", "callback_saved"}
+    | {"rated", "notes_saved", "desk_queues", "notes_restored", "status", "callbacks"}
+    | {"callback_added", "callback_closed", "offer", "offer_cancelled", "call_started"}
+    | {"signal", "peer_media", "call_ended", "queues", "left", "error", "pong"}
+)
 AGENT_TYPES: Final = frozenset(
     {"status", "accept", "decline", "signal", "media", "hangup", "ping"}
     | {"wrapup", "notes", "transfer", "close_callback", "refresh_ice", "callbacks"}
