@@ -80,15 +80,8 @@ async def close_callback(shift: Shift, message: CloseCallback) -> None:
     )
 
 
-async def relay_signal(shift: Shift, message: Signal) -> None:
-    peer = shift.conn.session.peer or ""
-    await shift.desk.hub.publish(shift.desk.keys.visitor_channel(peer), message.to_wire())
-
-
-async def relay_media(shift: Shift, message: Media) -> None:
-    session = shift.conn.session
-    channel = shift.desk.keys.visitor_channel(session.peer or "")
-    await shift.desk.hub.publish(channel, message.to_peer(session.call_id))
+async def relay(shift: Shift, message: Signal | Media) -> None:
+    await shift.desk.relay(shift.conn, message)
 
 
 async def callbacks_page(shift: Shift, message: CallbacksPage) -> None:
@@ -115,8 +108,8 @@ HANDLERS: dict[type[ClientMessage], Handler] = {
     Notes: notes,
     Transfer: transfer,
     CloseCallback: close_callback,
-    Signal: relay_signal,
-    Media: relay_media,
+    Signal: relay,
+    Media: relay,
     CallbacksPage: callbacks_page,
     RefreshIce: refresh_ice,
     Ping: ping,

@@ -25,6 +25,7 @@ from humandesk.queue.limits import AbuseLimits, Limiter
 from humandesk.signaling.codes import MAX_JSON_DEPTH, CloseCode
 from humandesk.signaling.connections import AgentConn, VisitorConn
 from humandesk.signaling.hub import Hub
+from humandesk.signaling.messages import Media, Signal
 from humandesk.signaling.outage import UNAVAILABLE
 from humandesk.signaling.outbox import Flusher, spawn
 from humandesk.signaling.positions import PositionUpdates
@@ -260,6 +261,16 @@ class SignalingDesk:
             return
         for conn in list(self.agents.values()):
             conn.send({"type": "desk_queues", "queues": names})
+
+    async def relay(self, conn: VisitorConn | AgentConn, message: Signal | Media) -> None:
+        """Relays a call's signal or media state to the other party of the call, through
+        Redis (the session has checked that it is the socket's own call)."""
+        session = conn.session
+        to = self.keys.agent_channel if isinstance(conn, VisitorConn) else self.keys.visitor_channel
+        payload = (
+            message.to_wire() if isinstance(message, Signal) else message.to_peer(session.call_id)
+        )
+        await self.hub.publish(to(session.peer or ""), payload)
 
     def ice_message(self, user_id: str) -> dict[str, Any]:
         """Fresh ICE servers (new TURN credentials), for an ICE restart."""

@@ -57,22 +57,20 @@ async def leave(visit: Visit, message: Leave) -> None:
         await desk.queue.leave(vid, "left")
     except QueueError as exc:
         raise queue_error(exc, message.type) from None
-    conn.session.left()
-    desk.forget_visitor(conn)
-    conn.send({"type": "left", "reason": "left"})
-    await conn.outbox.drain_and_close()
+    await _gone_from_line(visit, "left")
+
+
+async def _gone_from_line(visit: Visit, reason: str) -> None:
+    """The visitor gave up their place (``reason``: left, callback): told, then closed."""
+    visit.conn.session.left()
+    visit.desk.forget_visitor(visit.conn)
+    visit.conn.send({"type": "left", "reason": reason})
+    await visit.conn.outbox.drain_and_close()
     raise CloseSocket(CloseCode.NORMAL, "left")
 
 
-async def relay_signal(visit: Visit, message: Signal) -> None:
-    peer = visit.conn.session.peer or ""
-    await visit.desk.hub.publish(visit.desk.keys.agent_channel(peer), message.to_wire())
-
-
-async def relay_media(visit: Visit, message: Media) -> None:
-    session = visit.conn.session
-    channel = visit.desk.keys.agent_channel(session.peer or "")
-    await visit.desk.hub.publish(channel, message.to_peer(session.call_id))
+async def relay(visit: Visit, message: Signal | Media) -> None:
+    await visit.desk.relay(visit.conn, message)
 
 
 async def hangup(visit: Visit, message: Hangup) -> None:
@@ -129,11 +127,7 @@ async def callback(visit: Visit, message: Callback) -> None:
         raise queue_error(exc, message.type) from None
     conn.send({"type": "callback_saved", "id": callback_id, "queue": message.queue})
     if waiting:
-        conn.session.left()
-        desk.forget_visitor(conn)
-        conn.send({"type": "left", "reason": "callback"})
-        await conn.outbox.drain_and_close()
-        raise CloseSocket(CloseCode.NORMAL, "left")
+        await _gone_from_line(visit, "callback")
 
 
 async def join(visit: Visit, message: Join) -> None:
@@ -294,8 +288,8 @@ HANDLERS: dict[type[ClientMessage], Handler] = {
     Join: join,
     Resume: resume,
     Leave: leave,
-    Signal: relay_signal,
-    Media: relay_media,
+    Signal: relay,
+    Media: relay,
     Hangup: hangup,
     Callback: callback,
     Rate: rate,
