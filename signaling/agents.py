@@ -27,6 +27,7 @@ from humandesk.signaling.messages import (
     Transfer,
     Wrapup,
 )
+from humandesk.signaling.outbound import AgentWelcome, NotesRestored, NotesSaved, Pong, Queues
 from humandesk.signaling.refusals import queue_error
 
 __all__ = ["HANDLERS", "Shift", "greet"]
@@ -67,7 +68,7 @@ async def notes(shift: Shift, message: Notes) -> None:
     await shift.desk.queue.save_notes(
         shift.agent.name, message.call_id, message.notes, message.disposition
     )
-    shift.conn.send({"type": "notes_saved", "call_id": message.call_id})
+    shift.conn.send(NotesSaved(message.call_id).to_wire())
 
 
 async def transfer(shift: Shift, message: Transfer) -> None:
@@ -93,7 +94,7 @@ async def refresh_ice(shift: Shift, _message: RefreshIce) -> None:
 
 
 async def ping(shift: Shift, _message: Ping) -> None:
-    shift.conn.send({"type": "pong"})
+    shift.conn.send(Pong().to_wire())
 
 
 Handler = Callable[[Shift, Any], Awaitable[None]]
@@ -126,40 +127,33 @@ async def handle(shift: Shift, message: ClientMessage) -> None:
 
 async def _restore_notes(desk: SignalingDesk, conn: AgentConn, call_id: str | None) -> None:
     """A console (re)connecting in a call or its wrap-up gets the notes saved for it."""
-    saved = await desk.queue.call_record(call_id) if call_id else None
+    if not call_id:
+        return
+    saved = await desk.queue.call_record(call_id)
     if saved and (saved.get("notes") or saved.get("disposition")):
-        conn.send(
-            {
-                "type": "notes_restored",
-                "call_id": call_id,
-                "notes": saved.get("notes") or "",
-                "disposition": saved.get("disposition") or "",
-            }
-        )
+        notes = NotesRestored(call_id, saved.get("notes") or "", saved.get("disposition") or "")
+        conn.send(notes.to_wire())
 
 
 async def greet(desk: SignalingDesk, conn: AgentConn, agent: AgentInfo) -> None:
     """Registers a new console and tells it everything it needs to pick up where it was."""
     await desk.register_agent(conn)
-    welcome = {
-        "type": "welcome",
-        "v": PROTOCOL_VERSION,
-        "role": "agent",
-        "agent": {
-            "name": agent.name,
-            "display_name": agent.display_name,
-            "queues": list(agent.queues),
-        },
-        "desk_queues": await desk.queue.queue_names(refresh=True),
-        "ice_servers": desk.ice_servers("a-" + agent.name),
-        "ice_transport_policy": desk.settings.ice_transport_policy,
-        "session": {
-            "expires_at": None if conn.session.expires_at == INFINITY else conn.session.expires_at,
+    desk_queues = await desk.queue.queue_names(refresh=True)
+    rendered = await desk.queue.render(agent=agent.name)
+    expires_at = conn.session.expires_at
+    welcome = AgentWelcome(
+        v=PROTOCOL_VERSION,
+        agent={"name": agent.name, "display_name": agent.display_name, "queues": agent.queues},
+        status=rendered.state,
+        desk_queues=desk_queues,
+        ice_servers=desk.ice_servers("a-" + agent.name),
+        ice_transport_policy=desk.settings.ice_transport_policy,
+        session={
+            "expires_at": None if expires_at == INFINITY else expires_at,
             "idle_signout_s": desk.settings.idle_signout_s,
         },
-    }
-    rendered = await desk.queue.render(agent=agent.name)
-    conn.send({**welcome, "status": rendered.state})
+    )
+    conn.send(welcome.to_wire())
     desk.tell_agent(conn, rendered)
     await _restore_notes(
         desk, conn, {"in_call": rendered.call, "wrap_up": rendered.last_call}.get(rendered.state)
@@ -167,5 +161,5 @@ async def greet(desk: SignalingDesk, conn: AgentConn, agent: AgentInfo) -> None:
     if rendered.state == "in_call" and rendered.call:
         # A reloaded console: re-offer the call so the visitor sees the agent again.
         await desk.replay_call(rendered.call, visitor=False, agent=True)
-    conn.send({"type": "queues", "queues": await desk.agent_counts(conn.queues)})
+    conn.send(Queues(await desk.agent_counts(conn.queues)).to_wire())
     conn.send(await desk.callbacks_message(conn.queues))

@@ -27,6 +27,13 @@ from humandesk.signaling.connections import AgentConn, VisitorConn
 from humandesk.signaling.hub import Hub
 from humandesk.signaling.messages import Media, Signal
 from humandesk.signaling.outage import UNAVAILABLE
+from humandesk.signaling.outbound import (
+    CallbackAdded,
+    CallbackClosed,
+    Callbacks,
+    DeskQueues,
+    NewIceServers,
+)
 from humandesk.signaling.outbox import Flusher, spawn
 from humandesk.signaling.positions import PositionUpdates
 from humandesk.signaling.session import AgentPhase
@@ -222,7 +229,7 @@ class SignalingDesk:
         """A page of the open callback requests of ``queues``, oldest first, with the total."""
         items = await self.queue.open_callbacks(queues)
         page = items[offset : offset + CALLBACKS_PAGE]
-        return {"type": "callbacks", "items": page, "offset": offset, "total": len(items)}
+        return Callbacks(page, offset, len(items)).to_wire()
 
     async def _watch_desk(self) -> None:
         """Once an agent is here: follow the callback requests and the desk's queues."""
@@ -241,10 +248,10 @@ class SignalingDesk:
         (re-sending the whole list per change made 2,000 requests cost 2 GB per console)."""
         kind = event.get("type")
         if kind == "callback_added" and isinstance(event.get("item"), dict):
-            message: dict[str, Any] = {"type": "callback_added", "item": event["item"]}
+            message = CallbackAdded(event["item"]).to_wire()
             queue = event["item"].get("queue")
         elif kind == "callback_closed":
-            message = {"type": "callback_closed", "id": event.get("id")}
+            message = CallbackClosed(event.get("id")).to_wire()
             queue = event.get("queue")
         else:
             return
@@ -260,7 +267,7 @@ class SignalingDesk:
             self.outage.failed(exc)
             return
         for conn in list(self.agents.values()):
-            conn.send({"type": "desk_queues", "queues": names})
+            conn.send(DeskQueues(names).to_wire())
 
     async def relay(self, conn: VisitorConn | AgentConn, message: Signal | Media) -> None:
         """Relays a call's signal or media state to the other party of the call, through
@@ -274,7 +281,7 @@ class SignalingDesk:
 
     def ice_message(self, user_id: str) -> dict[str, Any]:
         """Fresh ICE servers (new TURN credentials), for an ICE restart."""
-        return {"type": "ice_servers", "ice_servers": self.ice_servers(user_id)}
+        return NewIceServers(self.ice_servers(user_id)).to_wire()
 
     async def agent_counts(self, queues: list[str]) -> dict[str, dict[str, int]]:
         result = {}
@@ -375,7 +382,8 @@ class SignalingDesk:
     def tell_agent(conn: AgentConn, rendered: Rendered) -> None:
         """Tells a console the agent's status and pending offer (after a connect or a lost
         pub/sub connection), as the scripts render them."""
-        conn.deliver(rendered.status or {"type": "status", "status": "offline", "reason": None})
+        if rendered.status is not None:
+            conn.deliver(rendered.status)
         if rendered.offer is not None:
             conn.deliver(rendered.offer)
 

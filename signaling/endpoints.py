@@ -28,6 +28,7 @@ from humandesk.signaling.messages import (
     parse,
 )
 from humandesk.signaling.outage import UNAVAILABLE
+from humandesk.signaling.outbound import VisitorWelcome
 from humandesk.signaling.refusals import CloseSocket, unavailable
 from humandesk.signaling.session import VisitorPhase
 
@@ -118,15 +119,10 @@ async def visitor_socket(
     await ws.prepare(request)
     conn = VisitorConn(desk, ws, request.transport)
     desk.anonymous.add(conn)
-    conn.send(
-        {
-            "type": "welcome",
-            "v": PROTOCOL_VERSION,
-            "role": "visitor",
-            "ice_servers": desk.ice_servers("v-" + conn.conn_id),
-            "ice_transport_policy": desk.settings.ice_transport_policy,
-        }
+    welcome = VisitorWelcome(
+        PROTOCOL_VERSION, desk.ice_servers("v-" + conn.conn_id), desk.settings.ice_transport_policy
     )
+    conn.send(welcome.to_wire())
     visit = visitors.Visit(desk, conn, address)
 
     async def handle(message: ClientMessage) -> None:

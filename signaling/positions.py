@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from humandesk.queue.client import QueueSnapshot, estimate_wait_seconds
 from humandesk.signaling.outage import UNAVAILABLE
+from humandesk.signaling.outbound import Queues
 from humandesk.signaling.session import VisitorPhase
 
 if TYPE_CHECKING:
@@ -154,4 +155,4 @@ class PositionUpdates:
                 conn.perform(conn.session.show_place(position, eta, reason))
         counts = {"waiting": snapshot.waiting, "agents_available": snapshot.available}
         for agent in agents:
-            agent.send({"type": "queues", "queues": {queue: counts}}, bulk=True)
+            agent.send(Queues({queue: counts}).to_wire(), bulk=True)

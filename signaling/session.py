@@ -44,6 +44,7 @@ from humandesk.signaling.messages import (
     Transfer,
     Wrapup,
 )
+from humandesk.signaling.outbound import CallEnded, Position, Queued
 
 __all__ = [
     "Action",
@@ -276,15 +277,9 @@ class VisitorSession:
             and record.get("ended") is not None
             and record.get("end_reason") != "transferred"
         )
-        if ended and record is not None:
-            return self.deliver(
-                {
-                    "type": "call_ended",
-                    "call_id": call_id,
-                    "reason": record.get("end_reason"),
-                    "by": record.get("ended_by"),
-                }
-            )
+        if ended and record is not None and call_id is not None:
+            ended_as = CallEnded(call_id, record.get("end_reason"), record.get("ended_by"))
+            return self.deliver(ended_as.to_wire())
         self.left()
         return [Forget(), Close(CloseCode.ENTRY_GONE, "entry_gone")]
 
@@ -303,10 +298,8 @@ class VisitorSession:
         if (position, eta) == (self.position, self.eta):
             return []
         self.position, self.eta = position, eta
-        frame: dict[str, Any] = {"type": "position", "position": position, "eta_seconds": eta}
-        if grew and reason:
-            frame["eta_reason"] = reason
-        return [Send(frame, bulk=True)]
+        told = Position(position, eta, reason if grew and reason else None)
+        return [Send(told.to_wire(), bulk=True)]
 
     def queued_frame(self, ticket: str, position: int, eta: int, audio_only: bool) -> Send:
         """``queued``: the first word of a joining (or resuming) visitor's place, never a
@@ -318,15 +311,7 @@ class VisitorSession:
             eta = min(eta, self.eta)
         self.position, self.eta = position, eta
         return Send(
-            {
-                "type": "queued",
-                "visitor_id": self.visitor_id,
-                "ticket": ticket,
-                "queue": self.queue,
-                "position": position,
-                "eta_seconds": eta,
-                "audio_only": audio_only,
-            }
+            Queued(self.visitor_id, ticket, self.queue, position, eta, audio_only).to_wire()
         )
 
 

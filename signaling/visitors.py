@@ -34,6 +34,7 @@ from humandesk.signaling.messages import (
     Resume,
     Signal,
 )
+from humandesk.signaling.outbound import CallbackSaved, Left, Pong, Rated
 from humandesk.signaling.refusals import CloseSocket, limited, queue_error
 from humandesk.signaling.session import VisitorPhase
 
@@ -64,7 +65,7 @@ async def _gone_from_line(visit: Visit, reason: str) -> None:
     """The visitor gave up their place (``reason``: left, callback): told, then closed."""
     visit.conn.session.left()
     visit.desk.forget_visitor(visit.conn)
-    visit.conn.send({"type": "left", "reason": reason})
+    visit.conn.send(Left(reason).to_wire())
     await visit.conn.outbox.drain_and_close()
     raise CloseSocket(CloseCode.NORMAL, "left")
 
@@ -90,7 +91,7 @@ async def rate(visit: Visit, message: Rate) -> None:
     except QueueError as exc:
         raise queue_error(exc, message.type) from None
     session.rated = True
-    visit.conn.send({"type": "rated", "call_id": message.call_id})
+    visit.conn.send(Rated(message.call_id).to_wire())
 
 
 async def refresh_ice(visit: Visit, _message: RefreshIce) -> None:
@@ -98,7 +99,7 @@ async def refresh_ice(visit: Visit, _message: RefreshIce) -> None:
 
 
 async def ping(visit: Visit, _message: Ping) -> None:
-    visit.conn.send({"type": "pong"})
+    visit.conn.send(Pong().to_wire())
 
 
 async def callback(visit: Visit, message: Callback) -> None:
@@ -125,7 +126,7 @@ async def callback(visit: Visit, message: Callback) -> None:
         )
     except QueueError as exc:
         raise queue_error(exc, message.type) from None
-    conn.send({"type": "callback_saved", "id": callback_id, "queue": message.queue})
+    conn.send(CallbackSaved(callback_id, message.queue).to_wire())
     if waiting:
         await _gone_from_line(visit, "callback")
 

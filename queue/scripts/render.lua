@@ -4,16 +4,14 @@
 -- call's two `call_started` (offerer's, answerer's), with the call's visitor and agent.
 local out = {}
 if P.agent then
-  local a = load(K.agents, P.agent)
-  if a then
-    out.status = agent_status_msg(a)
-    out.state = a.state
-    out.call = a.call
-    out.last_call = a.last_call
-    local o = a.state == 'offered' and load(K.offers, a.offer)
-    local v = o and load(K.visitors, o.visitor)
-    if o and v then out.offer = offer_msg(o, v) end
-  end
+  local a = load(K.agents, P.agent) or { name = P.agent, state = 'offline' }
+  out.status = agent_status_msg(a)
+  out.state = a.state
+  out.call = a.call
+  out.last_call = a.last_call
+  local o = a.state == 'offered' and load(K.offers, a.offer)
+  local v = o and load(K.visitors, o.visitor)
+  if o and v then out.offer = offer_msg(o, v) end
 end
 if P.call then
   local c = load(K.calls, P.call)
