@@ -258,12 +258,20 @@ async def widget_js(request: web.Request) -> web.FileResponse:
 
 
 async def static_file(request: web.Request) -> web.FileResponse:
-    """A file of web/static, looked up by name among the files there: a name from the URL
-    never reaches the file system (where one longer than it takes was a 500)."""
+    """A file of web/static, looked up by its path among the files there: a path from the URL
+    never reaches the file system (where one longer than it takes was a 500).
+
+    Under the URL a page names it by (``?v=`` its content hash) it is cached for good; under any
+    other, such as a module's import of ``./state.js``, the browser revalidates it every time
+    (``no-cache``; unchanged, its ETag answers 304), so the modules a page loads are always
+    the current ones."""
     name = request.match_info["name"]
-    if name not in asset_versions():
+    versions = asset_versions()
+    if name not in versions:
         raise web.HTTPNotFound()
-    return web.FileResponse(STATIC_DIR / name)
+    pinned = request.query.get("v") == versions[name]
+    cache = "public, max-age=31536000, immutable" if pinned else "no-cache"
+    return web.FileResponse(STATIC_DIR / name, headers={"Cache-Control": cache})
 
 
 # Agent sessions ----------------------------------------------------------------------------
@@ -674,7 +682,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/ws/agent", agent_ws)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/static/{name}", static_file)
+    app.router.add_get("/static/{name:.+}", static_file)
     app.on_response_prepare.append(nosniff)
     app.cleanup_ctx.append(_desk_context)
     app.on_shutdown.append(_close_sockets)

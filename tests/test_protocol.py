@@ -419,10 +419,10 @@ async def test_header_text_that_is_not_utf8_is_refused_not_a_500(
 
 
 async def test_static_files_are_looked_up_by_name(client: Client) -> None:
-    css = await client.get("/static/desk.css")
+    css = await client.get("/static/css/base.css")
     assert css.status == 200 and "css" in css.headers["Content-Type"]
     # A name longer than a file name may be (aiohttp's static route answered 500), none.
-    for path in ("/static/" + "a" * 300, "/static/x", "/static/desk.css/x", "/static/.x"):
+    for path in ("/static/" + "a" * 300, "/static/x", "/static/css/base.css/x", "/static/.x"):
         assert (await client.get(path)).status == 404, path
 
 
@@ -653,7 +653,7 @@ async def test_every_response_says_nosniff(client: Client) -> None:
         ("GET", "/agent"),
         ("GET", "/wallboard"),
         ("GET", "/widget.js"),
-        ("GET", "/static/desk.css"),
+        ("GET", "/static/css/base.css"),
         ("HEAD", "/static/common.js"),
         ("GET", "/static/missing.js"),  # 404 from a handler
         ("GET", "/visitor?queue=../x"),  # 400 raised as an HTTPException, not under /api/

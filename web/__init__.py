@@ -25,16 +25,19 @@ def environment() -> jinja2.Environment:
 
 @cache
 def asset_versions() -> dict[str, str]:
-    """A short content hash per static file, for cache-busting URLs."""
+    """A short content hash per static file, by its path under ``static/`` (``"css/base.css"``,
+    ``"visitor/main.js"``), for cache-busting URLs."""
     return {
-        path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-        for path in STATIC_DIR.iterdir()
+        path.relative_to(STATIC_DIR).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+        for path in sorted(STATIC_DIR.rglob("*"))
         if path.is_file()
     }
 
 
 def asset(name: str) -> str:
-    """The URL of a static file, changing whenever its content does."""
+    """The URL of a static file, changing whenever its content does. A page names its entry
+    module this way; the modules it imports are named by plain relative paths, which the server
+    has the browser revalidate (see ``static_file``)."""
     version = asset_versions().get(name, "0")
     return f"/static/{name}?v={version}"
 
