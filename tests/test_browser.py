@@ -266,8 +266,14 @@ def panel_frame(shop: Any, demo: Demo) -> Any:
     return wait_for(loaded, "the visitor iframe")
 
 
+def page_data(target: Any, key: str) -> str | None:
+    """What a page (or the panel's frame) shows of its state: ``data-*`` on its ``<body>``
+    (``phase``, ``status``, ``connected``, ``callId``, ...), written by its ``render``."""
+    return target.evaluate(f"document.body.dataset[{json.dumps(key)}] ?? null")  # type: ignore[no-any-return]
+
+
 def visitor_phase(frame: Any) -> str | None:
-    return frame.evaluate("window.hdState ? window.hdState.phase : null")  # type: ignore[no-any-return]
+    return page_data(frame, "phase")
 
 
 def agent_phase(page: Any) -> str:
@@ -407,7 +413,7 @@ def assert_video_flows(visitor: Any, agent: Any) -> None:
 
 
 PEER_REPORT_JS = """() => ({
-    state: window.hdState,
+    state: window.hdState || { ...document.body.dataset },
     peer: window.hdPeer && {
         connection: window.hdPeer.connectionState,
         ice: window.hdPeer.iceConnectionState,
@@ -816,7 +822,7 @@ def test_visitor_without_camera_still_talks(
         context.grant_permissions(["microphone"], origin=demo.shop)
         shop, panel = open_panel(context, demo)
         watch_console(shop, "shop", page_errors)
-        assert panel.evaluate("window.hdState.audioOnly") is True
+        assert page_data(panel, "audioOnly") == "true"
         notice = panel.locator(sel("hd-device-notice"))
         assert notice.is_visible()
         text = panel.locator(sel("hd-device-message")).inner_text()

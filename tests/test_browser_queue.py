@@ -33,6 +33,7 @@ from test_browser import (
     js_el,
     need_chromium,
     open_panel,
+    page_data,
     panel_frame,
     running_demo,
     sel,
@@ -342,7 +343,7 @@ def test_wrap_up_with_notes_and_the_visitors_rating(
         wait_for(lambda: visible(panel, "hd-rating-thanks"), "thanks for the rating")
         assert not visible(panel, "hd-rating")
         # Rated: the panel lets its socket go.
-        wait_for(lambda: panel.evaluate("window.hdState.rateCallId") is None, "rating done")
+        wait_for(lambda: page_data(panel, "rateCallId") == "", "rating done")
 
         # Done: Available at once, the notes cleared for the next call.
         agent.locator(sel("agent-wrapup-done")).click()

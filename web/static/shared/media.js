@@ -1,0 +1,94 @@
+/* The camera and microphone: asking for them, saying what went wrong, playing the other side. */
+
+const CAMERA_PROBLEM = {
+  NotAllowedError: "camera_blocked",
+  SecurityError: "camera_blocked",
+  NotFoundError: "no_camera",
+  OverconstrainedError: "no_camera",
+  NotReadableError: "camera_busy",
+  AbortError: "camera_busy",
+};
+
+/**
+ * Camera + microphone, falling back to the microphone alone.
+ * Resolves (never rejects) to {stream, audioOnly, problem}; problem is null when both worked,
+ * a camera_* / no_camera code when only audio worked, "no_media" (+ micError) when nothing did.
+ */
+export async function getLocalMedia() {
+  const md = navigator.mediaDevices;
+  if (!md || !md.getUserMedia) {
+    return { stream: null, audioOnly: true, problem: "no_media", micError: "unsupported" };
+  }
+  let cameraError;
+  try {
+    const stream = await md.getUserMedia({ video: true, audio: true });
+    return { stream, audioOnly: stream.getVideoTracks().length === 0, problem: null };
+  } catch (err) {
+    cameraError = (err && err.name) || "Error";
+  }
+  try {
+    const stream = await md.getUserMedia({ audio: true });
+    return { stream, audioOnly: true, problem: CAMERA_PROBLEM[cameraError] || "camera_failed" };
+  } catch (err) {
+    return { stream: null, audioOnly: true, problem: "no_media", micError: (err && err.name) || "Error" };
+  }
+}
+
+/** One sentence (or two) telling a person what happened to their devices and what to do. */
+export function describeMediaProblem(result, peer = "the other person") {
+  switch (result.problem) {
+    case null:
+    case undefined:
+      return "";
+    case "camera_blocked":
+      return "Your browser blocked the camera. You can still talk by voice. " +
+        "To use video, allow the camera in the address bar and press Try again.";
+    case "no_camera":
+      return "No camera found. You can still talk by voice. " +
+        "If you plug in a camera, press Try again.";
+    case "camera_busy":
+      return "Your camera is being used by another app. You can still talk by voice. " +
+        "Close the other app and press Try again.";
+    case "camera_failed":
+      return "Your camera could not be started. You can still talk by voice. Press Try again to retry.";
+    default:
+      if (result.micError === "NotAllowedError" || result.micError === "SecurityError") {
+        return "Your browser blocked the camera and microphone. You can still join: you will see and hear " +
+          `${peer}, but they will not hear you. To talk, allow them in the address bar and press Try again.`;
+      }
+      if (result.micError === "unsupported") {
+        return `This browser cannot use a camera or microphone here. You can still see and hear ${peer}.`;
+      }
+      return "No camera or microphone could be started. You can still join: you will see and hear " +
+        `${peer}, but they will not hear you. Press Try again after checking your devices.`;
+  }
+}
+
+export function stopStream(stream) {
+  if (stream) for (const t of stream.getTracks()) t.stop();
+}
+
+/**
+ * Play a remote stream with sound. If the browser's autoplay policy refuses sound,
+ * play muted and call onSoundBlocked so the page can offer a "Turn on sound" button.
+ */
+export function playRemote(video, stream, onSoundBlocked) {
+  if (video.srcObject !== stream) video.srcObject = stream;
+  video.muted = false;
+  const p = video.play();
+  if (p && p.catch) {
+    p.catch((err) => {
+      if (err && err.name === "NotAllowedError") {
+        video.muted = true;
+        video.play().catch(() => {});
+        if (onSoundBlocked) onSoundBlocked();
+      }
+    });
+  }
+}
+
+/** The "Turn on sound" button's work: play the remote video with sound, after a click. */
+export function unmuteRemote(video) {
+  video.muted = false;
+  video.play().catch(() => {});
+}

@@ -1,0 +1,33 @@
+/* Signing in through /api/login: the same words in the agent console and on the wallboard. */
+
+import { plural } from "./format.js";
+
+/** What a sign-in answer means to the person at the form: { error, wrongPassword } or {}. */
+export function signInProblem(status, retryAfter) {
+  if (status === 401) return { error: "Wrong username or password", wrongPassword: true };
+  if (status === 429) {
+    const minutes = Math.max(1, Math.ceil((Number(retryAfter) || 60) / 60));
+    return { error: `Too many failed sign-ins. Try again in ${plural(minutes, "minute")}.` };
+  }
+  if (status < 200 || status > 299) return { error: `Sign-in failed (HTTP ${status}). Try again.` };
+  return {};
+}
+
+/** Resolves to { agent } on success, or { error, wrongPassword } with the text to show. */
+export async function signIn(username, password) {
+  let res;
+  try {
+    res = await fetch("/api/login", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      credentials: "same-origin",
+      body: JSON.stringify({ username, password }),
+    });
+  } catch (_) {
+    return { error: "Cannot reach the desk. Check your connection and try again." };
+  }
+  const problem = signInProblem(res.status, res.headers.get("Retry-After"));
+  if (problem.error) return problem;
+  const data = await res.json();
+  return { agent: data.agent };
+}

@@ -1,0 +1,83 @@
+/* A page's line to the desk: one socket and one call at a time, their events turned into the
+ * page's events. The visitor panel and the agent console wire themselves alike. */
+
+import { iceRefresher } from "./ice.js";
+import { playRemote } from "./media.js";
+import { PeerCall } from "./peer.js";
+import { MSG } from "./protocol.js";
+import { DeskSocket } from "./socket.js";
+
+/**
+ * `path`: the socket's (/ws/visitor, /ws/agent); `remote`: the <video> for the other party;
+ * `stream()` and `ready()`: the camera's stream and the promise of the check under way;
+ * `controls()`: the Mute and Camera buttons. Events: `socket_open`, `socket_closed`
+ * ({code, reason, opened}), `socket_retrying`, every message from the desk but `signal` and
+ * `ice_servers` (which go to the call), `call_started` with `alive` (this page's connection
+ * for that call still works), `peer_state`, `peer_slow`, `sound_blocked`, `call_media`.
+ */
+export function deskWire({ path, remote, stream, ready, controls }) {
+  let socket = null;
+  let peer = null;
+  const ice = iceRefresher(() => socket);
+
+  function onMessage(msg, dispatch) {
+    if (msg.type === MSG.SIGNAL) {
+      if (peer && msg.call_id === peer.callId) peer.handleSignal(msg);
+    } else if (msg.type === MSG.ICE_SERVERS) {
+      ice.received(msg);
+    } else if (msg.type === MSG.CALL_STARTED) {
+      dispatch({ ...msg, alive: !!peer && peer.callId === msg.call_id && peer.isAlive() });
+    } else dispatch(msg);
+  }
+
+  return {
+    connect(dispatch) {
+      if (socket) socket.close();
+      const mine = new DeskSocket(path, {
+        onOpen: () => socket === mine && dispatch({ type: "socket_open" }),
+        onMessage: (msg) => socket === mine && onMessage(msg, dispatch),
+        onClose: (info) => socket === mine && dispatch({ type: "socket_closed", ...info }),
+        onRetry: () => socket === mine && dispatch({ type: "socket_retrying" }),
+      });
+      socket = mine;
+      mine.open();
+    },
+    disconnect() {
+      if (socket) socket.close(1000, "bye");
+      socket = null;
+    },
+    send: (msg) => !!socket && socket.send(msg),
+    retry: () => socket && socket.retry(),
+
+    /** A new call (`callId`, `role`, `iceServers`, `iceTransportPolicy`), replacing any other. */
+    startCall(fx, dispatch) {
+      if (peer) peer.close();
+      const callId = fx.callId;
+      peer = new PeerCall({
+        callId,
+        role: fx.role,
+        iceServers: fx.iceServers,
+        iceTransportPolicy: fx.iceTransportPolicy,
+        refreshIce: () => ice.request(),
+        getStream: () => ready().then(() => stream()),
+        send: (fields) => socket && socket.send({ type: MSG.SIGNAL, call_id: callId, ...fields }),
+        onRemoteStream: (s) => playRemote(remote, s, () => dispatch({ type: "sound_blocked" })),
+        onConnectionState: (state) => dispatch({ type: "peer_state", state }),
+        onSlow: () => dispatch({ type: "peer_slow" }),
+        onPeer: (pc) => {
+          window.hdPeer = pc; // the browser tests read the connection's statistics
+        },
+      });
+      peer.start();
+      ready().then(() => dispatch({ type: "call_media", callId, ...controls().current() }));
+    },
+    /** The other party came back with a new connection: negotiate again. */
+    restartCall: () => peer && peer.restart(),
+    endCall() {
+      if (peer) peer.close();
+      peer = null;
+      window.hdPeer = null;
+      remote.srcObject = null;
+    },
+  };
+}

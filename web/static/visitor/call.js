@@ -1,0 +1,156 @@
+/* The call with an agent, its end (or a transfer to another line), and the rating after it. */
+
+import { MSG } from "../shared/protocol.js";
+import { clip, teamName } from "../shared/format.js";
+import { LIVE } from "./state.js";
+import { endText } from "./text.js";
+import {
+  disconnect,
+  dropTicket,
+  endCallLocally,
+  finishRating,
+  offerRating,
+  resetWaiting,
+  send,
+  sendRating,
+  setPhase,
+  showEnded,
+} from "./steps.js";
+
+export const call = {
+  /** `alive`: the page's peer connection for this call id still works (a replay after a reconnect). */
+  [MSG.CALL_STARTED](t, e) {
+    const s = t.s;
+    if (!LIVE.has(s.phase)) return; // a call comes to a visitor in line (or in that call)
+    if (s.callId === e.call_id && e.alive) return; // replayed after a reconnect
+    t.do("clear", { name: "leave" });
+    Object.assign(s, {
+      callId: e.call_id,
+      callbackOpen: false,
+      maxWait: false,
+      peerName: (e.peer && e.peer.name) || "",
+      peerMedia: null,
+      error: "",
+      notice: "",
+    });
+    const fromLine = s.phase === "waiting";
+    setPhase(t, "call-connecting");
+    if (fromLine) t.do("chime"); // not when a reload resumes a running call
+    t.do("startCall", {
+      callId: e.call_id,
+      role: e.role === "offerer" ? "offerer" : "answerer",
+      iceServers: Array.isArray(e.ice_servers) ? e.ice_servers : s.iceServers, // fresh per call
+      iceTransportPolicy: s.iceTransportPolicy,
+    });
+  },
+
+  /** The camera is ready for the call `callId`: tell the agent whether it is muted or off. */
+  call_media(t, e) {
+    if (t.s.callId !== e.callId || t.s.link === "none") return;
+    t.do("syncControls");
+    send(t, { type: MSG.MEDIA, muted: e.muted, camera_off: e.camera_off });
+  },
+
+  /** The visitor pressed Mute or Camera. */
+  media_toggled(t, e) {
+    t.s.localVideo = !e.camera_off;
+    if (t.s.callId) send(t, { type: MSG.MEDIA, muted: e.muted, camera_off: e.camera_off });
+  },
+
+  peer_state(t, e) {
+    const s = t.s;
+    if (!s.callId) return;
+    if (e.state === "connected") {
+      s.notice = "";
+      if (s.phase !== "in-call") {
+        setPhase(t, "in-call");
+        s.callSince = e.now;
+      }
+    } else if (e.state === "disconnected" || e.state === "failed") {
+      s.notice = "The connection is unstable. Trying to reconnect…";
+    }
+  },
+
+  peer_slow(t) {
+    t.s.notice = "Still connecting… If this takes much longer, your network may be blocking video calls.";
+  },
+
+  sound_blocked(t) {
+    t.s.soundBlocked = true;
+  },
+
+  click_sound(t) {
+    t.s.soundBlocked = false;
+    t.do("unmuteRemote");
+  },
+
+  [MSG.PEER_MEDIA](t, e) {
+    if (e.call_id === t.s.callId) t.s.peerMedia = { muted: !!e.muted, camera_off: !!e.camera_off };
+  },
+
+  [MSG.CALL_ENDED](t, e) {
+    const s = t.s;
+    // Our own hang-up, confirmed, carries a call id we already let go of.
+    if (e.call_id !== s.callId) return;
+    if (e.reason === "transferred") {
+      // A blind transfer: the agent passed us to another line, where we wait at the head. The
+      // socket and the ticket stay (we are still in line); only the peer connection goes.
+      const who = s.peerName || "Our agent";
+      endCallLocally(t);
+      if (typeof e.queue === "string" && e.queue) s.queue = e.queue;
+      resetWaiting(t);
+      setPhase(t, "waiting");
+      s.notice = `${who} passed you to our ${teamName(s.queue)} team — you're next.`;
+      return;
+    }
+    const callId = s.callId;
+    endCallLocally(t);
+    dropTicket(t);
+    showEnded(t, "ended", endText(e) + " Thank you for talking to us.");
+    offerRating(t, callId);
+  },
+
+  click_hangup(t) {
+    const callId = t.s.callId;
+    if (!callId) return;
+    const sent = send(t, { type: MSG.HANGUP, call_id: callId });
+    endCallLocally(t);
+    dropTicket(t);
+    showEnded(t, "ended", "You ended the call. Thank you for talking to us.");
+    // The socket stays open for the rating (the desk's call_ended for it is ignored).
+    if (sent) offerRating(t, callId);
+    else disconnect(t);
+  },
+
+  choose_score(t, e) {
+    t.s.score = e.score;
+  },
+
+  submit_rating(t, e) {
+    if (!t.s.score) return;
+    t.s.ratingSending = true;
+    t.s.ratingComment = clip(String(e.comment || "").trim(), 1000);
+    sendRating(t);
+  },
+
+  resend_rating(t) {
+    sendRating(t);
+  },
+
+  skip_rating(t) {
+    finishRating(t, "");
+    t.do("focus", { target: "again" });
+  },
+
+  rating_window_over(t) {
+    finishRating(t, "");
+  },
+
+  rating_timeout(t) {
+    finishRating(t, "Sorry, we could not send your feedback.");
+  },
+
+  [MSG.RATED](t, e) {
+    if (e.call_id === t.s.rateCallId) finishRating(t, "Thank you for your feedback!");
+  },
+};

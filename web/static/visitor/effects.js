@@ -1,0 +1,128 @@
+/* The visitor panel's effects: what the transition table asks for, done to the world (the
+ * socket, the peer connection, the camera, timers, the host page, storage, focus). */
+
+import { namedTimers } from "../shared/dom.js";
+import { getLocalMedia, stopStream, unmuteRemote } from "../shared/media.js";
+import { chime } from "../shared/sound.js";
+import { deskWire } from "../shared/wire.js";
+
+/**
+ * `perform(effect, dispatch)` for the panel, and `stream()` (the camera's, or null).
+ * `controls()`: the Mute and Camera buttons; `firstLook`: the availability fetched at load.
+ */
+export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }) {
+  const timers = namedTimers();
+  let media = { stream: null, audioOnly: true };
+  let mediaReady = Promise.resolve();
+  let deviceCheck = null; // the check in flight
+  const wire = deskWire({
+    path: "/ws/visitor",
+    remote: ui.remote,
+    stream: () => media.stream,
+    ready: () => mediaReady,
+    controls,
+  });
+
+  function checkDevices(dispatch) {
+    if (deviceCheck) return;
+    deviceCheck = (async () => {
+      stopStream(media.stream);
+      ui.local.srcObject = null;
+      media = await getLocalMedia();
+      const hasVideo = !!media.stream && media.stream.getVideoTracks().length > 0;
+      dispatch({ type: "devices", audioOnly: media.audioOnly, hasVideo, problem: media.problem, micError: media.micError });
+    })().finally(() => (deviceCheck = null));
+    mediaReady = deviceCheck;
+  }
+
+  const FOCUS = {
+    name: () => ui.name,
+    "callback-name": () => ui.cbName,
+    "callback-contact": () => ui.cbContact,
+    callback: () => (ui.cbName.value.trim() ? ui.cbContact : ui.cbName),
+    "callback-close": () => ui.callbackClose,
+    leave: () => ui.leave,
+    mute: () => ui.mute,
+    hangup: () => ui.hangup,
+    star: () => ui.stars[0],
+    again: () => ui.again,
+  };
+
+  const ACTIONS = {
+    send: (fx) => wire.send(fx.msg),
+    connect: (fx, dispatch) => wire.connect(dispatch),
+    disconnect: () => wire.disconnect(),
+    retry: () => wire.retry(),
+    timer(fx, dispatch) {
+      const jitter = fx.jitter ? 1 - fx.jitter + Math.random() * 2 * fx.jitter : 1;
+      timers.set(fx.name, fx.ms * jitter, () => dispatch(fx.event));
+    },
+    clear: (fx) => timers.clear(fx.name),
+    host: (fx) => host.post(fx.msg),
+    ticket: (fx) => tickets.set(fx.ticket),
+    focus(fx) {
+      const target = FOCUS[fx.target] && FOCUS[fx.target]();
+      if (target && !target.hidden) target.focus();
+    },
+    async firstLook(fx, dispatch) {
+      dispatch({ type: "first_look", info: await firstLook });
+    },
+    async fetchAvailability(fx, dispatch) {
+      dispatch({ type: "availability", info: await fetchAvailability(queue, fx.timeoutMs) });
+    },
+    checkDevices: (fx, dispatch) => checkDevices(dispatch),
+    preview() {
+      if (media.stream && !media.audioOnly) ui.local.srcObject = media.stream;
+      controls().reset();
+    },
+    releaseMedia() {
+      stopStream(media.stream);
+      media = { stream: null, audioOnly: true };
+      ui.local.srcObject = null;
+    },
+    syncControls: () => controls().sync(),
+    startCall: (fx, dispatch) => wire.startCall(fx, dispatch),
+    endCall: () => wire.endCall(),
+    chime,
+    unmuteRemote: () => unmuteRemote(ui.remote),
+    prefillCallback() {
+      if (!ui.cbName.value.trim() && ui.name.value.trim()) ui.cbName.value = ui.name.value.trim();
+      if (!ui.cbNote.value.trim() && ui.topic.value.trim()) ui.cbNote.value = ui.topic.value.trim();
+    },
+    clearCallback() {
+      ui.cbContact.value = "";
+      ui.cbNote.value = "";
+    },
+    clearRating() {
+      ui.ratingComment.value = "";
+    },
+  };
+
+  return {
+    perform(fx, dispatch) {
+      ACTIONS[fx.do](fx, dispatch);
+    },
+    stream: () => media.stream,
+  };
+}
+
+/** GET /api/queues/<queue>: the line's hours, agents and wait; {unknown} for a 404, else null. */
+export async function fetchAvailability(queue, timeoutMs) {
+  const abort = typeof AbortController === "function" ? new AbortController() : null;
+  const timer = setTimeout(() => abort && abort.abort(), timeoutMs);
+  try {
+    const res = await fetch("/api/queues/" + encodeURIComponent(queue), {
+      headers: { Accept: "application/json" },
+      cache: "no-store",
+      signal: abort ? abort.signal : undefined,
+    });
+    if (res.status === 404) return { unknown: true };
+    if (!res.ok) return null;
+    const data = await res.json();
+    return data && typeof data === "object" ? data : null;
+  } catch (_) {
+    return null; // the join itself will tell us
+  } finally {
+    clearTimeout(timer);
+  }
+}

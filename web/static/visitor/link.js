@@ -1,0 +1,93 @@
+/* The visitor's socket: opened, welcomed, closed (by close code), retried, let go when idle. */
+
+import { CLOSE, MSG } from "../shared/protocol.js";
+import { LIVE, isWarm } from "./state.js";
+import { PLACE_EXPIRED } from "./text.js";
+import {
+  backToForm,
+  callbackFailed,
+  disconnect,
+  dropTicket,
+  endCallLocally,
+  finishRating,
+  send,
+  sendPendingCallback,
+  showEnded,
+} from "./steps.js";
+
+const GIVE_UP_AFTER = 5; // reconnects in a row that never opened, without a place to keep
+
+export const link = {
+  socket_open(t) {
+    if (t.s.link === "connecting") t.s.link = "open";
+  },
+
+  socket_closed(t, e) {
+    const s = t.s;
+    if (s.link === "none" || s.link === "closed") return; // let go, or already gone
+    s.welcomed = false;
+    s.link = "closed";
+    if (isWarm(s)) {
+      // Opened ahead of the click and not in line: nothing to keep, so no notice, no error and
+      // no retry. Join connects as it always did.
+      disconnect(t);
+      s.warmLost = true;
+      return;
+    }
+    if (e.code === CLOSE.INVALID_TICKET || e.code === CLOSE.ENTRY_GONE) {
+      dropTicket(t);
+      disconnect(t);
+      const wasWaiting = s.phase === "waiting" || s.phase === "connecting";
+      endCallLocally(t);
+      s.notice = "";
+      backToForm(t);
+      if (wasWaiting) s.error = PLACE_EXPIRED;
+      return;
+    }
+    if (e.code === CLOSE.REPLACED) {
+      endCallLocally(t);
+      showEnded(t, "error", "This conversation continued in another window or tab.");
+      return;
+    }
+    if (e.code === CLOSE.POLICY || e.code === CLOSE.TOO_BIG) {
+      endCallLocally(t);
+      showEnded(t, "error", "The connection to the desk was closed because of an error.");
+      return;
+    }
+    if (!LIVE.has(s.phase)) {
+      disconnect(t);
+      if (s.callbackRequest) callbackFailed(t, "We could not reach the desk. Please try again.");
+      if (s.rateCallId) finishRating(t, ""); // nothing left to send it through
+      return;
+    }
+    if (!e.opened) s.neverWelcomed += 1;
+    // The desk cannot be reached at all and we have no place to keep: stop trying.
+    if (!s.ticket && s.neverWelcomed >= GIVE_UP_AFTER) {
+      showEnded(t, "error", "We cannot reach the support desk right now. Please try again in a moment.");
+      return;
+    }
+    s.link = "connecting";
+    t.do("retry");
+  },
+
+  socket_retrying(t) {
+    if (["waiting", "in-call", "call-connecting"].includes(t.s.phase)) t.s.notice = "Connection lost. Reconnecting…";
+  },
+
+  warm_idle(t) {
+    if (isWarm(t.s)) disconnect(t);
+  },
+
+  [MSG.WELCOME](t, e) {
+    const s = t.s;
+    s.neverWelcomed = 0;
+    s.welcomed = true;
+    s.iceServers = Array.isArray(e.ice_servers) ? e.ice_servers : [];
+    s.iceTransportPolicy = e.ice_transport_policy === "relay" ? "relay" : "all";
+    if (isWarm(s)) return; // opened ahead of the click: the join goes out when it comes
+    s.notice = "";
+    if (s.ticket) send(t, { type: MSG.RESUME, ticket: s.ticket });
+    else if (s.pendingJoin) send(t, s.pendingJoin);
+    else if (s.pendingCallback) sendPendingCallback(t);
+  },
+};

@@ -1,0 +1,117 @@
+/* The visitor panel's transition table: `next(state, event) -> [state, effects]`, pure.
+ *
+ * Events are the desk's messages (by their `type`) and the page's own: clicks and forms
+ * (`submit_join`, `click_leave`, ...), the socket (`socket_open`, `socket_closed`), the peer
+ * connection (`peer_state`), devices, timers and the host page. Effects are plain objects
+ * (`{do: "send", msg}`, `{do: "timer", name, ms, event}`, ...) that main.js carries out. */
+
+import { machine } from "../shared/loop.js";
+import { MSG } from "../shared/protocol.js";
+import { BEFORE, OVER, currentView } from "./state.js";
+import { call } from "./call.js";
+import { callback } from "./callback.js";
+import { errors } from "./errors.js";
+import { line } from "./line.js";
+import { link } from "./link.js";
+import {
+  applyAvailability,
+  backToForm,
+  checkDevices,
+  connect,
+  disconnect,
+  finishRating,
+  focusPrimary,
+  releaseMedia,
+  resetWaiting,
+  setPhase,
+  warmUp,
+} from "./steps.js";
+
+const AVAILABILITY_TIMEOUT_MS = 4000;
+
+const panel = {
+  /** The page is up; `ticket`: a place in line kept from before a reload (or null). */
+  boot(t, e) {
+    const s = t.s;
+    if (s.phase !== "checking" || s.checking) return; // once, at the start
+    if (e.ticket) s.ticket = e.ticket;
+    if (s.ticket) {
+      // A reload while in line: take the place back before the desk's lease on it runs out.
+      checkDevices(t);
+      resetWaiting(t);
+      setPhase(t, "connecting");
+      connect(t);
+      return;
+    }
+    t.do("firstLook");
+  },
+
+  /** The line's availability at the start (null: unknown): a closed line needs no camera. */
+  first_look(t, e) {
+    if (!e.info || e.info.open !== false) checkDevices(t);
+    applyAvailability(t, e.info);
+  },
+
+  /** GET /api/queues/<queue> answered (null: it did not). */
+  availability(t, e) {
+    applyAvailability(t, e.info);
+  },
+
+  /** Every 30 s, and when the panel is opened: how the line looks now. */
+  tick(t) {
+    if (BEFORE.has(t.s.phase)) t.do("fetchAvailability", { timeoutMs: AVAILABILITY_TIMEOUT_MS });
+  },
+
+  /** The camera check finished: `audioOnly`, `hasVideo`, `problem`, `micError`. */
+  devices(t, e) {
+    const s = t.s;
+    s.checking = false;
+    if (OVER.has(s.phase)) {
+      releaseMedia(t); // the conversation ended (or the line closed) while the browser was asking
+      return;
+    }
+    s.audioOnly = e.audioOnly;
+    s.hasVideo = e.hasVideo;
+    s.media = { problem: e.problem || null, micError: e.micError || null };
+    s.localVideo = !e.audioOnly;
+    s.devicesChecked = true;
+    t.do("preview");
+    if (s.phase === "checking") setPhase(t, "ready");
+    warmUp(t);
+  },
+
+  retry_media(t) {
+    checkDevices(t);
+  },
+
+  /** The host page opened the panel (again). */
+  host_open(t) {
+    focusPrimary(t);
+    panel.tick(t);
+    warmUp(t); // again, if an idle warm socket was let go
+  },
+
+  /** The host page kept our ticket (browsers that deny this frame its own storage). */
+  ticket_restored(t, e) {
+    if (!t.s.ticket && e.ticket) t.s.ticket = e.ticket;
+  },
+
+  click_again(t) {
+    if (currentView(t.s) !== "ended") return;
+    t.do("clear", { name: "leave" });
+    finishRating(t, "");
+    disconnect(t);
+    t.s.error = "";
+    backToForm(t);
+    t.do("focus", { target: "name" });
+  },
+};
+
+const table = machine({ ...panel, ...link, ...line, ...call, ...callback, ...errors });
+const FROM_DESK = new Set(Object.values(MSG));
+
+/** The panel's next state and effects; the desk's messages count only on an open socket. */
+export function next(state, event) {
+  if (FROM_DESK.has(event.type) && state.link !== "open") return [state, []];
+  return table(state, event);
+}

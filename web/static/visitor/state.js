@@ -1,0 +1,119 @@
+/* The visitor panel's state: its phases, what each shows, and where each may go next. */
+
+/** Each phase: the status line's words and the view it shows. */
+export const PHASES = {
+  checking: { text: "Checking camera and microphone…", view: "form" },
+  ready: { text: "Ready to join", view: "form" },
+  closed: { text: "Closed right now", view: "callback" },
+  callback: { text: "Ask for a call back", view: "callback" },
+  "callback-saved": { text: "We'll call you back", view: "callback-saved" },
+  connecting: { text: "Connecting…", view: "waiting" },
+  waiting: { text: "Waiting in line", view: "waiting" },
+  "call-connecting": { text: "Connecting call…", view: "call" },
+  "in-call": { text: "In call", view: "call" },
+  ended: { text: "Call ended", view: "ended" },
+  left: { text: "You left the line", view: "ended" },
+  error: { text: "Something went wrong", view: "ended" },
+};
+
+/** In line or in a call: the socket is kept (and reconnected). */
+export const LIVE = new Set(["connecting", "waiting", "call-connecting", "in-call"]);
+/** Without a camera: the conversation is over, or the line is closed. */
+export const OVER = new Set(["ended", "left", "error", "closed", "callback-saved"]);
+/** Before joining: the availability of the line still shapes what the panel offers. */
+export const BEFORE = new Set(["checking", "ready", "closed", "callback"]);
+
+/** The transition table: the phases each phase may move to (the unit tests hold `next` to it). */
+export const MOVES = {
+  checking: ["ready", "closed", "callback", "connecting"],
+  ready: ["connecting", "closed", "callback"],
+  closed: ["callback", "callback-saved", "error"],
+  callback: ["ready", "checking", "closed", "callback-saved", "error"],
+  "callback-saved": [], // the panel is done; the host page closes it
+  connecting: ["waiting", "call-connecting", "ready", "checking", "closed", "callback-saved", "left", "error"],
+  waiting: ["call-connecting", "ready", "checking", "callback-saved", "left", "error"],
+  "call-connecting": ["in-call", "ended", "waiting", "ready", "checking", "left", "error"],
+  "in-call": ["call-connecting", "ended", "waiting", "ready", "checking", "left", "error"],
+  ended: ["checking", "error"],
+  left: ["checking"],
+  error: ["checking"],
+};
+
+/**
+ * The panel before anything happened. `queue`: the line it was opened for; `ticket`: a place in
+ * line kept from before a reload; `priorityToken`: the host site's word for this visitor.
+ */
+export function initial({ queue = "support", ticket = null, priorityToken = "" } = {}) {
+  return {
+    phase: "checking",
+    home: queue, // the line the panel is for
+    queue, // the line we are in: a transfer or an overflow moves us to another
+    ticket,
+    priorityToken,
+    // the socket: none | connecting | open | closed (gone, not retried, not yet let go)
+    link: "none",
+    welcomed: false, // the desk's `welcome` arrived on this socket
+    warmLost: false, // a socket opened ahead of the click closed: Join connects by itself
+    neverWelcomed: 0, // reconnects in a row that never opened
+    iceServers: [],
+    iceTransportPolicy: "all",
+    // devices
+    checking: false, // a device check is under way
+    devicesChecked: false,
+    media: { problem: null, micError: null }, // what the last check found
+    hasVideo: false, // the stream has a camera (else the join says audio_only)
+    localVideo: true, // the preview shows (the camera is on)
+    audioOnly: false,
+    // before joining
+    availability: null, // the last GET /api/queues/<queue>
+    nobodyIn: false,
+    offlineNotice: false,
+    lineInfo: "",
+    // in line
+    pendingJoin: null, // the join sent (or to send), until `queued`
+    unavailableRetries: 0, // `unavailable` answers in a row (the desk's Redis is down)
+    position: null,
+    eta: null,
+    etaShown: false,
+    etaReason: "",
+    etaReasonShown: false,
+    maxWait: false,
+    leaveDisabled: false,
+    // the call
+    callId: null,
+    peerName: "",
+    callSince: null, // when the media connected (ms)
+    peerMedia: null, // {muted, camera_off} of the agent
+    soundBlocked: false,
+    // call-back requests
+    callbackWhy: null, // closed | reopened | offline | waiting
+    callbackOpen: false, // the call-back form is shown over the waiting view
+    opensAt: "",
+    callbackRequest: null, // the request sent, until the desk answers
+    pendingCallback: null, // a request to send once the socket is ready
+    callbackError: "",
+    savedText: "",
+    // the rating after a call
+    rateCallId: null,
+    score: 0,
+    ratingComment: "",
+    ratingSending: false,
+    ratingRetried: false,
+    ratingThanks: "",
+    // words on screen
+    notice: "",
+    error: "",
+    endedMessage: "",
+  };
+}
+
+/** The view on screen: the phase's, or the call-back form over the line. */
+export function currentView(s) {
+  if (s.callbackOpen && LIVE.has(s.phase) && !s.callId) return "callback";
+  return PHASES[s.phase].view;
+}
+
+/** A socket opened ahead of the click: open while not in line and nothing asked of it. */
+export function isWarm(s) {
+  return s.link !== "none" && BEFORE.has(s.phase) && !s.pendingJoin && !s.pendingCallback && !s.callbackRequest;
+}

@@ -1,0 +1,104 @@
+/* What the visitor panel says. Pure functions of the state and the desk's messages. */
+
+import { ERROR } from "../shared/protocol.js";
+import { formatEta, formatOpening, ordinal, plural } from "../shared/format.js";
+import { PHASES } from "./state.js";
+
+export const ERROR_TEXT = {
+  [ERROR.UNKNOWN_QUEUE]: "This help line is not available right now.",
+  [ERROR.BAD_MESSAGE]: "Please check what you entered and try again.",
+  [ERROR.CALLBACKS_FULL]: "We cannot take more call-back requests right now. Please try again later.",
+  [ERROR.UNAVAILABLE]: "We are having trouble reaching the help desk. Please try again in a minute.",
+};
+
+export const PLACE_EXPIRED = "Your place in line has expired. Please join again.";
+export const LEFT_TEXT = "You left the line. You can join again at any time.";
+
+const END_TEXT = {
+  hangup: { visitor: "You ended the call.", agent: "The agent ended the call.", desk: "The call was ended." },
+  peer_left: "The agent's connection was lost.",
+  agent_offline: "The agent went offline.",
+};
+
+/** Why the call ended, from `call_ended`'s reason (and who). */
+export function endText(msg) {
+  const entry = END_TEXT[msg.reason];
+  return typeof entry === "string" ? entry : (entry && entry[msg.by]) || "The call has ended.";
+}
+
+export const SCORE_TEXT = ["", "Very poor", "Poor", "Okay", "Good", "Excellent"];
+
+/** The status line: the phase's words, with the agent's name in a call. */
+export function statusText(s) {
+  if (s.peerName && s.phase === "call-connecting") return `Connecting to ${s.peerName}…`;
+  if (s.peerName && s.phase === "in-call") return `In call with ${s.peerName}`;
+  return PHASES[s.phase].text;
+}
+
+/** "too many … from your network" with the time to wait, for a `rate_limited` refusal. */
+export function limitedText(msg) {
+  const seconds = Math.max(1, Number(msg.retry_after_s) || 60);
+  const when = seconds < 90 ? plural(seconds, "second") : plural(Math.ceil(seconds / 60), "minute");
+  if (msg.limit === "waiting") return "Too many people from your network are already waiting. Please try again later.";
+  if (msg.limit === "callbacks") return `Too many call-back requests came from your network. Please try again in ${when}.`;
+  return `Too many people are joining from your network right now. Please try again in ${when}.`;
+}
+
+/** The line before joining, from GET /api/queues/<queue>: who waits and for how long. */
+export function lineInfoText(info) {
+  const waiting = Math.max(0, Number(info.waiting) || 0);
+  if (waiting === 0 && Number(info.agents_available) > 0) return "Someone is free to talk to you now.";
+  const people = waiting === 1 ? "1 person" : `${waiting} people`;
+  const eta = formatEta(Number(info.eta_seconds));
+  return waiting ? `${people} waiting · expected wait ${eta}` : `Expected wait: ${eta}`;
+}
+
+export function openingSentence(iso, now) {
+  const when = iso ? new Date(iso) : null;
+  if (!when || Number.isNaN(when.getTime())) return "We are not taking calls at the moment.";
+  return `We open again ${formatOpening(when, now)}.`;
+}
+
+/** The call-back form's heading, introduction and Back button (none: ""), by why it is shown. */
+export function callbackWords(s, now) {
+  if (s.callbackWhy === "closed") {
+    return {
+      title: "We're closed right now",
+      intro: `${openingSentence(s.opensAt, now)} Leave your phone number or email and we'll call you back.`,
+      back: "",
+    };
+  }
+  if (s.callbackWhy === "reopened") {
+    return {
+      title: "We're open again",
+      intro: "You can talk to someone now, or still leave your number and we'll call you back.",
+      back: "Talk to someone now",
+    };
+  }
+  if (s.callbackWhy === "offline") {
+    return {
+      title: "We'll call you back",
+      intro: "Nobody from our team is online right now. Leave your phone number or email and we'll get back to you as soon as we can.",
+      back: "Wait in line instead",
+    };
+  }
+  const place = s.position ? ` (${ordinal(s.position)})` : "";
+  return {
+    title: "We can call you back",
+    intro: `Still waiting? Leave your phone number or email and we'll call you back. You keep your place in line${place} until you send this.`,
+    back: "Keep waiting",
+  };
+}
+
+/** Why a phone number or email will not do, or "" when it looks usable. */
+export function contactProblem(text) {
+  if (!text) return "Please give us a phone number or an email address.";
+  if (text.includes("@")) {
+    return /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(text) ? "" : "That email address does not look right.";
+  }
+  const digits = text.replace(/\D/g, "").length;
+  if (digits < 6 || !/^\+?[\d\s().\/-]+((\s*(ext\.?|x)\s*\d+))?$/i.test(text)) {
+    return "Please enter a phone number with its area code, or an email address.";
+  }
+  return "";
+}

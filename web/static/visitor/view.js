@@ -1,0 +1,142 @@
+/* The visitor panel on screen: `render(state)` draws every part of it from the state alone. */
+
+import { byTestId as $, setText } from "../shared/dom.js";
+import { describeMediaProblem } from "../shared/media.js";
+import { formatClock, formatEta, ordinal, teamName } from "../shared/format.js";
+import { currentView } from "./state.js";
+import { SCORE_TEXT, callbackWords, statusText } from "./text.js";
+
+export function findParts(doc = document) {
+  const ids = {
+    status: "hd-status", stage: "hd-stage", local: "hd-local-video", remote: "hd-remote-video",
+    noVideo: "hd-no-video", timer: "hd-call-timer", peerMedia: "hd-peer-media", sound: "hd-sound",
+    deviceNotice: "hd-device-notice", deviceMessage: "hd-device-message", retryMedia: "hd-retry-media",
+    notice: "hd-notice", offlineNotice: "hd-offline-notice", callbackOpen: "hd-callback-open",
+    form: "hd-join-form", name: "hd-name", topic: "hd-topic", join: "hd-join", lineInfo: "hd-line-info",
+    queueName: "hd-queue-name", position: "hd-position", eta: "hd-eta", etaReason: "hd-eta-reason",
+    maxWait: "hd-max-wait", maxWaitCallback: "hd-max-wait-callback", leave: "hd-leave",
+    mute: "hd-mute", camera: "hd-camera", hangup: "hd-hangup",
+    callbackTitle: "hd-callback-title", callbackIntro: "hd-callback-intro", callbackForm: "hd-callback-form",
+    cbName: "hd-callback-name", cbContact: "hd-callback-contact", cbNote: "hd-callback-note",
+    callbackError: "hd-callback-error", callbackSubmit: "hd-callback-submit", callbackBack: "hd-callback-back",
+    callbackSavedMessage: "hd-callback-saved-message", callbackClose: "hd-callback-close",
+    endedMessage: "hd-ended-message", rating: "hd-rating", ratingQuestion: "hd-rating-question",
+    ratingLabel: "hd-rating-label", ratingComment: "hd-rating-comment", ratingSubmit: "hd-rating-submit",
+    ratingSkip: "hd-rating-skip", ratingThanks: "hd-rating-thanks", again: "hd-again", close: "hd-close",
+    minimize: "hd-minimize", error: "hd-error",
+  };
+  const ui = Object.fromEntries(Object.entries(ids).map(([key, id]) => [key, $(id, doc)]));
+  ui.body = doc.body;
+  ui.stars = Array.from(doc.querySelectorAll(".stars .star"));
+  ui.views = Array.from(doc.querySelectorAll("section[data-view]"));
+  return ui;
+}
+
+const show = (node, visible) => {
+  if (node.hidden === visible) node.hidden = !visible;
+};
+
+/** Lights the stars up to `upto` (the chosen score, or the one under the pointer). */
+export function paintStars(ui, upto) {
+  for (const star of ui.stars) star.classList.toggle("is-lit", Number(star.dataset.score) <= upto);
+}
+
+export function createView(ui) {
+  let clock = null; // the call timer's interval, while a call is connected
+  let clockSince = null;
+
+  function renderClock(since) {
+    if (since === clockSince) return;
+    clockSince = since;
+    clearInterval(clock);
+    show(ui.timer, since !== null);
+    if (since === null) return;
+    setText(ui.timer, "0:00");
+    clock = setInterval(() => setText(ui.timer, formatClock((performance.now() - since) / 1000)), 1000);
+  }
+
+  function renderLine(s) {
+    setText(ui.join, s.nobodyIn ? "Wait in line anyway" : "Join the line");
+    ui.join.disabled = s.phase !== "ready" || s.checking;
+    setText(ui.lineInfo, s.lineInfo);
+    show(ui.offlineNotice, s.offlineNotice);
+    const moved = s.queue !== s.home;
+    show(ui.queueName, moved);
+    setText(ui.queueName, moved ? `Waiting for our ${teamName(s.queue)} team` : "");
+    ui.position.dataset.position = s.position ? String(s.position) : "";
+    setText(ui.position, s.position ? `You are ${ordinal(s.position)} in line` : "Finding your place in line…");
+    setText(ui.eta, s.etaShown ? "Expected wait: " + formatEta(s.eta) : "");
+    setText(ui.etaReason, s.etaReason);
+    show(ui.etaReason, s.etaReasonShown);
+    show(ui.maxWait, s.maxWait);
+    ui.leave.disabled = s.leaveDisabled;
+  }
+
+  function renderStage(s) {
+    const inCall = s.phase === "call-connecting" || s.phase === "in-call";
+    ui.stage.classList.toggle("is-call", inCall);
+    ui.stage.classList.toggle("no-local-video", !s.localVideo);
+    ui.stage.classList.toggle("peer-camera-off", !!(s.peerMedia && s.peerMedia.camera_off));
+    show(ui.noVideo, !s.localVideo);
+    show(ui.local, s.localVideo);
+    show(ui.retryMedia, !inCall);
+    ui.retryMedia.disabled = s.checking;
+    const problem = describeMediaProblem(s.media, "the person who answers");
+    setText(ui.deviceMessage, problem);
+    show(ui.deviceNotice, !!problem);
+    const who = s.peerName || "The agent";
+    const parts = [];
+    if (s.peerMedia && s.peerMedia.muted) parts.push(`${who} muted their microphone`);
+    if (s.peerMedia && s.peerMedia.camera_off) parts.push(`${who} turned their camera off`);
+    setText(ui.peerMedia, parts.join(". "));
+    show(ui.peerMedia, parts.length > 0);
+    show(ui.sound, s.soundBlocked);
+    renderClock(s.callSince);
+  }
+
+  function renderCallback(s) {
+    const words = callbackWords(s, new Date());
+    setText(ui.callbackTitle, words.title);
+    setText(ui.callbackIntro, words.intro);
+    ui.callbackIntro.dataset.opensAt = s.opensAt;
+    setText(ui.callbackBack, words.back);
+    show(ui.callbackBack, !!words.back);
+    setText(ui.callbackError, s.callbackError);
+    ui.callbackSubmit.disabled = !!s.callbackRequest;
+    setText(ui.callbackSubmit, s.callbackRequest ? "Sending…" : "Call me back");
+    setText(ui.callbackSavedMessage, s.savedText);
+  }
+
+  function renderRating(s) {
+    show(ui.rating, s.rateCallId !== null);
+    setText(ui.ratingQuestion, s.peerName ? `How was your call with ${s.peerName}?` : "How was your call?");
+    for (const star of ui.stars) star.setAttribute("aria-pressed", String(Number(star.dataset.score) === s.score));
+    paintStars(ui, s.score);
+    setText(ui.ratingLabel, SCORE_TEXT[s.score] || "");
+    ui.ratingSubmit.disabled = s.ratingSending || s.score === 0;
+    ui.ratingSkip.disabled = s.ratingSending;
+    setText(ui.ratingThanks, s.ratingThanks);
+    show(ui.ratingThanks, !!s.ratingThanks);
+  }
+
+  return function render(s) {
+    const view = currentView(s);
+    const body = ui.body.dataset;
+    body.phase = s.phase;
+    body.view = view;
+    body.callId = s.callId || "";
+    body.rateCallId = s.rateCallId || "";
+    body.audioOnly = String(s.audioOnly);
+    ui.body.classList.toggle("line-offline", s.nobodyIn);
+    ui.status.dataset.phase = s.phase;
+    setText(ui.status, statusText(s));
+    for (const section of ui.views) show(section, section.dataset.view === view);
+    setText(ui.notice, s.notice);
+    setText(ui.error, s.error);
+    setText(ui.endedMessage, s.endedMessage);
+    renderLine(s);
+    renderStage(s);
+    renderCallback(s);
+    renderRating(s);
+  };
+}

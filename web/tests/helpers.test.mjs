@@ -1,0 +1,143 @@
+// The pure helpers the pages share: formatting, the visitor's words, device advice, sign-in
+// answers, and the protocol module against docs/protocol.md.
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, test } from "node:test";
+
+import * as format from "../static/shared/format.js";
+import { describeMediaProblem } from "../static/shared/media.js";
+import { CLOSE, ERROR, MSG } from "../static/shared/protocol.js";
+import { signInProblem } from "../static/shared/signin.js";
+import * as text from "../static/visitor/text.js";
+import { initial as visitorInitial } from "../static/visitor/state.js";
+
+describe("format", () => {
+  test("ordinal and plural", () => {
+    assert.deepEqual([1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111].map(format.ordinal), [
+      "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th",
+    ]);
+    assert.equal(format.plural(1, "minute"), "1 minute");
+    assert.equal(format.plural(0, "minute"), "0 minutes");
+  });
+
+  test("clip counts code points and never halves an emoji", () => {
+    assert.equal(format.clip("abc", 5), "abc");
+    assert.equal(format.clip("😀😀😀", 2), "😀😀");
+    assert.equal(format.clip("a😀b", 2), "a😀");
+    assert.equal(format.clip(null, 3), "");
+    const clipped = format.clip("x".repeat(79) + "😀😀", 80);
+    assert.equal(Array.from(clipped).length, 80);
+    assert.ok(!/[\ud800-\udbff]$/.test(clipped));
+  });
+
+  test("eta, clock, team names", () => {
+    assert.equal(format.formatEta(null), "we will be with you as soon as we can");
+    assert.equal(format.formatEta(-1), "we will be with you as soon as we can");
+    assert.equal(format.formatEta(30), "under a minute");
+    assert.equal(format.formatEta(60), "about 1 minute");
+    assert.equal(format.formatEta(150), "about 3 minutes");
+    assert.equal(format.formatEta(3600), "over an hour");
+    assert.equal(format.formatClock(65), "1:05");
+    assert.equal(format.formatClock(3725), "1:02:05");
+    assert.equal(format.formatClock(-3), "0:00");
+    assert.equal(format.teamName("billing-de"), "billing de");
+    assert.equal(format.teamName(""), "support");
+  });
+
+  test("opening times and durations", () => {
+    const now = new Date(2030, 0, 7, 15, 0); // a Monday afternoon, local time
+    assert.match(format.formatOpening(new Date(2030, 0, 7, 17, 0), now), /^today at /);
+    assert.match(format.formatOpening(new Date(2030, 0, 8, 9, 0), now), /^tomorrow at /);
+    assert.match(format.formatOpening(new Date(2030, 0, 10, 9, 0), now), /^on \S+ at /);
+    assert.equal(format.formatDuration(20000), "under a minute");
+    assert.equal(format.formatDuration(90000), "2 minutes");
+    assert.equal(format.formatDuration(7200000), "2 hours");
+    assert.equal(format.formatDuration("x"), "");
+    assert.equal(format.formatWhen("x", now), "");
+  });
+});
+
+describe("the visitor's words", () => {
+  test("contacts: a phone number with its area code, or an email address", () => {
+    assert.equal(text.contactProblem(""), "Please give us a phone number or an email address.");
+    assert.equal(text.contactProblem("ada@example.org"), "");
+    assert.equal(text.contactProblem("ada@example"), "That email address does not look right.");
+    assert.equal(text.contactProblem("+44 20 7946 0958"), "");
+    assert.equal(text.contactProblem("(020) 7946-0958 ext. 12"), "");
+    assert.match(text.contactProblem("12345"), /area code/);
+    assert.match(text.contactProblem("call me maybe"), /area code/);
+  });
+
+  test("rate limits say how long to wait", () => {
+    assert.match(text.limitedText({ limit: "waiting" }), /already waiting/);
+    assert.equal(text.limitedText({ limit: "joins", retry_after_s: 1 }), "Too many people are joining from your network right now. Please try again in 1 second.");
+    assert.match(text.limitedText({ limit: "callbacks", retry_after_s: 3600 }), /in 60 minutes/);
+    assert.match(text.limitedText({ limit: "joins" }), /in 60 seconds/);
+  });
+
+  test("the line before joining", () => {
+    assert.equal(text.lineInfoText({ waiting: 0, agents_available: 2 }), "Someone is free to talk to you now.");
+    assert.equal(text.lineInfoText({ waiting: 1, eta_seconds: 120 }), "1 person waiting · expected wait about 2 minutes");
+    assert.equal(text.lineInfoText({ waiting: 0, agents_available: 0 }), "Expected wait: we will be with you as soon as we can");
+  });
+
+  test("status line, call ends, call-back headings", () => {
+    const s = { ...visitorInitial(), phase: "in-call", peerName: "Sam" };
+    assert.equal(text.statusText(s), "In call with Sam");
+    assert.equal(text.statusText({ ...s, phase: "call-connecting" }), "Connecting to Sam…");
+    assert.equal(text.statusText({ ...s, phase: "waiting" }), "Waiting in line");
+    assert.equal(text.endText({ reason: "hangup", by: "agent" }), "The agent ended the call.");
+    assert.equal(text.endText({ reason: "peer_left" }), "The agent's connection was lost.");
+    assert.equal(text.endText({ reason: "mystery" }), "The call has ended.");
+    const now = new Date(2030, 0, 7, 15, 0);
+    const closed = text.callbackWords({ ...s, callbackWhy: "closed", opensAt: "" }, now);
+    assert.equal(closed.back, "");
+    assert.match(closed.intro, /^We are not taking calls at the moment\./);
+    const waiting = text.callbackWords({ ...s, callbackWhy: "waiting", position: 3 }, now);
+    assert.match(waiting.intro, /place in line \(3rd\)/);
+    assert.equal(waiting.back, "Keep waiting");
+  });
+});
+
+test("device advice", () => {
+  assert.equal(describeMediaProblem({ problem: null }), "");
+  assert.match(describeMediaProblem({ problem: "camera_blocked" }), /blocked the camera/);
+  assert.match(describeMediaProblem({ problem: "no_camera" }), /No camera found/);
+  assert.match(describeMediaProblem({ problem: "camera_busy" }), /another app/);
+  assert.match(describeMediaProblem({ problem: "no_media", micError: "NotAllowedError" }, "Sam"), /see and hear Sam, but they will not hear you/);
+  assert.match(describeMediaProblem({ problem: "no_media", micError: "unsupported" }), /cannot use a camera/);
+});
+
+test("sign-in answers", () => {
+  assert.deepEqual(signInProblem(200, null), {});
+  assert.deepEqual(signInProblem(401, null), { error: "Wrong username or password", wrongPassword: true });
+  assert.equal(signInProblem(429, "90").error, "Too many failed sign-ins. Try again in 2 minutes.");
+  assert.equal(signInProblem(429, null).error, "Too many failed sign-ins. Try again in 1 minute.");
+  assert.equal(signInProblem(503, null).error, "Sign-in failed (HTTP 503). Try again.");
+});
+
+describe("the protocol module matches docs/protocol.md", () => {
+  const doc = readFileSync(new URL("../../docs/protocol.md", import.meta.url), "utf8");
+  const section = (title) => doc.split(/^## /m).find((s) => s.startsWith(title));
+  // The first cell of every body row of the section's tables (a header row is followed by |---|).
+  const firstColumn = (md) => {
+    const lines = md.split("\n");
+    const rows = lines.filter((line, i) => line.startsWith("| ") && !(lines[i + 1] || "").startsWith("|---"));
+    return rows.flatMap((row) => [...row.split("|")[1].matchAll(/`?([a-z0-9_]+)`?/g)].map((m) => m[1]));
+  };
+
+  test("every close code", () => {
+    const codes = firstColumn(section("Close codes")).map(Number);
+    assert.deepEqual([...new Set(Object.values(CLOSE))].sort(), [...new Set(codes)].sort());
+  });
+
+  test("every message type", () => {
+    const types = ["Messages from a visitor", "Messages from an agent", "Messages from the desk"].flatMap((t) => firstColumn(section(t)));
+    assert.deepEqual([...new Set(Object.values(MSG))].sort(), [...new Set(types)].sort());
+  });
+
+  test("every error code", () => {
+    assert.deepEqual(Object.values(ERROR).sort(), firstColumn(section("Errors")).sort());
+  });
+});
