@@ -221,11 +221,11 @@ def watch_console(page: Any, label: str, sink: list[str]) -> None:
 
 def login_agent(page: Any, demo: Demo) -> None:
     page.goto(demo.desk + "/agent")
-    wait_for(lambda: page.evaluate("window.hdState && window.hdState.phase") == "login", "login")
+    wait_for(lambda: page_data(page, "phase") == "login", "login")
     page.locator(sel("agent-username")).fill("demo")
     page.locator(sel("agent-password")).fill(demo.password)
     page.locator(sel("agent-login")).click()
-    wait_for(lambda: page.evaluate("window.hdState.connected"), "the agent's socket")
+    wait_for(lambda: page_data(page, "connected") == "true", "the agent's socket")
     wait_for(lambda: agent_status(page) == "offline", "status offline after login")
 
 
@@ -277,7 +277,7 @@ def visitor_phase(frame: Any) -> str | None:
 
 
 def agent_phase(page: Any) -> str:
-    return str(page.evaluate("window.hdState.phase"))
+    return str(page_data(page, "phase"))
 
 
 def video_width(target: Any, testid: str) -> int:
@@ -413,7 +413,7 @@ def assert_video_flows(visitor: Any, agent: Any) -> None:
 
 
 PEER_REPORT_JS = """() => ({
-    state: window.hdState || { ...document.body.dataset },
+    state: { ...document.body.dataset },
     peer: window.hdPeer && {
         connection: window.hdPeer.connectionState,
         ice: window.hdPeer.iceConnectionState,
@@ -480,7 +480,7 @@ def agent(browser: Any, demo: Demo, page_errors: list[str]) -> Iterator[Any]:
     yield page
     # Leave the desk clean for the next test: no offers to a console that is going away.
     with contextlib.suppress(Exception):
-        if page.evaluate("window.hdState.callId"):
+        if page_data(page, "callId"):
             page.locator(sel("agent-hangup")).click()
         set_agent_status(page, "offline")
     context.close()
@@ -503,7 +503,7 @@ def hang_up_and_check(panel: Any, agent: Any, side: str, errors: list[str]) -> N
     else:
         agent.locator(sel("agent-hangup")).click()
     wait_for(lambda: visitor_phase(panel) == "ended", "the visitor's call ended")
-    wait_for(lambda: agent.evaluate("window.hdState.phase") == "idle", "the agent's call ended")
+    wait_for(lambda: agent_phase(agent) == "idle", "the agent's call ended")
     # After a call the desk may hold the agent in wrap-up; either way they are out of the call.
     wait_for(lambda: agent_status(agent) in ("available", "wrap_up"), "the agent out of the call")
     assert panel.evaluate("window.hdPeer") is None
@@ -610,7 +610,7 @@ def test_visitor_and_agent_see_each_other(
     agent.locator(sel("offer-accept")).click()
 
     wait_for(lambda: visitor_phase(panel) == "in-call", "the visitor in the call")
-    wait_for(lambda: agent.evaluate("window.hdState.phase") == "in-call", "the agent in the call")
+    wait_for(lambda: agent_phase(agent) == "in-call", "the agent in the call")
     assert_video_flows(panel, agent)
     assert agent.locator(sel("agent-call-title")).inner_text() == f"Call with {name}"
     time.sleep(1.2)  # the call timer shows a running call in the pictures

@@ -130,11 +130,11 @@ def offer_shown(agent: Any) -> bool:
 
 def login(page: Any, demo: Demo, username: str, password: str) -> None:
     page.goto(demo.desk + "/agent")
-    wait_for(lambda: page.evaluate("window.hdState && window.hdState.phase") == "login", "login")
+    wait_for(lambda: page_data(page, "phase") == "login", "login")
     page.locator(sel("agent-username")).fill(username)
     page.locator(sel("agent-password")).fill(password)
     page.locator(sel("agent-login")).click()
-    wait_for(lambda: page.evaluate("window.hdState.connected"), f"{username}'s socket")
+    wait_for(lambda: page_data(page, "connected") == "true", f"{username}'s socket")
     wait_for(lambda: agent_status(page) == "offline", "status offline after login")
 
 
@@ -189,7 +189,7 @@ def agent(browser: Any, demo: Demo, errors: list[str]) -> Iterator[Any]:
     login(page, demo, "demo", demo.password)
     yield page
     with contextlib.suppress(Exception):
-        if page.evaluate("window.hdState.callId"):
+        if page_data(page, "callId"):
             page.locator(sel("agent-hangup")).click()
         if agent_status(page) != "offline":
             set_agent_status(page, "offline")
@@ -518,7 +518,7 @@ def test_blind_transfer_to_another_line(
 
     # An open console hears of queues added and removed (its transfer list).
     def desk_queues() -> list[str]:
-        return list(agent.evaluate("window.hdState.deskQueues"))
+        return str(page_data(agent, "deskQueues")).split()
 
     cli(demo, "queue", "set", "returns")
     wait_for(lambda: "returns" in desk_queues(), "the console told of a new queue")

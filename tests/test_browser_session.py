@@ -21,6 +21,7 @@ from test_browser import (
     login_agent,
     need_chromium,
     open_panel,
+    page_data,
     running_demo,
     sel,
     set_agent_status,
@@ -87,7 +88,7 @@ def test_an_account_change_on_the_command_line_closes_the_console(browser: Any, 
         assert "disabled" in login_text(agent)
         cli(demo, "agent", "enable", "demo")
         login_agent(agent, demo)
-        assert agent.evaluate("window.hdState.connected")
+        assert page_data(agent, "connected") == "true"
     finally:
         context.close()
 
@@ -136,7 +137,7 @@ def test_the_console_rides_out_a_redis_that_stops_answering(browser: Any, demo: 
             timeout=30,
             explain=lambda: (
                 agent.locator(sel("agent-notice")).inner_text(),
-                agent.evaluate("window.hdState"),
+                agent.evaluate("({ ...document.body.dataset })"),
                 demo.log.read_text()[-3000:],
             ),
         )

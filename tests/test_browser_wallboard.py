@@ -22,6 +22,7 @@ from test_browser import (
     login_agent,
     need_chromium,
     open_panel,
+    page_data,
     running_demo,
     sel,
     set_agent_status,
@@ -178,7 +179,7 @@ def test_wallboard_follows_a_visitor_and_the_agent(
         leave_line(second)
     finally:
         with contextlib.suppress(Exception):
-            if agent.evaluate("window.hdState.callId"):
+            if page_data(agent, "callId"):
                 agent.locator(sel("agent-hangup")).click()
             set_agent_status(agent, "offline")
         second_context.close()

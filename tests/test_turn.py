@@ -31,6 +31,7 @@ from test_browser import (
     CHROMIUM,
     VIEWPORT,
     Demo,
+    agent_phase,
     assert_video_flows,
     call_report,
     chromium_args,
@@ -38,6 +39,7 @@ from test_browser import (
     login_agent,
     need_chromium,
     open_panel,
+    page_data,
     running_demo,
     sel,
     selected_pair,
@@ -210,10 +212,7 @@ def test_call_through_turn_with_time_limited_credentials(browser: Any, turn: Tur
                 assert server["credential"] != turn.secret
 
             wait_for(
-                lambda: (
-                    visitor_phase(panel) == "in-call"
-                    and agent.evaluate("window.hdState.phase") == "in-call"
-                ),
+                lambda: visitor_phase(panel) == "in-call" and agent_phase(agent) == "in-call",
                 "both sides in the call",
                 explain=lambda: (call_report(panel, agent), turn.output()[-3000:]),
             )
@@ -247,7 +246,7 @@ def test_wrong_turn_secret_gets_no_relay(browser: Any, turn: Turn) -> None:
                 assert gathered["types"] == [], gathered
             time.sleep(2)
             assert visitor_phase(panel) == "call-connecting"
-            assert agent.evaluate("window.hdState.phase") == "call-connecting"
+            assert agent_phase(agent) == "call-connecting"
             assert agent.evaluate("window.hdPeer.connectionState") != "connected"
             # coturn refused the (well-formed, wrongly signed) REST usernames.
             log = turn.output()[log_start:]
@@ -282,8 +281,8 @@ def test_a_shift_outlives_its_credentials(browser: Any, turn: Turn) -> None:
             wait_for(lambda: visitor_phase(panel) == "waiting", "the visitor in line")
             # Three lifetimes pass; the console never meets the sign-in form.
             while time.time() < signed_in + 3 * ttl + 5:
-                assert agent.evaluate("window.hdState.phase") != "login"
-                assert agent.evaluate("window.hdState.connected")
+                assert agent_phase(agent) != "login"
+                assert page_data(agent, "connected") == "true"
                 time.sleep(2)
             me = agent.evaluate("fetch('/api/me').then((r) => r.status)")
             assert me == 200, "the console's session was not renewed"
@@ -299,10 +298,7 @@ def test_a_shift_outlives_its_credentials(browser: Any, turn: Turn) -> None:
                 # Minted for this call, long after the sign-in and the join.
                 assert signed_in + 3 * ttl < expiry <= time.time() + ttl + 5, server
             wait_for(
-                lambda: (
-                    visitor_phase(panel) == "in-call"
-                    and agent.evaluate("window.hdState.phase") == "in-call"
-                ),
+                lambda: visitor_phase(panel) == "in-call" and agent_phase(agent) == "in-call",
                 "both sides in the call",
                 explain=lambda: (call_report(panel, agent), turn.output()[-3000:]),
             )

@@ -80,7 +80,10 @@ async def page_assets(client: Client, path: str) -> tuple[list[str], list[str]]:
 async def test_each_page_loads_its_own_stylesheets_and_module(client: Client) -> None:
     pages = {
         "/visitor": (["css/base.css", "css/call.css", "css/visitor.css"], ["visitor/main.js"]),
-        "/agent": (["css/base.css", "css/call.css", "css/staff.css", "css/agent.css"], []),
+        "/agent": (
+            ["css/base.css", "css/call.css", "css/staff.css", "css/agent.css"],
+            ["agent/main.js"],
+        ),
         "/wallboard": (["css/base.css", "css/staff.css", "css/wallboard.css"], []),
         "/": (["css/base.css", "css/landing.css"], []),
     }

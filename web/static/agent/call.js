@@ -1,0 +1,131 @@
+/* The call with a visitor, its end, the wrap-up after it and a transfer to another line. */
+
+import { MSG } from "../shared/protocol.js";
+import { NOT_CONNECTED, endText } from "./text.js";
+import {
+  endCallLocally,
+  flushNotes,
+  hideOffer,
+  idleView,
+  notify,
+  openNotes,
+  resetTransfer,
+  send,
+  setPhase,
+} from "./steps.js";
+
+const OWN_REPLAY_MS = 5000;
+
+export const call = {
+  /** `alive`: the page's peer connection for this call id still works. */
+  [MSG.CALL_STARTED](t, e) {
+    const s = t.s;
+    if (s.callId === e.call_id) {
+      // A replay right after our own reconnect: the media path may still be fine.
+      const ownReplay = s.welcomes > 1 && s.lastWelcomeAt !== null && e.now - s.lastWelcomeAt < OWN_REPLAY_MS;
+      if (ownReplay && e.alive) return;
+      t.do("restartCall"); // the visitor came back with a new connection: negotiate again
+      return;
+    }
+    if (s.callId) endCallLocally(t);
+    hideOffer(t);
+    const peer = e.peer || {};
+    s.peer = { name: peer.name || "", topic: peer.topic || "" };
+    s.lastPeerName = peer.name || "";
+    s.callId = e.call_id;
+    s.callQueue = typeof e.queue === "string" ? e.queue : null;
+    s.peerMedia = null;
+    openNotes(t, String(e.call_id));
+    setPhase(t, "call-connecting");
+    notify(t, "Connecting…", true);
+    t.do("startCall", {
+      callId: e.call_id,
+      role: e.role === "answerer" ? "answerer" : "offerer",
+      iceServers: Array.isArray(e.ice_servers) ? e.ice_servers : s.iceServers, // fresh per call
+      iceTransportPolicy: s.iceTransportPolicy,
+    });
+    resetTransfer(t);
+  },
+
+  /** The camera is ready for the call `callId`: tell the visitor whether it is muted or off. */
+  call_media(t, e) {
+    if (t.s.callId !== e.callId || t.s.link === "none") return;
+    t.do("syncControls");
+    send(t, { type: MSG.MEDIA, muted: e.muted, camera_off: e.camera_off });
+  },
+
+  /** The agent pressed Mute or Camera. */
+  media_toggled(t, e) {
+    t.s.localVideo = !e.camera_off;
+    if (t.s.callId) send(t, { type: MSG.MEDIA, muted: e.muted, camera_off: e.camera_off });
+  },
+
+  peer_state(t, e) {
+    const s = t.s;
+    if (!s.callId) return;
+    if (e.state === "connected") {
+      notify(t, "");
+      if (s.phase !== "in-call") {
+        setPhase(t, "in-call");
+        s.callSince = e.now;
+      }
+    } else if (e.state === "disconnected" || e.state === "failed") {
+      notify(t, "The connection to the visitor is unstable. Trying to reconnect…", true);
+    }
+  },
+
+  peer_slow(t) {
+    notify(t, "Still connecting to the visitor. One of the networks may be blocking video calls.", true);
+  },
+
+  sound_blocked(t) {
+    t.s.soundBlocked = true;
+  },
+
+  click_sound(t) {
+    t.s.soundBlocked = false;
+    t.do("unmuteRemote");
+  },
+
+  [MSG.PEER_MEDIA](t, e) {
+    if (t.s.callId && e.call_id === t.s.callId) t.s.peerMedia = { muted: !!e.muted, camera_off: !!e.camera_off };
+  },
+
+  [MSG.CALL_ENDED](t, e) {
+    if (!t.s.callId || e.call_id !== t.s.callId) return;
+    flushNotes(t);
+    endCallLocally(t);
+    idleView(t, endText(e));
+  },
+
+  click_hangup(t) {
+    if (!t.s.callId) return;
+    flushNotes(t);
+    send(t, { type: MSG.HANGUP, call_id: t.s.callId });
+    endCallLocally(t);
+    idleView(t, "You ended the call.");
+  },
+
+  /** "+30 s" (`action`: extend) or "Done, I'm ready" (done) in the wrap-up. */
+  click_wrapup(t, e) {
+    if (t.s.status !== "wrap_up") return;
+    if (e.action === "done") flushNotes(t);
+    if (send(t, { type: MSG.WRAPUP, action: e.action })) t.s.wrapupBusy = true; // until the desk's next status
+    else notify(t, NOT_CONNECTED);
+  },
+
+  transfer_choice(t, e) {
+    t.s.transferChoice = e.queue || "";
+  },
+
+  submit_transfer(t) {
+    const s = t.s;
+    const queue = s.transferChoice;
+    if (!s.callId || !queue || s.transferring) return;
+    flushNotes(t);
+    if (send(t, { type: MSG.TRANSFER, call_id: s.callId, queue })) {
+      s.transferring = true;
+      notify(t, `Transferring to ${queue}…`, true);
+    } else notify(t, NOT_CONNECTED);
+  },
+};

@@ -1,0 +1,129 @@
+/* The agent console's effects: what the transition table asks for, done to the world (the
+ * socket, the peer connection, the camera, timers, HTTP calls, focus). */
+
+import { namedTimers } from "../shared/dom.js";
+import { getLocalMedia, stopStream, unmuteRemote } from "../shared/media.js";
+import { signIn } from "../shared/signin.js";
+import { chime } from "../shared/sound.js";
+import { deskWire } from "../shared/wire.js";
+
+/** GET /api/me: the signed-in agent, or null; throws when the desk cannot be reached. */
+export async function fetchMe() {
+  const res = await fetch("/api/me", { headers: { Accept: "application/json" }, cache: "no-store" });
+  if (res.status === 401) return null;
+  if (!res.ok) throw new Error("HTTP " + res.status);
+  const data = await res.json();
+  return data.agent;
+}
+
+/** POST /api/session: {status, ttl}; status 0 when the desk cannot be reached. */
+async function renewSession() {
+  try {
+    const res = await fetch("/api/session", {
+      method: "POST",
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+    const ttl = res.ok ? Number((await res.json().catch(() => ({}))).ttl_s) || 0 : 0;
+    return { status: res.status, ttl };
+  } catch (_) {
+    return { status: 0, ttl: 0 };
+  }
+}
+
+/**
+ * `perform(effect, dispatch)` for the console, and `stream()` (the camera's, or null).
+ * `controls()`: the Mute and Camera buttons; `lastInput`: an object whose `at` is the time of
+ * the agent's last key press or click.
+ */
+export function agentEffects({ ui, controls, lastInput }) {
+  const timers = namedTimers();
+  let media = { stream: null, audioOnly: true };
+  let mediaReady = Promise.resolve();
+  const wire = deskWire({
+    path: "/ws/agent",
+    remote: ui.remote,
+    stream: () => media.stream,
+    ready: () => mediaReady,
+    controls,
+  });
+
+  function checkDevices(dispatch) {
+    mediaReady = (async () => {
+      stopStream(media.stream);
+      media = await getLocalMedia();
+      const hasVideo = !!media.stream && !media.audioOnly;
+      dispatch({ type: "devices", hasVideo, problem: media.problem, micError: media.micError });
+    })();
+  }
+
+  const FOCUS = { username: () => ui.username, password: () => ui.password };
+
+  const ACTIONS = {
+    send: (fx) => wire.send(fx.msg),
+    connect: (fx, dispatch) => wire.connect(dispatch),
+    disconnect: () => wire.disconnect(),
+    retry: () => wire.retry(),
+    async checkSession(fx, dispatch) {
+      try {
+        dispatch({ type: "session_checked", agent: await fetchMe() });
+      } catch (_) {
+        dispatch({ type: "session_checked", failed: true });
+      }
+    },
+    timer(fx, dispatch) {
+      timers.set(fx.name, fx.ms, () => dispatch(fx.event), fx.repeat);
+    },
+    clear: (fx) => timers.clear(fx.name),
+    renew(fx, dispatch) {
+      timers.set("renew", fx.after, async () => dispatch({ type: "renewed", ...(await renewSession()) }));
+    },
+    resetIdle() {
+      lastInput.at = Date.now();
+    },
+    async signIn(fx, dispatch) {
+      dispatch({ type: "signed_in", ...(await signIn(fx.username, fx.password)) });
+    },
+    async logout(fx, dispatch) {
+      try {
+        await fetch("/api/logout", { method: "POST", headers: { Accept: "application/json" } });
+      } catch (_) {
+        /* the cookie expires on its own */
+      }
+      dispatch({ type: "logged_out", message: fx.message });
+    },
+    clearPassword() {
+      ui.password.value = "";
+    },
+    focus(fx) {
+      const target = FOCUS[fx.target]();
+      if (fx.target === "password") target.select();
+      target.focus();
+    },
+    checkDevices: (fx, dispatch) => checkDevices(dispatch),
+    preview() {
+      ui.local.srcObject = media.stream && !media.audioOnly ? media.stream : null;
+      controls().reset();
+    },
+    releaseMedia() {
+      stopStream(media.stream);
+      media = { stream: null, audioOnly: true };
+      ui.local.srcObject = null;
+      controls().sync();
+    },
+    syncControls: () => controls().sync(),
+    startCall: (fx, dispatch) => wire.startCall(fx, dispatch),
+    restartCall: () => wire.restartCall(),
+    endCall: () => wire.endCall(),
+    chime,
+    unmuteRemote: () => unmuteRemote(ui.remote),
+  };
+
+  return {
+    perform(fx, dispatch) {
+      ACTIONS[fx.do](fx, dispatch);
+    },
+    stream: () => media.stream,
+  };
+}

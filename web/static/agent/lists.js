@@ -1,0 +1,99 @@
+/* The console's lists: the lines it serves ("Waiting now"), the call-back requests, and the
+ * lines a call can be transferred to. Visitor text goes in as text, never as HTML. */
+
+import { el, setText } from "../shared/dom.js";
+import { formatDuration, formatWhen, plural } from "../shared/format.js";
+
+/** "Waiting now": one row per line, in the order they came; rows are only ever added. */
+export function renderQueueRows(list, names, queues) {
+  for (const name of names) {
+    let count = list.querySelector(`[data-queue="${CSS.escape(name)}"] .queue-count`);
+    if (!count) {
+      const li = el("li", "queue-row");
+      li.dataset.queue = name;
+      const label = el("span", "queue-name", name);
+      label.id = "queue-label-" + list.children.length;
+      count = el("span", "queue-count", "–");
+      count.dataset.testid = "queue-waiting-" + name;
+      count.setAttribute("aria-labelledby", label.id);
+      li.append(label, count, el("span", "queue-sub", "waiting"));
+      list.append(li);
+    }
+    const info = queues[name];
+    if (!info) continue;
+    const waiting = Number(info.waiting) || 0;
+    setText(count, String(waiting));
+    count.dataset.waiting = String(waiting);
+    const available = Number(info.agents_available) || 0;
+    setText(count.nextElementSibling, `waiting · ${plural(available, "agent")} available`);
+    count.parentElement.classList.toggle("has-waiting", waiting > 0);
+  }
+}
+
+/** Draws the lines a call may go to (every line of the desk but the call's own) into `select`. */
+export function transferRenderer(select) {
+  let shown = null;
+  return function render(others, choice) {
+    const key = others.join("\n");
+    if (key !== shown) {
+      shown = key;
+      select.replaceChildren(new Option("Choose a line…", ""), ...others.map((q) => new Option(q, q)));
+    }
+    if (select.value !== choice) select.value = choice;
+  };
+}
+
+/** One call-back request; `onDone(id)` when its Done button is pressed. */
+function callbackItem(item, closing, onDone) {
+  const id = String(item.id);
+  const name = String(item.name || "A visitor");
+  const li = el("li", "callback-item");
+  li.dataset.testid = "agent-callback";
+  li.dataset.callbackId = id;
+  const head = el("div", "callback-item-head");
+  const when = el("time", "callback-time", formatWhen(item.created, new Date()));
+  const created = new Date(Number(item.created));
+  if (Number.isFinite(created.getTime())) {
+    when.dateTime = created.toISOString();
+    when.title = created.toLocaleString();
+  }
+  head.append(el("span", "callback-name", name), when);
+  const contact = el("p", "callback-contact", String(item.contact || ""));
+  contact.dataset.testid = "agent-callback-contact";
+  const facts = [item.queue ? `${item.queue} line` : ""];
+  if (Number(item.waited_ms) > 0) facts.push(`waited ${formatDuration(item.waited_ms)} first`);
+  li.append(head, contact);
+  if (item.note) li.append(el("p", "callback-note", String(item.note)));
+  const foot = el("div", "callback-item-foot");
+  const done = el("button", "button small secondary", "Done");
+  done.type = "button";
+  done.dataset.testid = "agent-callback-done";
+  done.setAttribute("aria-label", `Done: called ${name} back`);
+  done.disabled = closing.includes(id);
+  done.addEventListener("click", () => onDone(id));
+  foot.append(el("span", "callback-meta", facts.filter(Boolean).join(" · ")), done);
+  li.append(foot);
+  return li;
+}
+
+/** Draws the requests (rebuilt when the list or what is being closed changed) and the count. */
+export function callbacksRenderer(ui, onDone) {
+  let shown = null;
+  let shownClosing = null;
+  return function render(list, closing, moreBusy) {
+    if (shown !== list.items || shownClosing !== closing) {
+      shown = list.items;
+      shownClosing = closing;
+      ui.callbackList.replaceChildren(...list.items.map((item) => callbackItem(item, closing, onDone)));
+    }
+    const total = list.total;
+    ui.callbacksEmpty.hidden = total > 0;
+    ui.callbacksCount.hidden = total === 0;
+    setText(ui.callbacksCount, String(total));
+    ui.callbacksCount.dataset.count = String(total);
+    const more = total - list.items.length;
+    ui.callbacksMore.hidden = more <= 0;
+    ui.callbacksMore.disabled = moreBusy;
+    setText(ui.callbacksMore, `Show ${Math.min(more, 50)} more of ${more}`);
+  };
+}

@@ -1,0 +1,76 @@
+/* The agent console: sign-in, status, offers, calls, wrap-up, notes, transfers and call-back
+ * requests. This module wires the page together: the DOM's events go to the transition table
+ * (machine.js), its state to the view (view.js), its effects to effects.js. */
+
+import { mediaControls } from "../shared/controls.js";
+import { run } from "../shared/loop.js";
+import { unlock } from "../shared/sound.js";
+import { agentEffects, fetchMe } from "./effects.js";
+import { next } from "./machine.js";
+import { initial } from "./state.js";
+import { createView, findParts } from "./view.js";
+
+const ui = findParts();
+const lastInput = { at: Date.now() };
+window.hdPeer = null; // the call's RTCPeerConnection, for the browser tests' statistics
+
+let controls = null;
+const effects = agentEffects({ ui, controls: () => controls, lastInput });
+let dispatch = null;
+/** Every event carries the page's monotonic clock; the idle check, the time since the last input. */
+const stamped = (event) => {
+  const extra = event.type === "idle_check" ? { idleMs: Date.now() - lastInput.at } : {};
+  dispatch({ now: performance.now(), ...event, ...extra });
+};
+const render = createView(ui, {
+  baseTitle: document.title,
+  onCallbackDone: (id) => stamped({ type: "click_callback_done", id }),
+});
+const page = run({ state: initial(), next, render, perform: (fx) => effects.perform(fx, stamped) });
+dispatch = page.dispatch;
+controls = mediaControls({
+  muteButton: ui.mute,
+  cameraButton: ui.camera,
+  getStream: effects.stream,
+  onChange: (current) => stamped({ type: "media_toggled", ...current }),
+});
+
+/* Input: the idle clock, and audio, which may only start after a gesture. */
+for (const type of ["pointerdown", "keydown"]) {
+  document.addEventListener(type, () => (lastInput.at = Date.now()), { capture: true, passive: true });
+  document.addEventListener(type, () => unlock(), { once: true, capture: true });
+}
+
+const on = (node, type, event) => node.addEventListener(type, () => stamped(event()));
+
+ui.loginForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  unlock();
+  stamped({ type: "submit_login", username: ui.username.value, password: ui.password.value });
+});
+on(ui.logout, "click", () => ({ type: "click_logout" }));
+on(ui.reconnect, "click", () => ({ type: "click_reconnect" }));
+on(ui.available, "click", () => (unlock(), { type: "click_status", status: "available" }));
+on(ui.brk, "click", () => (unlock(), { type: "click_status", status: "break" }));
+on(ui.offline, "click", () => (unlock(), { type: "click_status", status: "offline" }));
+on(ui.accept, "click", () => (unlock(), { type: "click_accept" }));
+on(ui.decline, "click", () => ({ type: "click_decline" }));
+on(ui.hangup, "click", () => ({ type: "click_hangup" }));
+on(ui.sound, "click", () => ({ type: "click_sound" }));
+on(ui.retryMedia, "click", () => ({ type: "retry_media" }));
+on(ui.wrapupExtend, "click", () => ({ type: "click_wrapup", action: "extend" }));
+on(ui.wrapupDone, "click", () => ({ type: "click_wrapup", action: "done" }));
+on(ui.callbacksMore, "click", () => ({ type: "click_callbacks_more" }));
+const edited = (now) => () => ({ type: "notes_edited", text: ui.notes.value, disposition: ui.disposition.value, now });
+on(ui.notes, "input", edited(false));
+on(ui.disposition, "change", edited(true));
+on(ui.notes, "blur", () => ({ type: "notes_blur" }));
+on(ui.transferQueue, "change", () => ({ type: "transfer_choice", queue: ui.transferQueue.value }));
+ui.transfer.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  stamped({ type: "submit_transfer" });
+});
+
+fetchMe()
+  .then((agent) => stamped({ type: "me", agent }))
+  .catch(() => stamped({ type: "me", agent: null, failed: true }));

@@ -1,0 +1,65 @@
+/* What the agent console says. */
+
+export const STATUS_TEXT = {
+  offline: "Offline",
+  available: "Available",
+  break: "On break",
+  offered: "Incoming offer",
+  in_call: "In call",
+  wrap_up: "Wrap-up",
+};
+
+export const OFFER_CANCELLED_TEXT = {
+  timeout: "The offer timed out and the visitor went back to their place in line.",
+  visitor_left: "The visitor left the line.",
+  declined: "You declined the visitor; they keep their place in line.",
+  status_change: "The offer was withdrawn because your status changed.",
+};
+
+export const SESSION_END_TEXT = {
+  session_expired: "Your session has ended. Please sign in again.",
+  signed_out: "You signed out in another window.",
+  account_removed: "Your account was removed. Ask a supervisor if this is a mistake.",
+  account_disabled: "Your account was disabled. Ask a supervisor if this is a mistake.",
+  password_changed: "Your password was changed. Sign in with the new one.",
+  account_changed: "Your account was changed (queues, name or role). Please sign in again.",
+};
+
+export const UNAVAILABLE_TEXT = "The desk is having trouble reaching its database.";
+export const NOT_CONNECTED = "Not connected to the desk. Try again in a moment.";
+
+const END_TEXT = {
+  hangup: { visitor: "{name} hung up.", agent: "You ended the call.", desk: "The desk ended the call." },
+  peer_left: "The connection to {name} was lost.",
+  agent_offline: "The call ended because you went offline.",
+};
+
+/** Why the call ended, from `call_ended` ("{name}": the visitor's). */
+export function endText(msg) {
+  if (msg.reason === "transferred") return `You passed {name} to the ${msg.queue || "other"} line.`;
+  const entry = END_TEXT[msg.reason];
+  return typeof entry === "string" ? entry : (entry && entry[msg.by]) || "The call has ended.";
+}
+
+/** The workspace's heading and the line under it. */
+export function callTitle(s) {
+  if (s.callId) {
+    const name = s.peer && s.peer.name;
+    return { title: name ? `Call with ${name}` : "Call with a visitor", topic: (s.peer && s.peer.topic) || "" };
+  }
+  if (s.status === "wrap_up") {
+    return {
+      title: s.lastPeerName ? `Wrap-up after your call with ${s.lastPeerName}` : "Wrap-up after the call",
+      topic: "Add your notes and the outcome. The next visitor comes when the wrap-up ends, or press Done.",
+    };
+  }
+  const taking = s.status === "available" || s.status === "offered";
+  return { title: taking ? "Waiting for the next visitor" : "No call. Choose Available to take visitors", topic: "" };
+}
+
+export const CONNECTION_TEXT = {
+  connecting: "Connecting…",
+  connected: "Connected",
+  reconnecting: "Reconnecting…",
+  disconnected: "Disconnected",
+};

@@ -1,0 +1,196 @@
+/* The agent console on screen: `render(state)` draws it from the state alone. The two
+ * countdowns (offer, wrap-up) and the call timer tick here, between states. */
+
+import { byTestId as $, setText } from "../shared/dom.js";
+import { describeMediaProblem } from "../shared/media.js";
+import { formatClock } from "../shared/format.js";
+import { CONNECTION_TEXT, STATUS_TEXT, callTitle } from "./text.js";
+import { callbacksRenderer, renderQueueRows, transferRenderer } from "./lists.js";
+
+const IDS = {
+  loading: "agent-loading", loginView: "agent-login-view", loginForm: "agent-login-form",
+  username: "agent-username", password: "agent-password", login: "agent-login",
+  loginError: "agent-login-error", user: "agent-user", name: "agent-name", connection: "agent-connection",
+  logout: "agent-logout", console: "agent-console", status: "agent-status", available: "agent-available",
+  brk: "agent-break", offline: "agent-offline", queues: "agent-queues", breakReason: "agent-break-reason",
+  breakReasonText: "agent-break-reason-text", offer: "offer-card", offerPriority: "offer-priority",
+  offerTransferred: "offer-transferred", offerName: "offer-visitor-name", offerTopic: "offer-topic",
+  offerQueue: "offer-queue", offerWaited: "offer-waited", offerAudioOnly: "offer-audio-only",
+  offerPageRow: "offer-page-row", offerPage: "offer-page", offerBar: "offer-countdown-bar",
+  offerCountdown: "offer-countdown", accept: "offer-accept", decline: "offer-decline",
+  callTitle: "agent-call-title", callTopic: "agent-call-topic", timer: "agent-call-timer",
+  stage: "agent-stage", remote: "agent-remote-video", local: "agent-local-video", noVideo: "agent-no-video",
+  peerMedia: "agent-peer-media", sound: "agent-sound", idleCaption: "agent-idle-caption",
+  deviceNotice: "agent-device-notice", deviceMessage: "agent-device-message", retryMedia: "agent-retry-media",
+  mute: "agent-mute", camera: "agent-camera", hangup: "agent-hangup", wrapup: "agent-wrapup",
+  wrapupAfter: "agent-wrapup-after", wrapupClock: "agent-wrapup-countdown", wrapupText: "agent-wrapup-text",
+  wrapupBar: "agent-wrapup-bar", wrapupExtend: "agent-wrapup-extend", wrapupDone: "agent-wrapup-done",
+  notesCard: "agent-notes-card", notes: "agent-notes", disposition: "agent-disposition",
+  notesStatus: "agent-notes-status", transfer: "agent-transfer", transferQueue: "agent-transfer-queue",
+  transferSubmit: "agent-transfer-submit", callbacks: "agent-callbacks", callbacksCount: "agent-callbacks-count",
+  callbacksEmpty: "agent-callbacks-empty", callbackList: "agent-callback-list", callbacksMore: "agent-callbacks-more",
+  notice: "agent-notice", replaced: "agent-replaced", reconnect: "agent-reconnect",
+};
+
+export function findParts(doc = document) {
+  const ui = Object.fromEntries(Object.entries(IDS).map(([key, id]) => [key, $(id, doc)]));
+  ui.body = doc.body;
+  ui.offerBadges = doc.querySelector(".offer-badges");
+  return ui;
+}
+
+const show = (node, visible) => {
+  if (node.hidden === visible) node.hidden = !visible;
+};
+
+/** A repeating redraw while `key` stays the same (null: none). */
+function ticker(ms) {
+  let timer = null;
+  let current = null;
+  return (key, draw) => {
+    if (key === current) return;
+    current = key;
+    clearInterval(timer);
+    if (key === null) return;
+    draw();
+    timer = setInterval(draw, ms);
+  };
+}
+
+export function createView(ui, { baseTitle, onCallbackDone }) {
+  const offerTick = ticker(250);
+  const wrapupTick = ticker(250);
+  const callTick = ticker(1000);
+  const drawCallbacks = callbacksRenderer(ui, onCallbackDone);
+  const drawTransfer = transferRenderer(ui.transferQueue);
+
+  function renderOffer(offer) {
+    show(ui.offer, !!offer);
+    document.title = offer ? "Incoming visitor · " + baseTitle : baseTitle;
+    offerTick(offer, () => {
+      const now = performance.now();
+      const left = Math.max(0, offer.deadline - now);
+      setText(ui.offerCountdown, left > 0 ? `Answer within ${Math.ceil(left / 1000)} s` : "Time is up");
+      ui.offerCountdown.dataset.remainingMs = String(Math.round(left));
+      ui.offerBar.style.width = (offer.timeout ? (100 * left) / offer.timeout : 0) + "%";
+      setText(ui.offerWaited, formatClock(offer.waited + (now - offer.received) / 1000));
+    });
+    if (!offer) return;
+    const v = offer.visitor;
+    const priority = Number(v.priority) || 0;
+    setText(ui.offerPriority, priority > 0 ? `Priority ${priority}` : "");
+    show(ui.offerPriority, priority > 0);
+    setText(ui.offerTransferred, v.transferred_from ? `Transferred from ${v.transferred_from}` : "");
+    show(ui.offerTransferred, !!v.transferred_from);
+    show(ui.offerBadges, priority > 0 || !!v.transferred_from);
+    setText(ui.offerName, v.name || "A visitor");
+    setText(ui.offerTopic, v.topic || "No topic given");
+    ui.offerTopic.classList.toggle("muted", !v.topic);
+    setText(ui.offerQueue, offer.queue);
+    show(ui.offerAudioOnly, !!v.audio_only);
+    setText(ui.offerPage, v.page || "");
+    show(ui.offerPageRow, !!v.page);
+    ui.accept.disabled = offer.answering;
+    ui.decline.disabled = offer.answering;
+  }
+
+  function renderWrapup(s) {
+    const on = s.status === "wrap_up";
+    show(ui.wrapup, on);
+    setText(ui.wrapupAfter, s.lastPeerName ? `After your call with ${s.lastPeerName}` : "After your call");
+    ui.wrapupExtend.disabled = s.wrapupBusy;
+    ui.wrapupDone.disabled = s.wrapupBusy;
+    const until = s.wrapupUntil;
+    wrapupTick(on ? `${until}/${s.wrapupTotal}` : null, () => {
+      if (until === null) {
+        setText(ui.wrapupClock, "–:––");
+        setText(ui.wrapupText, "Next visitor when the wrap-up ends");
+        return;
+      }
+      const left = Math.max(0, until - performance.now());
+      const seconds = Math.ceil(left / 1000);
+      ui.wrapup.dataset.remainingMs = String(Math.round(left));
+      setText(ui.wrapupClock, formatClock(seconds));
+      setText(ui.wrapupText, left > 0 ? `Next visitor in ${seconds < 60 ? seconds + " s" : formatClock(seconds)}` : "Ready for the next visitor…");
+      ui.wrapupBar.style.width = (s.wrapupTotal ? Math.min(100, (100 * left) / s.wrapupTotal) : 0) + "%";
+    });
+  }
+
+  function renderCall(s) {
+    const inCall = !!s.callId;
+    const words = callTitle(s);
+    setText(ui.callTitle, words.title);
+    setText(ui.callTopic, words.topic);
+    ui.stage.classList.toggle("is-call", inCall);
+    ui.stage.classList.toggle("peer-camera-off", !!(s.peerMedia && s.peerMedia.camera_off));
+    ui.stage.classList.toggle("no-local-video", !s.localVideo);
+    show(ui.noVideo, !s.localVideo);
+    show(ui.local, s.localVideo);
+    show(ui.idleCaption, !inCall);
+    show(ui.hangup, inCall);
+    show(ui.retryMedia, !inCall);
+    ui.retryMedia.disabled = s.checking;
+    const problem = describeMediaProblem(s.media, "the visitor");
+    setText(ui.deviceMessage, problem);
+    show(ui.deviceNotice, !!problem);
+    const parts = [];
+    if (s.peerMedia && s.peerMedia.muted) parts.push("Visitor muted their microphone");
+    if (s.peerMedia && s.peerMedia.camera_off) parts.push("Visitor's camera is off");
+    setText(ui.peerMedia, parts.join(". "));
+    show(ui.peerMedia, parts.length > 0);
+    show(ui.sound, s.soundBlocked);
+    show(ui.timer, s.callSince !== null);
+    callTick(s.callSince, () => setText(ui.timer, formatClock((performance.now() - s.callSince) / 1000)));
+    // Transfers: the desk's other lines, while in a call.
+    const others = s.deskQueues.filter((q) => q !== s.callQueue);
+    drawTransfer(others, s.transferChoice);
+    ui.transferQueue.disabled = s.transferring;
+    ui.transferSubmit.disabled = s.transferring || !s.transferChoice;
+    show(ui.transfer, inCall && others.length > 0);
+  }
+
+  function renderNotes(notes) {
+    show(ui.notesCard, !!notes.callId);
+    if (ui.notes.value !== notes.text) ui.notes.value = notes.text;
+    if (ui.disposition.value !== notes.disposition) ui.disposition.value = notes.disposition;
+    ui.notesStatus.dataset.state = notes.state;
+    setText(ui.notesStatus, notes.label);
+  }
+
+  return function render(s) {
+    const body = ui.body.dataset;
+    body.phase = s.phase;
+    body.status = s.status;
+    body.connected = String(s.connection === "connected");
+    body.callId = s.callId || "";
+    body.deskQueues = s.deskQueues.join(" ");
+    const view = s.phase === "loading" ? "loading" : s.phase === "login" ? "login" : "console";
+    show(ui.loading, view === "loading");
+    show(ui.loginView, view === "login");
+    show(ui.console, view === "console");
+    show(ui.user, view === "console");
+    setText(ui.loginError, s.loginError);
+    ui.login.disabled = s.loginBusy;
+    setText(ui.name, s.agent ? s.agent.display_name || s.agent.name || "" : ui.name.textContent);
+    ui.connection.dataset.state = s.connection;
+    setText(ui.connection, CONNECTION_TEXT[s.connection]);
+    setText(ui.notice, s.notice);
+    show(ui.replaced, s.phase === "replaced");
+    // status
+    ui.status.dataset.status = s.status;
+    setText(ui.status, STATUS_TEXT[s.status] || s.status);
+    ui.available.setAttribute("aria-pressed", String(s.status === "available" || s.status === "offered"));
+    ui.brk.setAttribute("aria-pressed", String(s.status === "break"));
+    ui.offline.setAttribute("aria-pressed", String(s.status === "offline"));
+    // The desk refuses status changes during a call (hang up first).
+    for (const b of [ui.available, ui.brk, ui.offline]) b.disabled = s.status === "in_call";
+    setText(ui.breakReasonText, s.breakReason ? s.breakReason.replace(/\.?$/, ".") : "");
+    show(ui.breakReason, !!s.breakReason);
+    renderQueueRows(ui.queues, s.queueNames, s.queues);
+    renderOffer(s.offer);
+    renderWrapup(s);
+    renderCall(s);
+    renderNotes(s.notes);
+    drawCallbacks(s.callbacks, s.closing, s.moreBusy);
+  };
+}

@@ -1,0 +1,445 @@
+// The agent console's transition table (web/static/agent/machine.js), event by event.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { next } from "../static/agent/machine.js";
+import { MOVES, PHASES, initial } from "../static/agent/state.js";
+import { addOne, addPage, removeOne } from "../static/agent/callbacks.js";
+import { CLOSE, ERROR, MSG } from "../static/shared/protocol.js";
+import { effects, play, sent } from "./support.mjs";
+
+const AGENT = { name: "ada", display_name: "Ada", queues: ["support"] };
+const WELCOME = {
+  type: MSG.WELCOME,
+  now: 100,
+  agent: AGENT,
+  status: "offline",
+  desk_queues: ["support", "sales"],
+  ice_servers: [{ urls: "stun:desk" }],
+  session: { idle_signout_s: 600 },
+};
+const OFFER = { type: MSG.OFFER, now: 1000, offer_id: "o1", queue: "support", visitor: { name: "Vi", topic: "t" }, timeout_ms: 20000, waited_seconds: 3 };
+const STARTED = { type: MSG.CALL_STARTED, now: 2000, call_id: "c1", role: "offerer", queue: "support", peer: { name: "Vi", topic: "t" }, alive: false };
+
+const run = (state, ...events) => play(next, state, ...events);
+
+const login = () => run(initial(), { type: "me", agent: null }).state;
+function idle() {
+  return run(initial(), { type: "me", agent: AGENT }, { type: "devices", hasVideo: true }, { type: "socket_open" }, WELCOME).state;
+}
+const available = () => run(idle(), { type: MSG.STATUS, status: "available", now: 200 }).state;
+const offered = () => run(available(), OFFER, { type: MSG.STATUS, status: "offered", now: 1000 }).state;
+const connecting = () => run(offered(), { type: "click_accept" }, STARTED, { type: MSG.STATUS, status: "in_call", now: 2000 }).state;
+const inCall = () => run(connecting(), { type: "peer_state", state: "connected", now: 2500 }).state;
+const wrapUp = () =>
+  run(inCall(), { type: "click_hangup" }, { type: MSG.STATUS, status: "wrap_up", call_id: "c1", remaining_ms: 5000, now: 3000 }).state;
+
+describe("signing in", () => {
+  test("without a session: the form; with one: the console, its socket, its camera", () => {
+    assert.equal(login().phase, "login");
+    const failed = run(initial(), { type: "me", agent: null, failed: true });
+    assert.match(failed.state.loginError, /Cannot reach the desk/);
+    const r = run(initial(), { type: "me", agent: AGENT });
+    assert.equal(r.state.phase, "idle");
+    assert.deepEqual(r.fx.map((f) => f.do).filter((d) => d !== "clear"), ["resetIdle", "renew", "checkDevices", "connect"]);
+    assert.deepEqual(r.state.queueNames, ["support"]);
+  });
+
+  test("the form: both fields, then the desk's answer", () => {
+    let r = run(login(), { type: "submit_login", username: " ada ", password: "" });
+    assert.equal(r.state.loginError, "Enter your username and password.");
+    r = run(login(), { type: "submit_login", username: " ada ", password: "pw" });
+    assert.deepEqual(effects(r.fx, "signIn"), [{ do: "signIn", username: "ada", password: "pw" }]);
+    assert.equal(r.state.loginBusy, true);
+    const wrong = run(r.state, { type: "signed_in", error: "Wrong username or password", wrongPassword: true });
+    assert.equal(wrong.state.loginError, "Wrong username or password");
+    assert.deepEqual(effects(wrong.fx, "focus").map((f) => f.target), ["password"]);
+    const ok = run(r.state, { type: "signed_in", agent: AGENT });
+    assert.equal(ok.state.phase, "idle");
+    assert.equal(effects(ok.fx, "clearPassword").length, 1);
+  });
+
+  test("welcome: connected, the desk's lines, the idle check", () => {
+    const s = idle();
+    assert.equal(s.connection, "connected");
+    assert.deepEqual(s.deskQueues, ["support", "sales"]);
+    const r = run(run(initial(), { type: "me", agent: AGENT }, { type: "socket_open" }).state, WELCOME);
+    assert.deepEqual(effects(r.fx, "timer").map((f) => [f.name, f.ms, f.repeat]), [["idle", 15000, true]]);
+  });
+
+  test("idle sign-out: after the time without input, never in a call, an offer or a wrap-up", () => {
+    const r = run(available(), { type: "idle_check", idleMs: 600000 });
+    assert.deepEqual(effects(r.fx, "logout").map((f) => f.message), ["You were signed out after 10 minutes without activity."]);
+    const out = run(r.state, { type: "logged_out", message: "You were signed out after 10 minutes without activity." });
+    assert.equal(out.state.phase, "login");
+    assert.equal(out.state.agent, null);
+    assert.equal(run(available(), { type: "idle_check", idleMs: 1000 }).fx.length, 0);
+    for (const s of [offered(), inCall(), wrapUp()]) assert.equal(effects(run(s, { type: "idle_check", idleMs: 1e9 }).fx, "logout").length, 0);
+  });
+
+  test("the session renews a third of its lifetime at a time; a 401 ends it", () => {
+    let r = run(idle(), { type: "renewed", status: 200, ttl: 3600 });
+    assert.deepEqual(effects(r.fx, "renew").map((f) => f.after), [1200000]);
+    r = run(idle(), { type: "renewed", status: 0, ttl: 0 });
+    assert.deepEqual(effects(r.fx, "renew").map((f) => f.after), [10000]);
+    r = run(inCall(), { type: "renewed", status: 401 });
+    assert.equal(r.state.phase, "login");
+    assert.equal(r.state.loginError, "Your session has ended. Please sign in again.");
+    assert.equal(r.state.callId, null);
+  });
+
+  test("log out: hang up, let go of everything, then the form", () => {
+    const r = run(inCall(), { type: "click_logout" });
+    assert.deepEqual(sent(r.fx), [MSG.HANGUP]);
+    for (const kind of ["endCall", "disconnect", "releaseMedia", "logout"]) assert.equal(effects(r.fx, kind).length, 1, kind);
+    assert.equal(r.state.link, "none");
+  });
+});
+
+describe("the socket", () => {
+  test("a drop: reconnecting, Offline locally, the offer withdrawn; back: the chosen status again", () => {
+    let r = run(offered(), { type: "click_status", status: "available" }, { type: "socket_closed", code: 1006, opened: true, now: 5000 });
+    assert.equal(r.state.connection, "reconnecting");
+    assert.equal(r.state.status, "offline");
+    assert.equal(r.state.offer, null);
+    assert.equal(r.state.phase, "idle");
+    assert.equal(effects(r.fx, "retry").length, 1);
+    r = run(r.state, { type: "socket_open" }, { ...WELCOME, now: 9000 });
+    assert.deepEqual(effects(r.fx, "send").map((f) => f.msg), [{ type: MSG.STATUS, status: "available" }]);
+    assert.equal(r.state.disconnectedAt, null);
+  });
+
+  test("after a long drop the status is left to the agent", () => {
+    let r = run(available(), { type: "click_status", status: "available" }, { type: "socket_closed", code: 1006, opened: true, now: 5000 });
+    r = run(r.state, { type: "socket_open" }, { ...WELCOME, now: 5000 + 61000 });
+    assert.deepEqual(sent(r.fx), []);
+  });
+
+  test("4009: another window took over; Use this window takes it back", () => {
+    let r = run(inCall(), { type: "socket_closed", code: CLOSE.REPLACED, opened: true, now: 3000 });
+    assert.equal(r.state.phase, "replaced");
+    assert.equal(r.state.connection, "disconnected");
+    assert.equal(r.state.callId, null);
+    assert.equal(effects(r.fx, "retry").length, 0);
+    assert.equal(effects(r.fx, "releaseMedia").length, 1);
+    r = run(r.state, { type: "click_reconnect" });
+    assert.equal(r.state.phase, "idle");
+    assert.equal(effects(r.fx, "connect").length, 1);
+  });
+
+  test("4401 and 4403: the session ended, with the desk's reason", () => {
+    const expired = run(idle(), { type: "socket_closed", code: CLOSE.SESSION_EXPIRED, reason: "session_expired", opened: true, now: 1 });
+    assert.equal(expired.state.phase, "login");
+    assert.equal(expired.state.loginError, "Your session has ended. Please sign in again.");
+    const revoked = run(idle(), { type: "socket_closed", code: CLOSE.REVOKED, reason: "account_disabled", opened: true, now: 1 });
+    assert.match(revoked.state.loginError, /disabled/);
+    const odd = run(idle(), { type: "socket_closed", code: CLOSE.REVOKED, reason: "whatever", opened: true, now: 1 });
+    assert.equal(odd.state.loginError, "Your session has ended. Please sign in again.");
+  });
+
+  test("1008 and 1013 say why, and reconnect", () => {
+    const policy = run(idle(), { type: "socket_closed", code: CLOSE.POLICY, opened: true, now: 1 });
+    assert.match(policy.state.notice, /too many errors\. Reconnecting…/);
+    const busy = run(idle(), { type: "socket_closed", code: CLOSE.TRY_AGAIN, opened: true, now: 1 });
+    assert.equal(busy.state.notice, "The desk is having trouble reaching its database. Reconnecting…");
+    assert.equal(effects(busy.fx, "retry").length, 1);
+    const back = run(busy.state, { type: "socket_open" }, WELCOME);
+    assert.equal(back.state.notice, "");
+  });
+
+  test("a refused upgrade checks the session first", () => {
+    const r = run(idle(), { type: "socket_closed", code: 1006, opened: false, now: 1 });
+    assert.deepEqual(r.fx.filter((f) => ["retry", "checkSession"].includes(f.do)).map((f) => f.do), ["checkSession"]);
+    assert.equal(run(r.state, { type: "session_checked", agent: null }).state.phase, "login");
+    assert.equal(effects(run(r.state, { type: "session_checked", agent: AGENT }).fx, "retry").length, 1);
+    assert.equal(effects(run(r.state, { type: "session_checked", failed: true }).fx, "retry").length, 1);
+  });
+
+  test("a call that ended while the console was away is closed on welcome", () => {
+    let r = run(inCall(), { type: "socket_closed", code: 1006, opened: true, now: 3000 });
+    assert.equal(r.state.callId, "c1"); // the call goes on (media is peer to peer)
+    r = run(r.state, { type: "socket_open" }, { ...WELCOME, status: "wrap_up", now: 4000 });
+    assert.equal(r.state.callId, null);
+    assert.equal(r.state.notice, "The call ended while you were disconnected.");
+  });
+});
+
+describe("offers and calls", () => {
+  test("an offer: the card, the chime, a deadline of its own", () => {
+    const r = run(available(), OFFER);
+    assert.equal(r.state.phase, "offered");
+    assert.equal(r.state.offer.deadline, 21000);
+    assert.equal(effects(r.fx, "chime").length, 1);
+    assert.deepEqual(effects(r.fx, "timer").map((f) => [f.name, f.ms]), [["offer", 23000]]);
+    const expired = run(r.state, { type: "offer_expired", id: "o1" });
+    assert.equal(expired.state.offer, null);
+    assert.match(expired.state.notice, /timed out/);
+  });
+
+  test("accept, decline, and the desk withdrawing it", () => {
+    let r = run(offered(), { type: "click_accept" });
+    assert.deepEqual(effects(r.fx, "send").map((f) => f.msg), [{ type: MSG.ACCEPT, offer_id: "o1" }]);
+    assert.equal(r.state.offer.answering, true);
+    r = run(r.state, { type: MSG.ERROR, code: ERROR.WRONG_STATE, in_reply_to: MSG.ACCEPT, message: "nope" });
+    assert.equal(r.state.offer.answering, false);
+    assert.equal(r.state.notice, "nope");
+    r = run(offered(), { type: "click_decline" });
+    assert.equal(r.state.offer, null);
+    assert.equal(r.state.phase, "idle");
+    r = run(offered(), { type: MSG.OFFER_CANCELLED, offer_id: "o1", reason: "visitor_left" });
+    assert.equal(r.state.notice, "The visitor left the line.");
+    r = run(offered(), { type: MSG.ERROR, code: ERROR.STALE_OFFER, in_reply_to: MSG.ACCEPT });
+    assert.equal(r.state.offer, null);
+  });
+
+  test("Break or Offline withdraws the offer on screen", () => {
+    const r = run(offered(), { type: MSG.STATUS, status: "break", reason: "Missed 3 offers in a row", now: 1 });
+    assert.equal(r.state.offer, null);
+    assert.equal(r.state.breakReason, "Missed 3 offers in a row");
+    assert.equal(run(r.state, { type: MSG.STATUS, status: "offline", now: 2 }).state.breakReason, "Missed 3 offers in a row");
+    assert.equal(run(r.state, { type: MSG.STATUS, status: "available", now: 2 }).state.breakReason, null);
+  });
+
+  test("call_started: the call, its notes, its transfer lines; connected: in-call", () => {
+    const s = connecting();
+    assert.equal(s.phase, "call-connecting");
+    assert.equal(s.notes.callId, "c1");
+    assert.equal(s.offer, null);
+    assert.equal(s.notice, "Connecting…");
+    const r = run(offered(), { type: "click_accept" }, STARTED);
+    assert.deepEqual(effects(r.fx, "startCall")[0], { do: "startCall", callId: "c1", role: "offerer", iceServers: [{ urls: "stun:desk" }], iceTransportPolicy: "all" });
+    assert.equal(inCall().phase, "in-call");
+    assert.equal(inCall().callSince, 2500);
+  });
+
+  test("a replay right after our own reconnect keeps a live call; otherwise negotiates again", () => {
+    let s = run(inCall(), { type: "socket_closed", code: 1006, opened: true, now: 3000 }, { type: "socket_open" }, { ...WELCOME, status: "in_call", now: 4000 }).state;
+    assert.deepEqual(run(s, { ...STARTED, now: 4100, alive: true }).fx, []);
+    assert.equal(effects(run(s, { ...STARTED, now: 4100, alive: false }).fx, "restartCall").length, 1);
+    assert.equal(effects(run(s, { ...STARTED, now: 10000, alive: true }).fx, "restartCall").length, 1);
+  });
+
+  test("the visitor hangs up; the agent hangs up; a transfer", () => {
+    let r = run(inCall(), { type: MSG.CALL_ENDED, call_id: "c1", reason: "hangup", by: "visitor" });
+    assert.equal(r.state.phase, "idle");
+    assert.equal(r.state.notice, "Vi hung up.");
+    r = run(inCall(), { type: "click_hangup" });
+    assert.deepEqual(effects(r.fx, "send").map((f) => f.msg), [{ type: MSG.HANGUP, call_id: "c1" }]);
+    assert.equal(r.state.notice, "You ended the call.");
+    r = run(inCall(), { type: "transfer_choice", queue: "sales" }, { type: "submit_transfer" });
+    assert.deepEqual(effects(r.fx, "send").map((f) => f.msg), [{ type: MSG.TRANSFER, call_id: "c1", queue: "sales" }]);
+    assert.equal(r.state.transferring, true);
+    const refused = run(r.state, { type: MSG.ERROR, code: ERROR.UNKNOWN_QUEUE, in_reply_to: MSG.TRANSFER, message: "no such line" });
+    assert.equal(refused.state.transferring, false);
+    assert.equal(refused.state.notice, "The transfer did not go through: no such line");
+    r = run(r.state, { type: MSG.CALL_ENDED, call_id: "c1", reason: "transferred", queue: "sales" });
+    assert.equal(r.state.notice, "You passed Vi to the sales line.");
+  });
+
+  test("wrap-up: its countdown, +30 s, Done", () => {
+    const s = wrapUp();
+    assert.equal(s.wrapupUntil, 8000);
+    assert.equal(s.wrapupTotal, 5000);
+    let r = run(s, { type: "click_wrapup", action: "extend" });
+    assert.deepEqual(effects(r.fx, "send").map((f) => f.msg), [{ type: MSG.WRAPUP, action: "extend" }]);
+    assert.equal(r.state.wrapupBusy, true);
+    r = run(r.state, { type: MSG.STATUS, status: "wrap_up", call_id: "c1", remaining_ms: 33000, now: 4000 });
+    assert.equal(r.state.wrapupBusy, false);
+    assert.equal(r.state.wrapupTotal, 33000);
+    r = run(r.state, { type: MSG.STATUS, status: "available", now: 5000 });
+    assert.equal(r.state.wrapupUntil, null);
+    assert.equal(r.state.notes.callId, null);
+  });
+
+  test("unavailable: the status goes again by itself", () => {
+    let r = run(idle(), { type: "click_status", status: "available" }, { type: MSG.ERROR, code: ERROR.UNAVAILABLE, in_reply_to: MSG.STATUS, retry_after_s: 1 });
+    assert.equal(r.state.notice, "The desk is having trouble reaching its database. Trying again…");
+    const [timer] = effects(r.fx, "timer");
+    assert.deepEqual([timer.name, timer.ms, timer.event], ["status", 1000, { type: "resend_status" }]);
+    r = run(r.state, timer.event);
+    assert.deepEqual(effects(r.fx, "send").map((f) => f.msg), [{ type: MSG.STATUS, status: "available" }]);
+  });
+
+  test("rate_limited says slow down", () => {
+    const r = run(idle(), { type: MSG.ERROR, code: ERROR.RATE_LIMITED, in_reply_to: MSG.MEDIA });
+    assert.equal(r.state.notice, "The desk refused that (rate_limited).");
+  });
+});
+
+describe("notes", () => {
+  test("typed: saved after a pause, confirmed by notes_saved", () => {
+    let r = run(inCall(), { type: "notes_edited", text: "hello", disposition: "", now: false });
+    assert.equal(r.state.notes.state, "editing");
+    assert.deepEqual(effects(r.fx, "timer").map((f) => f.name), ["notes"]);
+    r = run(r.state, { type: "notes_due" });
+    assert.deepEqual(effects(r.fx, "send").map((f) => f.msg), [{ type: MSG.NOTES, call_id: "c1", notes: "hello", disposition: "" }]);
+    assert.equal(r.state.notes.label, "Saving…");
+    r = run(r.state, { type: MSG.NOTES_SAVED, call_id: "c1" });
+    assert.equal(r.state.notes.label, "Saved");
+  });
+
+  test("an outcome is saved at once; a refusal marks the notes unsaved", () => {
+    let r = run(inCall(), { type: "notes_edited", text: "", disposition: "resolved", now: true });
+    assert.deepEqual(sent(r.fx), [MSG.NOTES]);
+    r = run(r.state, { type: MSG.ERROR, code: ERROR.BAD_MESSAGE, in_reply_to: MSG.NOTES, message: "too long" });
+    assert.equal(r.state.notes.state, "error");
+    assert.equal(r.state.notes.dirty, true);
+    assert.equal(r.state.notice, "Your notes were not saved: too long");
+  });
+
+  test("offline: kept, and saved when the call's status comes back", () => {
+    const away = run(inCall(), { type: "socket_closed", code: 1006, opened: true, now: 1 }).state;
+    let r = run(away, { type: "notes_edited", text: "x", disposition: "", now: true });
+    assert.equal(r.state.notes.label, "Not saved yet: offline");
+    r = run(r.state, { type: "socket_open" }, { ...WELCOME, status: "wrap_up", now: 2 }, { type: MSG.STATUS, status: "wrap_up", call_id: "c1", remaining_ms: 1000, now: 3 });
+    assert.deepEqual(sent(r.fx), [MSG.NOTES]);
+  });
+
+  test("restored after a reload, unless typed since", () => {
+    const r = run(idle(), { type: MSG.NOTES_RESTORED, call_id: "c9", notes: "before", disposition: "resolved" });
+    assert.deepEqual([r.state.notes.callId, r.state.notes.text, r.state.notes.disposition, r.state.notes.label], ["c9", "before", "resolved", "Saved"]);
+    const typed = run(inCall(), { type: "notes_edited", text: "new", disposition: "", now: false }, { type: MSG.NOTES_RESTORED, call_id: "c1", notes: "old" });
+    assert.equal(typed.state.notes.text, "new");
+  });
+});
+
+describe("call-back requests", () => {
+  const item = (id, created, name = "V" + id) => ({ id, created, name, contact: "c", queue: "support" });
+
+  test("pages: the first replaces the list and announces what is new", () => {
+    let list = { items: [], total: 0, paged: 0, seen: null };
+    let step = addPage(list, { items: [item(2, 20), item(1, 10)], offset: 0, total: 60 });
+    assert.deepEqual(step.list.items.map((i) => i.id), [1, 2]);
+    assert.equal(step.list.paged, 2);
+    assert.equal(step.list.total, 60);
+    assert.deepEqual(step.fresh, []); // the very first page is not news
+    step = addPage(step.list, { items: [item(3, 30)], offset: 2, total: 60 });
+    assert.deepEqual(step.list.items.map((i) => i.id), [1, 2, 3]);
+    assert.equal(step.list.paged, 3);
+    const reconnect = addPage(step.list, { items: [item(1, 10), item(4, 40)], offset: 0, total: 2 });
+    assert.deepEqual(reconnect.fresh.map((i) => i.id), [4]);
+    assert.deepEqual(reconnect.list.items.map((i) => i.id), [1, 4]);
+    list = addOne(reconnect.list, item(5, 5));
+    assert.deepEqual(list.items.map((i) => i.id), [5, 1, 4]);
+    assert.equal(addOne(list, item(5, 5)), null);
+    list = removeOne(list, "1");
+    assert.deepEqual(list.items.map((i) => i.id), [5, 4]);
+    assert.equal(list.paged, 1); // the pages behind it move up one
+  });
+
+  test("Done closes a request; a refusal turns the buttons back on", () => {
+    let r = run(idle(), { type: MSG.CALLBACKS, items: [item("a", 1)], offset: 0, total: 1 }, { type: "click_callback_done", id: "a" });
+    assert.deepEqual(effects(r.fx, "send").map((f) => f.msg), [{ type: MSG.CLOSE_CALLBACK, id: "a", outcome: "called back" }]);
+    assert.deepEqual(r.state.closing, ["a"]);
+    const refused = run(r.state, { type: MSG.ERROR, code: ERROR.WRONG_STATE, in_reply_to: MSG.CLOSE_CALLBACK });
+    assert.deepEqual(refused.state.closing, []);
+    r = run(r.state, { type: MSG.CALLBACK_CLOSED, id: "a" });
+    assert.deepEqual(r.state.callbacks.items, []);
+    assert.deepEqual(r.state.closing, []);
+  });
+
+  test("a new request is announced; more are asked for from the next offset", () => {
+    let r = run(idle(), { type: MSG.CALLBACKS, items: [item("a", 1)], offset: 0, total: 80 }, { type: MSG.CALLBACK_ADDED, item: item("b", 2, "Bea") });
+    assert.equal(r.state.notice, "New call-back request from Bea.");
+    r = run(r.state, { type: "click_callbacks_more" });
+    assert.deepEqual(effects(r.fx, "send").map((f) => f.msg), [{ type: MSG.CALLBACKS, offset: 1 }]);
+    assert.equal(r.state.moreBusy, true);
+  });
+});
+
+// Every phase, every event: nothing throws, nothing is changed in place, every move allowed.
+
+const STATES = {
+  loading: () => initial(),
+  login,
+  idle,
+  offered,
+  "call-connecting": connecting,
+  "in-call": inCall,
+  replaced: () => run(idle(), { type: "socket_closed", code: CLOSE.REPLACED, opened: true, now: 1 }).state,
+};
+
+const EVENTS = [
+  { type: "me", agent: AGENT },
+  { type: "me", agent: null },
+  { type: "submit_login", username: "a", password: "b" },
+  { type: "signed_in", agent: AGENT },
+  { type: "signed_in", error: "x" },
+  { type: "click_logout" },
+  { type: "logged_out", message: "bye" },
+  { type: "renewed", status: 200, ttl: 60 },
+  { type: "renewed", status: 401 },
+  { type: "idle_check", idleMs: 1e9 },
+  { type: "devices", hasVideo: true },
+  { type: "retry_media" },
+  { type: "notice_expired", text: "x" },
+  { type: "socket_open" },
+  ...[1000, 1001, 1006, 1008, 1011, 1013, 4009, 4401, 4403].map((code) => ({ type: "socket_closed", code, opened: true, now: 1 })),
+  { type: "socket_closed", code: 1006, opened: false, now: 1 },
+  { type: "socket_retrying" },
+  { type: "session_checked", agent: null },
+  { type: "session_checked", agent: AGENT },
+  { type: "click_reconnect" },
+  WELCOME,
+  { ...WELCOME, status: "in_call" },
+  ...["offline", "available", "break", "offered", "in_call", "wrap_up"].map((status) => ({ type: MSG.STATUS, status, call_id: "c1", remaining_ms: 1000, now: 5 })),
+  { type: "click_status", status: "available" },
+  { type: "resend_status" },
+  { type: MSG.QUEUES, queues: { support: { waiting: 1, agents_available: 0 }, other: { waiting: 0 } } },
+  { type: MSG.DESK_QUEUES, queues: ["support"] },
+  OFFER,
+  { type: "offer_expired", id: "o1" },
+  { type: MSG.OFFER_CANCELLED, offer_id: "o1", reason: "timeout" },
+  { type: "click_accept" },
+  { type: "click_decline" },
+  STARTED,
+  { ...STARTED, alive: true },
+  { ...STARTED, call_id: "c2" },
+  { type: "call_media", callId: "c1", muted: false, camera_off: false },
+  { type: "media_toggled", muted: true, camera_off: true },
+  { type: "peer_state", state: "connected", now: 7 },
+  { type: "peer_state", state: "failed", now: 7 },
+  { type: "peer_slow" },
+  { type: "sound_blocked" },
+  { type: "click_sound" },
+  { type: MSG.PEER_MEDIA, call_id: "c1", muted: true, camera_off: true },
+  { type: MSG.CALL_ENDED, call_id: "c1", reason: "peer_left" },
+  { type: "click_hangup" },
+  { type: "click_wrapup", action: "done" },
+  { type: "transfer_choice", queue: "sales" },
+  { type: "submit_transfer" },
+  { type: "notes_edited", text: "n", disposition: "", now: false },
+  { type: "notes_due" },
+  { type: "notes_blur" },
+  { type: MSG.NOTES_SAVED, call_id: "c1" },
+  { type: MSG.NOTES_RESTORED, call_id: "c1", notes: "n" },
+  { type: MSG.CALLBACKS, items: [{ id: 1, created: 1 }], offset: 0, total: 1 },
+  { type: MSG.CALLBACK_ADDED, item: { id: 2, created: 2 } },
+  { type: MSG.CALLBACK_CLOSED, id: 1 },
+  { type: "click_callback_done", id: 1 },
+  { type: "click_callbacks_more" },
+  ...Object.values(ERROR).flatMap((code) =>
+    [MSG.STATUS, MSG.ACCEPT, MSG.DECLINE, MSG.NOTES, MSG.TRANSFER, MSG.WRAPUP, MSG.CLOSE_CALLBACK, undefined].map((in_reply_to) => ({ type: MSG.ERROR, code, in_reply_to }))
+  ),
+  { type: "no_such_event" },
+];
+
+describe("the table of moves", () => {
+  test("every phase has a representative state and a row", () => {
+    assert.deepEqual(Object.keys(STATES).sort(), [...PHASES].sort());
+    assert.deepEqual(Object.keys(MOVES).sort(), [...PHASES].sort());
+    for (const [phase, make] of Object.entries(STATES)) assert.equal(make().phase, phase);
+  });
+
+  for (const [phase, make] of Object.entries(STATES)) {
+    test(`from ${phase}, every event moves only where the table allows`, () => {
+      const state = make();
+      for (const event of EVENTS) {
+        const { state: after, fx } = run(state, event);
+        assert.ok(after.phase === phase || MOVES[phase].includes(after.phase), `${phase} -> ${after.phase} on ${JSON.stringify(event)}`);
+        for (const effect of fx) assert.equal(typeof effect.do, "string");
+      }
+    });
+  }
+});
