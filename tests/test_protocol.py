@@ -654,7 +654,7 @@ async def test_every_response_says_nosniff(client: Client) -> None:
         ("GET", "/wallboard"),
         ("GET", "/widget.js"),
         ("GET", "/static/css/base.css"),
-        ("HEAD", "/static/common.js"),
+        ("HEAD", "/static/shared/protocol.js"),
         ("GET", "/static/missing.js"),  # 404 from a handler
         ("GET", "/visitor?queue=../x"),  # 400 raised as an HTTPException, not under /api/
         ("GET", "/nothing/here"),  # 404 from the router

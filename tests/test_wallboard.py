@@ -72,14 +72,15 @@ async def test_wallboard_page_is_served_with_a_strict_csp(client: Client) -> Non
         "wallboard-login-form",
     ):
         assert f'data-testid="{testid}"' in html, testid
-    assert "/static/wallboard.js?v=" in html and "/static/common.js?v=" in html
+    assert '<script type="module" src="/static/wallboard/main.js?v=' in html
     assert "<script>" not in html  # no inline scripts: the CSP would refuse them
     assert ' style="' not in html
     assert 'href="/agent"' in html  # the way to sign in
-    script = await client.get("/static/wallboard.js")
-    assert script.status == 200
-    js = await script.text()
-    assert "innerHTML" not in js and "insertAdjacentHTML" not in js
+    for module in ("main", "model", "view"):
+        script = await client.get(f"/static/wallboard/{module}.js")
+        assert script.status == 200
+        js = await script.text()
+        assert "innerHTML" not in js and "insertAdjacentHTML" not in js
     index = await (await client.get("/")).text()
     assert 'href="/wallboard"' in index
 

@@ -84,7 +84,10 @@ async def test_each_page_loads_its_own_stylesheets_and_module(client: Client) ->
             ["css/base.css", "css/call.css", "css/staff.css", "css/agent.css"],
             ["agent/main.js"],
         ),
-        "/wallboard": (["css/base.css", "css/staff.css", "css/wallboard.css"], []),
+        "/wallboard": (
+            ["css/base.css", "css/staff.css", "css/wallboard.css"],
+            ["wallboard/main.js"],
+        ),
         "/": (["css/base.css", "css/landing.css"], []),
     }
     for path, expected in pages.items():

@@ -1,5 +1,5 @@
 // The pure helpers the pages share: formatting, the visitor's words, device advice, sign-in
-// answers, and the protocol module against docs/protocol.md.
+// answers, the wallboard's figures, and the protocol module against docs/protocol.md.
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -11,6 +11,8 @@ import { CLOSE, ERROR, MSG } from "../static/shared/protocol.js";
 import { signInProblem } from "../static/shared/signin.js";
 import * as text from "../static/visitor/text.js";
 import { initial as visitorInitial } from "../static/visitor/state.js";
+import * as wallboard from "../static/wallboard/model.js";
+import { play } from "./support.mjs";
 
 describe("format", () => {
   test("ordinal and plural", () => {
@@ -115,6 +117,54 @@ test("sign-in answers", () => {
   assert.equal(signInProblem(429, "90").error, "Too many failed sign-ins. Try again in 2 minutes.");
   assert.equal(signInProblem(429, null).error, "Too many failed sign-ins. Try again in 1 minute.");
   assert.equal(signInProblem(503, null).error, "Sign-in failed (HTTP 503). Try again.");
+});
+
+describe("the wallboard", () => {
+  test("its phases", () => {
+    let r = play(wallboard.next, wallboard.initial(), { type: "me", agent: null });
+    assert.equal(r.state.phase, "login");
+    assert.equal(r.state.connectionShown, false);
+    r = play(wallboard.next, r.state, { type: "submit_login", username: " boss ", password: "pw" });
+    assert.deepEqual(r.fx.map((f) => f.do), ["signIn"]);
+    r = play(wallboard.next, r.state, { type: "signed_in", agent: {} }, { type: "me", agent: { name: "boss" } });
+    assert.deepEqual(r.fx.map((f) => f.do), ["clearPassword", "whoAmI", "startPolling"]);
+    r = play(wallboard.next, r.state, { type: "polled", stats: { queues: {} }, agents: [], nowMs: 1, at: 2 });
+    assert.equal(r.state.phase, "board");
+    assert.equal(r.state.connection, "connected");
+    r = play(wallboard.next, r.state, { type: "poll_failed" });
+    assert.equal(r.state.connection, "disconnected");
+    assert.equal(r.state.data.at, 2); // the last figures stay on the wall
+    r = play(wallboard.next, r.state, { type: "unauthorized" });
+    assert.equal(r.state.phase, "login");
+    const unreachable = play(wallboard.next, wallboard.initial(), { type: "me", agent: undefined }, { type: "poll_failed" });
+    assert.equal(unreachable.state.phase, "board");
+    for (const [from, moves] of Object.entries(wallboard.MOVES)) for (const to of moves) assert.ok(wallboard.MOVES[to], `${from} -> ${to}`);
+  });
+
+  test("its figures", () => {
+    assert.equal(wallboard.clock(null), "–");
+    assert.equal(wallboard.clock(65), "01:05");
+    assert.equal(wallboard.clock(3725), "1:02:05");
+    assert.equal(wallboard.percent(0.857), "86%");
+    assert.equal(wallboard.percent(null), "–");
+    const q = { waiting_now: 2, longest_wait_now_s: 45, answered: 3, service_level: 0.5, avg_handle_s: 100, agents: { available: 1, offered: 1 } };
+    const t = wallboard.tile("support", q, { threshold_s: 30 }, null);
+    assert.equal(t.alert, true);
+    assert.equal(t.threshold, 30);
+    assert.equal(t.counts.available, 2); // offered counts as available
+    const agents = [
+      { name: "b", display_name: "B", state: "offline", queues: ["support"] },
+      { name: "a", display_name: "A", state: "in_call", queues: ["support"] },
+      { name: "c", display_name: "C", state: "in_call", queues: ["sales"] },
+    ];
+    assert.deepEqual(wallboard.countsFor("support", q, agents), { available: 0, in_call: 1, wrap_up: 0, break: 0, offline: 1 });
+    assert.deepEqual(wallboard.sortAgents(agents).map((a) => a.name), ["a", "c", "b"]);
+    assert.equal(wallboard.stateSince({ state: "wrap_up", until_ms: 70000 }, 5000), "01:05 left");
+    assert.equal(wallboard.stateSince({ state: "available", since_ms: 1000 }, 61000), "01:00");
+    assert.equal(wallboard.statsUrl("?threshold=30"), "/api/stats?threshold=30");
+    assert.equal(wallboard.statsUrl("?threshold=0"), "/api/stats");
+    assert.equal(wallboard.statsUrl("?threshold=abc"), "/api/stats");
+  });
 });
 
 describe("the protocol module matches docs/protocol.md", () => {
