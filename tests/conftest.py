@@ -5,16 +5,17 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from humandesk.queue.client import DeskQueue, QueueConfig
 
-from helpers import find_redis_server, redis_server
+from helpers import desk_config, find_redis_server, redis_server
 from helpers import free_port as free_port  # tests import it from here
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,6 +64,26 @@ async def desk(redis: Redis, desk_name: str) -> DeskQueue:
     await queue.add_queue("support")
     await queue.add_queue("sales")
     return queue
+
+
+#: ``await desk_client(**settings)``: see the fixture.
+DeskClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+def desk_client(aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path) -> DeskClient:
+    """Makes the test client of a desk app on the session's Redis, with the settings of
+    ``helpers.desk_config`` and these overrides; the test adds the accounts it needs."""
+
+    async def make(**settings: Any) -> TestClient[Any, Any]:
+        from humandesk.server.app import create_app  # not for the tests that need no app
+
+        client: TestClient[Any, Any] = await aiohttp_client(
+            create_app(desk_config(redis_url, desk_name, tmp_path, **settings))
+        )
+        return client
+
+    return make
 
 
 def python_env() -> dict[str, str]:

@@ -202,6 +202,38 @@ async def open_agent(client: TestClient[Any, Any]) -> Peer:
     return peer
 
 
+async def agent_in_status(
+    client: TestClient[Any, Any], status: str, name: str = "ada", password: str = "correct horse"
+) -> Peer:
+    """A console signed in as ``name`` (on the test client's cookies) that has set ``status``
+    and heard the desk confirm it."""
+    await login_agent(client, name, password)
+    agent = await open_agent(client)
+    await agent.send({"type": "status", "status": status})
+    await agent.expect("status", status=status)
+    return agent
+
+
+async def available_agent(
+    client: TestClient[Any, Any], name: str = "ada", password: str = "correct horse"
+) -> Peer:
+    return await agent_in_status(client, "available", name, password)
+
+
+async def answering_agent(
+    client: TestClient[Any, Any], name: str = "ada", password: str = "correct horse"
+) -> tuple[Peer, dict[str, Any], str]:
+    """A console signed in as ``name`` that goes Available and accepts the offer it gets:
+    the console, the offer and the call's id (once the console's ``call_started`` came)."""
+    await login_agent(client, name, password)
+    agent = await open_agent(client)
+    await agent.send({"type": "status", "status": "available"})
+    offer = await agent.expect("offer")
+    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+    call = (await agent.expect("call_started"))["call_id"]
+    return agent, offer, str(call)
+
+
 async def raw_http(
     client: TestClient[Any, Any], request: bytes, *, head: bool = False
 ) -> tuple[int, dict[str, str], bytes]:

@@ -3,7 +3,6 @@ sign-ins, logouts and exports (who, when, from which address), and the log's cap
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,22 +10,21 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from humandesk.queue.keys import DeskKeys
-from humandesk.server.app import ACCOUNTS, AUDIT, QUEUE, create_app
+from humandesk.server.app import ACCOUNTS, AUDIT, QUEUE
 from humandesk.server.audit import AuditAction, AuditLog
 
-from helpers import desk_config, origin_of
+from conftest import DeskClient
+from helpers import origin_of
 
 Client = TestClient[Any, Any]
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path) -> Client:
+async def client(desk_client: DeskClient) -> Client:
     # Behind a trusted proxy: the client address is the one X-Forwarded-For names.
-    config = desk_config(redis_url, desk_name, tmp_path, trusted_proxies=("127.0.0.1",))
-    app = create_app(config)
-    c: Client = await aiohttp_client(app)
-    await app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
-    await app[ACCOUNTS].add("boss", "correct horse", ["support"], role="supervisor")
+    c = await desk_client(trusted_proxies=("127.0.0.1",))
+    await c.app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
+    await c.app[ACCOUNTS].add("boss", "correct horse", ["support"], role="supervisor")
     return c
 
 

@@ -18,25 +18,17 @@ from redis.asyncio import Redis
 from humandesk.server.app import ACCOUNTS, DESK, QUEUE, create_app
 
 import stress
-from helpers import JitterProxy, Peer, desk_config, login_agent, open_agent, open_visitor
+from conftest import DeskClient
+from helpers import JitterProxy, Peer, available_agent, desk_config, open_visitor
 
 Client = TestClient[Any, Any]
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path) -> Client:
-    app = create_app(desk_config(redis_url, desk_name, tmp_path, heartbeat_s=0.2))
-    c: Client = await aiohttp_client(app)
-    await app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
+async def client(desk_client: DeskClient) -> Client:
+    c = await desk_client(heartbeat_s=0.2)
+    await c.app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
     return c
-
-
-async def available_agent(client: Client) -> Peer:
-    await login_agent(client, "ada", "correct horse")
-    agent = await open_agent(client)
-    await agent.send({"type": "status", "status": "available"})
-    await agent.expect("status", status="available")
-    return agent
 
 
 async def test_a_call_end_lost_by_pub_sub_still_reaches_the_visitor(

@@ -7,7 +7,6 @@ import asyncio
 import csv
 import io
 import time
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -17,28 +16,40 @@ from redis.asyncio import Redis
 
 from humandesk.queue.client import DeskQueue, QueueConfig
 from humandesk.queue.stats import summarise
-from humandesk.server.app import ACCOUNTS, QUEUE, create_app
+from humandesk.server.app import ACCOUNTS, QUEUE
 
-from helpers import Peer, SignedIn, desk_config, login_agent, open_agent, open_visitor
+from conftest import DeskClient
+from helpers import Peer, SignedIn, answering_agent, login_agent, open_agent, open_visitor
 
 Client = TestClient[Any, Any]
 PRIORITY_SECRET = "a-priority-secret-shared-with-the-shop"
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path) -> Client:
-    config = desk_config(
-        redis_url,
-        desk_name,
-        tmp_path,
-        priority_secret=PRIORITY_SECRET,
-        queue=QueueConfig(wrapup_ms=0),
-    )
-    app = create_app(config)
-    c: Client = await aiohttp_client(app)
-    await app[ACCOUNTS].add("ada", "correct horse", ["support", "sales"], "Ada Lovelace")
-    await app[ACCOUNTS].add("boss", "correct horse", ["support"], role="supervisor")
+async def client(desk_client: DeskClient) -> Client:
+    c = await desk_client(priority_secret=PRIORITY_SECRET, queue=QueueConfig(wrapup_ms=0))
+    await c.app[ACCOUNTS].add("ada", "correct horse", ["support", "sales"], "Ada Lovelace")
+    await c.app[ACCOUNTS].add("boss", "correct horse", ["support"], role="supervisor")
     return c
+
+
+def not_today() -> str:
+    """A day of the week that is not today (UTC): hours on that day only are closed now."""
+    return ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(time.gmtime().tm_wday + 3) % 7]
+
+
+def priority_token(sub: str, priority: int, secret: str = PRIORITY_SECRET) -> str:
+    """What the host site signs to give its visitor ``sub`` a priority (valid 5 minutes)."""
+    now = int(time.time())
+    claims = {
+        "sub": sub,
+        "priority": priority,
+        "aud": "humandesk:priority",
+        "iss": "humandesk",
+        "iat": now,
+        "exp": now + 300,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 async def supervisor_json(client: Client, path: str) -> Any:
@@ -58,13 +69,28 @@ async def join(client: Client, name: str, queue: str = "support", **extra: Any) 
     return visitor
 
 
+async def rated_call(
+    client: Client, visitor: Peer, notes: str, disposition: str, score: int, comment: str
+) -> str:
+    """Ada answers ``visitor`` and saves her notes; the visitor hangs up and rates the call.
+    Returns the call's id."""
+    agent, _offer, call = await answering_agent(client)
+    await visitor.expect("call_started")
+    await agent.send({"type": "notes", "call_id": call, "notes": notes, "disposition": disposition})
+    await agent.expect("notes_saved")
+    await visitor.send({"type": "hangup", "call_id": call})
+    await visitor.expect("call_ended")
+    await visitor.send({"type": "rate", "call_id": call, "score": score, "comment": comment})
+    await visitor.expect("rated")
+    return call
+
+
 async def test_rules_changed_by_another_process_apply_to_the_next_join(
     client: Client, redis: Redis, desk_name: str
 ) -> None:
     first = await join(client, "Ada")  # this process has now read the queue's rules
-    other_day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(time.gmtime().tm_wday + 3) % 7]
     elsewhere = DeskQueue(redis, desk_name)
-    await elsewhere.set_queue_rules("support", {"hours": f"{other_day} 09:00-17:00"})
+    await elsewhere.set_queue_rules("support", {"hours": f"{not_today()} 09:00-17:00"})
     late = await open_visitor(client)
     await late.send({"type": "join", "queue": "support", "name": "Grace"})
     assert (await late.expect("error"))["code"] == "queue_closed"
@@ -79,8 +105,9 @@ async def test_rules_changed_by_another_process_apply_to_the_next_join(
 async def test_closed_queue_refuses_join_and_takes_a_callback(client: Client) -> None:
     desk = client.app[QUEUE]
     # Open only on a day that is not today: closed now, with a next opening.
-    other_day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(time.gmtime().tm_wday + 3) % 7]
-    await desk.set_queue_rules("support", {"hours": f"{other_day} 09:00-17:00", "timezone": "UTC"})
+    await desk.set_queue_rules(
+        "support", {"hours": f"{not_today()} 09:00-17:00", "timezone": "UTC"}
+    )
     status = await (await client.get("/api/queues/support")).json()
     assert status["open"] is False and status["opens_at"]
     assert status["agents_online"] == 0
@@ -110,34 +137,11 @@ async def test_closed_queue_refuses_join_and_takes_a_callback(client: Client) ->
 
 async def test_priority_token_from_the_host_site(client: Client) -> None:
     await join(client, "First")
-    now = int(time.time())
-    token = jwt.encode(
-        {
-            "sub": "shop-user-7",
-            "priority": 5,
-            "aud": "humandesk:priority",
-            "iss": "humandesk",
-            "iat": now,
-            "exp": now + 300,
-        },
-        PRIORITY_SECRET,
-        algorithm="HS256",
-    )
+    token = priority_token("shop-user-7", 5)
     vip = await open_visitor(client)
     await vip.send({"type": "join", "name": "VIP", "priority_token": token})
     assert (await vip.expect("queued"))["position"] == 1
-    forged = jwt.encode(
-        {
-            "sub": "x",
-            "priority": 9,
-            "aud": "humandesk:priority",
-            "iss": "humandesk",
-            "iat": now,
-            "exp": now + 300,
-        },
-        "not-the-secret",
-        algorithm="HS256",
-    )
+    forged = priority_token("x", 9, secret="not-the-secret")
     bad = await open_visitor(client)
     await bad.send({"type": "join", "name": "Faker", "priority_token": forged})
     assert (await bad.expect("error"))["code"] == "bad_message"
@@ -147,33 +151,15 @@ async def test_position_never_moves_backwards(client: Client) -> None:
     await join(client, "First")
     second = await join(client, "Second")
     assert second.seen[-1]["position"] == 2
-    now = int(time.time())
-    token = jwt.encode(
-        {
-            "sub": "v",
-            "priority": 5,
-            "aud": "humandesk:priority",
-            "iss": "humandesk",
-            "iat": now,
-            "exp": now + 300,
-        },
-        PRIORITY_SECRET,
-        algorithm="HS256",
-    )
-    await join(client, "VIP", priority_token=token)
+    await join(client, "VIP", priority_token=priority_token("v", 5))
     # The VIP went ahead of both, but the second visitor is not told "3rd" after "2nd".
     assert all(m.get("position", 2) <= 2 for m in await second.quiet(0.5))
 
 
 async def test_transfer_moves_the_visitor_to_the_head_of_another_queue(client: Client) -> None:
     await join(client, "Sales visitor", "sales")
-    await login_agent(client, "ada", "correct horse")
-    agent = await open_agent(client)
-    await agent.send({"type": "status", "status": "available"})
-    offer = await agent.expect("offer")
+    agent, offer, _call = await answering_agent(client)
     assert offer["queue"] == "sales"
-    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
-    await agent.expect("call_started")
     # A support visitor talks to Ada next; she transfers them to sales.
     await agent.send({"type": "hangup", "call_id": offer["offer_id"]})
     visitor = await join(client, "Support visitor", "support")
@@ -213,11 +199,7 @@ async def test_service_level_uses_each_queues_own_threshold(client: Client) -> N
     await client.app[QUEUE].set_queue_rules("support", {"sla": 0.001})  # 1 ms: nobody makes it
     visitor = await join(client, "Grace")
     await asyncio.sleep(0.05)
-    await login_agent(client, "ada", "correct horse")
-    agent = await open_agent(client)
-    await agent.send({"type": "status", "status": "available"})
-    offer = await agent.expect("offer")
-    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+    await answering_agent(client)
     await visitor.expect("call_started")
     own = await supervisor_json(client, "/api/stats")
     assert own["threshold_s"] is None
@@ -244,12 +226,7 @@ async def test_service_level_uses_each_queues_own_threshold(client: Client) -> N
 async def test_a_console_reloaded_in_wrap_up_gets_its_saved_notes(client: Client) -> None:
     await client.app[QUEUE].set_queue_rules("support", {"wrapup_ms": 60_000})
     visitor = await join(client, "Grace")
-    await login_agent(client, "ada", "correct horse")
-    agent = await open_agent(client)
-    await agent.send({"type": "status", "status": "available"})
-    offer = await agent.expect("offer")
-    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
-    call = (await agent.expect("call_started"))["call_id"]
+    agent, _offer, call = await answering_agent(client)
     notes = {"type": "notes", "call_id": call, "notes": "<b>refund</b>", "disposition": "solved"}
     await agent.send(notes)
     await agent.expect("notes_saved")
@@ -273,19 +250,7 @@ async def test_a_console_reloaded_in_wrap_up_gets_its_saved_notes(client: Client
 async def test_stats_metrics_and_calls_csv(client: Client) -> None:
     visitor = await join(client, '=HYPERLINK("http://evil")')
     await join(client, "Leaves")
-    await login_agent(client, "ada", "correct horse")
-    agent = await open_agent(client)
-    await agent.send({"type": "status", "status": "available"})
-    offer = await agent.expect("offer")
-    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
-    call = (await agent.expect("call_started"))["call_id"]
-    await visitor.expect("call_started")
-    await agent.send({"type": "notes", "call_id": call, "notes": "ok", "disposition": "solved"})
-    await agent.expect("notes_saved")
-    await visitor.send({"type": "hangup", "call_id": call})
-    await visitor.expect("call_ended")
-    await visitor.send({"type": "rate", "call_id": call, "score": 4, "comment": "nice"})
-    await visitor.expect("rated")
+    await rated_call(client, visitor, "ok", "solved", 4, "nice")
 
     stats = await supervisor_json(client, "/api/stats?threshold=20")
     support = stats["queues"]["support"]
@@ -319,20 +284,8 @@ async def test_calls_csv_holds_no_formula_for_any_separator(client: Client) -> N
     """The export through the real endpoint, with attacks in every field a visitor or an
     agent writes (see tests/test_reports.py for the rule)."""
     visitor = await join(client, "x;=cmd|' /C calc'!A0", topic="\0=1+1", page="a,@SUM(1)")
-    await login_agent(client, "ada", "correct horse")
-    agent = await open_agent(client)
-    await agent.send({"type": "status", "status": "available"})
-    offer = await agent.expect("offer")
-    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
-    call = (await agent.expect("call_started"))["call_id"]
-    await visitor.expect("call_started")
     notes = 'ok\n=HYPERLINK("http://evil.example")\tfine'
-    await agent.send({"type": "notes", "call_id": call, "notes": notes, "disposition": "-2+3"})
-    await agent.expect("notes_saved")
-    await visitor.send({"type": "hangup", "call_id": call})
-    await visitor.expect("call_ended")
-    await visitor.send({"type": "rate", "call_id": call, "score": 5, "comment": "fine,\t+1"})
-    await visitor.expect("rated")
+    await rated_call(client, visitor, notes, "-2+3", 5, "fine,\t+1")
 
     body = await supervisor_json(client, "/api/calls.csv")
     row = next(csv.DictReader(io.StringIO(body, newline="")))

@@ -17,7 +17,6 @@ import logging
 import re
 import typing
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -27,7 +26,7 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from humandesk.server.app import ACCOUNTS, QUEUE, SIGNER, create_app
+from humandesk.server.app import ACCOUNTS, QUEUE, SIGNER
 from humandesk.server.auth import SESSION_COOKIE
 from humandesk.signaling import messages
 from humandesk.signaling.codes import MAX_JSON_DEPTH, ProtocolError
@@ -39,8 +38,15 @@ from humandesk.signaling.messages import (
     parse,
 )
 
-from conftest import REPO
-from helpers import Peer, desk_config, login_agent, open_agent, open_visitor, origin_of, raw_http
+from conftest import REPO, DeskClient
+from helpers import (
+    Peer,
+    answering_agent,
+    open_agent,
+    open_visitor,
+    origin_of,
+    raw_http,
+)
 
 Client = TestClient[Any, Any]
 # Bounded: each test runs a few hundred examples in seconds. The desk, its bystander and the
@@ -329,20 +335,13 @@ def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
 
 
 @pytest.fixture
-async def client(
-    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
-) -> AsyncIterator[Client]:
-    config = desk_config(
-        redis_url,
-        desk_name,
-        tmp_path,
+async def client(desk_client: DeskClient) -> AsyncIterator[Client]:
+    c = await desk_client(
         queues=("support", "sales", BYSTANDER_QUEUE),
         trusted_proxies=("127.0.0.1",),  # so X-Forwarded-For reaches the login throttle
         metrics_token="fuzz-metrics-token",
     )
-    app = create_app(config)
-    c: Client = await aiohttp_client(app)
-    await app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
+    await c.app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
     yield c
 
 
@@ -383,12 +382,7 @@ async def agent_in_call(client: Client) -> AsyncIterator[Peer]:
     caller = await open_visitor(client)
     await caller.send({"type": "join", "queue": "support", "name": "Caller"})
     await caller.expect("queued")
-    await login_agent(client, "ada", "correct horse")
-    agent = await open_agent(client)
-    await agent.send({"type": "status", "status": "available"})
-    offer = await agent.expect("offer")
-    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
-    await agent.expect("call_started")
+    agent, _offer, _call = await answering_agent(client)
     await agent.ws.close()
     reader = asyncio.create_task(read_all(caller))
     yield caller

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -16,19 +15,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from humandesk.queue.limits import AbuseLimits
-from humandesk.server.app import ACCOUNTS, QUEUE, create_app
+from humandesk.server.app import ACCOUNTS, QUEUE
 
-from helpers import ROOMY, Peer, SignedIn, desk_config, origin_of
+from conftest import DeskClient
+from helpers import ROOMY, Peer, SignedIn, origin_of
 
 Client = TestClient[Any, Any]
 PASSWORD = "correct horse"
-
-
-def make_app(redis_url: str, desk_name: str, tmp_path: Path, **limits: Any) -> Any:
-    config = desk_config(
-        redis_url, desk_name, tmp_path, limits=AbuseLimits(**{**ROOMY.__dict__, **limits})
-    )
-    return create_app(config)
 
 
 class From:
@@ -52,10 +45,34 @@ class From:
         await self.session.close()
 
 
+#: The ``addresses`` fixture: ``addresses(client, "127.0.0.2", ...)`` opens a source at each.
+
+Sources = Callable[..., list[From]]
+
+
 @pytest.fixture
-async def addresses() -> AsyncIterator[list[From]]:
+def limited(desk_client: DeskClient) -> DeskClient:
+    """Makes a desk with these abuse limits, the others out of the way:
+    ``await limited(joins_per_minute=4)``."""
+
+    async def make(**limits: Any) -> Client:
+        return await desk_client(limits=AbuseLimits(**{**ROOMY.__dict__, **limits}))
+
+    return make
+
+
+@pytest.fixture
+async def addresses() -> AsyncIterator[Sources]:
+    """Opens sources at loopback addresses, all closed after the test:
+    ``bots, honest = addresses(client, "127.0.0.2", "127.0.0.3")``."""
     opened: list[From] = []
-    yield opened
+
+    def open_from(client: Client, *names: str) -> list[From]:
+        sources = [From(client, name) for name in names]
+        opened.extend(sources)
+        return sources
+
+    yield open_from
     for source in opened:
         await source.close()
 
@@ -73,13 +90,11 @@ async def join(peer: Peer, name: str) -> dict[str, Any]:
 
 
 async def test_a_flood_from_one_address_does_not_displace_other_visitors(
-    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path, addresses: list[From]
+    limited: DeskClient, addresses: Sources
 ) -> None:
-    app = make_app(redis_url, desk_name, tmp_path, joins_per_minute=20, waiting_per_address=3)
-    client: Client = await aiohttp_client(app)
-    await app[ACCOUNTS].add("ada", PASSWORD, ["support"])
-    bots, honest = From(client, "127.0.0.2"), From(client, "127.0.0.3")
-    addresses += [bots, honest]
+    client = await limited(joins_per_minute=20, waiting_per_address=3)
+    await client.app[ACCOUNTS].add("ada", PASSWORD, ["support"])
+    bots, honest = addresses(client, "127.0.0.2", "127.0.0.3")
 
     sockets = await asyncio.gather(*(bots.visitor() for _ in range(200)))
     answers = await asyncio.gather(*(join(s, f"bot {i}") for i, s in enumerate(sockets)))
@@ -97,19 +112,14 @@ async def test_a_flood_from_one_address_does_not_displace_other_visitors(
     assert mine["type"] == "queued" and mine["position"] == 4  # behind the 3 bots let in
 
     # The line: the 3 bots let in, then the customer; no other bot anywhere.
-    line = await app[QUEUE].line_ids("support")
+    line = await client.app[QUEUE].line_ids("support")
     assert sorted(line[:3]) == sorted(a["visitor_id"] for a in queued)
     assert line[3:] == [mine["visitor_id"]]
 
 
-async def test_the_per_address_join_rate(
-    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path, addresses: list[From]
-) -> None:
-    app = make_app(redis_url, desk_name, tmp_path, joins_per_minute=4, waiting_per_address=100)
-    client: Client = await aiohttp_client(app)
-    bots = From(client, "127.0.0.4")
-    other = From(client, "127.0.0.5")
-    addresses += [bots, other]
+async def test_the_per_address_join_rate(limited: DeskClient, addresses: Sources) -> None:
+    client = await limited(joins_per_minute=4, waiting_per_address=100)
+    bots, other = addresses(client, "127.0.0.4", "127.0.0.5")
     answers = [await join(await bots.visitor(), f"b{i}") for i in range(6)]
     assert [a["type"] for a in answers] == ["queued"] * 4 + ["error"] * 2
     assert answers[4]["limit"] == "joins" and 1 <= answers[4]["retry_after_s"] <= 60
@@ -117,13 +127,10 @@ async def test_the_per_address_join_rate(
 
 
 async def test_a_socket_flood_is_refused_then_closed(
-    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path, addresses: list[From]
+    limited: DeskClient, addresses: Sources
 ) -> None:
-    app = make_app(redis_url, desk_name, tmp_path, messages_per_second=20, message_burst=30)
-    client: Client = await aiohttp_client(app)
-    honest = From(client, "127.0.0.6")
-    bots = From(client, "127.0.0.7")
-    addresses += [honest, bots]
+    client = await limited(messages_per_second=20, message_burst=30)
+    honest, bots = addresses(client, "127.0.0.6", "127.0.0.7")
     person = await honest.visitor()
     assert (await join(person, "Waiting"))["position"] == 1
     flooder = await bots.visitor()
@@ -140,17 +147,16 @@ async def test_a_socket_flood_is_refused_then_closed(
     assert all(m.get("code") == "rate_limited" for m in flooder.seen if m["type"] == "error")
     # The honest visitor is untouched.
     vid = next(m for m in person.seen if m["type"] == "queued")["visitor_id"]
-    assert await app[QUEUE].position(vid) == 1 and not person.ws.closed
+    assert await client.app[QUEUE].position(vid) == 1 and not person.ws.closed
 
 
 async def test_callback_requests_are_limited_and_reach_consoles_as_changes(
-    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path, addresses: list[From]
+    limited: DeskClient, addresses: Sources
 ) -> None:
     """Before: every request re-sent the whole list to every console (2,000 requests of 900
     characters sent 2 GB to each console). Now a console gets each request once."""
-    app = make_app(redis_url, desk_name, tmp_path, callbacks_per_hour=1000, open_callbacks=150)
-    client: Client = await aiohttp_client(app)
-    await app[ACCOUNTS].add("ada", PASSWORD, ["support"])
+    client = await limited(callbacks_per_hour=1000, open_callbacks=150)
+    await client.app[ACCOUNTS].add("ada", PASSWORD, ["support"])
     session = await SignedIn.open(client, "ada", PASSWORD)
     console = await session.ws()
     assert (await console.expect("callbacks"))["total"] == 0
@@ -164,8 +170,7 @@ async def test_callback_requests_are_limited_and_reach_consoles_as_changes(
                 console.seen.append(json.loads(msg.data))
 
     reader = asyncio.create_task(count())
-    source = From(client, "127.0.0.8")
-    addresses.append(source)
+    (source,) = addresses(client, "127.0.0.8")
     visitor = await source.visitor()
     note = "x" * 900
     saved = full = 0
@@ -212,13 +217,9 @@ async def test_callback_requests_are_limited_and_reach_consoles_as_changes(
     await session.close()
 
 
-async def test_callback_requests_per_address(
-    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path, addresses: list[From]
-) -> None:
-    app = make_app(redis_url, desk_name, tmp_path, callbacks_per_hour=3)
-    client: Client = await aiohttp_client(app)
-    one, two = From(client, "127.0.0.9"), From(client, "127.0.0.10")
-    addresses += [one, two]
+async def test_callback_requests_per_address(limited: DeskClient, addresses: Sources) -> None:
+    client = await limited(callbacks_per_hour=3)
+    one, two = addresses(client, "127.0.0.9", "127.0.0.10")
     visitor = await one.visitor()
     for i in range(4):
         await visitor.send(

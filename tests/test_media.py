@@ -10,15 +10,14 @@ import asyncio
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from humandesk.server.app import ACCOUNTS, create_app
+from humandesk.server.app import ACCOUNTS
 from humandesk.signaling.peers import DeskPeer
 
-from conftest import PYTHON, free_port, python_env
-from helpers import desk_config, stop_all, wait_ready
+from conftest import PYTHON, DeskClient, free_port, python_env
+from helpers import stop_all, wait_ready
 
 RED = (220, 30, 30)
 BLUE = (30, 30, 220)
@@ -45,12 +44,9 @@ async def call_through(
     return visitor, agent
 
 
-async def test_aiortc_peers_see_each_other(
-    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
-) -> None:
-    app = create_app(desk_config(redis_url, desk_name, tmp_path))
-    client = await aiohttp_client(app)
-    await app[ACCOUNTS].add("ada", "correct horse", ["support"])
+async def test_aiortc_peers_see_each_other(desk_client: DeskClient) -> None:
+    client = await desk_client()
+    await client.app[ACCOUNTS].add("ada", "correct horse", ["support"])
     url = f"http://{client.host}:{client.port}"
     visitor, agent = await call_through(url, url, "correct horse")
     try:

@@ -9,7 +9,6 @@ import getpass
 import json
 import subprocess
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,11 +24,11 @@ from humandesk.queue.privacy import (
     purge,
 )
 from humandesk.queue.stats import events_between, summarise
-from humandesk.server.app import ACCOUNTS, AUDIT, QUEUE, create_app
+from humandesk.server.app import ACCOUNTS, AUDIT, QUEUE
 from humandesk.server.config import Config
 
-from conftest import PYTHON, python_env
-from helpers import desk_config, open_visitor
+from conftest import PYTHON, DeskClient, python_env
+from helpers import open_visitor
 
 Client = TestClient[Any, Any]
 ADA = AgentInfo(name="ada", display_name="Ada", queues=["support"])
@@ -323,18 +322,11 @@ async def test_callback_items_for_consoles_carry_no_visitor_id(desk: DeskQueue) 
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path) -> Client:
-    config = desk_config(
-        redis_url,
-        desk_name,
-        tmp_path,
-        queue=QueueConfig(wrapup_ms=0),
-        trusted_proxies=("127.0.0.1",),
-        purge_interval_s=0.2,
+async def client(desk_client: DeskClient) -> Client:
+    c = await desk_client(
+        queue=QueueConfig(wrapup_ms=0), trusted_proxies=("127.0.0.1",), purge_interval_s=0.2
     )
-    app = create_app(config)
-    c: Client = await aiohttp_client(app)
-    await app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
+    await c.app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
     return c
 
 

@@ -19,8 +19,10 @@ from humandesk.server.app import ACCOUNTS, QUEUE, REDIS, SIGNER, create_app
 from humandesk.server.auth import SESSION_COOKIE
 from humandesk.server.config import Config
 
+from conftest import DeskClient
 from helpers import (
     Peer,
+    available_agent,
     desk_config,
     login_agent,
     open_agent,
@@ -34,11 +36,10 @@ OFFER_SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path) -> Client:
-    app = create_app(desk_config(redis_url, desk_name, tmp_path))
-    c: Client = await aiohttp_client(app)
-    await app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
-    await app[ACCOUNTS].add("bob", "battery staple", ["support", "sales"])
+async def client(desk_client: DeskClient) -> Client:
+    c = await desk_client()
+    await c.app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
+    await c.app[ACCOUNTS].add("bob", "battery staple", ["support", "sales"])
     return c
 
 
@@ -47,14 +48,6 @@ async def join(client: Client, name: str = "Grace", queue: str = "support") -> P
     await visitor.send({"type": "join", "queue": queue, "name": name, "topic": "Broken zip"})
     await visitor.expect("queued")
     return visitor
-
-
-async def available_agent(client: Client, name: str = "ada", pw: str = "correct horse") -> Peer:
-    await login_agent(client, name, pw)
-    agent = await open_agent(client)
-    await agent.send({"type": "status", "status": "available"})
-    await agent.expect("status", status="available")
-    return agent
 
 
 async def test_full_call_flow(client: Client) -> None:
@@ -323,11 +316,8 @@ async def test_frames_that_are_not_i_json_get_errors_and_the_socket_stays_open(
     assert await client.app[QUEUE].position(bystander.seen[1]["visitor_id"]) == 1
 
 
-async def test_the_depth_limit_is_a_setting(
-    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
-) -> None:
-    app = create_app(desk_config(redis_url, desk_name, tmp_path, max_json_depth=4))
-    client: Client = await aiohttp_client(app)
+async def test_the_depth_limit_is_a_setting(desk_client: DeskClient) -> None:
+    client = await desk_client(max_json_depth=4)
     visitor = await open_visitor(client)
     await visitor.send({"type": "ping", "x": [[[1]]]})
     await visitor.expect("pong")
@@ -383,13 +373,9 @@ async def test_stats_refuse_moments_outside_the_event_log(client: Client) -> Non
 
 
 async def test_header_text_that_is_not_utf8_is_refused_not_a_500(
-    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
+    desk_client: DeskClient,
 ) -> None:
-    config = desk_config(
-        redis_url, desk_name, tmp_path, trusted_proxies=("127.0.0.1",), metrics_token="t0ken"
-    )
-    app = create_app(config)
-    client: Client = await aiohttp_client(app)
+    client = await desk_client(trusted_proxies=("127.0.0.1",), metrics_token="t0ken")
     host = f"{client.host}:{client.port}".encode()
     body = b'{"username":"ada","password":"wrong"}'
     login = b"POST /api/login HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n" % (host, len(body))
@@ -414,8 +400,8 @@ async def test_header_text_that_is_not_utf8_is_refused_not_a_500(
         client, login + b"X-Forwarded-For: \xed\xa0\x80, junk\r\n\r\n" + body
     )
     assert status == 401
-    keys = app[QUEUE].keys
-    assert await app[REDIS].get(keys.login_failures("address", "127.0.0.1")) == b"1"
+    keys = client.app[QUEUE].keys
+    assert await client.app[REDIS].get(keys.login_failures("address", "127.0.0.1")) == b"1"
 
 
 async def test_static_files_are_looked_up_by_name(client: Client) -> None:
@@ -530,11 +516,10 @@ async def test_concurrent_guesses_check_at_most_the_limit(client: Client) -> Non
 
 
 async def test_behind_a_trusted_proxy_failures_count_for_the_forwarded_client(
-    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
+    desk_client: DeskClient,
 ) -> None:
-    config = desk_config(redis_url, desk_name, tmp_path, trusted_proxies=("127.0.0.0/8",))
-    app = create_app(config)
-    client: Client = await aiohttp_client(app)
+    client = await desk_client(trusted_proxies=("127.0.0.0/8",))
+    app = client.app
     await app[ACCOUNTS].add("ada", "correct horse", ["support"])
     keys, redis = app[QUEUE].keys, app[REDIS]
 
@@ -746,19 +731,12 @@ async def test_reconnects_replay_the_call(client: Client) -> None:
 
 
 @pytest.fixture
-async def short_lease_client(
-    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
-) -> Client:
-    config = desk_config(
-        redis_url,
-        desk_name,
-        tmp_path,
+async def short_lease_client(desk_client: DeskClient) -> Client:
+    c = await desk_client(
         heartbeat_s=0.2,
         queue=QueueConfig(lease_ms=1200, visitor_lease_ms=1200, offer_timeout_ms=20_000),
     )
-    app = create_app(config)
-    c: Client = await aiohttp_client(app)
-    await app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
+    await c.app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
     return c
 
 

@@ -16,10 +16,10 @@ from redis.asyncio import Redis
 
 from humandesk.queue.client import DeskQueue
 from humandesk.server.accounts import Accounts
-from humandesk.server.app import ACCOUNTS, QUEUE, create_app
+from humandesk.server.app import ACCOUNTS, QUEUE
 
-from conftest import PYTHON, free_port, python_env
-from helpers import Peer, SignedIn, desk_config, open_visitor, origin_of, wait_ready
+from conftest import PYTHON, DeskClient, free_port, python_env
+from helpers import Peer, SignedIn, open_visitor, origin_of, wait_ready
 
 Client = TestClient[Any, Any]
 PASSWORD = "correct horse"
@@ -27,14 +27,10 @@ SHOP = "http://shop.example"
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path) -> Client:
-    config = desk_config(
-        redis_url, desk_name, tmp_path, allowed_origins=(SHOP,), metrics_token="scrape-me"
-    )
-    app = create_app(config)
-    c: Client = await aiohttp_client(app)
-    await app[ACCOUNTS].add("ada", PASSWORD, ["support"], "Ada Lovelace")
-    await app[ACCOUNTS].add("boss", PASSWORD, ["support"], role="supervisor")
+async def client(desk_client: DeskClient) -> Client:
+    c = await desk_client(allowed_origins=(SHOP,), metrics_token="scrape-me")
+    await c.app[ACCOUNTS].add("ada", PASSWORD, ["support"], "Ada Lovelace")
+    await c.app[ACCOUNTS].add("boss", PASSWORD, ["support"], role="supervisor")
     return c
 
 
@@ -221,13 +217,9 @@ async def test_revocation_reaches_a_socket_on_another_server_process(
 
 
 @pytest.fixture
-async def short_session_client(
-    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
-) -> Client:
-    config = desk_config(redis_url, desk_name, tmp_path, session_ttl_s=2, heartbeat_s=0.25)
-    app = create_app(config)
-    c: Client = await aiohttp_client(app)
-    await app[ACCOUNTS].add("ada", PASSWORD, ["support"], "Ada Lovelace")
+async def short_session_client(desk_client: DeskClient) -> Client:
+    c = await desk_client(session_ttl_s=2, heartbeat_s=0.25)
+    await c.app[ACCOUNTS].add("ada", PASSWORD, ["support"], "Ada Lovelace")
     return c
 
 
@@ -260,20 +252,11 @@ async def test_a_renewed_session_keeps_the_console_open(short_session_client: Cl
     await session.close()
 
 
-async def test_each_call_gets_fresh_turn_credentials(
-    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
-) -> None:
-    config = desk_config(
-        redis_url,
-        desk_name,
-        tmp_path,
-        turn_urls=("turn:127.0.0.1:3478",),
-        turn_secret="turn-secret",
-        turn_ttl_s=30,
+async def test_each_call_gets_fresh_turn_credentials(desk_client: DeskClient) -> None:
+    client = await desk_client(
+        turn_urls=("turn:127.0.0.1:3478",), turn_secret="turn-secret", turn_ttl_s=30
     )
-    app = create_app(config)
-    client: Client = await aiohttp_client(app)
-    await app[ACCOUNTS].add("ada", PASSWORD, ["support"])
+    await client.app[ACCOUNTS].add("ada", PASSWORD, ["support"])
     visitor = await open_visitor(client)
     welcome_expiry = int(visitor.seen[0]["ice_servers"][0]["username"].split(":")[0])
     assert welcome_expiry <= time.time() + 31

@@ -4,30 +4,34 @@ and GET /api/agents, the per-agent rows it shows beside /api/stats."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from humandesk.queue.client import QueueConfig
-from humandesk.server.app import ACCOUNTS, create_app
+from humandesk.server.app import ACCOUNTS
 
-from helpers import Peer, SignedIn, desk_config, login_agent, open_agent, open_visitor
+from conftest import DeskClient
+from helpers import (
+    Peer,
+    SignedIn,
+    agent_in_status,
+    available_agent,
+    login_agent,
+    open_visitor,
+)
 
 Client = TestClient[Any, Any]
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path) -> Client:
-    config = desk_config(redis_url, desk_name, tmp_path, queue=QueueConfig(wrapup_ms=0))
-    app = create_app(config)
-    c: Client = await aiohttp_client(app)
-    await app[ACCOUNTS].add("ada", "correct horse", ["support", "sales"], "Ada Lovelace")
-    await app[ACCOUNTS].add("grace", "correct horse", ["sales"], "Grace Hopper")
-    await app[ACCOUNTS].add(
-        "boss", "correct horse", ["support"], "<b>The Boss</b>", role="supervisor"
-    )
+async def client(desk_client: DeskClient) -> Client:
+    c = await desk_client(queue=QueueConfig(wrapup_ms=0))
+    accounts = c.app[ACCOUNTS]
+    await accounts.add("ada", "correct horse", ["support", "sales"], "Ada Lovelace")
+    await accounts.add("grace", "correct horse", ["sales"], "Grace Hopper")
+    await accounts.add("boss", "correct horse", ["support"], "<b>The Boss</b>", role="supervisor")
     return c
 
 
@@ -116,10 +120,7 @@ async def test_agents_lists_every_account_with_its_live_state(client: Client) ->
     assert rows["ada"]["queues"] == ["sales", "support"] and rows["ada"]["role"] == "agent"
 
     client.session.cookie_jar.clear()
-    await login_agent(client, "ada", "correct horse")
-    ada = await open_agent(client)
-    await ada.send({"type": "status", "status": "available"})
-    await ada.expect("status", status="available")
+    ada = await available_agent(client)
     rows = await agent_rows(client)
     assert rows["ada"]["state"] == "available"
     assert isinstance(rows["ada"]["since_ms"], int)
@@ -148,10 +149,8 @@ async def test_agents_lists_every_account_with_its_live_state(client: Client) ->
 
 
 async def test_agents_on_break_carry_their_reason(client: Client) -> None:
-    await login_agent(client, "ada", "correct horse")
-    ada = await open_agent(client)
-    await ada.send({"type": "status", "status": "break"})
-    await ada.expect("status", status="break")
+    _ada = await agent_in_status(client, "break")  # her console stays open meanwhile
+
     row = (await agent_rows(client))["ada"]
     assert row["state"] == "break" and row["since_ms"] is None
     boss = await SignedIn.open(client, "boss", "correct horse")
