@@ -4,14 +4,13 @@ fed messages and events, checked by the actions it returns. No sockets, no Redis
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from humandesk.signaling.codes import CloseCode, ProtocolError
-from humandesk.signaling.messages import (
-    parse,
-)
+from humandesk.signaling.messages import Role, parse
 from humandesk.signaling.session import (
     AgentPhase,
     AgentSession,
@@ -70,20 +69,6 @@ def visitor_in(phase: VisitorPhase) -> VisitorSession:
     return session
 
 
-@pytest.mark.parametrize("phase", list(VisitorPhase))
-@pytest.mark.parametrize("kind", sorted(VISITOR_MESSAGES))
-def test_every_visitor_message_in_every_phase(phase: VisitorPhase, kind: str) -> None:
-    session = visitor_in(phase)
-    assert session.phase is phase
-    message = parse(VISITOR_MESSAGES[kind], "visitor")
-    if kind in VISITOR_ALLOWED[phase]:
-        session.check(message)
-    else:
-        with pytest.raises(ProtocolError) as refused:
-            session.check(message)
-        assert refused.value.code == "wrong_state" and refused.value.in_reply_to == kind
-
-
 AGENT_MESSAGES = {
     "status_available": frame(type="status", status="available"),
     "status_offline": frame(type="status", status="offline"),
@@ -126,18 +111,35 @@ def agent_in(phase: AgentPhase) -> AgentSession:
     return session
 
 
-@pytest.mark.parametrize("phase", list(AgentPhase))
-@pytest.mark.parametrize("kind", sorted(AGENT_MESSAGES))
-def test_every_agent_message_in_every_phase(phase: AgentPhase, kind: str) -> None:
-    session = agent_in(phase)
+#: Each role: its phases, a session in a given phase, a frame of each kind of message it
+#: sends, and the kinds each phase allows.
+ROLES: dict[Role, tuple[Any, Callable[[Any], Any], dict[str, str], dict[Any, set[str]]]] = {
+    "visitor": (VisitorPhase, visitor_in, VISITOR_MESSAGES, VISITOR_ALLOWED),
+    "agent": (AgentPhase, agent_in, AGENT_MESSAGES, AGENT_ALLOWED),
+}
+
+
+@pytest.mark.parametrize(
+    ("role", "phase", "kind"),
+    [
+        (role, phase, kind)
+        for role, (phases, _in, messages, _allowed) in ROLES.items()
+        for phase in phases
+        for kind in sorted(messages)
+    ],
+)
+def test_every_message_in_every_phase(role: Role, phase: Any, kind: str) -> None:
+    _phases, session_in, messages, allowed = ROLES[role]
+    session = session_in(phase)
     assert session.phase is phase
-    message = parse(AGENT_MESSAGES[kind], "agent")
-    if kind in AGENT_ALLOWED[phase]:
+    message = parse(messages[kind], role)
+    if kind in allowed[phase]:
         session.check(message)
     else:
         with pytest.raises(ProtocolError) as refused:
             session.check(message)
         assert refused.value.code == "wrong_state"
+        assert refused.value.in_reply_to == message.type  # the kind itself, for visitors
 
 
 def test_a_visitor_call_from_start_to_rating() -> None:
