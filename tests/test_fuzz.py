@@ -357,6 +357,26 @@ async def bystander(client: Client) -> AsyncIterator[Bystander]:
 PRIOR_ERRORS = st.sampled_from([0, 0, 0, 0, MAX_ERRORS_PER_SOCKET - 3, MAX_ERRORS_PER_SOCKET - 1])
 
 
+async def fuzz_new_socket(
+    client: Client,
+    bystander: Bystander,
+    caplog: pytest.LogCaptureFixture,
+    role: str,
+    prior: int,
+    batch: list[Frame],
+) -> None:
+    """Fuzzes a socket of ``role`` opened for this example; then the bystander is still
+    served and nothing logged an error."""
+    caplog.clear()
+    peer = await (open_visitor if role == "visitor" else open_agent)(client)
+    try:
+        await fuzz_socket(peer, role, prior, batch)
+    finally:
+        await peer.ws.close()
+    await bystander.check(client)
+    no_tracebacks(caplog)
+
+
 @FUZZ
 @given(prior=PRIOR_ERRORS, batch=st.lists(frames("visitor"), min_size=1, max_size=4))
 async def test_visitor_socket_survives_any_frame(
@@ -366,14 +386,7 @@ async def test_visitor_socket_survives_any_frame(
     prior: int,
     batch: list[Frame],
 ) -> None:
-    caplog.clear()
-    peer = await open_visitor(client)
-    try:
-        await fuzz_socket(peer, "visitor", prior, batch)
-    finally:
-        await peer.ws.close()
-    await bystander.check(client)
-    no_tracebacks(caplog)
+    await fuzz_new_socket(client, bystander, caplog, "visitor", prior, batch)
 
 
 @pytest.fixture
@@ -399,14 +412,7 @@ async def test_agent_socket_survives_any_frame(
     prior: int,
     batch: list[Frame],
 ) -> None:
-    caplog.clear()
-    peer = await open_agent(client)
-    try:
-        await fuzz_socket(peer, "agent", prior, batch)
-    finally:
-        await peer.ws.close()
-    await bystander.check(client)
-    no_tracebacks(caplog)
+    await fuzz_new_socket(client, bystander, caplog, "agent", prior, batch)
 
 
 # HTTP --------------------------------------------------------------------------------------
