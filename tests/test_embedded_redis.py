@@ -52,6 +52,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 PATIENCE = 30.0  # seconds; generous on purpose, nothing here is a timing assertion
+#: The ``handles`` fixture: ``handles(data_dir, **kwargs)`` makes an EmbeddedRedis.
+Handles = Callable[..., EmbeddedRedis]
+#: The ``children`` fixture: ``children(data_dir, go_file, lock_wait)`` starts a CHILD.
+Children = Callable[[Path, Path, float], subprocess.Popen[str]]
 
 # A desk process: waits for the "go" file, starts an EmbeddedRedis, writes a key,
 # reports what it is as one JSON line, then holds on until its stdin is closed.
@@ -206,7 +210,7 @@ def gate(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def handles() -> Iterator[Callable[..., EmbeddedRedis]]:
+def handles() -> Iterator[Handles]:
     """Make EmbeddedRedis handles that are all stopped after the test."""
     made: list[EmbeddedRedis] = []
 
@@ -221,7 +225,7 @@ def handles() -> Iterator[Callable[..., EmbeddedRedis]]:
 
 
 @pytest.fixture
-def children() -> Iterator[Callable[[Path, Path, float], subprocess.Popen[str]]]:
+def children() -> Iterator[Children]:
     """Spawn CHILD desk processes; any still running at teardown are killed."""
     spawned: list[subprocess.Popen[str]] = []
 
@@ -257,9 +261,16 @@ def children() -> Iterator[Callable[[Path, Path, float], subprocess.Popen[str]]]
 # -- single process ----------------------------------------------------------------------
 
 
-def test_start_stop_and_data_survives_restart(
-    short_dir: Path, handles: Callable[..., EmbeddedRedis]
-) -> None:
+def started_owner(handles: Handles, data_dir: Path) -> tuple[EmbeddedRedis, int]:
+    """A started handle that owns the private Redis of ``data_dir``, and its server's pid."""
+    owner = handles(data_dir)
+    owner.start()
+    server_pid = owner.server_pid
+    assert server_pid is not None
+    return owner, server_pid
+
+
+def test_start_stop_and_data_survives_restart(short_dir: Path, handles: Handles) -> None:
     data_dir = short_dir / "data"
     first = handles(data_dir)
     url = first.start()
@@ -293,7 +304,7 @@ def test_start_stop_and_data_survives_restart(
     assert "ready to accept connections" in log.lower()
 
 
-def test_same_handle_can_restart(short_dir: Path, handles: Callable[..., EmbeddedRedis]) -> None:
+def test_same_handle_can_restart(short_dir: Path, handles: Handles) -> None:
     handle = handles(short_dir / "data")
     with redis.Redis.from_url(handle.start()) as client:
         client.set("k", "1")
@@ -304,14 +315,9 @@ def test_same_handle_can_restart(short_dir: Path, handles: Callable[..., Embedde
         assert client.get("k") == b"1"
 
 
-def test_second_handle_becomes_client_and_shares_data(
-    short_dir: Path, handles: Callable[..., EmbeddedRedis]
-) -> None:
+def test_second_handle_becomes_client_and_shares_data(short_dir: Path, handles: Handles) -> None:
     data_dir = short_dir / "data"
-    owner = handles(data_dir)
-    owner.start()
-    server_pid = owner.server_pid
-    assert server_pid is not None
+    owner, server_pid = started_owner(handles, data_dir)
 
     client_handle = handles(data_dir, lock_wait=0.2)
     url = client_handle.start()
@@ -332,14 +338,9 @@ def test_second_handle_becomes_client_and_shares_data(
     assert redis_servers_on(owner.socket_path, owner.data_dir) == [server_pid]
 
 
-def test_stop_in_forked_child_leaves_server_running(
-    short_dir: Path, handles: Callable[..., EmbeddedRedis]
-) -> None:
+def test_stop_in_forked_child_leaves_server_running(short_dir: Path, handles: Handles) -> None:
     data_dir = short_dir / "data"
-    owner = handles(data_dir)
-    owner.start()
-    server_pid = owner.server_pid
-    assert server_pid is not None
+    owner, server_pid = started_owner(handles, data_dir)
 
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the forked child
@@ -358,9 +359,7 @@ def test_stop_in_forked_child_leaves_server_running(
     assert not newcomer.owner
 
 
-async def test_url_works_with_redis_asyncio(
-    short_dir: Path, handles: Callable[..., EmbeddedRedis]
-) -> None:
+async def test_url_works_with_redis_asyncio(short_dir: Path, handles: Handles) -> None:
     url = handles(short_dir / "data").start()
     client = redis.asyncio.from_url(url)
     try:
@@ -371,9 +370,7 @@ async def test_url_works_with_redis_asyncio(
         await client.aclose()
 
 
-def test_long_data_dir_uses_socket_in_tmp(
-    short_dir: Path, handles: Callable[..., EmbeddedRedis]
-) -> None:
+def test_long_data_dir_uses_socket_in_tmp(short_dir: Path, handles: Handles) -> None:
     data_dir = short_dir / ("d" * 60) / ("e" * 60)
     assert len(os.fsencode(data_dir / "redis.sock")) > 100
 
@@ -402,7 +399,7 @@ def test_long_data_dir_uses_socket_in_tmp(
         assert client.get("long") == b"path"
 
 
-def test_url_quotes_odd_characters(handles: Callable[..., EmbeddedRedis]) -> None:
+def test_url_quotes_odd_characters(handles: Handles) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="hd sp%", dir="/tmp")) / "da ta"
     try:
         with handles(data_dir) as handle, redis.Redis.from_url(handle.url) as client:
@@ -412,11 +409,15 @@ def test_url_quotes_odd_characters(handles: Callable[..., EmbeddedRedis]) -> Non
         shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
-def test_stale_socket_file_is_removed(
-    short_dir: Path, handles: Callable[..., EmbeddedRedis]
-) -> None:
+def made_data_dir(short_dir: Path) -> Path:
+    """``short_dir/data``, made beforehand as private as the desk makes it."""
     data_dir = short_dir / "data"
     data_dir.mkdir(mode=0o700)
+    return data_dir
+
+
+def test_stale_socket_file_is_removed(short_dir: Path, handles: Handles) -> None:
+    data_dir = made_data_dir(short_dir)
     sock_path = data_dir / "redis.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
         dead.bind(str(sock_path))  # a socket file nobody listens on
@@ -427,12 +428,9 @@ def test_stale_socket_file_is_removed(
         assert client.ping()
 
 
-def test_leftover_server_is_shut_down_keeping_its_data(
-    short_dir: Path, handles: Callable[..., EmbeddedRedis]
-) -> None:
+def test_leftover_server_is_shut_down_keeping_its_data(short_dir: Path, handles: Handles) -> None:
     """A server answering on the socket while nobody holds the lock (e.g. still dying)."""
-    data_dir = short_dir / "data"
-    data_dir.mkdir(mode=0o700)
+    data_dir = made_data_dir(short_dir)
     sock_path = data_dir / "redis.sock"
     args = [
         str(redis_server_binary()),
@@ -461,11 +459,8 @@ def test_leftover_server_is_shut_down_keeping_its_data(
             leftover.wait()
 
 
-def test_client_without_answering_server_raises(
-    short_dir: Path, handles: Callable[..., EmbeddedRedis]
-) -> None:
-    data_dir = short_dir / "data"
-    data_dir.mkdir(mode=0o700)
+def test_client_without_answering_server_raises(short_dir: Path, handles: Handles) -> None:
+    data_dir = made_data_dir(short_dir)
     fd = os.open(data_dir / "redis.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # a lock holder whose server never answers
@@ -478,7 +473,7 @@ def test_client_without_answering_server_raises(
 
 
 def test_server_that_dies_at_start_raises_and_releases_lock(
-    short_dir: Path, handles: Callable[..., EmbeddedRedis], monkeypatch: pytest.MonkeyPatch
+    short_dir: Path, handles: Handles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data_dir = short_dir / "data"
     fake = short_dir / "fake-redis-server"
@@ -530,9 +525,7 @@ def test_default_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 # -- several processes -------------------------------------------------------------------
 
 
-def test_racing_processes_start_exactly_one_server(
-    short_dir: Path, children: Callable[[Path, Path, float], subprocess.Popen[str]]
-) -> None:
+def test_racing_processes_start_exactly_one_server(short_dir: Path, children: Children) -> None:
     data_dir = short_dir / "data"
     go_file = short_dir / "go"
     procs = [children(data_dir, go_file, 3.0) for _ in range(3)]
@@ -566,28 +559,42 @@ def test_racing_processes_start_exactly_one_server(
     assert wait_until(lambda: not redis_servers_on(sock_path, data_dir.resolve()))
 
 
-def test_sigkilled_owner_leaves_no_orphan_server(
-    short_dir: Path,
-    children: Callable[[Path, Path, float], subprocess.Popen[str]],
-    handles: Callable[..., EmbeddedRedis],
-) -> None:
+def owning_child(
+    short_dir: Path, children: Children
+) -> tuple[Path, subprocess.Popen[str], dict[str, Any]]:
+    """A CHILD desk process let go at once, owning the private Redis of ``short_dir/data``:
+    the data folder, the process and what it reported."""
     data_dir = short_dir / "data"
     go_file = short_dir / "go"
     go_file.touch()
     proc = children(data_dir, go_file, 0.2)
     report = read_json_line(proc)
     assert report["owner"]
+    return data_dir, proc, report
+
+
+def assert_dies(pid: int, what: str) -> None:
+    """``pid`` goes away (it is killed anyway, so that a failed test leaks no orphan)."""
+    try:
+        assert wait_until(lambda: not alive(pid)), what
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_sigkilled_owner_leaves_no_orphan_server(
+    short_dir: Path,
+    children: Children,
+    handles: Handles,
+) -> None:
+    data_dir, proc, report = owning_child(short_dir, children)
     server_pid = report["server_pid"]
     assert alive(server_pid)
 
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(PATIENCE)
 
-    try:
-        assert wait_until(lambda: not alive(server_pid)), "redis-server outlived its owner"
-    finally:
-        if alive(server_pid):  # do not leak the orphan when the assertion fails
-            os.kill(server_pid, signal.SIGKILL)
+    assert_dies(server_pid, "redis-server outlived its owner")
     assert not redis_servers_on(socket_path_for(data_dir.resolve()), data_dir.resolve())
 
     # The folder is free again, and the dead owner's write was flushed on SIGTERM.
@@ -616,7 +623,7 @@ def module_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 async def test_supervised_owner_restarts_a_killed_server_with_the_line_intact(
     short_dir: Path,
     gate: Path,
-    handles: Callable[..., EmbeddedRedis],
+    handles: Handles,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger=embedded_redis.__name__)
@@ -674,7 +681,7 @@ async def test_supervised_owner_restarts_a_killed_server_with_the_line_intact(
 def test_supervisor_gives_up_after_failed_restarts(
     short_dir: Path,
     gate: Path,
-    handles: Callable[..., EmbeddedRedis],
+    handles: Handles,
     caplog: pytest.LogCaptureFixture,
     max_failures: int,
 ) -> None:
@@ -709,9 +716,7 @@ def test_supervisor_gives_up_after_failed_restarts(
     handle.stop()  # still fine after giving up
 
 
-def test_a_restart_that_does_not_hold_counts_as_failed(
-    short_dir: Path, handles: Callable[..., EmbeddedRedis]
-) -> None:
+def test_a_restart_that_does_not_hold_counts_as_failed(short_dir: Path, handles: Handles) -> None:
     handle = handles(short_dir / "data")
     handle.start()
     handle.supervise(RestartPolicy(max_failures=1, first_delay=0.05, stable_after=3600))
@@ -723,9 +728,7 @@ def test_a_restart_that_does_not_hold_counts_as_failed(
     assert "SIGKILL" in handle.health().reason
 
 
-def test_restarted_server_dies_with_its_owner(
-    short_dir: Path, children: Callable[[Path, Path, float], subprocess.Popen[str]]
-) -> None:
+def test_restarted_server_dies_with_its_owner(short_dir: Path, children: Children) -> None:
     """The death signal holds for servers the supervisor thread started, too."""
     data_dir = short_dir / "data"
     proc = subprocess.Popen(
@@ -741,11 +744,7 @@ def test_restarted_server_dies_with_its_owner(
         assert second != first and alive(second)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(PATIENCE)
-        try:
-            assert wait_until(lambda: not alive(second)), "restarted server outlived its owner"
-        finally:
-            if alive(second):
-                os.kill(second, signal.SIGKILL)
+        assert_dies(second, "restarted server outlived its owner")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -756,17 +755,13 @@ def test_restarted_server_dies_with_its_owner(
 
 def test_client_takes_over_once_the_owner_is_gone(
     short_dir: Path,
-    children: Callable[[Path, Path, float], subprocess.Popen[str]],
-    handles: Callable[..., EmbeddedRedis],
+    children: Children,
+    handles: Handles,
 ) -> None:
-    data_dir = short_dir / "data"
-    go_file = short_dir / "go"
-    go_file.touch()
-    owner_proc = children(data_dir, go_file, 0.2)
-    report = read_json_line(owner_proc)
-    assert report["owner"]
+    data_dir, owner_proc, report = owning_child(short_dir, children)
 
     client_handle = handles(data_dir, lock_wait=0.2)
+
     url = client_handle.start()
     client_handle.supervise(RestartPolicy(first_delay=0.05))
     assert not client_handle.owner and client_handle.health().ready
@@ -793,7 +788,7 @@ def test_client_takes_over_once_the_owner_is_gone(
 
 
 async def test_readyz_answers_while_redis_hangs(
-    short_dir: Path, handles: Callable[..., EmbeddedRedis], aiohttp_client: Any
+    short_dir: Path, handles: Handles, aiohttp_client: Any
 ) -> None:
     """A server that accepts connections but never answers (SIGSTOP) must not hang /readyz,
     whatever the Redis client's own socket timeout (none before redis-py 8; here an hour)."""
