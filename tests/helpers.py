@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -277,6 +278,29 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{url} not ready")
+
+
+def run_humandesk(
+    *args: str, env: dict[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """``humandesk ARGS`` run to its end (as ``python -m humandesk.server.cli``), its output
+    captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "humandesk.server.cli", *args],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def add_agent(
+    env: dict[str, str], name: str, password: str, queue: str = "support"
+) -> subprocess.CompletedProcess[str]:
+    """``humandesk agent add NAME --queue QUEUE --password-stdin``, the password on stdin."""
+    args = ("agent", "add", name, "--queue", queue, "--password-stdin")
+    return run_humandesk(*args, env=env, stdin=password + "\n")
 
 
 def stop_all(procs: Sequence[subprocess.Popen[bytes]], timeout: float = 15) -> None:

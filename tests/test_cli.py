@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PYTHON, free_port, python_env
-from helpers import wait_ready
+from helpers import add_agent, run_humandesk, wait_ready
 
 
 @pytest.fixture
@@ -32,15 +32,8 @@ def env_for(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def humandesk(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PYTHON, "-m", "humandesk.server.cli", *args],
-        input=stdin,
-        env=env_for(data_dir),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def humandesk(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_humandesk(*args, env=env_for(data_dir))
 
 
 def login(url: str, username: str, password: str) -> int:
@@ -79,53 +72,40 @@ def redis_servers_for(data_dir: Path) -> int:
     return count
 
 
+#: What ``humandesk --help`` names, among the rest: settings and commands.
+HELP_NAMES = (
+    "HUMANDESK_REDIS_URL",
+    "HUMANDESK_SECRET_KEY",
+    "HUMANDESK_ALLOWED_ORIGINS",
+    "HUMANDESK_TURN_URLS",
+    "serve",
+    "demo",
+    "agent",
+    # personal data: the retention purge, erasing one visitor, the audit log
+    "HUMANDESK_RETENTION_DAYS",
+    "HUMANDESK_AUDIT_RETENTION_DAYS",
+    "HUMANDESK_AUDIT_MAX_ENTRIES",
+    "privacy",
+    "audit",
+)
+
+
 def test_help_documents_environment() -> None:
-    out = subprocess.run(
-        [PYTHON, "-m", "humandesk.server.cli", "--help"], capture_output=True, text=True
-    ).stdout
-    for name in (
-        "HUMANDESK_REDIS_URL",
-        "HUMANDESK_SECRET_KEY",
-        "HUMANDESK_ALLOWED_ORIGINS",
-        "HUMANDESK_TURN_URLS",
-        "serve",
-        "demo",
-        "agent",
-    ):
-        assert name in out
-    serve = subprocess.run(
-        [PYTHON, "-m", "humandesk.server.cli", "serve", "--help"], capture_output=True, text=True
-    ).stdout
+    out = run_humandesk("--help").stdout
+    for name in HELP_NAMES:
+        assert name in out, name
+    serve = run_humandesk("serve", "--help").stdout
     assert "--host" in serve and "--port" in serve
 
 
 def test_agents_managed_with_and_without_a_running_server(data_dir: Path) -> None:
-    add = humandesk(
-        data_dir,
-        "agent",
-        "add",
-        "ada",
-        "--queue",
-        "support",
-        "--password-stdin",
-        stdin="correct horse\n",
-    )
+    env = env_for(data_dir)
+    add = add_agent(env, "ada", "correct horse")
     assert add.returncode == 0, add.stderr
     assert "added agent ada" in add.stdout
-    dup = humandesk(
-        data_dir,
-        "agent",
-        "add",
-        "ada",
-        "--queue",
-        "support",
-        "--password-stdin",
-        stdin="correct horse\n",
-    )
+    dup = add_agent(env, "ada", "correct horse")
     assert dup.returncode == 1 and "already exists" in dup.stderr
-    short = humandesk(
-        data_dir, "agent", "add", "eve", "--queue", "support", "--password-stdin", stdin="short\n"
-    )
+    short = add_agent(env, "eve", "short")
     assert short.returncode == 1 and "8 characters" in short.stderr
     # Without --password-stdin and without a terminal, a password is generated and printed.
     generated = humandesk(data_dir, "agent", "add", "cy", "--queue", "sales")
@@ -137,7 +117,7 @@ def test_agents_managed_with_and_without_a_running_server(data_dir: Path) -> Non
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [PYTHON, "-m", "humandesk.server.cli", "serve", "--port", str(port)],
-        env=env_for(data_dir),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -146,16 +126,7 @@ def test_agents_managed_with_and_without_a_running_server(data_dir: Path) -> Non
         assert login(url, "ada", "correct horse") == 200
         assert login(url, "cy", cy_password) == 200
         # While the server runs, the command uses the server's Redis: never a second one.
-        add_bob = humandesk(
-            data_dir,
-            "agent",
-            "add",
-            "bob",
-            "--queue",
-            "support",
-            "--password-stdin",
-            stdin="battery staple\n",
-        )
+        add_bob = add_agent(env, "bob", "battery staple")
         assert add_bob.returncode == 0, add_bob.stderr
         assert redis_servers_for(data_dir) == 1
         assert login(url, "bob", "battery staple") == 200

@@ -17,7 +17,7 @@ from humandesk.server.app import ACCOUNTS
 from humandesk.signaling.peers import DeskPeer
 
 from conftest import PYTHON, DeskClient, free_port, python_env
-from helpers import stop_all, wait_ready
+from helpers import add_agent, stop_all, wait_ready
 
 RED = (220, 30, 30)
 BLUE = (30, 30, 220)
@@ -72,24 +72,7 @@ def two_servers(redis_url: str, desk_name: str, tmp_path: Path) -> Iterator[list
         "HUMANDESK_SECRET_KEY": "a-shared-secret-key-for-both-instances",
         "HUMANDESK_DATA_DIR": str(tmp_path),
     }
-    add = subprocess.run(
-        [
-            PYTHON,
-            "-m",
-            "humandesk.server.cli",
-            "agent",
-            "add",
-            "ada",
-            "--queue",
-            "support",
-            "--password-stdin",
-        ],
-        input="correct horse\n",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    add = add_agent(env, "ada", "correct horse")
     assert add.returncode == 0, add.stderr
     procs, urls = [], []
     for _ in range(2):

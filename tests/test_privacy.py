@@ -27,8 +27,8 @@ from humandesk.queue.stats import events_between, summarise
 from humandesk.server.app import ACCOUNTS, AUDIT, QUEUE
 from humandesk.server.config import Config
 
-from conftest import PYTHON, DeskClient, python_env
-from helpers import open_visitor
+from conftest import DeskClient, python_env
+from helpers import add_agent, open_visitor, run_humandesk
 
 Client = TestClient[Any, Any]
 ADA = AgentInfo(name="ada", display_name="Ada", queues=["support"])
@@ -391,23 +391,11 @@ def test_retention_settings_come_from_the_environment() -> None:
             Config.from_env({name: bad})
 
 
-def run_cli(
-    redis_url: str, desk: str, *args: str, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    env = python_env() | {"HUMANDESK_REDIS_URL": redis_url, "HUMANDESK_DESK": desk}
-    return subprocess.run(
-        [PYTHON, "-m", "humandesk.server.cli", *args],
-        input=stdin,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 async def test_privacy_and_audit_commands(desk: DeskQueue, redis_url: str, desk_name: str) -> None:
+    env = python_env() | {"HUMANDESK_REDIS_URL": redis_url, "HUMANDESK_DESK": desk_name}
+
     def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return run_cli(redis_url, desk_name, *args, stdin=stdin)
+        return run_humandesk(*args, env=env, stdin=stdin)
 
     now = await desk.clock_ms()
     await staffed(desk, now - 100_000)
@@ -419,16 +407,7 @@ async def test_privacy_and_audit_commands(desk: DeskQueue, redis_url: str, desk_
     await desk.redis.zadd(desk.keys.records_by_time, {"old": old})
     me = f"cli:{getpass.getuser()}"
 
-    added = await asyncio.to_thread(
-        cli,
-        "agent",
-        "add",
-        "cy",
-        "--queue",
-        "support",
-        "--password-stdin",
-        stdin="battery staple\n",
-    )
+    added = await asyncio.to_thread(add_agent, env, "cy", "battery staple")
     assert added.returncode == 0, added.stderr
     by_id = await asyncio.to_thread(cli, "privacy", "erase", "--visitor", "va")
     assert by_id.returncode == 0, by_id.stderr
@@ -502,17 +481,3 @@ async def test_privacy_and_audit_commands(desk: DeskQueue, redis_url: str, desk_
     assert future.returncode == 0 and "no audit entries since 2999-01-01" in future.stdout
     bad = await asyncio.to_thread(cli, "audit", "--since", "yesterday")
     assert bad.returncode == 2 and "--since" in bad.stderr
-
-
-def test_help_names_the_privacy_settings_and_commands() -> None:
-    out = subprocess.run(
-        [PYTHON, "-m", "humandesk.server.cli", "--help"], capture_output=True, text=True
-    ).stdout
-    for name in (
-        "HUMANDESK_RETENTION_DAYS",
-        "HUMANDESK_AUDIT_RETENTION_DAYS",
-        "HUMANDESK_AUDIT_MAX_ENTRIES",
-        "privacy",
-        "audit",
-    ):
-        assert name in out

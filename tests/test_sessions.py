@@ -19,7 +19,7 @@ from humandesk.server.accounts import Accounts
 from humandesk.server.app import ACCOUNTS, QUEUE
 
 from conftest import PYTHON, DeskClient, free_port, python_env
-from helpers import Peer, SignedIn, open_visitor, origin_of, wait_ready
+from helpers import Peer, SignedIn, add_agent, open_visitor, origin_of, wait_ready
 
 Client = TestClient[Any, Any]
 PASSWORD = "correct horse"
@@ -165,15 +165,8 @@ async def test_revocation_reaches_a_socket_on_another_server_process(
         "HUMANDESK_PORT": str(port),
     }
     cli = [PYTHON, "-m", "humandesk.server.cli"]
-    await asyncio.to_thread(
-        subprocess.run,
-        [*cli, "agent", "add", "ada", "--queue", "support", "--password-stdin"],
-        input=PASSWORD + "\n",
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    added = await asyncio.to_thread(add_agent, env, "ada", PASSWORD)
+    assert added.returncode == 0, added.stderr
     server = await asyncio.to_thread(
         subprocess.Popen,
         [*cli, "serve"],
