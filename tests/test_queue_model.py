@@ -38,7 +38,7 @@ import os
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 import pytest
@@ -1397,33 +1397,14 @@ class QueueMachine(RuleBasedStateMachine):
             }
             assert got == want, f"agent {name}: redis {got}, model {want}"
 
-        # Offers (with their deadlines), calls, the fence and the round-robin pointers.
-        want_offers = {
-            o.id: {
-                "id": o.id,
-                "visitor": o.visitor,
-                "agent": o.agent,
-                "queue": o.queue,
-                "deadline": o.deadline,
-                "created": o.created,
-            }
-            for o in m.offers.values()
-        }
+        # Offers (with their deadlines), calls, the fence and the round-robin pointers. The
+        # model's offer and call records have the fields of the scripts' records.
+        want_offers = {o.id: asdict(o) for o in m.offers.values()}
         assert s["offers"] == want_offers, f"offers: redis {s['offers']}, model {want_offers}"
         assert sorted(s["offer_deadlines"]) == sorted(
             (o.id, float(o.deadline)) for o in m.offers.values()
         )
-        want_calls = {
-            c.id: {
-                "id": c.id,
-                "visitor": c.visitor,
-                "agent": c.agent,
-                "queue": c.queue,
-                "started": c.started,
-                "waited_ms": c.waited_ms,
-            }
-            for c in m.calls.values()
-        }
+        want_calls = {c.id: asdict(c) for c in m.calls.values()}
         assert s["calls"] == want_calls, f"calls: redis {s['calls']}, model {want_calls}"
         assert s["fence"] == m.fence
         assert s["round_robin"] == m.round_robin
