@@ -28,7 +28,7 @@ import aiohttp
 
 from benchmarks import Metric
 from benchmarks.harness import (
-    agent_session,
+    connect_agent,
     create_agents,
     desk_servers,
     log,
@@ -188,11 +188,7 @@ async def _callbacks(quick: bool) -> list[Metric]:
     ):
         await create_agents(redis_url, desk, {"cbagent": ["support"]}, {})
         async with aiohttp.ClientSession() as session:
-            console = await session.ws_connect(
-                server.url + "/ws/agent",
-                origin=server.url,
-                headers={"Cookie": f"hd_session={agent_session(desk, 'cbagent')}"},
-            )
+            console = await connect_agent(session, server.url, desk, "cbagent")
             received = {"bytes": 0, "added": 0, "one": 0}
 
             async def read() -> None:

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 SECRET = "benchmark-secret-key-0123456789abcdef0123456789"
@@ -388,6 +390,27 @@ def agent_session(desk: str, name: str) -> str:
     from humandesk.server.auth import TokenSigner
 
     return TokenSigner(SECRET, desk, 3600).agent_session(name)
+
+
+async def connect_agent(
+    session: aiohttp.ClientSession, url: str, desk: str, name: str
+) -> aiohttp.ClientWebSocketResponse:
+    """The console socket of agent ``name`` on the server at ``url``, signed in by cookie."""
+    return await session.ws_connect(
+        url + "/ws/agent",
+        origin=url,
+        headers={"Cookie": f"hd_session={agent_session(desk, name)}"},
+    )
+
+
+async def timed_messages(
+    ws: aiohttp.ClientWebSocketResponse,
+) -> AsyncIterator[tuple[float, dict[str, Any]]]:
+    """The JSON messages of a socket, each with the time it arrived (other frames skipped)."""
+    async for msg in ws:
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            t = now()
+            yield t, json.loads(msg.data)
 
 
 # Worker processes ----------------------------------------------------------------------------

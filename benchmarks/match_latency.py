@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 from benchmarks import Metric
 from benchmarks.harness import (
     WorkerIO,
-    agent_session,
+    connect_agent,
     create_agents,
     desk_servers,
     log,
@@ -42,6 +42,7 @@ from benchmarks.harness import (
     redis_server,
     start_bare,
     stop_process,
+    timed_messages,
     worker_main,
     workers,
 )
@@ -74,11 +75,7 @@ class Agent:
 
 
 async def _read_agent(agent: Agent, sales_offers: asyncio.Queue[float] | None) -> None:
-    async for msg in agent.ws:
-        if msg.type is not aiohttp.WSMsgType.TEXT:
-            continue
-        t = now()
-        data = json.loads(msg.data)
+    async for t, data in timed_messages(agent.ws):
         kind = data.get("type")
         if kind == "offer":
             if sales_offers is not None:
@@ -87,16 +84,6 @@ async def _read_agent(agent: Agent, sales_offers: asyncio.Queue[float] | None) -
                 agent.offers.put_nowait((t, data))
         elif kind == "status":
             agent.status.put_nowait(str(data.get("status")))
-
-
-async def _connect_agent(
-    session: aiohttp.ClientSession, url: str, desk: str, name: str
-) -> aiohttp.ClientWebSocketResponse:
-    return await session.ws_connect(
-        url + "/ws/agent",
-        origin=url,
-        headers={"Cookie": f"hd_session={agent_session(desk, name)}"},
-    )
 
 
 async def _baseline(redis_url: str, bare_url: str, count: int) -> tuple[list[float], list[float]]:
@@ -137,7 +124,7 @@ async def worker(config: dict[str, Any], io: WorkerIO) -> None:
 
                 async def one(name: str, is_sales: bool, sem: asyncio.Semaphore = sem) -> Agent:
                     async with sem:
-                        ws = await _connect_agent(session, url, desk, name)
+                        ws = await connect_agent(session, url, desk, name)
                         agent = Agent(name, ws)
                         agent.task = asyncio.create_task(
                             _read_agent(agent, sales_offers if is_sales else None)

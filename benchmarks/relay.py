@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from benchmarks import Metric
 from benchmarks.harness import (
-    agent_session,
+    connect_agent,
     create_agents,
     desk_servers,
     log,
@@ -52,11 +52,7 @@ async def _expect(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float
 
 async def _desk_relay(a_url: str, b_url: str, desk: str, count: int) -> list[float]:
     async with aiohttp.ClientSession() as session:
-        agent = await session.ws_connect(
-            b_url + "/ws/agent",
-            origin=b_url,
-            headers={"Cookie": f"hd_session={agent_session(desk, 'relay')}"},
-        )
+        agent = await connect_agent(session, b_url, desk, "relay")
         await _expect(agent, "welcome")
         await agent.send_str(json.dumps({"type": "status", "status": "available"}))
         visitor = await session.ws_connect(a_url + "/ws/visitor", origin=a_url)

@@ -37,6 +37,7 @@ from benchmarks.harness import (
     redis_server,
     start_bare,
     stop_process,
+    timed_messages,
     worker_main,
     workers,
 )
@@ -56,11 +57,7 @@ class Held:
 
 
 async def _reader(held: Held, first: asyncio.Future[dict[str, Any]] | None) -> None:
-    async for msg in held.ws:
-        if msg.type is not aiohttp.WSMsgType.TEXT:
-            continue
-        t = now()
-        data = json.loads(msg.data)
+    async for t, data in timed_messages(held.ws):
         kind = data.get("type")
         if kind == "position":
             held.log.append((t, int(data["position"])))
@@ -233,6 +230,20 @@ class Side:
     connect_s: float
 
 
+async def _side(
+    ws_workers: list[Worker],
+    rss_per_socket_kib: float,
+    connect_s: float,
+    moves: list[float],
+    ranks: list[dict[str, int]] | None,
+    end: float,
+) -> Side:
+    """One side's numbers from the workers' logs of the moves; the workers' sockets close."""
+    delays, reach_all, reached, expected = _deliveries(await _logs(ws_workers), moves, ranks, end)
+    await asyncio.gather(*(w.call({"cmd": "close"}) for w in ws_workers))
+    return Side(rss_per_socket_kib, delays, reach_all, reached, expected, connect_s)
+
+
 async def _product(n: int, ws_workers: list[Worker], moves: int, gap: float) -> Side:
     desk = "wr" + uuid.uuid4().hex[:8]
     with redis_server() as (redis_url, _redis), desk_servers(redis_url, desk) as [server]:
@@ -260,18 +271,7 @@ async def _product(n: int, ws_workers: list[Worker], moves: int, gap: float) -> 
             end = now()
         finally:
             await redis.aclose()
-        delays, reach_all, reached, expected = _deliveries(
-            await _logs(ws_workers), starts, ranks, end
-        )
-        await asyncio.gather(*(w.call({"cmd": "close"}) for w in ws_workers))
-    return Side(
-        rss_per_socket_kib=(rss1 - rss0) / n,
-        delays=delays,
-        reach_all=reach_all,
-        reached=reached,
-        expected=expected,
-        connect_s=connect_s,
-    )
+        return await _side(ws_workers, (rss1 - rss0) / n, connect_s, starts, ranks, end)
 
 
 async def _bare(n: int, ws_workers: list[Worker], moves: int, gap: float) -> Side:
@@ -296,20 +296,9 @@ async def _bare(n: int, ws_workers: list[Worker], moves: int, gap: float) -> Sid
                 await asyncio.sleep(gap)
             end = now()
             await control.close()
-        delays, reach_all, reached, expected = _deliveries(
-            await _logs(ws_workers), starts, None, end
-        )
-        await asyncio.gather(*(w.call({"cmd": "close"}) for w in ws_workers))
+        return await _side(ws_workers, (rss1 - rss0) / n, connect_s, starts, None, end)
     finally:
         stop_process(proc)
-    return Side(
-        rss_per_socket_kib=(rss1 - rss0) / n,
-        delays=delays,
-        reach_all=reach_all,
-        reached=reached,
-        expected=expected,
-        connect_s=connect_s,
-    )
 
 
 async def run(quick: bool) -> list[Metric]:
