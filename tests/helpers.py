@@ -280,13 +280,17 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
     raise TimeoutError(f"{url} not ready")
 
 
+#: The ``humandesk`` command, as the tests run it (the Python that runs them).
+HUMANDESK = (sys.executable, "-m", "humandesk.server.cli")
+
+
 def run_humandesk(
     *args: str, env: dict[str, str] | None = None, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
     """``humandesk ARGS`` run to its end (as ``python -m humandesk.server.cli``), its output
     captured as text."""
     return subprocess.run(
-        [sys.executable, "-m", "humandesk.server.cli", *args],
+        [*HUMANDESK, *args],
         input=stdin,
         env=env,
         capture_output=True,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, free_port, python_env
-from helpers import add_agent, run_humandesk, wait_ready
+from conftest import free_port, python_env
+from helpers import HUMANDESK, add_agent, run_humandesk, wait_ready
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_agents_managed_with_and_without_a_running_server(data_dir: Path) -> Non
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [PYTHON, "-m", "humandesk.server.cli", "serve", "--port", str(port)],
+        [*HUMANDESK, "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -149,16 +149,7 @@ def test_demo_serves_a_cross_origin_shop(data_dir: Path) -> None:
     desk_port, shop_port = free_port(), free_port()
     env = env_for(data_dir) | {"HUMANDESK_DEMO_PASSWORD": "demo-password-1"}
     demo = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "humandesk.server.cli",
-            "demo",
-            "--port",
-            str(desk_port),
-            "--shop-port",
-            str(shop_port),
-        ],
+        [*HUMANDESK, "demo", "--port", str(desk_port), "--shop-port", str(shop_port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -45,7 +45,7 @@ from humandesk.server.embedded_redis import (
 )
 
 from conftest import PYTHON, free_port, python_env
-from helpers import Peer, wait_ready
+from helpers import HUMANDESK, Peer, run_humandesk, wait_ready
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="uses /proc and PR_SET_PDEATHSIG"
@@ -836,7 +836,7 @@ def start_desk(
     """Start `humandesk COMMAND` on the gated redis-server; its log goes to data_dir.log
     (a file, not a pipe: an outage logs more than a pipe holds while nobody reads it)."""
     port = free_port()
-    args = [PYTHON, "-m", "humandesk.server.cli", command, "--port", str(port)]
+    args = [*HUMANDESK, command, "--port", str(port)]
     if command == "demo":
         args += ["--shop-port", str(free_port())]
     environment = python_env() | {
@@ -949,7 +949,5 @@ def test_restart_limit_setting() -> None:
             Config.from_env({"HUMANDESK_REDIS_RESTARTS": bad})
     with pytest.raises(ValueError, match="HUMANDESK_REDIS_RESTARTS"):
         RestartPolicy(max_failures=-1)
-    help_text = subprocess.run(
-        [PYTHON, "-m", "humandesk.server.cli", "--help"], capture_output=True, text=True
-    ).stdout
+    help_text = run_humandesk("--help").stdout
     assert "HUMANDESK_REDIS_RESTARTS" in help_text

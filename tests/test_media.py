@@ -16,8 +16,8 @@ import pytest
 from humandesk.server.app import ACCOUNTS
 from humandesk.signaling.peers import DeskPeer
 
-from conftest import PYTHON, DeskClient, free_port, python_env
-from helpers import add_agent, stop_all, wait_ready
+from conftest import DeskClient, free_port, python_env
+from helpers import HUMANDESK, add_agent, stop_all, wait_ready
 
 RED = (220, 30, 30)
 BLUE = (30, 30, 220)
@@ -79,7 +79,7 @@ def two_servers(redis_url: str, desk_name: str, tmp_path: Path) -> Iterator[list
         port = free_port()
         procs.append(
             subprocess.Popen(
-                [PYTHON, "-m", "humandesk.server.cli", "serve", "--port", str(port)],
+                [*HUMANDESK, "serve", "--port", str(port)],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,

@@ -18,8 +18,8 @@ from humandesk.queue.client import DeskQueue
 from humandesk.server.accounts import Accounts
 from humandesk.server.app import ACCOUNTS, QUEUE
 
-from conftest import PYTHON, DeskClient, free_port, python_env
-from helpers import Peer, SignedIn, add_agent, open_visitor, origin_of, wait_ready
+from conftest import DeskClient, free_port, python_env
+from helpers import HUMANDESK, Peer, SignedIn, add_agent, open_visitor, origin_of, wait_ready
 
 Client = TestClient[Any, Any]
 PASSWORD = "correct horse"
@@ -164,12 +164,11 @@ async def test_revocation_reaches_a_socket_on_another_server_process(
         "HUMANDESK_DATA_DIR": str(tmp_path),
         "HUMANDESK_PORT": str(port),
     }
-    cli = [PYTHON, "-m", "humandesk.server.cli"]
     added = await asyncio.to_thread(add_agent, env, "ada", PASSWORD)
     assert added.returncode == 0, added.stderr
     server = await asyncio.to_thread(
         subprocess.Popen,
-        [*cli, "serve"],
+        [*HUMANDESK, "serve"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -189,7 +188,7 @@ async def test_revocation_reaches_a_socket_on_another_server_process(
             await available(agent)
             started = time.monotonic()
             done = await asyncio.create_subprocess_exec(
-                *cli, "agent", "remove", "ada", env=env, stdout=asyncio.subprocess.DEVNULL
+                *HUMANDESK, "agent", "remove", "ada", env=env, stdout=asyncio.subprocess.DEVNULL
             )
             code = await close_reason(agent, timeout=5)
             closed = time.monotonic()
