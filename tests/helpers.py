@@ -59,6 +59,13 @@ class Peer:
         self.seen: list[dict[str, Any]] = []
         self._cursor = 0
 
+    @classmethod
+    async def welcomed(cls, ws: aiohttp.ClientWebSocketResponse) -> Peer:
+        """The peer of a socket just opened, once the desk's ``welcome`` came."""
+        peer = cls(ws)
+        await peer.expect("welcome")
+        return peer
+
     async def send(self, message: dict[str, Any] | str) -> None:
         await self.ws.send_str(message if isinstance(message, str) else json.dumps(message))
 
@@ -143,10 +150,7 @@ def origin_of(client: TestClient[Any, Any]) -> str:
 
 
 async def open_visitor(client: TestClient[Any, Any]) -> Peer:
-    ws = await client.ws_connect("/ws/visitor", origin=origin_of(client))
-    peer = Peer(ws)
-    await peer.expect("welcome")
-    return peer
+    return await Peer.welcomed(await client.ws_connect("/ws/visitor", origin=origin_of(client)))
 
 
 async def login_agent(client: TestClient[Any, Any], name: str, password: str) -> None:
@@ -185,22 +189,17 @@ class SignedIn:
         return self.session.post(self.client.make_url(path), headers=headers, **kwargs)
 
     async def ws(self, path: str = "/ws/agent") -> Peer:
-        ws = await self.session.ws_connect(
-            self.client.make_url(path), origin=origin_of(self.client)
+        url = self.client.make_url(path)
+        return await Peer.welcomed(
+            await self.session.ws_connect(url, origin=origin_of(self.client))
         )
-        peer = Peer(ws)
-        await peer.expect("welcome")
-        return peer
 
     async def close(self) -> None:
         await self.session.close()
 
 
 async def open_agent(client: TestClient[Any, Any]) -> Peer:
-    ws = await client.ws_connect("/ws/agent", origin=origin_of(client))
-    peer = Peer(ws)
-    await peer.expect("welcome")
-    return peer
+    return await Peer.welcomed(await client.ws_connect("/ws/agent", origin=origin_of(client)))
 
 
 async def agent_in_status(

@@ -859,23 +859,15 @@ def stop_desk(proc: subprocess.Popen[bytes], data_dir: Path) -> str:
     return data_dir.with_name(data_dir.name + ".log").read_text()
 
 
-async def join_visitor(url: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(url + "/ws/visitor", origin=url)
-        visitor = Peer(ws)
-        await visitor.expect("welcome")
-        await visitor.send({"type": "join", "queue": "support", "name": "Ada", "topic": "zip"})
-        queued = await visitor.expect("queued")
-        await ws.close()
-        return queued
+JOIN = {"type": "join", "queue": "support", "name": "Ada", "topic": "zip"}
 
 
-async def resume_visitor(url: str, ticket: str) -> dict[str, Any]:
+async def queued_after(url: str, message: dict[str, Any]) -> dict[str, Any]:
+    """A visitor's new socket sends ``message`` (a join or a resume): the ``queued`` answer."""
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(url + "/ws/visitor", origin=url)
-        visitor = Peer(ws)
-        await visitor.expect("welcome")
-        await visitor.send({"type": "resume", "ticket": ticket})
+        visitor = await Peer.welcomed(ws)
+        await visitor.send(message)
         queued = await visitor.expect("queued")
         await ws.close()
         return queued
@@ -889,7 +881,7 @@ async def test_desk_restarts_its_killed_redis_and_the_visitor_keeps_their_place(
     data_dir = short_dir / "data"
     proc, url = start_desk(command, data_dir, gate, HUMANDESK_RESUME_WINDOW="600")
     try:
-        queued = await join_visitor(url)
+        queued = await queued_after(url, JOIN)
         assert queued["position"] == 1
 
         (gate / "go").unlink()  # hold the restart, to see the outage
@@ -907,7 +899,7 @@ async def test_desk_restarts_its_killed_redis_and_the_visitor_keeps_their_place(
         [new_pid] = redis_servers_on(socket_path_for(data_dir.resolve()), data_dir.resolve())
         assert new_pid != server_pid
 
-        again = await resume_visitor(url, queued["ticket"])
+        again = await queued_after(url, {"type": "resume", "ticket": queued["ticket"]})
         assert again["visitor_id"] == queued["visitor_id"]
         assert again["position"] == 1
     finally:

@@ -37,9 +37,7 @@ class From:
         ws = await self.session.ws_connect(
             self.client.make_url("/ws/visitor"), origin=origin_of(self.client)
         )
-        peer = Peer(ws)
-        await peer.expect("welcome")
-        return peer
+        return await Peer.welcomed(ws)
 
     async def close(self) -> None:
         await self.session.close()
