@@ -7,7 +7,7 @@ import { next } from "../static/agent/machine.js";
 import { MOVES, PHASES, initial } from "../static/agent/state.js";
 import { addOne, addPage, removeOne } from "../static/agent/callbacks.js";
 import { CLOSE, ERROR, MSG } from "../static/shared/protocol.js";
-import { effects, play, sent } from "./support.mjs";
+import { describeMoves, effects, play, sent } from "./support.mjs";
 
 const AGENT = { name: "ada", display_name: "Ada", queues: ["support"] };
 const WELCOME = {
@@ -425,21 +425,4 @@ const EVENTS = [
   { type: "no_such_event" },
 ];
 
-describe("the table of moves", () => {
-  test("every phase has a representative state and a row", () => {
-    assert.deepEqual(Object.keys(STATES).sort(), [...PHASES].sort());
-    assert.deepEqual(Object.keys(MOVES).sort(), [...PHASES].sort());
-    for (const [phase, make] of Object.entries(STATES)) assert.equal(make().phase, phase);
-  });
-
-  for (const [phase, make] of Object.entries(STATES)) {
-    test(`from ${phase}, every event moves only where the table allows`, () => {
-      const state = make();
-      for (const event of EVENTS) {
-        const { state: after, fx } = run(state, event);
-        assert.ok(after.phase === phase || MOVES[phase].includes(after.phase), `${phase} -> ${after.phase} on ${JSON.stringify(event)}`);
-        for (const effect of fx) assert.equal(typeof effect.do, "string");
-      }
-    });
-  }
-});
+describeMoves({ phases: PHASES, states: STATES, moves: MOVES, events: EVENTS, run });

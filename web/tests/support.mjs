@@ -1,5 +1,8 @@
 // Helpers for the transition-table tests: frozen states (a handler that changes its input
-// throws), runs of events, and effects picked out by kind.
+// throws), runs of events, effects picked out by kind, and the check of a table of moves.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
 
 export function deepFreeze(value) {
   if (value && typeof value === "object" && !Object.isFrozen(value)) {
@@ -29,4 +32,31 @@ export function effects(fx, kind) {
 /** The messages sent, by type. */
 export function sent(fx) {
   return effects(fx, "send").map((f) => f.msg.type);
+}
+
+/**
+ * The table of moves: every phase has a representative state (`states`) and a row (`moves`),
+ * and from each state every one of `events` lands only where its row allows. `check(phase,
+ * after, fx)` asserts what a page adds to each such step.
+ */
+export function describeMoves({ phases, states, moves, events, run, check = () => {} }) {
+  describe("the table of moves", () => {
+    test("every phase has a representative state and a row", () => {
+      assert.deepEqual(Object.keys(states).sort(), [...phases].sort());
+      assert.deepEqual(Object.keys(moves).sort(), [...phases].sort());
+      for (const [phase, make] of Object.entries(states)) assert.equal(make().phase, phase);
+    });
+
+    for (const [phase, make] of Object.entries(states)) {
+      test(`from ${phase}, every event moves only where the table allows`, () => {
+        const state = make();
+        for (const event of events) {
+          const { state: after, fx } = run(state, event);
+          assert.ok(after.phase === phase || moves[phase].includes(after.phase), `${phase} -> ${after.phase} on ${JSON.stringify(event)}`);
+          for (const effect of fx) assert.equal(typeof effect.do, "string");
+          check(phase, after, fx);
+        }
+      });
+    }
+  });
 }

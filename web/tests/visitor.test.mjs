@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import { next } from "../static/visitor/machine.js";
 import { MOVES, PHASES, currentView, initial } from "../static/visitor/state.js";
 import { CLOSE, ERROR, MSG } from "../static/shared/protocol.js";
-import { effects, play, sent } from "./support.mjs";
+import { describeMoves, effects, play, sent } from "./support.mjs";
 
 const OPEN_LINE = { open: true, agents_online: 1, agents_available: 1, waiting: 0, eta_seconds: 0 };
 const CAMERA = { type: "devices", audioOnly: false, hasVideo: true, problem: null };
@@ -566,25 +566,16 @@ const EVENTS = [
   { type: "no_such_event" },
 ];
 
-describe("the table of moves", () => {
-  test("every phase has a representative state and a row", () => {
-    assert.deepEqual(Object.keys(STATES).sort(), Object.keys(PHASES).sort());
-    assert.deepEqual(Object.keys(MOVES).sort(), Object.keys(PHASES).sort());
-    for (const [phase, make] of Object.entries(STATES)) assert.equal(make().phase, phase);
-  });
-
-  for (const [phase, make] of Object.entries(STATES)) {
-    test(`from ${phase}, every event moves only where the table allows`, () => {
-      const state = make();
-      for (const event of EVENTS) {
-        const { state: after, fx } = run(state, event);
-        assert.ok(after.phase === phase || MOVES[phase].includes(after.phase), `${phase} -> ${after.phase} on ${JSON.stringify(event)}`);
-        assert.ok(PHASES[after.phase], after.phase);
-        for (const effect of fx) assert.equal(typeof effect.do, "string");
-        if (after.phase !== phase) {
-          assert.deepEqual(effects(fx, "host").at(-1).msg, { type: "state", phase: after.phase });
-        }
-      }
-    });
-  }
+describeMoves({
+  phases: Object.keys(PHASES),
+  states: STATES,
+  moves: MOVES,
+  events: EVENTS,
+  run,
+  check(phase, after, fx) {
+    assert.ok(PHASES[after.phase], after.phase);
+    if (after.phase !== phase) {
+      assert.deepEqual(effects(fx, "host").at(-1).msg, { type: "state", phase: after.phase });
+    }
+  },
 });

@@ -1,6 +1,7 @@
 /* The call with a visitor, its end, the wrap-up after it and a transfer to another line. */
 
 import { MSG } from "../shared/protocol.js";
+import { mediaMoves } from "../shared/media_moves.js";
 import { NOT_CONNECTED, endText } from "./text.js";
 import {
   endCallLocally,
@@ -17,6 +18,8 @@ import {
 const OWN_REPLAY_MS = 5000;
 
 export const call = {
+  ...mediaMoves(send),
+
   /** `alive`: the page's peer connection for this call id still works. */
   [MSG.CALL_STARTED](t, e) {
     const s = t.s;
@@ -47,19 +50,6 @@ export const call = {
     resetTransfer(t);
   },
 
-  /** The camera is ready for the call `callId`: tell the visitor whether it is muted or off. */
-  call_media(t, e) {
-    if (t.s.callId !== e.callId || t.s.link === "none") return;
-    t.do("syncControls");
-    send(t, { type: MSG.MEDIA, muted: e.muted, camera_off: e.camera_off });
-  },
-
-  /** The agent pressed Mute or Camera. */
-  media_toggled(t, e) {
-    t.s.localVideo = !e.camera_off;
-    if (t.s.callId) send(t, { type: MSG.MEDIA, muted: e.muted, camera_off: e.camera_off });
-  },
-
   peer_state(t, e) {
     const s = t.s;
     if (!s.callId) return;
@@ -76,15 +66,6 @@ export const call = {
 
   peer_slow(t) {
     notify(t, "Still connecting to the visitor. One of the networks may be blocking video calls.", true);
-  },
-
-  sound_blocked(t) {
-    t.s.soundBlocked = true;
-  },
-
-  click_sound(t) {
-    t.s.soundBlocked = false;
-    t.do("unmuteRemote");
   },
 
   [MSG.PEER_MEDIA](t, e) {

@@ -1,5 +1,7 @@
 /* What the agent console says. */
 
+import { reasonText } from "../shared/format.js";
+
 export const STATUS_TEXT = {
   offline: "Offline",
   available: "Available",
@@ -37,8 +39,7 @@ const END_TEXT = {
 /** Why the call ended, from `call_ended` ("{name}": the visitor's). */
 export function endText(msg) {
   if (msg.reason === "transferred") return `You passed {name} to the ${msg.queue || "other"} line.`;
-  const entry = END_TEXT[msg.reason];
-  return typeof entry === "string" ? entry : (entry && entry[msg.by]) || "The call has ended.";
+  return reasonText(END_TEXT, msg);
 }
 
 /** The workspace's heading and the line under it. */

@@ -1,7 +1,7 @@
 /* The agent console on screen: `render(state)` draws it from the state alone. The two
  * countdowns (offer, wrap-up) and the call timer tick here, between states. */
 
-import { byTestId as $, setText } from "../shared/dom.js";
+import { byTestIds, setText } from "../shared/dom.js";
 import { describeMediaProblem } from "../shared/media.js";
 import { formatClock } from "../shared/format.js";
 import { CONNECTION_TEXT, STATUS_TEXT, callTitle } from "./text.js";
@@ -33,7 +33,7 @@ const IDS = {
 };
 
 export function findParts(doc = document) {
-  const ui = Object.fromEntries(Object.entries(IDS).map(([key, id]) => [key, $(id, doc)]));
+  const ui = byTestIds(IDS, doc);
   ui.body = doc.body;
   ui.offerBadges = doc.querySelector(".offer-badges");
   return ui;

@@ -5,6 +5,11 @@ export function byTestId(testid, root = document) {
   return root.querySelector(`[data-testid="${testid}"]`);
 }
 
+/** `{key: testid}` -> `{key: element}`: a page's parts, found once. */
+export function byTestIds(ids, root = document) {
+  return Object.fromEntries(Object.entries(ids).map(([key, id]) => [key, byTestId(id, root)]));
+}
+
 /** A new element with a class and text content. */
 export function el(tag, className, text) {
   const node = document.createElement(tag);

@@ -75,3 +75,12 @@ export function formatDuration(ms) {
   if (minutes < 90) return plural(minutes, "minute");
   return plural(Math.round(minutes / 60), "hour");
 }
+
+/**
+ * Why a call ended, from a page's table: by `call_ended`'s reason, as one text or one per who
+ * ended it (`by`); "The call has ended." for what the table does not know.
+ */
+export function reasonText(table, msg) {
+  const entry = table[msg.reason];
+  return typeof entry === "string" ? entry : (entry && entry[msg.by]) || "The call has ended.";
+}

@@ -1,6 +1,7 @@
 /* The call with an agent, its end (or a transfer to another line), and the rating after it. */
 
 import { MSG } from "../shared/protocol.js";
+import { mediaMoves } from "../shared/media_moves.js";
 import { clip, teamName } from "../shared/format.js";
 import { LIVE } from "./state.js";
 import { endText } from "./text.js";
@@ -18,6 +19,8 @@ import {
 } from "./steps.js";
 
 export const call = {
+  ...mediaMoves(send),
+
   /** `alive`: the page's peer connection for this call id still works (a replay after a reconnect). */
   [MSG.CALL_STARTED](t, e) {
     const s = t.s;
@@ -44,19 +47,6 @@ export const call = {
     });
   },
 
-  /** The camera is ready for the call `callId`: tell the agent whether it is muted or off. */
-  call_media(t, e) {
-    if (t.s.callId !== e.callId || t.s.link === "none") return;
-    t.do("syncControls");
-    send(t, { type: MSG.MEDIA, muted: e.muted, camera_off: e.camera_off });
-  },
-
-  /** The visitor pressed Mute or Camera. */
-  media_toggled(t, e) {
-    t.s.localVideo = !e.camera_off;
-    if (t.s.callId) send(t, { type: MSG.MEDIA, muted: e.muted, camera_off: e.camera_off });
-  },
-
   peer_state(t, e) {
     const s = t.s;
     if (!s.callId) return;
@@ -73,15 +63,6 @@ export const call = {
 
   peer_slow(t) {
     t.s.notice = "Still connecting… If this takes much longer, your network may be blocking video calls.";
-  },
-
-  sound_blocked(t) {
-    t.s.soundBlocked = true;
-  },
-
-  click_sound(t) {
-    t.s.soundBlocked = false;
-    t.do("unmuteRemote");
   },
 
   [MSG.PEER_MEDIA](t, e) {

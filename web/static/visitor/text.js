@@ -1,7 +1,7 @@
 /* What the visitor panel says. Pure functions of the state and the desk's messages. */
 
 import { ERROR } from "../shared/protocol.js";
-import { formatEta, formatOpening, ordinal, plural } from "../shared/format.js";
+import { formatEta, formatOpening, ordinal, plural, reasonText } from "../shared/format.js";
 import { PHASES } from "./state.js";
 
 export const ERROR_TEXT = {
@@ -22,8 +22,7 @@ const END_TEXT = {
 
 /** Why the call ended, from `call_ended`'s reason (and who). */
 export function endText(msg) {
-  const entry = END_TEXT[msg.reason];
-  return typeof entry === "string" ? entry : (entry && entry[msg.by]) || "The call has ended.";
+  return reasonText(END_TEXT, msg);
 }
 
 export const SCORE_TEXT = ["", "Very poor", "Poor", "Okay", "Good", "Excellent"];

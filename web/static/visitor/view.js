@@ -1,6 +1,6 @@
 /* The visitor panel on screen: `render(state)` draws every part of it from the state alone. */
 
-import { byTestId as $, setText } from "../shared/dom.js";
+import { byTestIds, setText } from "../shared/dom.js";
 import { describeMediaProblem } from "../shared/media.js";
 import { formatClock, formatEta, ordinal, teamName } from "../shared/format.js";
 import { currentView } from "./state.js";
@@ -25,7 +25,7 @@ export function findParts(doc = document) {
     ratingSkip: "hd-rating-skip", ratingThanks: "hd-rating-thanks", again: "hd-again", close: "hd-close",
     minimize: "hd-minimize", error: "hd-error",
   };
-  const ui = Object.fromEntries(Object.entries(ids).map(([key, id]) => [key, $(id, doc)]));
+  const ui = byTestIds(ids, doc);
   ui.body = doc.body;
   ui.stars = Array.from(doc.querySelectorAll(".stars .star"));
   ui.views = Array.from(doc.querySelectorAll("section[data-view]"));

@@ -1,7 +1,7 @@
 /* The wallboard on screen: a tile per queue and a row per agent. Everything the desk sends is
  * inserted as text (textContent), never as HTML. */
 
-import { byTestId as $, el, setText } from "../shared/dom.js";
+import { byTestIds, el, setText } from "../shared/dom.js";
 import { STATES, TILE_STATES, sortAgents, stateSince, tile } from "./model.js";
 
 export function findParts(doc = document) {
@@ -13,7 +13,7 @@ export function findParts(doc = document) {
     queues: "wallboard-queues", noQueues: "wallboard-no-queues", agents: "wallboard-agents",
     noAgents: "wallboard-no-agents", summary: "wallboard-summary",
   };
-  const ui = Object.fromEntries(Object.entries(ids).map(([key, id]) => [key, $(id, doc)]));
+  const ui = byTestIds(ids, doc);
   ui.body = doc.body;
   ui.agentRows = ui.agents.querySelector("tbody");
   return ui;
