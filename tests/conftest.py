@@ -101,13 +101,10 @@ PYTHON = sys.executable
 @pytest.fixture(scope="module")
 def browser(demo: Any) -> Iterator[Any]:
     """Debian's Chromium through Playwright, for the module's demo desk."""
-    from playwright.sync_api import sync_playwright
-    from test_browser import CHROMIUM, chromium_args
+    from test_browser import launched_chromium
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=chromium_args(), headless=True)
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -436,6 +436,18 @@ def selected_pair(target: Any) -> dict[str, Any] | None:
     return target.evaluate(SELECTED_PAIR_JS)  # type: ignore[no-any-return]
 
 
+@contextlib.contextmanager
+def launched_chromium() -> Iterator[Any]:
+    """Debian's Chromium through Playwright with the flags of DESIGN.md, closed afterwards."""
+    need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=chromium_args(), headless=True)
+        yield browser
+        browser.close()
+
+
 # Fixtures -------------------------------------------------------------------------------
 
 
@@ -557,6 +569,18 @@ def timed_round(panel: Any, agent: Any, demo: Demo, name: str) -> dict[str, Any]
     }
 
 
+def wait_for_position(panel: Any, position: str, what: str) -> None:
+    wait_for(lambda: panel.evaluate(f"{js_el('hd-position')}.dataset.position") == position, what)
+
+
+def wait_for_waiting(agent: Any, count: str) -> None:
+    """The agent's console counting ``count`` visitors waiting in the support line."""
+    wait_for(
+        lambda: agent.evaluate(f"{js_el('queue-waiting-support')}.textContent") == count,
+        f"the agent's console counting {count} waiting",
+    )
+
+
 def test_visitor_and_agent_see_each_other(
     demo: Demo,
     browser: Any,
@@ -667,32 +691,17 @@ def test_two_visitors_see_their_places_in_line(
         _, first = open_panel(first_ctx, demo)
         _, second = open_panel(second_ctx, demo)
         fill_and_join(first, "First Visitor", "")
-        wait_for(
-            lambda: first.evaluate(f"{js_el('hd-position')}.dataset.position") == "1",
-            "the first visitor at position 1",
-        )
+        wait_for_position(first, "1", "the first visitor at position 1")
         fill_and_join(second, "Second Visitor", "")
-        wait_for(
-            lambda: second.evaluate(f"{js_el('hd-position')}.dataset.position") == "2",
-            "the second visitor at position 2",
-        )
+        wait_for_position(second, "2", "the second visitor at position 2")
         assert "2nd in line" in second.locator(sel("hd-position")).inner_text()
-        wait_for(
-            lambda: agent.evaluate(f"{js_el('queue-waiting-support')}.textContent") == "2",
-            "the agent's console counting 2 waiting",
-        )
+        wait_for_waiting(agent, "2")
 
         first.locator(sel("hd-leave")).click()
         wait_for(lambda: visitor_phase(first) == "left", "the first visitor gone")
-        wait_for(
-            lambda: second.evaluate(f"{js_el('hd-position')}.dataset.position") == "1",
-            "the second visitor moved up to 1",
-        )
+        wait_for_position(second, "1", "the second visitor moved up to 1")
         assert "1st in line" in second.locator(sel("hd-position")).inner_text()
-        wait_for(
-            lambda: agent.evaluate(f"{js_el('queue-waiting-support')}.textContent") == "1",
-            "the agent's console counting 1 waiting",
-        )
+        wait_for_waiting(agent, "1")
         second.locator(sel("hd-leave")).click()
         wait_for(lambda: visitor_phase(second) == "left", "the second visitor gone")
     finally:

@@ -28,14 +28,13 @@ from typing import Any
 
 import pytest
 from test_browser import (
-    CHROMIUM,
     VIEWPORT,
     Demo,
     agent_phase,
     assert_video_flows,
     call_report,
-    chromium_args,
     fill_and_join,
+    launched_chromium,
     login_agent,
     need_chromium,
     open_panel,
@@ -171,13 +170,30 @@ def turn() -> Iterator[Turn]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    need_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=chromium_args(), headless=True)
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
+
+
+def accept_offer(agent: Any, panel: Any) -> None:
+    """The agent accepts the offer; both pages have their peer connection."""
+    wait_for(lambda: agent.locator(sel("offer-card")).is_visible(), "the offer card")
+    agent.locator(sel("offer-accept")).click()
+    wait_for(lambda: panel.evaluate("!!window.hdPeer"), "the visitor's peer connection")
+    wait_for(lambda: agent.evaluate("!!window.hdPeer"), "the agent's peer connection")
+
+
+def relayed_call_pairs(panel: Any, agent: Any, turn: Turn) -> list[tuple[str, dict[str, Any]]]:
+    """Both sides in the call with video flowing: each side's selected candidate pair."""
+    wait_for(
+        lambda: visitor_phase(panel) == "in-call" and agent_phase(agent) == "in-call",
+        "both sides in the call",
+        explain=lambda: (call_report(panel, agent), turn.output()[-3000:]),
+    )
+    assert_video_flows(panel, agent)
+    return [
+        (side, wait_for(partial(selected_pair, page), f"the {side}'s pair"))
+        for side, page in (("visitor", panel), ("agent", agent))
+    ]
 
 
 def start_call(browser: Any, demo: Demo) -> tuple[Any, Any, list[Any]]:
@@ -189,10 +205,7 @@ def start_call(browser: Any, demo: Demo) -> tuple[Any, Any, list[Any]]:
     set_agent_status(agent, "available")
     _, panel = open_panel(visitor_ctx, demo)
     fill_and_join(panel, "Relayed Visitor", "through TURN")
-    wait_for(lambda: agent.locator(sel("offer-card")).is_visible(), "the offer card")
-    agent.locator(sel("offer-accept")).click()
-    wait_for(lambda: panel.evaluate("!!window.hdPeer"), "the visitor's peer connection")
-    wait_for(lambda: agent.evaluate("!!window.hdPeer"), "the agent's peer connection")
+    accept_offer(agent, panel)
     return panel, agent, [agent_ctx, visitor_ctx]
 
 
@@ -211,14 +224,7 @@ def test_call_through_turn_with_time_limited_credentials(browser: Any, turn: Tur
                 assert int(expiry) > time.time() and user, server["username"]
                 assert server["credential"] != turn.secret
 
-            wait_for(
-                lambda: visitor_phase(panel) == "in-call" and agent_phase(agent) == "in-call",
-                "both sides in the call",
-                explain=lambda: (call_report(panel, agent), turn.output()[-3000:]),
-            )
-            assert_video_flows(panel, agent)
-            for side, page in (("visitor", panel), ("agent", agent)):
-                pair = wait_for(partial(selected_pair, page), f"the {side}'s pair")
+            for side, pair in relayed_call_pairs(panel, agent, turn):
                 assert pair["local"] == "relay", (side, pair)
                 assert pair["remote"] == "relay", (side, pair)  # the other side is relayed too
                 assert pair["localAddress"] == TURN_HOST, (side, pair)
@@ -288,23 +294,13 @@ def test_a_shift_outlives_its_credentials(browser: Any, turn: Turn) -> None:
             assert me == 200, "the console's session was not renewed"
 
             set_agent_status(agent, "available")
-            wait_for(lambda: agent.locator(sel("offer-card")).is_visible(), "the offer card")
-            agent.locator(sel("offer-accept")).click()
-            wait_for(lambda: panel.evaluate("!!window.hdPeer"), "the visitor's peer connection")
-            wait_for(lambda: agent.evaluate("!!window.hdPeer"), "the agent's peer connection")
+            accept_offer(agent, panel)
             for page in (panel, agent):
                 (server,) = page.evaluate("window.hdPeer.getConfiguration()")["iceServers"]
                 expiry = int(server["username"].partition(":")[0])
                 # Minted for this call, long after the sign-in and the join.
                 assert signed_in + 3 * ttl < expiry <= time.time() + ttl + 5, server
-            wait_for(
-                lambda: visitor_phase(panel) == "in-call" and agent_phase(agent) == "in-call",
-                "both sides in the call",
-                explain=lambda: (call_report(panel, agent), turn.output()[-3000:]),
-            )
-            assert_video_flows(panel, agent)
-            for side, page in (("visitor", panel), ("agent", agent)):
-                pair = wait_for(partial(selected_pair, page), f"the {side}'s pair")
+            for side, pair in relayed_call_pairs(panel, agent, turn):
                 assert pair["local"] == "relay" and pair["remote"] == "relay", (side, pair)
             log = turn.output()[log_start:]
             assert re.search(r"ALLOCATE processed, success", log), log[-3000:]
