@@ -151,7 +151,7 @@ async def _product_round(browser: Any, agent: Any, desk: str, shop: str, i: int)
 
         frame = await wait_for(panel, "the visitor panel")
         await wait_for(
-            lambda: frame.evaluate("window.hdState && window.hdState.phase === 'ready'"),
+            lambda: frame.evaluate("document.body.dataset.phase === 'ready'"),
             "the panel ready",
         )
         await frame.locator(sel("hd-name")).fill(f"Bench {i}")
@@ -164,7 +164,7 @@ async def _product_round(browser: Any, agent: Any, desk: str, shop: str, i: int)
         clicked = float(await frame.evaluate("window.__benchClick"))
         await agent.locator(sel("agent-hangup")).click()
         await wait_for(
-            lambda: agent.evaluate("window.hdState.phase === 'idle' && !window.hdPeer"),
+            lambda: agent.evaluate("document.body.dataset.phase === 'idle' && !window.hdPeer"),
             "the agent out of the call",
         )
         await wait_for(
@@ -233,15 +233,13 @@ async def run(quick: bool) -> list[Metric]:
                     agent = await agent_context.new_page()
                     await agent.goto(desk + "/agent")
                     await wait_for(
-                        lambda: agent.evaluate(
-                            "window.hdState && window.hdState.phase === 'login'"
-                        ),
+                        lambda: agent.evaluate("document.body.dataset.phase === 'login'"),
                         "the login form",
                     )
                     await agent.locator(sel("agent-username")).fill("demo")
                     await agent.locator(sel("agent-password")).fill(PASSWORD)
                     await agent.locator(sel("agent-login")).click()
-                    await wait_for(lambda: agent.evaluate("window.hdState.connected"), "login")
+                    await wait_for(lambda: agent.evaluate("document.body.dataset.connected === 'true'"), "login")
                     await agent.locator(sel("agent-available")).click()
                     await agent.evaluate(AUTO_ACCEPT_JS)
                     # Warm-up (first camera, first codec): one untimed round of each.
