@@ -239,7 +239,10 @@ async def run(quick: bool) -> list[Metric]:
                     await agent.locator(sel("agent-username")).fill("demo")
                     await agent.locator(sel("agent-password")).fill(PASSWORD)
                     await agent.locator(sel("agent-login")).click()
-                    await wait_for(lambda: agent.evaluate("document.body.dataset.connected === 'true'"), "login")
+                    await wait_for(
+                        lambda: agent.evaluate("document.body.dataset.connected === 'true'"),
+                        "login",
+                    )
                     await agent.locator(sel("agent-available")).click()
                     await agent.evaluate(AUTO_ACCEPT_JS)
                     # Warm-up (first camera, first codec): one untimed round of each.
