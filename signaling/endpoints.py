@@ -72,7 +72,7 @@ async def _serve(
             break
         else:
             continue
-        if getattr(session, "closed_for", None) is not None:
+        if session.closed_for is not None:
             break  # the session ended: the close is on its way
         message: ClientMessage | None = None
         try:

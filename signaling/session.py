@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from humandesk.signaling.codes import CloseCode, ProtocolError
 from humandesk.signaling.messages import (
@@ -189,6 +189,10 @@ class VisitorSession:
             _check_call(msg, self.call_id)
             return
         raise _wrong(msg, self.phase)
+
+    #: A visitor's session is never ended by the desk while its socket lives (an agent's
+    #: is, on expiry or revocation): the frame loop asks both.
+    closed_for: ClassVar[None] = None
 
     @property
     def live(self) -> bool:
