@@ -1,8 +1,9 @@
 """Abuse limits counted in Redis, so every server process of a desk shares them.
 
-Each check is one atomic script: a token bucket (``bucket.lua``) for rates — joins and
-callback requests per client address, login attempts — and a reservation list
-(``waiting_slot.lua``) for the places in line one address may hold at once. Limits per
+Each check is one atomic script: a token bucket (``bucket.lua``) for rates such as callback
+requests per client address, and for a join both its rate and a reservation among the places
+in line one address may hold at once (``admit.lua``), so a join pays one round trip for its
+limits; the two share ``limit_lib.lua``. Limits per
 socket (messages a second) need no sharing and live with the socket
 (:class:`humandesk.signaling.limits.MessageBucket`).
 """
@@ -64,8 +65,9 @@ class Limiter:
         self.redis = redis
         self.keys = keys
         self.limits = limits
-        self._bucket = redis.register_script((SCRIPTS_DIR / "bucket.lua").read_text())
-        self._slot = redis.register_script((SCRIPTS_DIR / "waiting_slot.lua").read_text())
+        lib = (SCRIPTS_DIR / "limit_lib.lua").read_text() + "\n"
+        self._bucket = redis.register_script(lib + (SCRIPTS_DIR / "bucket.lua").read_text())
+        self._admit = redis.register_script(lib + (SCRIPTS_DIR / "admit.lua").read_text())
         self._refused: dict[tuple[str, str], tuple[float, Refusal]] = {}
 
     def _remembered(self, kind: str, who: str) -> Refusal | None:
@@ -91,7 +93,7 @@ class Limiter:
         if per_window <= 0:
             return 0  # 0 turns a limit off
         taken, wait_ms = await self._bucket(
-            keys=[self.keys.limit(kind, who)], args=[per_window / window_s, per_window, 1]
+            keys=[self.keys.limit(kind, who)], args=[per_window / window_s, per_window]
         )
         return 0 if int(taken) else max(1, math.ceil(int(wait_ms) / 1000))
 
@@ -100,17 +102,23 @@ class Limiter:
         known = self._remembered("join", address)
         if known is not None:
             return known
-        wait = await self.take("join", address, self.limits.joins_per_minute, 60)
-        if wait:
-            return self._remember("join", address, Refusal("joins", wait), wait)
-        if self.limits.waiting_per_address <= 0:
-            return None
-        reserved, _held = await self._slot(
-            keys=[self.keys.waiting_by_address(address), self.keys.visitors],
-            args=[visitor_id, self.limits.waiting_per_address, self.RESERVATION_GRACE_MS],
+        per_minute = max(0, self.limits.joins_per_minute)
+        places = max(0, self.limits.waiting_per_address)
+        if not per_minute and not places:
+            return None  # both turned off: no round trip
+        outcome, wait_ms = await self._admit(
+            keys=[
+                self.keys.limit("join", address),
+                self.keys.waiting_by_address(address),
+                self.keys.visitors,
+            ],
+            args=[per_minute / 60, per_minute, visitor_id, places, self.RESERVATION_GRACE_MS],
         )
-        if int(reserved):
+        if int(outcome) == 1:
             return None
+        if int(outcome) == 0:
+            wait = max(1, math.ceil(int(wait_ms) / 1000))
+            return self._remember("join", address, Refusal("joins", wait), wait)
         return self._remember("join", address, Refusal("waiting", 30), self.LOCAL_WAITING_S)
 
     async def admit_callback(self, address: str) -> Refusal | None:
