@@ -26,15 +26,7 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks import Metric
-from benchmarks.harness import (
-    connect_agent,
-    create_agents,
-    desk_servers,
-    log,
-    median,
-    redis_server,
-)
+from benchmarks import Metric, harness
 
 DEFAULT_WAITING_PER_ADDRESS = 10
 HONEST = 20
@@ -115,8 +107,8 @@ async def _flood(quick: bool) -> list[Metric]:
     bots = 400 if quick else 2000
     desk = "ab" + uuid.uuid4().hex[:8]
     with (
-        redis_server() as (redis_url, _redis),
-        desk_servers(
+        harness.redis_server() as (redis_url, _redis),
+        harness.desk_servers(
             redis_url,
             desk,
             HUMANDESK_JOINS_PER_MINUTE="20",
@@ -142,7 +134,7 @@ async def _flood(quick: bool) -> list[Metric]:
         loud, places, keep = await _honest_joins(server.url, 23)
         stats = json.loads(await flood.stdout.readline())
         await flood.wait()
-        log(
+        harness.log(
             f"abuse: {bots} bot sockets in {stats['seconds']:.1f}s: {stats['queued']} let in, "
             f"{stats['refused']} joins refused, {stats['failed_connects']} failed to connect; "
             f"honest places {places}"
@@ -154,11 +146,11 @@ async def _flood(quick: bool) -> list[Metric]:
     return [
         Metric.make(
             "abuse.flood_honest_join.p50",
-            median(loud),
+            harness.median(loud),
             "ms",
-            baseline=median(quiet),
+            baseline=harness.median(quiet),
             target="ratio <= 5",
-            ok=median(loud) <= 5 * median(quiet),
+            ok=harness.median(loud) <= 5 * harness.median(quiet),
         ),
         Metric.make(
             "abuse.flood_honest_join.max",
@@ -183,12 +175,14 @@ async def _callbacks(quick: bool) -> list[Metric]:
     count = 500 if quick else 2000
     desk = "cb" + uuid.uuid4().hex[:8]
     with (
-        redis_server() as (redis_url, _redis),
-        desk_servers(redis_url, desk, HUMANDESK_MAX_OPEN_CALLBACKS=str(count + 1)) as (server,),
+        harness.redis_server() as (redis_url, _redis),
+        harness.desk_servers(redis_url, desk, HUMANDESK_MAX_OPEN_CALLBACKS=str(count + 1)) as (
+            server,
+        ),
     ):
-        await create_agents(redis_url, desk, {"cbagent": ["support"]}, {})
+        await harness.create_agents(redis_url, desk, {"cbagent": ["support"]}, {})
         async with aiohttp.ClientSession() as session:
-            console = await connect_agent(session, server.url, desk, "cbagent")
+            console = await harness.connect_agent(session, server.url, desk, "cbagent")
             received = {"bytes": 0, "added": 0, "one": 0}
 
             async def read() -> None:
@@ -227,7 +221,7 @@ async def _callbacks(quick: bool) -> list[Metric]:
             await visitor.close()
             await console.close()
     to_console = received["bytes"] - base
-    log(
+    harness.log(
         f"abuse: {count} callback requests sent {to_console:,} bytes to one console "
         f"({received['added']} callback_added); server RSS {rss_before:,} -> {rss_after:,} KiB"
     )

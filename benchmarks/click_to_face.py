@@ -18,7 +18,6 @@ round run in one browser on one machine. Poll-based: first frames are seen withi
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import tempfile
 import time
@@ -28,35 +27,9 @@ from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
-from benchmarks import Metric
-from benchmarks.harness import (
-    HOST,
-    desk_env,
-    free_port,
-    log,
-    median,
-    redis_server,
-    spawn,
-    start_bare,
-    stop_process,
-    wait_http,
-)
+from benchmarks import Metric, harness
 from humandesk.queue.client import DeskQueue
 
-CHROMIUM = os.environ.get("HUMANDESK_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
 PASSWORD = "benchmark-demo-password"
 
 T = TypeVar("T")
@@ -202,18 +175,18 @@ async def run(quick: bool) -> list[Metric]:
     from playwright.async_api import async_playwright
 
     rounds = 3 if quick else 8
-    desk_port, shop_port = free_port(), free_port()
-    desk, shop = f"http://{HOST}:{desk_port}", f"http://{HOST}:{shop_port}"
+    desk_port, shop_port = harness.free_port(), harness.free_port()
+    desk, shop = f"http://{harness.HOST}:{desk_port}", f"http://{harness.HOST}:{shop_port}"
     data_dir = tempfile.mkdtemp(prefix="hdbc", dir="/tmp")
     desk_name = "cf" + uuid.uuid4().hex[:8]
     product: list[float] = []
     bare: list[float] = []
-    with redis_server() as (redis_url, _redis):
+    with harness.redis_server() as (redis_url, _redis):
         redis = Redis.from_url(redis_url)
         await DeskQueue(redis, desk_name).set_queue_rules("support", {"wrapup_ms": 0})
         await redis.aclose()
-        env = desk_env(redis_url, desk_name, data_dir, HUMANDESK_DEMO_PASSWORD=PASSWORD)
-        demo = spawn(
+        env = harness.desk_env(redis_url, desk_name, data_dir, HUMANDESK_DEMO_PASSWORD=PASSWORD)
+        demo = harness.spawn(
             [
                 sys.executable, "-m", "humandesk.server.cli", "demo",
                 "--port", str(desk_port), "--shop-port", str(shop_port),
@@ -222,12 +195,14 @@ async def run(quick: bool) -> list[Metric]:
             env=env,
             quiet=True,
         )  # fmt: skip
-        bare_relay, relay = start_bare("relay")
+        bare_relay, relay = harness.start_bare("relay")
         try:
-            wait_http(desk + "/readyz", demo)
-            wait_http(shop + "/", demo)
+            harness.wait_http(desk + "/readyz", demo)
+            harness.wait_http(shop + "/", demo)
             async with async_playwright() as pw:
-                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+                browser = await pw.chromium.launch(
+                    executable_path=harness.CHROMIUM, args=harness.CHROMIUM_FLAGS
+                )
                 try:
                     agent_context = await browser.new_context()
                     agent = await agent_context.new_page()
@@ -255,10 +230,10 @@ async def run(quick: bool) -> list[Metric]:
                 finally:
                     await browser.close()
         finally:
-            stop_process(demo)
-            stop_process(bare_relay)
-    value, base = median(product), median(bare)
-    log(
+            harness.stop_process(demo)
+            harness.stop_process(bare_relay)
+    value, base = harness.median(product), harness.median(bare)
+    harness.log(
         "click to face: desk "
         + ", ".join(f"{x:.0f}" for x in product)
         + " ms; bare "

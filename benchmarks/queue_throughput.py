@@ -23,17 +23,7 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from benchmarks import Metric
-from benchmarks.harness import (
-    WorkerIO,
-    log,
-    now,
-    proc_cpu_seconds,
-    profiled,
-    redis_server,
-    worker_main,
-    workers,
-)
+from benchmarks import Metric, harness
 from humandesk.queue.client import AgentInfo, DeskQueue, NewVisitor, load_script_source
 
 TARGET_RATE = 2000  # visitor arrivals per second
@@ -79,7 +69,7 @@ async def _arrivals(scripts: Scripts, rate: float, seconds: float) -> dict[str, 
     that runs late sends what has fallen due)."""
     tick = 0.01
     lease = scripts.queue.config.visitor_lease_ms
-    start = now()
+    start = harness.now()
     sent = 0
     lag = 0.0
     errors = 0
@@ -102,12 +92,12 @@ async def _arrivals(scripts: Scripts, rate: float, seconds: float) -> dict[str, 
             errors += await scripts.run(calls)
         if k * tick >= seconds:
             break
-        delay = start + k * tick - now()
+        delay = start + k * tick - harness.now()
         if delay > 0:
             await asyncio.sleep(delay)
         else:
             lag = max(lag, -delay)
-    return {"sent": sent, "seconds": now() - start, "max_lag": lag, "errors": errors}
+    return {"sent": sent, "seconds": harness.now() - start, "max_lag": lag, "errors": errors}
 
 
 async def _agents(
@@ -121,8 +111,8 @@ async def _agents(
         await queue.set_agent_status(AgentInfo(name, name, ["support"]), "available")
     offers: list[float] = []
     errors = 0
-    deadline = now() + seconds
-    while now() < deadline:
+    deadline = harness.now() + seconds
+    while harness.now() < deadline:
         calls: list[tuple[str, dict[str, Any]]] = []
         message = await pubsub.get_message(timeout=0.2)
         while message is not None:
@@ -134,7 +124,7 @@ async def _agents(
             ):
                 agent = message["channel"].decode().rsplit(":", 1)[1]
                 offer_id = str(json.loads(data)["offer_id"])
-                offers.append(now())
+                offers.append(harness.now())
                 calls.append(("accept", {"agent": agent, "offer_id": offer_id}))
                 calls.append(
                     (
@@ -149,7 +139,7 @@ async def _agents(
     return {"offers": offers, "errors": errors}
 
 
-async def worker(config: dict[str, Any], io: WorkerIO) -> None:
+async def worker(config: dict[str, Any], io: harness.WorkerIO) -> None:
     # A blocking pool: in-flight scripts wait for one of 64 connections (Redis runs scripts
     # one at a time anyway) instead of opening a connection each.
     pool = BlockingConnectionPool.from_url(config["redis_url"], max_connections=64, timeout=60)
@@ -177,7 +167,7 @@ async def _raw_join_rate(redis_url: str, desk: str, count: int) -> float:
         sha = await redis.script_load(load_script_source("join"))
         cfg = asdict(queue.config)
         batch = 200
-        start = now()
+        start = harness.now()
         for first in range(0, count, batch):
             pipe = redis.pipeline(transaction=False)
             for i in range(first, min(first + batch, count)):
@@ -189,7 +179,7 @@ async def _raw_join_rate(redis_url: str, desk: str, count: int) -> float:
                 }
                 pipe.evalsha(sha, len(keys), *keys, json.dumps(payload))
             await pipe.execute()
-        return count / (now() - start)
+        return count / (harness.now() - start)
     finally:
         await redis.aclose()
 
@@ -215,7 +205,7 @@ async def _round(redis_url: str, redis_pid: int, rate: float, seconds: float) ->
     config = {"redis_url": redis_url, "desk": desk}
     backlog: list[tuple[float, int]] = []
     try:
-        async with workers("benchmarks.queue_throughput", [config] * 3) as [arr, ag1, ag2]:
+        async with harness.workers("benchmarks.queue_throughput", [config] * 3) as [arr, ag1, ag2]:
             # Two agent processes: a Python client parses ~6 pub/sub messages per visitor.
             for ag, digit in ((ag1, "0"), (ag2, "1")):
                 group = [n for n in names if n[1] == digit]
@@ -232,18 +222,20 @@ async def _round(redis_url: str, redis_pid: int, rate: float, seconds: float) ->
             async def sample() -> None:
                 while True:
                     snap = await queue.snapshot("support")
-                    backlog.append((now(), snap.waiting))
+                    backlog.append((harness.now(), snap.waiting))
                     await asyncio.sleep(0.25)
 
             sampler = asyncio.create_task(sample())
-            redis_cpu0 = proc_cpu_seconds(redis_pid)
-            with profiled([redis_pid, arr.pid], f"throughput-{int(rate)}"):
-                start = now()
+            redis_cpu0 = harness.proc_cpu_seconds(redis_pid)
+            with harness.profiled([redis_pid, arr.pid], f"throughput-{int(rate)}"):
+                start = harness.now()
                 arrivals = await arr.call(
                     {"cmd": "arrivals", "rate": rate, "seconds": seconds},
                     timeout=seconds + 120,
                 )
-                redis_busy = (proc_cpu_seconds(redis_pid) - redis_cpu0) / (now() - start)
+                redis_busy = (harness.proc_cpu_seconds(redis_pid) - redis_cpu0) / (
+                    harness.now() - start
+                )
                 replies = [await ag.recv(timeout=seconds + 120) for ag in (ag1, ag2)]
             sampler.cancel()
         final = (await queue.snapshot("support")).waiting
@@ -265,18 +257,18 @@ async def _round(redis_url: str, redis_pid: int, rate: float, seconds: float) ->
 
 async def run(quick: bool) -> list[Metric]:
     seconds = 5.0 if quick else 20.0
-    with redis_server() as (redis_url, redis_proc):
+    with harness.redis_server() as (redis_url, redis_proc):
         raw = await _raw_join_rate(redis_url, "qr" + uuid.uuid4().hex[:8], 5000 if quick else 20000)
         target = await _round(redis_url, redis_proc.pid, TARGET_RATE, seconds)
     r = target
-    log(
+    harness.log(
         f"queue throughput: arrivals {r.arrival_rate:.0f}/s (driver late by up to "
         f"{1000 * r.max_lag:.0f} ms), served {r.served_rate:.0f}/s, backlog growth over the "
         f"second half {r.growth}, left at the end {r.final}, errors {r.errors}, Redis CPU "
         f"{100 * r.redis_busy:.0f}%"
     )
     capacity = r.served_rate / r.redis_busy if r.redis_busy > 0 else float("nan")
-    log(f"queue throughput: the join script alone, pipelined: {raw:.0f}/s")
+    harness.log(f"queue throughput: the join script alone, pipelined: {raw:.0f}/s")
     ok = (
         target.arrival_rate >= 0.97 * TARGET_RATE
         and target.served_rate >= 0.97 * TARGET_RATE
@@ -312,4 +304,4 @@ async def run(quick: bool) -> list[Metric]:
 
 
 if __name__ == "__main__":
-    worker_main(worker)
+    harness.worker_main(worker)

@@ -19,17 +19,7 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
-from benchmarks import Metric
-from benchmarks.harness import (
-    connect_agent,
-    create_agents,
-    desk_servers,
-    log,
-    now,
-    pct,
-    profiled,
-    redis_server,
-)
+from benchmarks import Metric, harness
 
 CANDIDATE = {
     "candidate": "candidate:842163049 1 udp 1677729535 192.0.2.10 52760 typ srflx raddr "
@@ -52,7 +42,7 @@ async def _expect(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float
 
 async def _desk_relay(a_url: str, b_url: str, desk: str, count: int) -> list[float]:
     async with aiohttp.ClientSession() as session:
-        agent = await connect_agent(session, b_url, desk, "relay")
+        agent = await harness.connect_agent(session, b_url, desk, "relay")
         await _expect(agent, "welcome")
         await agent.send_str(json.dumps({"type": "status", "status": "available"}))
         visitor = await session.ws_connect(a_url + "/ws/visitor", origin=a_url)
@@ -65,11 +55,11 @@ async def _desk_relay(a_url: str, b_url: str, desk: str, count: int) -> list[flo
         frame = json.dumps({"type": "signal", "call_id": call["call_id"], "candidate": CANDIDATE})
         samples: list[float] = []
         for i in range(count + 20):
-            t0 = now()
+            t0 = harness.now()
             await visitor.send_str(frame)
             await _expect(agent, "signal")
             if i >= 20:  # the first frames warm the paths up
-                samples.append(now() - t0)
+                samples.append(harness.now() - t0)
         await visitor.close()
         await agent.close()
     return samples
@@ -86,14 +76,14 @@ async def _bare_publish(redis_url: str, count: int) -> list[float]:
         await pubsub.subscribe(channel)
         await pubsub.get_message(timeout=1)  # the subscribe confirmation
         for i in range(count + 20):
-            t0 = now()
+            t0 = harness.now()
             await publisher.publish(channel, payload)
             while True:
                 msg = await pubsub.get_message(timeout=5)
                 if msg is not None and msg.get("type") == "message":
                     break
             if i >= 20:
-                samples.append(now() - t0)
+                samples.append(harness.now() - t0)
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         await publisher.aclose()
@@ -104,18 +94,18 @@ async def _bare_publish(redis_url: str, count: int) -> list[float]:
 async def run(quick: bool) -> list[Metric]:
     count = 1000 if quick else 2000  # p99 of 400 frames was the 4th slowest: too noisy
     desk = "rl" + uuid.uuid4().hex[:8]
-    with redis_server() as (redis_url, _redis):
-        await create_agents(redis_url, desk, {"relay": ["support"]}, {})
-        with desk_servers(redis_url, desk, count=2) as [a, b]:
+    with harness.redis_server() as (redis_url, _redis):
+        await harness.create_agents(redis_url, desk, {"relay": ["support"]}, {})
+        with harness.desk_servers(redis_url, desk, count=2) as [a, b]:
             base = await _bare_publish(redis_url, count)
-            with profiled([a.pid, b.pid], "relay"):
+            with harness.profiled([a.pid, b.pid], "relay"):
                 relay = await _desk_relay(a.url, b.url, desk, count)
             base += await _bare_publish(redis_url, count // 2)  # before and after
     relay_ms = [x * 1000 for x in relay]
     base_ms = [x * 1000 for x in base]
-    p50, p99 = pct(relay_ms, 50), pct(relay_ms, 99)
-    b50, b99 = pct(base_ms, 50), pct(base_ms, 99)
-    log(
+    p50, p99 = harness.pct(relay_ms, 50), harness.pct(relay_ms, 99)
+    b50, b99 = harness.pct(base_ms, 50), harness.pct(base_ms, 99)
+    harness.log(
         f"relay: {len(relay_ms)} frames A->B p50 {p50:.3f} ms p99 {p99:.3f} ms; "
         f"bare PUBLISH->subscriber p50 {b50:.3f} ms p99 {b99:.3f} ms"
     )

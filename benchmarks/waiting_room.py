@@ -24,23 +24,7 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
-from benchmarks import Metric
-from benchmarks.harness import (
-    Worker,
-    WorkerIO,
-    desk_servers,
-    log,
-    now,
-    pct,
-    proc_rss_kib,
-    profiled,
-    redis_server,
-    start_bare,
-    stop_process,
-    timed_messages,
-    worker_main,
-    workers,
-)
+from benchmarks import Metric, harness
 from humandesk.queue.client import DeskQueue
 
 CONNECT_CONCURRENCY = 24
@@ -57,7 +41,7 @@ class Held:
 
 
 async def _reader(held: Held, first: asyncio.Future[dict[str, Any]] | None) -> None:
-    async for t, data in timed_messages(held.ws):
+    async for t, data in harness.timed_messages(held.ws):
         kind = data.get("type")
         if kind == "position":
             held.log.append((t, int(data["position"])))
@@ -99,7 +83,7 @@ async def _open_many(session: aiohttp.ClientSession, cmd: dict[str, Any]) -> lis
     return await asyncio.gather(*(one(i) for i in range(cmd["count"])))
 
 
-async def worker(config: dict[str, Any], io: WorkerIO) -> None:
+async def worker(config: dict[str, Any], io: harness.WorkerIO) -> None:
     connector = aiohttp.TCPConnector(limit=0)
     session = aiohttp.ClientSession(connector=connector)
     held: list[Held] = []
@@ -107,13 +91,13 @@ async def worker(config: dict[str, Any], io: WorkerIO) -> None:
         async for cmd in io.commands():
             kind = cmd["cmd"]
             if kind == "connect":
-                start = now()
+                start = harness.now()
                 held.extend(await _open_many(session, cmd))
                 # The sockets live until "close": keep them out of this client's collections,
                 # so that its pauses do not show up as the server's delivery times.
                 gc.collect()
                 gc.freeze()
-                io.reply({"connected": len(held), "seconds": now() - start})
+                io.reply({"connected": len(held), "seconds": harness.now() - start})
             elif kind == "reset":
                 for h in held:
                     if h.log:
@@ -180,9 +164,9 @@ def _deliveries(
 
 
 async def _connect_all(
-    ws_workers: list[Worker], url: str, origin: str, n: int, join: bool
+    ws_workers: list[harness.Worker], url: str, origin: str, n: int, join: bool
 ) -> float:
-    start = now()
+    start = harness.now()
     await asyncio.gather(
         *(
             w.call(
@@ -199,10 +183,10 @@ async def _connect_all(
             for i, (w, k) in enumerate(zip(ws_workers, _split(n, len(ws_workers)), strict=True))
         )
     )
-    return now() - start
+    return harness.now() - start
 
 
-async def _logs(ws_workers: list[Worker]) -> list[Visitor]:
+async def _logs(ws_workers: list[harness.Worker]) -> list[Visitor]:
     replies = await asyncio.gather(*(w.call({"cmd": "log"}) for w in ws_workers))
     return [
         Visitor(vid, shown, [(t, p) for t, p in log])
@@ -216,7 +200,7 @@ async def _settle(pid: int, seconds: float) -> int:
     reads = []
     for _ in range(int(seconds / 0.25)):
         await asyncio.sleep(0.25)
-        reads.append(proc_rss_kib(pid))
+        reads.append(harness.proc_rss_kib(pid))
     return min(reads[-4:])
 
 
@@ -231,7 +215,7 @@ class Side:
 
 
 async def _side(
-    ws_workers: list[Worker],
+    ws_workers: list[harness.Worker],
     rss_per_socket_kib: float,
     connect_s: float,
     moves: list[float],
@@ -244,15 +228,18 @@ async def _side(
     return Side(rss_per_socket_kib, delays, reach_all, reached, expected, connect_s)
 
 
-async def _product(n: int, ws_workers: list[Worker], moves: int, gap: float) -> Side:
+async def _product(n: int, ws_workers: list[harness.Worker], moves: int, gap: float) -> Side:
     desk = "wr" + uuid.uuid4().hex[:8]
-    with redis_server() as (redis_url, _redis), desk_servers(redis_url, desk) as [server]:
+    with (
+        harness.redis_server() as (redis_url, _redis),
+        harness.desk_servers(redis_url, desk) as [server],
+    ):
         await asyncio.sleep(0.5)
         rss0 = await _settle(server.pid, 1.0)
         connect_s = await _connect_all(
             ws_workers, server.url + "/ws/visitor", server.url, n, join=True
         )
-        log(f"waiting room: {n} visitors joined in {connect_s:.1f}s")
+        harness.log(f"waiting room: {n} visitors joined in {connect_s:.1f}s")
         rss1 = await _settle(server.pid, 3.0)
         redis = Redis.from_url(redis_url)
         try:
@@ -260,22 +247,22 @@ async def _product(n: int, ws_workers: list[Worker], moves: int, gap: float) -> 
             await asyncio.gather(*(w.call({"cmd": "reset"}) for w in ws_workers))
             starts: list[float] = []
             ranks: list[dict[str, int]] = []
-            with profiled([server.pid], "waiting_room-moves"):
+            with harness.profiled([server.pid], "waiting_room-moves"):
                 for _ in range(moves):
                     head = (await queue.line("support"))[0][0]
-                    starts.append(now())
+                    starts.append(harness.now())
                     await queue.leave(head, "left")
                     line = await queue.line("support")
                     ranks.append({vid: i + 1 for i, (vid, _score) in enumerate(line)})
                     await asyncio.sleep(gap)
-            end = now()
+            end = harness.now()
         finally:
             await redis.aclose()
         return await _side(ws_workers, (rss1 - rss0) / n, connect_s, starts, ranks, end)
 
 
-async def _bare(n: int, ws_workers: list[Worker], moves: int, gap: float) -> Side:
-    proc, url = start_bare("ws")
+async def _bare(n: int, ws_workers: list[harness.Worker], moves: int, gap: float) -> Side:
+    proc, url = harness.start_bare("ws")
     try:
         await asyncio.sleep(0.5)
         rss0 = await _settle(proc.pid, 1.0)
@@ -286,7 +273,7 @@ async def _bare(n: int, ws_workers: list[Worker], moves: int, gap: float) -> Sid
         async with aiohttp.ClientSession() as session:
             control = await session.ws_connect(url + "/ws")
             for k in range(moves):
-                starts.append(now())
+                starts.append(harness.now())
                 await control.send_str(json.dumps({"type": "broadcast", "seq": k}))
                 async with asyncio.timeout(60):
                     while True:
@@ -294,11 +281,11 @@ async def _bare(n: int, ws_workers: list[Worker], moves: int, gap: float) -> Sid
                         if msg.get("type") == "broadcast_done":
                             break
                 await asyncio.sleep(gap)
-            end = now()
+            end = harness.now()
             await control.close()
         return await _side(ws_workers, (rss1 - rss0) / n, connect_s, starts, None, end)
     finally:
-        stop_process(proc)
+        harness.stop_process(proc)
 
 
 async def run(quick: bool) -> list[Metric]:
@@ -307,10 +294,12 @@ async def run(quick: bool) -> list[Metric]:
     moves = 3 if quick else 8
     gap = 1.0 if quick else 2.0
     tag = f"[n={n}]"
-    async with workers("benchmarks.waiting_room", [{} for _ in range(n_workers)]) as ws_workers:
+    async with harness.workers(
+        "benchmarks.waiting_room", [{} for _ in range(n_workers)]
+    ) as ws_workers:
         product = await _product(n, ws_workers, moves, gap)
         bare = await _bare(n, ws_workers, moves, gap)
-    log(
+    harness.log(
         f"waiting room: product {product.rss_per_socket_kib:.1f} KiB/visitor "
         f"(connect {product.connect_s:.1f}s), bare {bare.rss_per_socket_kib:.1f} KiB/socket; "
         f"reached {product.reached}/{product.expected}, bare {bare.reached}; each move reached "
@@ -318,8 +307,8 @@ async def run(quick: bool) -> list[Metric]:
         f"(bare {', '.join(f'{1000 * r:.0f}' for r in bare.reach_all)} ms)"
     )
     complete = product.reached == product.expected and product.expected > 0
-    p99 = pct(product.delays, 99) * 1000
-    bare_p99 = pct(bare.delays, 99) * 1000
+    p99 = harness.pct(product.delays, 99) * 1000
+    bare_p99 = harness.pct(bare.delays, 99) * 1000
     reach = max(product.reach_all) * 1000 if product.reach_all else float("nan")
     bare_reach = max(bare.reach_all) * 1000 if bare.reach_all else float("nan")
     rss_ratio = product.rss_per_socket_kib / bare.rss_per_socket_kib
@@ -352,6 +341,6 @@ async def run(quick: bool) -> list[Metric]:
 
 
 if __name__ == "__main__":
-    worker_main(worker)
+    harness.worker_main(worker)
     with contextlib.suppress(Exception):
         sys.stdout.flush()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -69,16 +69,7 @@ class AuditEntry:
         return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
     def public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "time": self.time,
-            "time_ms": self.time_ms,
-            "action": self.action,
-            "actor": self.actor,
-            "target": self.target,
-            "address": self.address,
-            "details": self.details,
-        }
+        return {"time": self.time, **asdict(self)}
 
 
 def _clean(value: object) -> str:

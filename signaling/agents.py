@@ -26,6 +26,7 @@ from humandesk.signaling.messages import (
     Signal,
     Transfer,
     Wrapup,
+    handler_table,
 )
 from humandesk.signaling.outbound import AgentWelcome, NotesRestored, NotesSaved, Pong, Queues
 from humandesk.signaling.refusals import queue_error
@@ -97,24 +98,11 @@ async def ping(shift: Shift, _message: Ping) -> None:
     shift.conn.send(Pong().to_wire())
 
 
-Handler = Callable[[Shift, Any], Awaitable[None]]
-
-#: The agent's message types and what they do.
-HANDLERS: dict[type[ClientMessage], Handler] = {
-    SetStatus: set_status,
-    Accept: accept,
-    Decline: decline,
-    Hangup: hangup,
-    Wrapup: wrapup,
-    Notes: notes,
-    Transfer: transfer,
-    CloseCallback: close_callback,
-    Signal: relay,
-    Media: relay,
-    CallbacksPage: callbacks_page,
-    RefreshIce: refresh_ice,
-    Ping: ping,
-}
+#: The agent's message types and what they do: the shift and its calls, then the work around them.
+HANDLERS: dict[type[ClientMessage], Callable[[Shift, Any], Awaitable[None]]] = handler_table(
+    set_status, accept, decline, hangup, relay, refresh_ice, ping
+)
+HANDLERS.update(handler_table(wrapup, notes, transfer, close_callback, callbacks_page))
 
 
 async def handle(shift: Shift, message: ClientMessage) -> None:

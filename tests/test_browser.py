@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,25 +32,12 @@ from typing import Any, TypeVar
 
 import pytest
 
+from benchmarks.harness import CHROMIUM, CHROMIUM_FLAGS, FAKE_UI, stop_process
+
 from conftest import REPO, free_port, need
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("HUMANDESK_CHROMIUM", "/usr/bin/chromium")
-FAKE_UI = "--use-fake-ui-for-media-stream"
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    FAKE_UI,
-    "--use-fake-device-for-media-stream",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
 VIEWPORT = {"width": 1280, "height": 800}
 # Screenshots go to test-results/screenshots; a deliberate update of the committed ones runs
 # the browser tests with HUMANDESK_SCREENSHOTS=docs/screenshots.
@@ -167,12 +153,7 @@ def running_demo(extra_env: dict[str, str] | None = None) -> Iterator[Demo]:
         wait_ready(demo)
         yield demo
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 20)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -175,18 +175,10 @@ class MCall:
 
 @dataclass
 class MStats:
-    """What the statistics of one queue must say, counted by the model."""
+    """What the statistics of one queue must say, counted by the model: ``counts`` by the
+    name of the figure (offered, answered, abandoned, ...)."""
 
-    offered: int = 0
-    answered: int = 0
-    abandoned: int = 0
-    answered_within: int = 0
-    abandoned_within: int = 0
-    callbacks: int = 0
-    offers_made: int = 0
-    offers_declined: int = 0
-    offers_timed_out: int = 0
-    transferred_out: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
     waits_ms: list[int] = field(default_factory=list)
     talks_ms: list[int] = field(default_factory=list)
     wrapups_ms: list[int] = field(default_factory=list)
@@ -347,9 +339,9 @@ class Model:
         }[reason]
         self.log(kind, offer=o.id, visitor=o.visitor, agent=o.agent, queue=o.queue, reason=reason)
         if kind == "declined":
-            self.stats[o.queue].offers_declined += 1
+            self.stats[o.queue].counts["offers_declined"] += 1
         elif kind == "timed_out":
-            self.stats[o.queue].offers_timed_out += 1
+            self.stats[o.queue].counts["offers_timed_out"] += 1
 
     def choose_agent(self, queue: str, v: MVisitor) -> tuple[MAgent, list[str]]:
         """The agent the queue's strategy picks, and the eligible agents it picked from."""
@@ -385,7 +377,7 @@ class Model:
         a.state = "offered"
         a.offer = oid
         self.log("offered", offer=oid, visitor=v.id, agent=a.name, queue=queue)
-        self.stats[queue].offers_made += 1
+        self.stats[queue].counts["offers_made"] += 1
         return oid
 
     def match(self) -> int:
@@ -449,11 +441,11 @@ class Model:
         self.terminal(v, "abandoned:" + reason)
         self.log("abandoned", visitor=v.id, queue=v.queue, waited_ms=waited, reason=reason)
         if reason == "callback":
-            self.stats[v.queue].callbacks += 1
+            self.stats[v.queue].counts["callbacks"] += 1
         else:
-            self.stats[v.queue].abandoned += 1
+            self.stats[v.queue].counts["abandoned"] += 1
             if waited <= SL_THRESHOLD_S * 1000:
-                self.stats[v.queue].abandoned_within += 1
+                self.stats[v.queue].counts["abandoned_within"] += 1
 
     def position(self, vid: str) -> int | None:
         """1-based place in line, counting everyone with a place ahead (waiting, offered or
@@ -473,7 +465,7 @@ class Model:
         self.visitors[vid] = v
         self.leases["v:" + vid] = self.now + CFG.visitor_lease_ms
         self.log("joined", visitor=vid, queue=queue, priority=priority)
-        self.stats[queue].offered += 1
+        self.stats[queue].counts["offered"] += 1
         position = self.position(vid)
         self.match()
         return position, len(self.line(queue)), v.state == "offered"
@@ -600,10 +592,10 @@ class Model:
             waited_ms=c.waited_ms,
         )
         s = self.stats[o.queue]
-        s.answered += 1
+        s.counts["answered"] += 1
         s.waits_ms.append(c.waited_ms)
         if c.waited_ms <= SL_THRESHOLD_S * 1000:
-            s.answered_within += 1
+            s.counts["answered_within"] += 1
         return oid
 
     def decline(self, name: str, oid: str) -> None:
@@ -655,7 +647,7 @@ class Model:
         v.queue = queue
         v.score = score
         self.log("transferred", call=c.id, visitor=v.id, agent=c.agent, queue=c.queue, to=queue)
-        self.stats[c.queue].transferred_out += 1
+        self.stats[c.queue].counts["transferred_out"] += 1
         self.match()
 
     def heartbeat(self, vids: list[str], names: list[str]) -> tuple[list[str], list[str]]:
@@ -1545,9 +1537,9 @@ class QueueMachine(RuleBasedStateMachine):
                 "transferred_out",
             )
             for name in counts:
-                assert getattr(got, name) == getattr(want, name), f"{q}.{name}"
-            assert got.offers_accepted == want.answered
-            assert got.callbacks == want.callbacks, f"{q}.callbacks"
+                assert getattr(got, name) == want.counts[name], f"{q}.{name}"
+            assert got.offers_accepted == want.counts["answered"]
+            assert got.callbacks == want.counts["callbacks"], f"{q}.callbacks"
 
             def mean_s(values: list[int]) -> float | None:
                 return round(sum(values) / len(values) / 1000, 3) if values else None
@@ -1560,11 +1552,15 @@ class QueueMachine(RuleBasedStateMachine):
             assert close(got.longest_wait_s, longest), f"{q}.longest_wait_s"
             assert close(got.avg_talk_s, mean_s(want.talks_ms)), f"{q}.avg_talk_s"
             assert close(got.avg_wrapup_s, mean_s(want.wrapups_ms)), f"{q}.avg_wrapup_s"
-            answered, abandoned = want.answered, want.abandoned
-            sl = round(want.answered_within / answered, 4) if answered else None
+            answered, abandoned = want.counts["answered"], want.counts["abandoned"]
+            sl = round(want.counts["answered_within"] / answered, 4) if answered else None
             assert close(got.service_level, sl), f"{q}.service_level"
             both = answered + abandoned
-            sl2 = round((want.answered_within + want.abandoned_within) / both, 4) if both else None
+            sl2 = (
+                round((want.counts["answered_within"] + want.counts["abandoned_within"]) / both, 4)
+                if both
+                else None
+            )
             assert close(got.service_level_2, sl2), f"{q}.service_level_2"
             # Live: the line (not counting offered visitors) and agents by state.
             line = [v for v in m.places(q) if v.state == "waiting"]  # away ones included

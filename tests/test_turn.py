@@ -15,7 +15,6 @@ import random
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -46,6 +45,8 @@ from test_browser import (
     visitor_phase,
     wait_for,
 )
+
+from benchmarks.harness import stop_process
 
 from conftest import free_port, need
 
@@ -143,12 +144,7 @@ def running_coturn() -> Iterator[Turn]:
             time.sleep(0.05)
         yield turn
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
