@@ -10,18 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from humandesk.signaling.actions import Action, Close, EntryGone, Forget, Send, Watch
 from humandesk.signaling.outage import UNAVAILABLE
 from humandesk.signaling.outbox import Outbox, spawn
-from humandesk.signaling.session import (
-    Action,
-    AgentSession,
-    Close,
-    EntryGone,
-    Forget,
-    Send,
-    VisitorSession,
-    Watch,
-)
+from humandesk.signaling.session import AgentSession, VisitorSession
 
 if TYPE_CHECKING:
     from humandesk.signaling.desk import SignalingDesk

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from humandesk.signaling.codes import MAX_JSON_DEPTH, ProtocolError
+from humandesk.signaling.fields import Fields, signal_parts
 from humandesk.signaling.jsonwire import holds_lone_surrogate, load_json
 
 PROTOCOL_VERSION: Final = 1
 MAX_FRAME_BYTES: Final = 64 * 1024
-MAX_SDP_CHARS: Final = 24_000
-MAX_CANDIDATE_CHARS: Final = 1_024
 MAX_NAME_CHARS: Final = 80
 MAX_TOPIC_CHARS: Final = 500
 MAX_PAGE_CHARS: Final = 500
@@ -260,7 +259,7 @@ def parse(frame: str | bytes, role: Role, *, max_depth: int = MAX_JSON_DEPTH) ->
     allowed = VISITOR_TYPES if role == "visitor" else AGENT_TYPES
     if kind not in allowed:
         raise ProtocolError("unknown_type", f"no message type {kind[:40]!r} for {role}s", kind)
-    fields = _Fields(data, kind)
+    fields = Fields(data, kind)
     match kind:
         case "join":
             return Join(
@@ -276,7 +275,7 @@ def parse(frame: str | bytes, role: Role, *, max_depth: int = MAX_JSON_DEPTH) ->
         case "leave":
             return Leave()
         case "signal":
-            return _parse_signal(fields)
+            return Signal(fields.ident("call_id"), *signal_parts(fields))
         case "media":
             return Media(muted=fields.flag("muted"), camera_off=fields.flag("camera_off"))
         case "hangup":
@@ -343,101 +342,3 @@ def parse(frame: str | bytes, role: Role, *, max_depth: int = MAX_JSON_DEPTH) ->
                 outcome=fields.text("outcome", default="", max_chars=MAX_NOTE_CHARS),
             )
     raise AssertionError(kind)
-
-
-def _parse_signal(fields: _Fields) -> Signal:
-    call_id = fields.ident("call_id")
-    has_description = "description" in fields.data
-    has_candidate = "candidate" in fields.data
-    if has_description == has_candidate:
-        raise ProtocolError(
-            "bad_message", "a signal carries exactly one of 'description' or 'candidate'", "signal"
-        )
-    if has_description:
-        desc = fields.data["description"]
-        if not isinstance(desc, dict):
-            raise ProtocolError("bad_message", "'description' must be an object", "signal")
-        sdp_type, sdp = desc.get("type"), desc.get("sdp")
-        if sdp_type not in ("offer", "answer") or not isinstance(sdp, str):
-            raise ProtocolError(
-                "bad_message", "'description' needs type offer/answer and an sdp string", "signal"
-            )
-        if len(sdp) > MAX_SDP_CHARS:
-            raise ProtocolError(
-                "too_large", f"the SDP is longer than {MAX_SDP_CHARS} characters", "signal"
-            )
-        return Signal(call_id, {"type": sdp_type, "sdp": sdp}, None, False)
-    cand = fields.data["candidate"]
-    if cand is None:
-        return Signal(call_id, None, None, True)
-    if not isinstance(cand, dict):
-        raise ProtocolError("bad_message", "'candidate' must be an object or null", "signal")
-    text = cand.get("candidate")
-    if not isinstance(text, str):
-        raise ProtocolError("bad_message", "'candidate.candidate' must be a string", "signal")
-    if len(text) > MAX_CANDIDATE_CHARS:
-        raise ProtocolError("too_large", "the ICE candidate is too long", "signal")
-    clean: dict[str, Any] = {"candidate": text}
-    mid = cand.get("sdpMid")
-    if mid is not None:
-        if not isinstance(mid, str) or len(mid) > 64:
-            raise ProtocolError("bad_message", "'candidate.sdpMid' must be short text", "signal")
-        clean["sdpMid"] = mid
-    index = cand.get("sdpMLineIndex")
-    if index is not None:
-        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 64:
-            raise ProtocolError("bad_message", "'candidate.sdpMLineIndex' is invalid", "signal")
-        clean["sdpMLineIndex"] = index
-    ufrag = cand.get("usernameFragment")
-    if ufrag is not None:
-        if not isinstance(ufrag, str) or len(ufrag) > 256:
-            raise ProtocolError("bad_message", "'candidate.usernameFragment' is invalid", "signal")
-        clean["usernameFragment"] = ufrag
-    return Signal(call_id, None, clean, True)
-
-
-class _Fields:
-    """Typed access to the fields of one message, raising ``bad_message`` on a mismatch."""
-
-    def __init__(self, data: dict[str, Any], kind: str) -> None:
-        self.data = data
-        self.kind = kind
-
-    def _bad(self, message: str) -> ProtocolError:
-        return ProtocolError("bad_message", message, self.kind)
-
-    def text(
-        self,
-        name: str,
-        *,
-        default: str | None = None,
-        max_chars: int,
-        min_chars: int = 0,
-        strip: bool = False,
-    ) -> str:
-        value = self.data.get(name, default)
-        if value is None:
-            raise self._bad(f"'{name}' is required")
-        if not isinstance(value, str):
-            raise self._bad(f"'{name}' must be a string")
-        if strip:
-            value = " ".join(value.split())
-        if len(value) > max_chars:
-            raise self._bad(f"'{name}' is longer than {max_chars} characters")
-        if len(value) < min_chars:
-            raise self._bad(f"'{name}' must not be empty")
-        return value
-
-    def ident(self, name: str) -> str:
-        value = self.data.get(name)
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not value or len(value) > 64:
-            raise self._bad(f"'{name}' must be an id string")
-        return value
-
-    def flag(self, name: str, *, default: bool | None = None) -> bool:
-        value = self.data.get(name, default)
-        if not isinstance(value, bool):
-            raise self._bad(f"'{name}' must be true or false")
-        return value

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from humandesk.signaling.actions import Action, Close, EntryGone, Forget, Send, Watch
 from humandesk.signaling.codes import CloseCode, ProtocolError
 from humandesk.signaling.messages import (
     Accept,
@@ -47,16 +48,10 @@ from humandesk.signaling.messages import (
 from humandesk.signaling.outbound import CallEnded, Position, Queued
 
 __all__ = [
-    "Action",
     "AgentPhase",
     "AgentSession",
-    "Close",
-    "EntryGone",
-    "Forget",
-    "Send",
     "VisitorPhase",
     "VisitorSession",
-    "Watch",
     "public",
 ]
 
@@ -77,47 +72,6 @@ class AgentPhase(StrEnum):
     OFFERED = "offered"
     IN_CALL = "in_call"
     WRAP_UP = "wrap_up"
-
-
-# Actions -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Send:
-    """Write ``frame``; ``bulk``: news nobody waits for (see outbox.Flusher)."""
-
-    frame: dict[str, Any]
-    bulk: bool = False
-
-
-@dataclass(frozen=True)
-class Close:
-    """Close the socket with ``code`` and ``reason``."""
-
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class Forget:
-    """The visitor's entry ended: stop delivering their messages to this socket."""
-
-
-@dataclass(frozen=True)
-class Watch:
-    """The visitor is in ``queue``'s line now: follow it and recheck their place."""
-
-    queue: str
-
-
-@dataclass(frozen=True)
-class EntryGone:
-    """A lease renewal found the entry gone: read how its call ended (see gone())."""
-
-    call_id: str | None
-
-
-Action = Send | Close | Forget | Watch | EntryGone
 
 
 def public(message: dict[str, Any]) -> dict[str, Any]:

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from humandesk.signaling.codes import MAX_JSON_DEPTH, ProtocolError
+from humandesk.signaling.fields import MAX_SDP_CHARS
 from humandesk.signaling.jsonwire import MAX_SAFE_INTEGER, holds_lone_surrogate, load_json
 from humandesk.signaling.messages import (
-    MAX_SDP_CHARS,
     Accept,
     Join,
     Ping,

@@ -9,19 +9,10 @@ from typing import Any
 
 import pytest
 
+from humandesk.signaling.actions import Close, EntryGone, Forget, Send, Watch
 from humandesk.signaling.codes import CloseCode, ProtocolError
 from humandesk.signaling.messages import Role, parse
-from humandesk.signaling.session import (
-    AgentPhase,
-    AgentSession,
-    Close,
-    EntryGone,
-    Forget,
-    Send,
-    VisitorPhase,
-    VisitorSession,
-    Watch,
-)
+from humandesk.signaling.session import AgentPhase, AgentSession, VisitorPhase, VisitorSession
 
 CALL = "5"
 
