@@ -590,6 +590,12 @@ async def _audit_export(
 
 
 def _check_upgrade(request: web.Request, *, embedders: bool) -> None:
+    if request.app[DESK].draining:
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps({"error": "draining"}),
+            content_type="application/json",
+            headers={"Retry-After": "1"},
+        )
     if request.headers.get("Upgrade", "").lower() != "websocket":
         raise web.HTTPBadRequest(
             text=json.dumps({"error": "websocket_required"}), content_type="application/json"
@@ -633,6 +639,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    if request.app[DESK].draining:
+        return web.json_response({"status": "draining", "problems": ["draining"]}, status=503)
     problems = []
     extra: dict[str, str] = {}
     source = request.app.get(REDIS_HEALTH)
@@ -685,12 +693,15 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/static/{name:.+}", static_file)
     app.on_response_prepare.append(nosniff)
     app.cleanup_ctx.append(_desk_context)
-    app.on_shutdown.append(_close_sockets)
+    app.on_shutdown.append(_drain)
     return app
 
 
-async def _close_sockets(app: web.Application) -> None:
-    await app[DESK].close_all_sockets()
+async def _drain(app: web.Application) -> None:
+    """On SIGTERM, once the listening sockets are closed: see SignalingDesk.drain."""
+    left = await app[DESK].drain(app[CONFIG].drain_timeout_s)
+    if left:
+        log.warning("%d sockets still open after the drain timeout; closing the process", left)
 
 
 async def _desk_context(app: web.Application) -> Any:

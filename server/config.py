@@ -54,6 +54,8 @@ ENV_HELP: dict[str, str] = {
     "console renews it (sliding) (default 3600)",
     "HUMANDESK_IDLE_SIGNOUT": "seconds without a key press or click after which a console "
     "that is not in a call, an offer or a wrap-up signs out (default 0: never)",
+    "HUMANDESK_DRAIN_TIMEOUT": "seconds a stopping server (SIGTERM) waits for its sockets, "
+    "closed with 1012 to reconnect elsewhere, before it exits (default 25)",
     "HUMANDESK_TURN_TTL": "lifetime in seconds of the TURN credentials minted for each call "
     "and each ICE restart (default 3600)",
     "HUMANDESK_METRICS_TOKEN": "bearer token that /metrics requires (default unset: only a "
@@ -128,6 +130,7 @@ class Config:
     ice_policy: str = "all"
     session_ttl_s: int = 3600
     idle_signout_s: int = 0
+    drain_timeout_s: int = 25
     turn_ttl_s: int = 3600
     metrics_token: str = ""
     limits: AbuseLimits = field(default_factory=AbuseLimits)
@@ -193,9 +196,11 @@ class Config:
             ("HUMANDESK_SESSION_TTL", "session_ttl_s"),
             ("HUMANDESK_IDLE_SIGNOUT", "idle_signout_s"),
             ("HUMANDESK_TURN_TTL", "turn_ttl_s"),
+            ("HUMANDESK_DRAIN_TIMEOUT", "drain_timeout_s"),
         ):
             if env.get(name):
-                values[key] = _number(env, name, int, minimum=0 if key == "idle_signout_s" else 1)
+                zero_ok = key in ("idle_signout_s", "drain_timeout_s")
+                values[key] = _number(env, name, int, minimum=0 if zero_ok else 1)
         if env.get("HUMANDESK_METRICS_TOKEN"):
             values["metrics_token"] = env["HUMANDESK_METRICS_TOKEN"]
         limits = {

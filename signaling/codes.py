@@ -22,6 +22,7 @@ class CloseCode(enum.IntEnum):
     POLICY = 1008
     TOO_BIG = 1009
     INTERNAL = 1011
+    SERVICE_RESTART = 1012  # the server is stopping or restarting: reconnect elsewhere, resume
     TRY_AGAIN = 1013  # the desk cannot reach Redis just now
     INVALID_TICKET = 4001
     SESSION_EXPIRED = 4401

@@ -99,6 +99,7 @@ class SignalingDesk:
         self.visitors: dict[str, VisitorConn] = {}
         self.agents: dict[str, AgentConn] = {}
         self.anonymous: set[VisitorConn] = set()  # visitor sockets not in line yet
+        self.draining = False  # stopping: new sockets are refused (see drain)
         self.positions = PositionUpdates(self)
         self._desk_watched = False
         self._away: list[tuple[str, str]] = []  # (visitor id, socket) to mark away
@@ -134,14 +135,36 @@ class SignalingDesk:
             await asyncio.wait([self._away_task], timeout=3)
         await self.hub.stop()
 
-    async def close_all_sockets(self) -> None:
-        """Closes every socket with 1001 so clients reconnect (to another instance)."""
+    async def close_all_sockets(
+        self, code: int = CloseCode.GOING_AWAY, reason: str = "server_shutdown"
+    ) -> None:
+        """Closes every socket of this process (by default with 1001)."""
         sockets = [c.ws for c in self.visitors.values()] + [c.ws for c in self.agents.values()]
         sockets += [c.ws for c in self.anonymous]
         await asyncio.gather(
-            *(ws.close(code=CloseCode.GOING_AWAY, message=b"server_shutdown") for ws in sockets),
+            *(ws.close(code=code, message=reason.encode()) for ws in sockets),
             return_exceptions=True,
         )
+
+    async def drain(self, timeout: float) -> int:
+        """The first step of a rolling restart: refuses new sockets (``draining``), closes
+        every open one with 1012 so that its page reconnects to another server at once and
+        resumes there (place, offer and call are in Redis, and the leases outlast the move),
+        and waits up to ``timeout`` seconds for their handlers to finish. Returns how many
+        sockets were still open when it stopped waiting."""
+        self.draining = True
+        await self.close_all_sockets(CloseCode.SERVICE_RESTART, "server_restart")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # Polled: sockets end in three registries; 20 looks a second, only while stopping.
+        while self.open_sockets() and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if self._away_task is not None:  # the waiting visitors' "away", before Redis goes
+            await asyncio.wait([self._away_task], timeout=max(0.0, deadline - loop.time()))
+        return self.open_sockets()
+
+    def open_sockets(self) -> int:
+        return len(self.visitors) + len(self.agents) + len(self.anonymous)
 
     def close_soon(self, ws: web.WebSocketResponse, code: int, reason: str) -> None:
         spawn(ws.close(code=code, message=reason.encode()))

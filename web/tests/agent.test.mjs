@@ -110,6 +110,14 @@ describe("the socket", () => {
     assert.equal(r.state.disconnectedAt, null);
   });
 
+  test("1012, a server restarting: reconnect at once (soon), the call kept; other drops back off", () => {
+    let r = run(inCall(), { type: "socket_closed", code: CLOSE.SERVICE_RESTART, opened: true, now: 3000 });
+    assert.deepEqual(effects(r.fx, "retry").map((f) => f.soon), [true]);
+    assert.equal(r.state.callId, "c1");
+    r = run(available(), { type: "socket_closed", code: 1006, opened: true, now: 3000 });
+    assert.deepEqual(effects(r.fx, "retry").map((f) => f.soon), [false]);
+  });
+
   test("after a long drop the status is left to the agent", () => {
     let r = run(available(), { type: "click_status", status: "available" }, { type: "socket_closed", code: 1006, opened: true, now: 5000 });
     r = run(r.state, { type: "socket_open" }, { ...WELCOME, now: 5000 + 61000 });

@@ -221,6 +221,16 @@ describe("joining", () => {
 });
 
 describe("in line", () => {
+  test("1012, a server restarting: reconnect at once (soon), in line and in a call; other drops back off", () => {
+    for (const state of [waiting(), calling()]) {
+      const restart = run(state, { type: "socket_closed", code: CLOSE.SERVICE_RESTART, opened: true });
+      assert.deepEqual(effects(restart.fx, "retry").map((f) => f.soon), [true]);
+      assert.equal(restart.state.link, "connecting");
+      const drop = run(state, { type: "socket_closed", code: 1006, opened: true });
+      assert.deepEqual(effects(drop.fx, "retry").map((f) => f.soon), [false]);
+    }
+  });
+
   test("the socket drops while waiting: reconnect, say so, resume with the ticket", () => {
     let r = run(waiting(), { type: "socket_closed", code: 1006, opened: true });
     assert.deepEqual(effects(r.fx, "retry").length, 1);

@@ -64,7 +64,7 @@ export function agentEffects({ ui, controls, lastInput }) {
     send: (fx) => wire.send(fx.msg),
     connect: (fx, dispatch) => wire.connect(dispatch),
     disconnect: () => wire.disconnect(),
-    retry: () => wire.retry(),
+    retry: (fx) => wire.retry(fx.soon),
     async checkSession(fx, dispatch) {
       try {
         dispatch({ type: "session_checked", agent: await fetchMe() });

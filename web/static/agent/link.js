@@ -27,9 +27,9 @@ export function setDeskQueues(t, queues) {
   if (t.s.callId) resetTransfer(t);
 }
 
-function retry(t) {
+function retry(t, soon = false) {
   t.s.link = "connecting";
-  t.do("retry");
+  t.do("retry", { soon });
 }
 
 export const link = {
@@ -67,7 +67,7 @@ export const link = {
       s.checkingSession = true;
       t.do("checkSession");
     }
-    else retry(t);
+    else retry(t, e.code === CLOSE.SERVICE_RESTART);
   },
 
   /** GET /api/me after a refused upgrade: `agent` (null: signed out), or `failed`. */

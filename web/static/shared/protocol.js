@@ -9,6 +9,7 @@ export const CLOSE = Object.freeze({
   POLICY: 1008, // too many bad frames
   TOO_BIG: 1009, // a frame above 64 KiB
   INTERNAL: 1011, // a bug at the desk
+  SERVICE_RESTART: 1012, // the server is stopping: reconnect at once (with jitter) and resume
   TRY_AGAIN: 1013, // the desk cannot reach its database just now
   INVALID_TICKET: 4001, // resume with a forged, expired or foreign ticket
   ENTRY_GONE: 4004, // resume for an entry that has ended

@@ -4,6 +4,7 @@ import { MSG } from "./protocol.js";
 
 const PING_EVERY_MS = 20000;
 const STALE_AFTER_MS = 50000;
+const RESTART_JITTER_MS = 1000;
 
 export function wsUrl(path) {
   return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
@@ -59,11 +60,15 @@ export class DeskSocket {
     }
   }
 
-  /** Connects again after the backoff (after onClose; nothing if closed meanwhile). */
-  retry() {
+  /**
+   * Connects again after the backoff (after onClose; nothing if closed meanwhile). `soon`: the
+   * server is restarting (1012), so at once, after a random delay up to RESTART_JITTER_MS that
+   * spreads a whole process's sockets over the servers still running.
+   */
+  retry(soon = false) {
     if (this.stopped || this.ws) return;
     const base = Math.min(10000, 500 * 2 ** this.attempts);
-    const delay = Math.round(base * (0.75 + Math.random() * 0.5));
+    const delay = Math.round(soon ? Math.random() * RESTART_JITTER_MS : base * (0.75 + Math.random() * 0.5));
     this.attempts += 1;
     if (this.handlers.onRetry) this.handlers.onRetry(delay);
     clearTimeout(this.retryTimer);

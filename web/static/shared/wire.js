@@ -47,7 +47,7 @@ export function deskWire({ path, remote, stream, ready, controls }) {
       socket = null;
     },
     send: (msg) => !!socket && socket.send(msg),
-    retry: () => socket && socket.retry(),
+    retry: (soon) => socket && socket.retry(soon),
 
     /** A new call (`callId`, `role`, `iceServers`, `iceTransportPolicy`), replacing any other. */
     startCall(fx, dispatch) {

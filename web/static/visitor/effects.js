@@ -52,7 +52,7 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
     send: (fx) => wire.send(fx.msg),
     connect: (fx, dispatch) => wire.connect(dispatch),
     disconnect: () => wire.disconnect(),
-    retry: () => wire.retry(),
+    retry: (fx) => wire.retry(fx.soon),
     timer(fx, dispatch) {
       const jitter = fx.jitter ? 1 - fx.jitter + Math.random() * 2 * fx.jitter : 1;
       timers.set(fx.name, fx.ms * jitter, () => dispatch(fx.event));

@@ -67,7 +67,7 @@ export const link = {
       return;
     }
     s.link = "connecting";
-    t.do("retry");
+    t.do("retry", { soon: e.code === CLOSE.SERVICE_RESTART });
   },
 
   socket_retrying(t) {
