@@ -21,6 +21,7 @@ from redis.exceptions import ResponseError
 
 from humandesk.queue.hours import Schedule
 from humandesk.queue.keys import DeskKeys, lua_prelude
+from humandesk.queue.waits import QueueSnapshot, estimate_wait_seconds
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
 OPS = (
@@ -70,7 +71,7 @@ class QueueConfig:
     max_missed_offers: int = 3
     wrapup_ms: int = 30_000
     escalation_ms: int = 60_000
-    max_wait_ms: int = 0  # 0: no limit
+    max_wait_ms: int = 900_000  # 15 min, then a call-back is offered (0: no limit)
     strategy: str = "longest-idle"  # see STRATEGIES
     overflow: str = ""  # the queue a visitor moves to after max_wait ("": a callback form)
     sla: int = 20  # service-level threshold T, seconds
@@ -143,17 +144,6 @@ class JoinResult:
     position: int
     waiting: int
     offered: bool = False  # the join itself offered the visitor to an agent
-
-
-@dataclass(frozen=True)
-class QueueSnapshot:
-    """How one queue looks right now."""
-
-    name: str
-    waiting: int
-    available: int
-    serving: int
-    handle_s: float
 
 
 def load_script_source(op: str) -> str:
@@ -709,21 +699,6 @@ class Availability:
             "waiting": self.snapshot.waiting,
             "eta_seconds": estimate_wait_seconds(self.snapshot.waiting + 1, self.snapshot),
         }
-
-
-def estimate_wait_seconds(position: int, snapshot: QueueSnapshot) -> int:
-    """Expected wait for the visitor at ``position``.
-
-    Visitors within the number of Available agents are about to be offered (0 s). Everyone
-    behind them waits for calls to finish: each serving agent frees up once per average
-    handle time, so ``ceil((position - available) / serving) * handle``, with at least one
-    serving agent assumed so the estimate stays finite when nobody is logged in.
-    """
-    if position <= snapshot.available:
-        return 0
-    serving = max(1, snapshot.serving)
-    rounds = -(-(position - snapshot.available) // serving)
-    return int(rounds * snapshot.handle_s)
 
 
 def now_ms() -> int:

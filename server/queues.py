@@ -9,7 +9,7 @@ A file names its queues and their rules, in seconds::
     wrapup = 30             # wrap-up after each call
     escalation = 60         # level-2 agents are offered a visitor after this wait
     strategy = "longest-idle"   # or fewest-calls, round-robin, random
-    max_wait = 600          # then overflow, or offer the callback form (0 = no limit)
+    max_wait = 600          # then overflow, or offer the callback form (default 900; 0 = no limit)
     overflow = "sales"
     sla = 20                # service-level threshold T
     priority = 0            # visitors' default priority, 0-9

@@ -82,7 +82,7 @@ class Queued(Outbound):
     ticket: str
     queue: str
     position: int
-    eta_seconds: int
+    eta_seconds: int | None  # None: nobody serves the queue right now (no figure)
     audio_only: bool
 
 
@@ -91,7 +91,7 @@ class Position(Outbound):
     TYPE = "position"
     OPTIONAL = frozenset({"eta_reason"})
     position: int
-    eta_seconds: int
+    eta_seconds: int | None  # None: nobody serves the queue right now (no figure)
     eta_reason: str | None = None
 
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from humandesk.queue.client import QueueSnapshot, estimate_wait_seconds
+from humandesk.queue.waits import QueueSnapshot, estimate_wait_seconds
 from humandesk.signaling.outage import UNAVAILABLE
 from humandesk.signaling.outbound import Queues
 from humandesk.signaling.session import VisitorPhase
@@ -19,20 +19,9 @@ from humandesk.signaling.session import VisitorPhase
 if TYPE_CHECKING:
     from humandesk.signaling.desk import SignalingDesk
 
-__all__ = ["PositionUpdates", "eta_growth_reason"]
+__all__ = ["PositionUpdates"]
 
 log = logging.getLogger(__name__)
-
-
-def eta_growth_reason(before: QueueSnapshot | None, now: QueueSnapshot) -> str | None:
-    """Why expected waits grew since the last look at the queue, in words for visitors."""
-    if before is None:
-        return None
-    if now.serving < before.serving:
-        return "Fewer agents are free to help right now."
-    if now.handle_s > before.handle_s * 1.05:
-        return "Conversations are taking a little longer than usual."
-    return None
 
 
 def _first_changed_place(event: dict[str, Any]) -> int:
@@ -144,7 +133,6 @@ class PositionUpdates:
         if todo:
             ids, offered = await desk.queue.line_from(queue, from_place - 1)
             rank = {vid: place for place, vid in enumerate(ids, start=from_place)}
-            reason = eta_growth_reason(previous, snapshot)
             for conn in todo:
                 vid = conn.session.visitor_id or ""
                 position = rank.get(vid)
@@ -152,7 +140,7 @@ class PositionUpdates:
                     continue  # out of line by now (in a call, moved, gone)
                 # Offered to an agent right now: their wait is over.
                 eta = 0 if vid in offered else estimate_wait_seconds(position, snapshot)
-                conn.perform(conn.session.show_place(position, eta, reason))
+                conn.perform(conn.session.show_place(position, eta, snapshot))
         counts = {"waiting": snapshot.waiting, "agents_available": snapshot.available}
         for agent in agents:
             agent.send(Queues({queue: counts}).to_wire(), bulk=True)

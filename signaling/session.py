@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from humandesk.queue.waits import QueueSnapshot, grew, growth_reason
 from humandesk.signaling.actions import Action, Close, EntryGone, Forget, Send, Watch
 from humandesk.signaling.codes import CloseCode, ProtocolError
 from humandesk.signaling.messages import (
@@ -112,7 +113,8 @@ class VisitorSession:
     peer: str | None = None  # the agent of the current call
     rated: bool = False
     position: int | None = None  # the place last shown
-    eta: int | None = None  # the wait last shown (seconds)
+    eta: int | None = None  # the wait last shown (seconds; None: nobody serving)
+    basis: QueueSnapshot | None = None  # the queue as it was when that wait was worked out
     # While a join or a resume is answered, desk messages wait here, so that `queued` (with
     # the ticket) always comes first, even when an agent accepts within milliseconds.
     held: list[dict[str, Any]] | None = None
@@ -191,7 +193,7 @@ class VisitorSession:
             actions.append(Send(public(event)))
         if self.queue != queue_before and self.queue is not None:
             # Moved (overflow) or transferred to another queue: a new line, a new place.
-            self.position = self.eta = None
+            self.position = self.eta = self.basis = None
             actions.append(Watch(self.queue))
         if self.phase is VisitorPhase.DONE and phase_before is not VisitorPhase.DONE:
             actions.append(Forget())
@@ -241,33 +243,45 @@ class VisitorSession:
         self.left()
         return [Forget(), Close(CloseCode.ENTRY_GONE, "entry_gone")]
 
-    def show_place(self, position: int, eta: int, reason: str | None = None) -> list[Action]:
+    def show_place(self, position: int, eta: int | None, snapshot: QueueSnapshot) -> list[Action]:
         """A ``position`` update, never moving the visitor backwards.
 
         A visitor never sees a later place than one already shown (a priority visitor who
-        joins ahead is absorbed), and the expected wait only grows when there is a reason to
-        tell them, which goes with it.
+        joins ahead is absorbed). A wait that grows is told with its reason, worked out
+        against the queue as it was for the figure shown (not as the last fan-out saw it,
+        which this visitor may not have been part of); a rise within the tolerance of
+        waits.grew keeps the figure shown until the rises add up.
         """
         if self.position is not None:
             position = min(position, self.position)
-        grew = self.eta is not None and eta > self.eta
-        if grew and reason is None:
-            eta = self.eta or 0
+        reason = None
+        if grew(self.eta, eta):
+            reason = growth_reason(self.basis, snapshot)
+        elif eta is not None and self.eta is not None and eta > self.eta:
+            eta = self.eta  # a small rise: not worth telling yet
         if (position, eta) == (self.position, self.eta):
             return []
+        if eta != self.eta:
+            self.basis = snapshot
         self.position, self.eta = position, eta
-        told = Position(position, eta, reason if grew and reason else None)
-        return [Send(told.to_wire(), bulk=True)]
+        return [Send(Position(position, eta, reason).to_wire(), bulk=True)]
 
-    def queued_frame(self, ticket: str, position: int, eta: int, audio_only: bool) -> Send:
+    def queued_frame(
+        self,
+        ticket: str,
+        position: int,
+        eta: int | None,
+        audio_only: bool,
+        snapshot: QueueSnapshot | None = None,
+    ) -> Send:
         """``queued``: the first word of a joining (or resuming) visitor's place, never a
         later place or a longer wait than one shown before."""
         assert self.visitor_id is not None and self.queue is not None
         if self.position is not None:
             position = min(position, self.position)
-        if self.eta is not None:
+        if self.eta is not None and eta is not None:
             eta = min(eta, self.eta)
-        self.position, self.eta = position, eta
+        self.position, self.eta, self.basis = position, eta, snapshot
         return Send(
             Queued(self.visitor_id, ticket, self.queue, position, eta, audio_only).to_wire()
         )

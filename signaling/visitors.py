@@ -16,8 +16,8 @@ from humandesk.queue.client import (
     JoinResult,
     NewVisitor,
     QueueError,
-    estimate_wait_seconds,
 )
+from humandesk.queue.waits import estimate_wait_seconds
 from humandesk.signaling.codes import CloseCode, ProtocolError
 from humandesk.signaling.connections import VisitorConn
 from humandesk.signaling.desk import SignalingDesk
@@ -276,8 +276,9 @@ async def _send_queued(
     session = conn.session
     vid, queue = session.visitor_id, session.queue
     assert vid is not None and queue is not None
-    eta = 0 if offered else estimate_wait_seconds(position, await desk.queue.snapshot(queue))
-    queued = session.queued_frame(desk.tickets.issue(vid), position, eta, audio_only)
+    snapshot = None if offered else await desk.queue.snapshot(queue)
+    eta = 0 if snapshot is None else estimate_wait_seconds(position, snapshot)
+    queued = session.queued_frame(desk.tickets.issue(vid), position, eta, audio_only, snapshot)
     conn.perform([queued])
     # Re-checks this place and those behind it, not the line.
     desk.positions.mark_dirty(queue, queued.frame["position"])

@@ -16,9 +16,9 @@ from humandesk.queue.client import (
     NewVisitor,
     QueueConfig,
     QueueError,
-    estimate_wait_seconds,
 )
 from humandesk.queue.stats import events_between
+from humandesk.queue.waits import QueueSnapshot, estimate_wait_seconds
 
 T0 = 1_800_000_000_000
 
@@ -356,16 +356,19 @@ async def test_scripts_publish_offers_to_the_agent_channel(desk: DeskQueue) -> N
     assert any(m["type"] == "status" and m["status"] == "offered" for m in got)
 
 
-def test_wait_estimate() -> None:
-    from humandesk.queue.client import QueueSnapshot
-
+def test_wait_estimate_follows_the_queueing_model() -> None:
+    # Place p behind a Available agents, c agents serving, handle time h: (p - a) * h / c.
     snap = QueueSnapshot("support", waiting=5, available=1, serving=2, handle_s=120)
     assert estimate_wait_seconds(1, snap) == 0
-    assert estimate_wait_seconds(2, snap) == 120
+    assert estimate_wait_seconds(2, snap) == 60
     assert estimate_wait_seconds(3, snap) == 120
-    assert estimate_wait_seconds(4, snap) == 240
+    assert estimate_wait_seconds(4, snap) == 180
+    # Place 1 of five busy agents waits a fifth of a handle time, not a whole one.
+    busy = QueueSnapshot("support", waiting=1, available=0, serving=5, handle_s=300)
+    assert estimate_wait_seconds(1, busy) == 60
+    # Nobody serving (all on Break or Offline): no figure at all.
     nobody = QueueSnapshot("support", waiting=1, available=0, serving=0, handle_s=60)
-    assert estimate_wait_seconds(1, nobody) == 60
+    assert estimate_wait_seconds(1, nobody) is None
 
 
 async def test_many_visitors_go_away_in_one_script(desk: DeskQueue) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from humandesk.queue.waits import QueueSnapshot
 from humandesk.signaling.actions import Close, EntryGone, Forget, Send, Watch
 from humandesk.signaling.codes import CloseCode, ProtocolError
 from humandesk.signaling.messages import Role, parse
@@ -174,14 +175,23 @@ def test_messages_wait_while_a_join_is_answered() -> None:
     assert session.held is None
 
 
-def test_a_place_shown_never_moves_backwards() -> None:
+def snap(serving: int, handle_s: float = 60.0, available: int = 0) -> QueueSnapshot:
+    return QueueSnapshot(
+        "support", waiting=5, available=available, serving=serving, handle_s=handle_s
+    )
+
+
+def test_a_place_shown_never_moves_backwards_and_a_longer_wait_says_why() -> None:
     session = visitor_in(VisitorPhase.WAITING)
-    assert session.queued_frame("t", 3, 120, False).frame["position"] == 3
-    # A later place is absorbed; a longer wait without a reason is too.
-    assert session.show_place(5, 200) == []
+    three = snap(3)
+    assert session.queued_frame("t", 3, 120, False, three).frame["position"] == 3
+    # A later place is absorbed; so is a rise within the tolerance (the figure stays).
+    assert session.show_place(5, 125, three) == []
     assert session.position == 3 and session.eta == 120
-    assert session.show_place(3, 120) == []
-    grew = session.show_place(2, 300, "Fewer agents are free to help right now.")
+    assert session.show_place(3, 120, three) == []
+    # A fan-out this visitor was not part of saw the queue at 2 agents; this one sees 2 too:
+    # the reason is worked out against the queue as it was for the figure shown (3 agents).
+    grew = session.show_place(2, 300, snap(2))
     assert grew == [
         Send(
             {
@@ -193,14 +203,27 @@ def test_a_place_shown_never_moves_backwards() -> None:
             bulk=True,
         )
     ]
+    # Longer calls, on the same staff: said so.
+    [longer] = session.show_place(2, 400, snap(2, handle_s=90))
+    assert isinstance(longer, Send)
+    assert longer.frame["eta_reason"] == "Conversations are taking a little longer than usual."
+    # Nobody serving: no figure at all, and a figure again when someone is back.
+    [nobody] = session.show_place(2, None, snap(0))
+    assert isinstance(nobody, Send) and nobody.frame["eta_seconds"] is None
+    [back] = session.show_place(2, 60, snap(1))
+    assert isinstance(back, Send) and back.frame == {
+        "type": "position",
+        "position": 2,
+        "eta_seconds": 60,
+    }
     # `queued` after a resume shows no later place or longer wait either.
-    assert session.queued_frame("t", 4, 900, False).frame == {
+    assert session.queued_frame("t", 4, 900, False, snap(1)).frame == {
         "type": "queued",
         "visitor_id": "v1",
         "ticket": "t",
         "queue": "support",
         "position": 2,
-        "eta_seconds": 300,
+        "eta_seconds": 60,
         "audio_only": False,
     }
 

@@ -82,6 +82,10 @@ describe("the visitor's words", () => {
     assert.equal(text.lineInfoText({ waiting: 0, agents_available: 2 }), "Someone is free to talk to you now.");
     assert.equal(text.lineInfoText({ waiting: 1, eta_seconds: 120 }), "1 person waiting · expected wait about 2 minutes");
     assert.equal(text.lineInfoText({ waiting: 0, agents_available: 0 }), "Expected wait: we will be with you as soon as we can");
+    assert.equal(
+      text.lineInfoText({ waiting: 3, agents_available: 0, eta_seconds: null }),
+      "Nobody is free to talk right now. You can wait in line or ask us to call you back."
+    );
   });
 
   test("status line, call ends, call-back headings", () => {

@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { next } from "../static/visitor/machine.js";
-import { MOVES, PHASES, currentView, initial } from "../static/visitor/state.js";
+import { MOVES, PHASES, currentView, initial, nobodyFree } from "../static/visitor/state.js";
+import { statusText } from "../static/visitor/text.js";
 import { CLOSE, ERROR, MSG } from "../static/shared/protocol.js";
 import { describeMoves, effects, play, sent } from "./support.mjs";
 
@@ -161,6 +162,16 @@ describe("joining", () => {
     assert.equal(later.state.etaReasonShown, true);
     const shrinking = run(later.state, { type: MSG.POSITION, position: 1, eta_seconds: 100 });
     assert.equal(shrinking.state.etaReasonShown, false);
+  });
+
+  test("nobody serving: no figure, the nobody-free status and the call-back offer; a figure when someone is back", () => {
+    let r = run(connecting(), { ...QUEUED, eta_seconds: null });
+    assert.equal(r.state.phase, "waiting");
+    assert.equal(nobodyFree(r.state), true);
+    assert.equal(statusText(r.state), "Nobody is free right now");
+    r = run(r.state, { type: MSG.POSITION, position: 2, eta_seconds: 120 });
+    assert.equal(nobodyFree(r.state), false);
+    assert.equal(r.state.eta, 120);
   });
 
   test("the priority token goes with the join, and is dropped when the desk refuses it", () => {

@@ -113,6 +113,11 @@ export function currentView(s) {
   return PHASES[s.phase].view;
 }
 
+/** In line while nobody serves the queue (all agents on Break or Offline): no wait figure. */
+export function nobodyFree(s) {
+  return s.phase === "waiting" && s.etaShown && s.eta === null;
+}
+
 /** A socket opened ahead of the click: open while not in line and nothing asked of it. */
 export function isWarm(s) {
   return s.link !== "none" && BEFORE.has(s.phase) && !s.pendingJoin && !s.pendingCallback && !s.callbackRequest;

@@ -2,7 +2,7 @@
 
 import { ERROR } from "../shared/protocol.js";
 import { formatEta, formatOpening, ordinal, plural, reasonText } from "../shared/format.js";
-import { PHASES } from "./state.js";
+import { PHASES, nobodyFree } from "./state.js";
 
 export const ERROR_TEXT = {
   [ERROR.UNKNOWN_QUEUE]: "This help line is not available right now.",
@@ -10,6 +10,11 @@ export const ERROR_TEXT = {
   [ERROR.CALLBACKS_FULL]: "We cannot take more call-back requests right now. Please try again later.",
   [ERROR.UNAVAILABLE]: "We are having trouble reaching the help desk. Please try again in a minute.",
 };
+
+/** The call-back offer while waiting: after the queue's maximum wait, or while nobody is free. */
+export const MAX_WAIT_TEXT = "Still waiting? Leave your number and we'll call you back. You keep your place until you send it.";
+export const NOBODY_FREE_TEXT =
+  "Nobody is free to talk right now. Leave your number and we'll call you back, or keep your place: we will connect you as soon as someone is back.";
 
 export const PLACE_EXPIRED = "Your place in line has expired. Please join again.";
 export const LEFT_TEXT = "You left the line. You can join again at any time.";
@@ -31,6 +36,7 @@ export const SCORE_TEXT = ["", "Very poor", "Poor", "Okay", "Good", "Excellent"]
 export function statusText(s) {
   if (s.peerName && s.phase === "call-connecting") return `Connecting to ${s.peerName}…`;
   if (s.peerName && s.phase === "in-call") return `In call with ${s.peerName}`;
+  if (nobodyFree(s)) return "Nobody is free right now";
   return PHASES[s.phase].text;
 }
 
@@ -47,6 +53,7 @@ export function limitedText(msg) {
 export function lineInfoText(info) {
   const waiting = Math.max(0, Number(info.waiting) || 0);
   if (waiting === 0 && Number(info.agents_available) > 0) return "Someone is free to talk to you now.";
+  if (info.eta_seconds === null) return "Nobody is free to talk right now. You can wait in line or ask us to call you back.";
   const people = waiting === 1 ? "1 person" : `${waiting} people`;
   const eta = formatEta(Number(info.eta_seconds));
   return waiting ? `${people} waiting · expected wait ${eta}` : `Expected wait: ${eta}`;

@@ -3,8 +3,8 @@
 import { byTestIds, setText } from "../shared/dom.js";
 import { describeMediaProblem } from "../shared/media.js";
 import { formatClock, formatEta, ordinal, teamName } from "../shared/format.js";
-import { currentView } from "./state.js";
-import { SCORE_TEXT, callbackWords, statusText } from "./text.js";
+import { currentView, nobodyFree } from "./state.js";
+import { MAX_WAIT_TEXT, NOBODY_FREE_TEXT, SCORE_TEXT, callbackWords, statusText } from "./text.js";
 
 export function findParts(doc = document) {
   const ids = {
@@ -14,7 +14,7 @@ export function findParts(doc = document) {
     notice: "hd-notice", offlineNotice: "hd-offline-notice", callbackOpen: "hd-callback-open",
     form: "hd-join-form", name: "hd-name", topic: "hd-topic", join: "hd-join", lineInfo: "hd-line-info",
     queueName: "hd-queue-name", position: "hd-position", eta: "hd-eta", etaReason: "hd-eta-reason",
-    maxWait: "hd-max-wait", maxWaitCallback: "hd-max-wait-callback", leave: "hd-leave",
+    maxWait: "hd-max-wait", maxWaitText: "hd-max-wait-text", maxWaitCallback: "hd-max-wait-callback", leave: "hd-leave",
     mute: "hd-mute", camera: "hd-camera", hangup: "hd-hangup",
     callbackTitle: "hd-callback-title", callbackIntro: "hd-callback-intro", callbackForm: "hd-callback-form",
     cbName: "hd-callback-name", cbContact: "hd-callback-contact", cbNote: "hd-callback-note",
@@ -65,10 +65,15 @@ export function createView(ui) {
     setText(ui.queueName, moved ? `Waiting for our ${teamName(s.queue)} team` : "");
     ui.position.dataset.position = s.position ? String(s.position) : "";
     setText(ui.position, s.position ? `You are ${ordinal(s.position)} in line` : "Finding your place in line…");
-    setText(ui.eta, s.etaShown ? "Expected wait: " + formatEta(s.eta) : "");
+    const nobody = nobodyFree(s);
+    const figure = s.etaShown && typeof s.eta === "number";
+    setText(ui.eta, figure ? "Expected wait: " + formatEta(s.eta) : "");
+    if (figure) ui.eta.dataset.etaS = String(s.eta);
+    else delete ui.eta.dataset.etaS;
     setText(ui.etaReason, s.etaReason);
-    show(ui.etaReason, s.etaReasonShown);
-    show(ui.maxWait, s.maxWait);
+    show(ui.etaReason, s.etaReasonShown && !nobody);
+    setText(ui.maxWaitText, nobody && !s.maxWait ? NOBODY_FREE_TEXT : MAX_WAIT_TEXT);
+    show(ui.maxWait, s.maxWait || nobody);
     ui.leave.disabled = s.leaveDisabled;
   }
 
@@ -128,7 +133,7 @@ export function createView(ui) {
     body.rateCallId = s.rateCallId || "";
     body.audioOnly = String(s.audioOnly);
     ui.body.classList.toggle("line-offline", s.nobodyIn);
-    ui.status.dataset.phase = s.phase;
+    ui.status.dataset.phase = nobodyFree(s) ? "nobody-free" : s.phase;
     setText(ui.status, statusText(s));
     for (const section of ui.views) show(section, section.dataset.view === view);
     setText(ui.notice, s.notice);
