@@ -850,3 +850,68 @@ def test_visitor_without_camera_still_talks(
         hang_up_and_check(panel, agent, "agent", page_errors)
     finally:
         strict.close()
+
+
+def test_nobody_serving_then_a_server_restart_keeps_the_place(
+    demo: Demo, browser: Any, agent: Any, page_errors: list[str]
+) -> None:
+    """With every agent Offline the visitor is told that nobody is free (no made-up wait)
+    and offered a call-back; a server restart (1012) moves the panel to a new socket at
+    once, where it resumes with the same place."""
+    assert agent_status(agent) == "offline"
+    context = browser.new_context(viewport=VIEWPORT)
+    routes: list[Any] = []
+    sent: list[list[str]] = []
+
+    def route(ws: Any) -> None:
+        server = ws.connect_to_server()
+        frames: list[str] = []
+        routes.append(ws)
+        sent.append(frames)
+
+        def to_server(message: str | bytes) -> None:
+            frames.append(frame_types(message))
+            server.send(message)
+
+        ws.on_message(to_server)
+        server.on_message(lambda message: ws.send(message))
+
+    try:
+        context.route_web_socket("**/ws/visitor", route)
+        shop, panel = open_panel(context, demo)
+        watch_console(shop, "shop", page_errors)
+        wait_for(lambda: visitor_phase(panel) == "ready", "the panel ready to join")
+        fill_and_join(panel, "Nobody Free", "a restart")
+        status = panel.locator(sel("hd-status"))
+        wait_for(
+            lambda: status.get_attribute("data-phase") == "nobody-free",
+            "the nobody-free status",
+            explain=lambda: status.get_attribute("data-phase"),
+        )
+        assert panel.locator(sel("hd-position")).get_attribute("data-position") == "1"
+        assert panel.locator(sel("hd-eta")).get_attribute("data-eta-s") is None
+        assert panel.locator(sel("hd-max-wait")).is_visible()
+        assert panel.locator(sel("hd-max-wait-callback")).is_visible()
+
+        routes[-1].close(code=1012, reason="server_restart")
+        # (Playwright takes in the browser's events only during a call to it: hence the phase.)
+        wait_for(
+            lambda: visitor_phase(panel) and len(sent) == 2 and "resume" in sent[1],
+            "a new socket that resumes",
+            timeout=5,  # at once: within the restart jitter (a second), not the backoff
+            explain=lambda: sent,
+        )
+        wait_for(
+            lambda: (
+                status.get_attribute("data-phase") == "nobody-free"
+                and panel.locator(sel("hd-position")).get_attribute("data-position") == "1"
+            ),
+            "the same place after the move",
+        )
+        assert "join" not in sent[1]
+        assert panel.locator(sel("hd-error")).inner_text().strip() == ""
+        panel.locator(sel("hd-leave")).click()
+        wait_for(lambda: visitor_phase(panel) == "left", "the visitor gone")
+    finally:
+        context.close()
+    assert not [e for e in page_errors if "pageerror" in e], page_errors
