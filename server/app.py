@@ -25,6 +25,7 @@ from humandesk.queue.stats import queue_stats
 from humandesk.server.accounts import Account, Accounts, LoginThrottle, Revoked
 from humandesk.server.audit import AuditAction, AuditLog, purge_and_record
 from humandesk.server.auth import SESSION_COOKIE, Session, TokenError, TokenSigner
+from humandesk.server.brand import LOGO_TYPES
 from humandesk.server.config import Config
 from humandesk.server.embedded_redis import RedisHealth
 from humandesk.server.queues import load_file
@@ -195,9 +196,41 @@ async def nosniff(_request: web.Request, response: web.StreamResponse) -> None:
 # Pages -------------------------------------------------------------------------------------
 
 
+def brand_context(config: Config) -> dict[str, str]:
+    """What the templates show of the brand: the name, and URLs of its stylesheet and logo
+    (empty when not set), each with the brand's version so a change is seen at once."""
+    brand = config.brand
+    version = brand.version
+    return {
+        "desk_name": brand.name,
+        "brand_css": f"/brand.css?v={version}" if brand.color else "",
+        "brand_logo": f"/brand/logo?v={version}" if brand.logo else "",
+    }
+
+
+async def brand_css(request: web.Request) -> web.Response:
+    return web.Response(
+        text=request.app[CONFIG].brand.stylesheet(),
+        content_type="text/css",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+async def brand_logo(request: web.Request) -> web.Response:
+    logo = request.app[CONFIG].brand.logo
+    if logo is None:
+        raise web.HTTPNotFound()
+    headers = {"Cache-Control": "public, max-age=300"}
+    if logo.suffix.lower() == ".svg":  # an SVG opened on its own runs no script
+        headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return web.Response(
+        body=logo.read_bytes(), content_type=LOGO_TYPES[logo.suffix.lower()], headers=headers
+    )
+
+
 async def index_page(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    html = render("index.html", desk_name=config.title, desk_url=own_origin(request))
+    html = render("index.html", desk_url=own_origin(request), **brand_context(config))
     return web.Response(
         text=html, content_type="text/html", headers=page_headers(request, "'none'")
     )
@@ -213,7 +246,7 @@ async def visitor_page(request: web.Request) -> web.Response:
         host = ""
     if host and config.allowed_origins and host not in config.allowed_origins:
         host = ""
-    html = render("visitor.html", queue=queue, host_origin=host, desk_name=config.title)
+    html = render("visitor.html", queue=queue, host_origin=host, **brand_context(config))
     return web.Response(
         text=html, content_type="text/html", headers=page_headers(request, frame_ancestors(config))
     )
@@ -221,7 +254,7 @@ async def visitor_page(request: web.Request) -> web.Response:
 
 async def agent_page(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    html = render("agent.html", desk_name=config.title)
+    html = render("agent.html", **brand_context(config))
     return web.Response(
         text=html, content_type="text/html", headers=page_headers(request, "'none'")
     )
@@ -244,16 +277,29 @@ async def wallboard_page(request: web.Request) -> web.Response:
                     text="This screen is for supervisors. Ask one to give you the role.",
                     headers=page_headers(request, "'none'"),
                 )
-    html = render("wallboard.html", desk_name=config.title)
+    html = render("wallboard.html", **brand_context(config))
     return web.Response(
         text=html, content_type="text/html", headers=page_headers(request, "'none'")
     )
 
 
-async def widget_js(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(
-        STATIC_DIR / "widget.js",
-        headers={"Content-Type": "text/javascript", "Cache-Control": "public, max-age=300"},
+#: The launcher's colour constants in widget.js, by the palette entry that replaces each.
+WIDGET_COLORS = {"--accent": "ACCENT", "--accent-hover": "ACCENT_HOVER", "--on-accent": "ON_ACCENT"}
+
+
+async def widget_js(request: web.Request) -> web.Response:
+    """The embed script, in the brand's colours (the launcher sits on the shop's page)."""
+    palette = request.app[CONFIG].brand.palette
+    text = (STATIC_DIR / "widget.js").read_text()
+    if palette:
+        for name, const in WIDGET_COLORS.items():
+            text = re.sub(
+                rf'const {const} = "#[0-9a-f]{{6}}";', f'const {const} = "{palette[name]}";', text
+            )
+    return web.Response(
+        text=text,
+        content_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=300"},
     )
 
 
@@ -677,6 +723,8 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/agent", agent_page)
     app.router.add_get("/wallboard", wallboard_page)
     app.router.add_get("/widget.js", widget_js)
+    app.router.add_get("/brand.css", brand_css)
+    app.router.add_get("/brand/logo", brand_logo)
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)
     app.router.add_post("/api/session", renew_session)

@@ -14,6 +14,7 @@ from humandesk.queue.client import QueueConfig
 from humandesk.queue.limits import AbuseLimits
 from humandesk.queue.privacy import DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, Retention
 from humandesk.server.audit import DEFAULT_MAX_ENTRIES
+from humandesk.server.brand import Brand, load_brand
 from humandesk.signaling.codes import MAX_JSON_DEPTH
 
 # Abuse limits: environment variable -> (AbuseLimits field, type).
@@ -56,6 +57,12 @@ ENV_HELP: dict[str, str] = {
     "that is not in a call, an offer or a wrap-up signs out (default 0: never)",
     "HUMANDESK_DRAIN_TIMEOUT": "seconds a stopping server (SIGTERM) waits for its sockets, "
     "closed with 1012 to reconnect elsewhere, before it exits (default 25)",
+    "HUMANDESK_BRAND_NAME": "the desk's name on its pages (default humandesk; or [brand] name "
+    "in the TOML file)",
+    "HUMANDESK_BRAND_COLOR": "the accent colour, #rrggbb; text on it is white or near-black, "
+    "whichever reads (or [brand] color)",
+    "HUMANDESK_BRAND_LOGO": "an image file (png, jpg, webp, svg; at most 256 KiB) shown "
+    "beside the name (or [brand] logo)",
     "HUMANDESK_TURN_TTL": "lifetime in seconds of the TURN credentials minted for each call "
     "and each ICE restart (default 3600)",
     "HUMANDESK_METRICS_TOKEN": "bearer token that /metrics requires (default unset: only a "
@@ -141,7 +148,7 @@ class Config:
     redis_restarts: int = 5  # failed restarts of the embedded Redis in a row, then give up
     heartbeat_s: float = 5.0
     reaper_interval_s: float = 0.5
-    title: str = "humandesk"
+    brand: Brand = field(default_factory=Brand)  # name, accent colour, logo (brand.py)
     retention_days: int = DEFAULT_RETENTION_DAYS
     audit_retention_days: int = DEFAULT_AUDIT_RETENTION_DAYS
     audit_max_entries: int = DEFAULT_MAX_ENTRIES
@@ -244,7 +251,14 @@ class Config:
             if env.get(name):
                 values[attr] = _number(env, name, int, minimum=least)
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if "brand" not in values:
+            values["brand"] = load_brand(env, values.get("config_file"))
         return cls(**values)
+
+    @property
+    def title(self) -> str:
+        """The desk's name on its pages: the brand's."""
+        return self.brand.name
 
     def with_secret(self) -> Config:
         """This config with a secret key, generated once and kept in the data folder if unset."""

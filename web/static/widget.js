@@ -36,6 +36,7 @@
   const SVG_NS = "http://www.w3.org/2000/svg";
   const ACCENT = "#0b6e63";
   const ACCENT_HOVER = "#095c53";
+  const ON_ACCENT = "#ffffff"; // the desk serves this file with its brand's colours in these three
   const Z = "2147483000";
   const NARROW = window.matchMedia("(max-width: 519px)");
   const REDUCED_MOTION = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
@@ -132,7 +133,7 @@
       border: "0",
       "border-radius": "999px",
       background: ACCENT,
-      color: "#ffffff",
+      color: ON_ACCENT,
       font: "600 15px/1.2 system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif",
       "letter-spacing": "normal",
       "text-transform": "none",
