@@ -92,3 +92,48 @@ async def test_without_a_brand_the_desk_keeps_its_own(desk_client: DeskClient) -
     assert (await client.get("/brand/logo")).status == 404
     widget = await (await client.get("/widget.js")).text()
     assert 'const ACCENT = "#0b6e63";' in widget
+
+
+LOGO_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">'
+    '<circle cx="32" cy="32" r="30" fill="#1e293b"/><path d="M16 40 L32 18 L48 40 Z" '
+    'fill="#ffd400"/></svg>'
+)
+
+
+@pytest.mark.browser
+def test_a_light_brand_reads_in_the_browser(tmp_path: Path) -> None:
+    """A yellow accent in Chromium: the panel's header, the launcher and the join button
+    are yellow with near-black text, and the logo shows (a screenshot for the README)."""
+    from test_browser import (
+        SCREENSHOTS,
+        VIEWPORT,
+        launched_chromium,
+        open_panel,
+        running_demo,
+        sel,
+        wait_for,
+    )
+
+    logo = tmp_path / "logo.svg"
+    logo.write_text(LOGO_SVG)
+    brand = {
+        "HUMANDESK_BRAND_NAME": "Northwind Help",
+        "HUMANDESK_BRAND_COLOR": "#ffd400",
+        "HUMANDESK_BRAND_LOGO": str(logo),
+    }
+    with running_demo(brand) as demo, launched_chromium() as browser:
+        context = browser.new_context(viewport=VIEWPORT)
+        shop, panel = open_panel(context, demo)
+        colors = "(e) => [getComputedStyle(e).backgroundColor, getComputedStyle(e).color]"
+        yellow, ink = "rgb(255, 212, 0)", "rgb(17, 17, 17)"
+        assert panel.locator(".panel-header").evaluate(colors) == [yellow, ink]
+        assert panel.locator(sel("hd-join")).evaluate(colors) == [yellow, ink]
+        shop.mouse.move(0, 0)  # off the launcher (clicked): its hover shade is lighter
+        launcher = shop.locator(sel("hd-launcher"))
+        wait_for(lambda: launcher.evaluate(colors) == [yellow, ink], "the launcher's colours")
+        assert panel.locator(".panel-header .brand-name").inner_text() == "Northwind Help"
+        assert panel.locator(".brand-logo").evaluate("(img) => img.naturalWidth") > 0
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shop.screenshot(path=str(SCREENSHOTS / "visitor-custom-brand.png"))
+        context.close()
