@@ -134,8 +134,10 @@
       "border-radius": "999px",
       background: ACCENT,
       color: ON_ACCENT,
-      font: "600 15px/1.2 system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif",
-      "letter-spacing": "normal",
+      "font-family": "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif",
+      "font-size": "15px",
+      "font-weight": "600",
+      "font-style": "normal",
       "text-transform": "none",
       "text-decoration": "none",
       "white-space": "nowrap",
@@ -145,6 +147,9 @@
       transition: REDUCED_MOTION ? "none" : "background-color 150ms ease",
       "-webkit-tap-highlight-color": "transparent",
     });
+    // Text spacing without !important: a visitor's own spacing styles (WCAG 1.4.12) must win.
+    launcher.style.lineHeight = "1.2";
+    launcher.style.letterSpacing = "normal";
     css(labelEl, { overflow: "hidden", "text-overflow": "ellipsis", color: "inherit", font: "inherit" });
 
     launcher.addEventListener("click", () => toggle());
