@@ -277,6 +277,12 @@ def playing(target: Any, testid: str) -> bool:
     )
 
 
+def give_up_place(frame: Any) -> None:
+    """Leave the line, and yes (the panel asks once)."""
+    frame.locator(sel("hd-leave")).click()
+    frame.locator(sel("hd-leave-yes")).click()
+
+
 def fill_and_join(frame: Any, name: str, topic: str) -> None:
     frame.locator(sel("hd-name")).fill(name)
     frame.locator(sel("hd-topic")).fill(topic)
@@ -678,12 +684,12 @@ def test_two_visitors_see_their_places_in_line(
         assert "2nd in line" in second.locator(sel("hd-position")).inner_text()
         wait_for_waiting(agent, "2")
 
-        first.locator(sel("hd-leave")).click()
+        give_up_place(first)
         wait_for(lambda: visitor_phase(first) == "left", "the first visitor gone")
         wait_for_position(second, "1", "the second visitor moved up to 1")
         assert "1st in line" in second.locator(sel("hd-position")).inner_text()
         wait_for_waiting(agent, "1")
-        second.locator(sel("hd-leave")).click()
+        give_up_place(second)
         wait_for(lambda: visitor_phase(second) == "left", "the second visitor gone")
     finally:
         first_ctx.close()
@@ -750,7 +756,7 @@ def test_visitor_socket_opens_before_the_click(
         assert len(sockets) == 1, sockets  # the join went on the warm socket: no new one
         frames = [t for t in sockets[0] if t != ">ping" and t != "<pong"]
         assert frames[:3] == ["<welcome", ">join", "<queued"], frames
-        panel.locator(sel("hd-leave")).click()
+        give_up_place(panel)
         wait_for(lambda: visitor_phase(panel) == "left", "the visitor gone")
     finally:
         context.close()
@@ -791,7 +797,7 @@ def test_visitor_socket_opens_before_the_click(
             "the visitor queued on a new socket",
         )
         assert len(routes) == 2, routes
-        panel.locator(sel("hd-leave")).click()
+        give_up_place(panel)
         wait_for(lambda: visitor_phase(panel) == "left", "the visitor gone")
     finally:
         context.close()
@@ -910,7 +916,7 @@ def test_nobody_serving_then_a_server_restart_keeps_the_place(
         )
         assert "join" not in sent[1]
         assert panel.locator(sel("hd-error")).inner_text().strip() == ""
-        panel.locator(sel("hd-leave")).click()
+        give_up_place(panel)
         wait_for(lambda: visitor_phase(panel) == "left", "the visitor gone")
     finally:
         context.close()

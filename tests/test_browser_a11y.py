@@ -17,7 +17,6 @@ from test_browser import (
     VIEWPORT,
     Demo,
     agent_phase,
-    fill_and_join,
     launched_chromium,
     login_agent,
     open_panel,
@@ -61,6 +60,14 @@ class Audit:
         self.found[screen] = [json.dumps(v) for v in result]
 
 
+FOCUSED = "() => document.activeElement && document.activeElement.dataset.testid"
+
+
+def focused(frame: Any) -> str | None:
+    value = frame.evaluate(FOCUSED)
+    return str(value) if value else None
+
+
 def test_no_screen_has_an_accessibility_violation(demo: Demo) -> None:
     audit = Audit()
     with launched_chromium() as browser:
@@ -87,10 +94,30 @@ def test_no_screen_has_an_accessibility_violation(demo: Demo) -> None:
         shop, panel = open_panel(visitors, demo)
         audit("shop with the panel open", shop)
         audit("panel: the join form", panel)
-        fill_and_join(panel, "Ada", "My order")
+        panel.locator(sel("hd-name")).fill("Ada")
+        panel.locator(sel("hd-topic")).fill("My order")
+        panel.locator(sel("hd-join")).press("Enter")  # by keyboard
         status = panel.locator(sel("hd-status"))
         wait_for(lambda: status.get_attribute("data-phase") == "nobody-free", "nobody free")
+        # The keyboard goes to the place in line, not to the page's body.
+        wait_for(lambda: focused(panel) == "hd-position", "the place focused after Join")
         audit("panel: waiting, nobody free", panel)
+        # Tab stays in the open panel, however often it is pressed.
+        for _ in range(12):
+            shop.keyboard.press("Tab")
+            assert focused(panel) is not None, "Tab left the panel"
+        # Leaving asks once: the first press shows the question, on Stay in line.
+        panel.locator(sel("hd-leave")).focus()
+        shop.keyboard.press("Enter")
+        wait_for(lambda: focused(panel) == "hd-leave-no", "the question, on Stay")
+        audit("panel: leave the line?", panel)
+        shop.keyboard.press("Enter")
+        wait_for(lambda: focused(panel) == "hd-position", "back to the place")
+        assert visitor_phase(panel) == "waiting"
+        # Minimised and opened again while waiting: the place, never Leave.
+        shop.keyboard.press("Escape")
+        shop.locator(sel("hd-launcher")).click()
+        wait_for(lambda: focused(panel) == "hd-position", "the place focused on reopening")
         panel.locator(sel("hd-max-wait-callback")).click()
         wait_for(lambda: panel.locator(sel("hd-callback-form")).is_visible(), "call-back form")
         audit("panel: the call-back form", panel)
@@ -102,10 +129,12 @@ def test_no_screen_has_an_accessibility_violation(demo: Demo) -> None:
         agent.locator(sel("offer-accept")).click()
         wait_for(lambda: visitor_phase(panel) == "in-call", "the call")
         wait_for(lambda: agent_phase(agent) == "in-call", "the console in the call")
+        assert focused(panel) in ("hd-hangup", "hd-mute")  # the call's controls, not the body
         audit("panel: in a call", panel)
         audit("console: in a call", agent)
         panel.locator(sel("hd-hangup")).click()
         wait_for(lambda: visitor_phase(panel) == "ended", "the end of the call")
+        wait_for(lambda: focused(panel) == "hd-rating-1", "the rating's first star focused")
         audit("panel: the call ended, rating", panel)
         wait_for(lambda: agent_phase(agent) == "idle", "the console after the call")
         audit("console: wrap-up", agent)

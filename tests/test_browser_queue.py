@@ -30,6 +30,7 @@ from test_browser import (
     agent_phase,
     agent_status,
     fill_and_join,
+    give_up_place,
     js_el,
     need_chromium,
     open_panel,
@@ -150,7 +151,7 @@ def leave_line(frame: Any) -> None:
     """Gives up the place, if the panel still holds one (for a clean desk after a test)."""
     with contextlib.suppress(Exception):
         if visitor_phase(frame) in ("waiting", "connecting") and visible(frame, "hd-leave"):
-            frame.locator(sel("hd-leave")).click()
+            give_up_place(frame)
             wait_for(lambda: visitor_phase(frame) == "left", "the visitor gone", timeout=5)
 
 

@@ -297,8 +297,16 @@ describe("in line", () => {
     assert.equal(kept.phase, "waiting");
   });
 
-  test("leave: answered by left; without an answer the panel leaves by itself", () => {
+  test("leave asks once: Stay keeps the place; Leave is answered by left, or leaves by itself", () => {
     let r = run(waiting(), { type: "click_leave" });
+    assert.deepEqual(sent(r.fx), []);
+    assert.equal(r.state.leaveAsked, true);
+    assert.deepEqual(effects(r.fx, "focus").map((f) => f.target), ["leave-no"]);
+    const stayed = run(r.state, { type: "cancel_leave" });
+    assert.equal(stayed.state.leaveAsked, false);
+    assert.deepEqual(effects(stayed.fx, "focus").map((f) => f.target), ["position"]);
+    assert.deepEqual(sent(run(stayed.state, { type: "confirm_leave" }).fx), []); // asked again first
+    r = run(r.state, { type: "confirm_leave" });
     assert.deepEqual(sent(r.fx), [MSG.LEAVE]);
     assert.equal(r.state.leaveDisabled, true);
     const answered = run(r.state, { type: MSG.LEFT, reason: "left" });
@@ -317,7 +325,18 @@ describe("in line", () => {
     assert.equal(currentView(r.state), "callback");
     r = run(r.state, { type: "callback_back" });
     assert.equal(currentView(r.state), "waiting");
-    assert.deepEqual(effects(r.fx, "focus").map((f) => f.target), ["leave"]);
+    assert.deepEqual(effects(r.fx, "focus").map((f) => f.target), ["position"]);
+  });
+
+  test("focus follows the phase, within the panel only: the place after Join, Hang up when the call starts", () => {
+    let r = run(connecting(), QUEUED);
+    assert.deepEqual(effects(r.fx, "focus"), [{ do: "focus", target: "position", ifInPanel: true }]);
+    r = run(r.state, STARTED);
+    assert.deepEqual(effects(r.fx, "focus").map((f) => f.target), ["hangup"]);
+    r = run(r.state, { type: "host_open" });
+    assert.deepEqual(effects(r.fx, "focus"), [{ do: "focus", target: "hangup" }]); // reopened: always
+    const reopened = run(waiting(), { type: "host_open" });
+    assert.deepEqual(effects(reopened.fx, "focus").map((f) => f.target), ["position"]); // never Leave
   });
 
   test("moved to the overflow line: the notice, the new line", () => {
@@ -521,7 +540,7 @@ const STATES = {
   "call-connecting": calling,
   "in-call": inCall,
   ended,
-  left: () => run(waiting(), { type: "click_leave" }, { type: MSG.LEFT, reason: "left" }).state,
+  left: () => run(waiting(), { type: "click_leave" }, { type: "confirm_leave" }, { type: MSG.LEFT, reason: "left" }).state,
   error: () => run(waiting(), { type: "socket_closed", code: CLOSE.REPLACED, opened: true }).state,
 };
 
@@ -551,6 +570,8 @@ const EVENTS = [
   { type: MSG.MOVED, queue: "sales", reason: "max_wait" },
   { type: MSG.MAX_WAIT },
   { type: "click_leave" },
+  { type: "cancel_leave" },
+  { type: "confirm_leave" },
   { type: "leave_timeout" },
   { type: MSG.LEFT, reason: "left" },
   { type: MSG.LEFT, reason: "callback" },

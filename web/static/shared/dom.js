@@ -54,3 +54,32 @@ export function namedTimers() {
     clear: stop,
   };
 }
+
+const FOCUSABLE = "a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex='-1'])";
+
+/** The controls of `root` the Tab key can reach now (shown and enabled), in order. */
+export function tabbable(root) {
+  return Array.from(root.querySelectorAll(FOCUSABLE)).filter((node) => node.getClientRects().length > 0 && !node.closest("[hidden]"));
+}
+
+/**
+ * Keeps Tab and Shift+Tab inside `root`, as in a dialog: from the last control Tab goes to
+ * the first, and back. (Escape, which the page handles, is the way out.)
+ */
+export function trapTab(root) {
+  root.addEventListener("keydown", (ev) => {
+    if (ev.key !== "Tab") return;
+    const nodes = tabbable(root);
+    if (!nodes.length) return;
+    const first = nodes[0];
+    const last = nodes[nodes.length - 1];
+    const at = document.activeElement;
+    if (ev.shiftKey && (at === first || !root.contains(at))) {
+      ev.preventDefault();
+      last.focus();
+    } else if (!ev.shiftKey && (at === last || !root.contains(at))) {
+      ev.preventDefault();
+      first.focus();
+    }
+  });
+}

@@ -33,7 +33,7 @@ export const callback = {
     t.s.callbackError = "";
     if (t.s.callbackWhy === "waiting") {
       t.s.callbackOpen = false;
-      t.do("focus", { target: "leave" });
+      t.do("focus", { target: "position" });
     } else {
       backToForm(t);
       t.do("focus", { target: "name" });

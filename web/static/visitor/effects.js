@@ -42,6 +42,8 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
     callback: () => (ui.cbName.value.trim() ? ui.cbContact : ui.cbName),
     "callback-close": () => ui.callbackClose,
     leave: () => ui.leave,
+    "leave-no": () => ui.leaveNo,
+    position: () => ui.position,
     mute: () => ui.mute,
     hangup: () => ui.hangup,
     star: () => ui.stars[0],
@@ -61,6 +63,7 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
     host: (fx) => host.post(fx.msg),
     ticket: (fx) => tickets.set(fx.ticket),
     focus(fx) {
+      if (fx.ifInPanel && !document.hasFocus()) return; // never take the keyboard from the host page
       const target = FOCUS[fx.target] && FOCUS[fx.target]();
       if (target && !target.hidden) target.focus();
     },

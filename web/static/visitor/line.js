@@ -113,8 +113,22 @@ export const line = {
     if (LIVE.has(t.s.phase) && !t.s.callId) t.s.maxWait = true;
   },
 
+  /** Leaving asks once ("Leave the line?"): the place is not given up by one stray Enter. */
   click_leave(t) {
     if (currentView(t.s) !== "waiting") return;
+    t.s.leaveAsked = true;
+    t.do("focus", { target: "leave-no" });
+  },
+
+  cancel_leave(t) {
+    if (!t.s.leaveAsked) return;
+    t.s.leaveAsked = false;
+    t.do("focus", { target: "position" });
+  },
+
+  confirm_leave(t) {
+    if (currentView(t.s) !== "waiting" || !t.s.leaveAsked) return;
+    t.s.leaveAsked = false;
     t.s.leaveDisabled = true;
     if (send(t, { type: MSG.LEAVE })) {
       t.do("timer", { name: "leave", ms: LEAVE_WAIT_MS, event: { type: "leave_timeout" } });

@@ -5,7 +5,7 @@
  * connection (`peer_state`), devices, timers and the host page. Effects are plain objects
  * (`{do: "send", msg}`, `{do: "timer", name, ms, event}`, ...) that main.js carries out. */
 
-import { machine } from "../shared/loop.js";
+import { Step, machine } from "../shared/loop.js";
 import { MSG } from "../shared/protocol.js";
 import { BEFORE, OVER, currentView } from "./state.js";
 import { call } from "./call.js";
@@ -110,8 +110,19 @@ const panel = {
 const table = machine({ ...panel, ...link, ...line, ...call, ...callback, ...errors });
 const FROM_DESK = new Set(Object.values(MSG));
 
-/** The panel's next state and effects; the desk's messages count only on an open socket. */
+/**
+ * The panel's next state and effects; the desk's messages count only on an open socket. When
+ * the phase changes and the step moved the keyboard nowhere itself, the keyboard goes to the
+ * new phase's main control (focusPrimary), if it is in the panel already: never taken from
+ * the host page.
+ */
 export function next(state, event) {
   if (FROM_DESK.has(event.type) && state.link !== "open") return [state, []];
-  return table(state, event);
+  const [after, fx] = table(state, event);
+  if (after.phase !== state.phase && !fx.some((f) => f.do === "focus")) {
+    const t = new Step(after);
+    focusPrimary(t, { ifInPanel: true });
+    return [t.s, [...fx, ...t.fx]];
+  }
+  return [after, fx];
 }

@@ -4,6 +4,7 @@
  * to effects.js. */
 
 import { mediaControls } from "../shared/controls.js";
+import { trapTab } from "../shared/dom.js";
 import { run } from "../shared/loop.js";
 import { unlock } from "../shared/sound.js";
 import { fetchAvailability, visitorEffects } from "./effects.js";
@@ -60,6 +61,7 @@ if (ui.minimize) ui.minimize.addEventListener("click", minimize);
 document.addEventListener("keydown", (ev) => {
   if (ev.key === "Escape" && host.embedded) minimize();
 });
+if (host.embedded) trapTab(document.body); // Tab stays in the open panel; Escape leaves it
 
 /* The forms and buttons ------------------------------------------------------------------ */
 
@@ -71,6 +73,8 @@ ui.form.addEventListener("submit", (ev) => {
 ui.form.addEventListener("focusin", () => dispatch({ type: "intent" }));
 ui.form.addEventListener("input", () => dispatch({ type: "intent" }));
 ui.leave.addEventListener("click", () => dispatch({ type: "click_leave" }));
+ui.leaveYes.addEventListener("click", () => dispatch({ type: "confirm_leave" }));
+ui.leaveNo.addEventListener("click", () => dispatch({ type: "cancel_leave" }));
 ui.hangup.addEventListener("click", () => dispatch({ type: "click_hangup" }));
 ui.sound.addEventListener("click", () => dispatch({ type: "click_sound" }));
 ui.retryMedia.addEventListener("click", () => dispatch({ type: "retry_media" }));

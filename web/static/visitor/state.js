@@ -78,6 +78,7 @@ export function initial({ queue = "support", ticket = null, priorityToken = "" }
     etaReason: "",
     etaReasonShown: false,
     maxWait: false,
+    leaveAsked: false, // "Leave the line?" is on screen, asked once before the place is given up
     leaveDisabled: false,
     // the call
     callId: null,

@@ -13,6 +13,7 @@ const RATING_WINDOW_MS = 120000; // the socket stays open this long for a rating
 export function setPhase(t, phase) {
   if (phase === t.s.phase) return;
   t.s.phase = phase;
+  t.s.leaveAsked = false;
   t.do("host", { msg: { type: "state", phase } });
 }
 
@@ -223,8 +224,12 @@ export function leftLocally(t, text) {
   showEnded(t, "left", text);
 }
 
-/** Where the keyboard goes when the panel is opened (or a confirmation shows). */
-export function focusPrimary(t) {
+/**
+ * Where the keyboard goes when the panel is opened, or the phase changes (`ifInPanel`: only
+ * if the keyboard is in the panel already). In line it is the place, never "Leave the line",
+ * one Enter from losing it.
+ */
+export function focusPrimary(t, { ifInPanel = false } = {}) {
   const s = t.s;
   const target = {
     ready: "name",
@@ -232,14 +237,14 @@ export function focusPrimary(t) {
     closed: "callback-name",
     callback: "callback-name",
     "callback-saved": "callback-close",
-    waiting: s.callbackOpen ? "callback-name" : "leave",
+    waiting: s.callbackOpen ? "callback-name" : "position",
     "in-call": "mute",
     "call-connecting": "hangup",
     ended: s.rateCallId ? "star" : "again",
     left: "again",
     error: "again",
   }[s.phase];
-  if (target) t.do("focus", { target });
+  if (target) t.do("focus", ifInPanel ? { target, ifInPanel } : { target });
 }
 
 export { isWarm };

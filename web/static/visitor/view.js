@@ -14,6 +14,7 @@ export function findParts(doc = document) {
     notice: "hd-notice", offlineNotice: "hd-offline-notice", callbackOpen: "hd-callback-open",
     form: "hd-join-form", name: "hd-name", topic: "hd-topic", join: "hd-join", lineInfo: "hd-line-info",
     queueName: "hd-queue-name", position: "hd-position", eta: "hd-eta", etaReason: "hd-eta-reason",
+    leaveConfirm: "hd-leave-confirm", leaveYes: "hd-leave-yes", leaveNo: "hd-leave-no",
     maxWait: "hd-max-wait", maxWaitText: "hd-max-wait-text", maxWaitCallback: "hd-max-wait-callback", leave: "hd-leave",
     mute: "hd-mute", camera: "hd-camera", hangup: "hd-hangup",
     callbackTitle: "hd-callback-title", callbackIntro: "hd-callback-intro", callbackForm: "hd-callback-form",
@@ -75,6 +76,9 @@ export function createView(ui) {
     setText(ui.maxWaitText, nobody && !s.maxWait ? NOBODY_FREE_TEXT : MAX_WAIT_TEXT);
     show(ui.maxWait, s.maxWait || nobody);
     ui.leave.disabled = s.leaveDisabled;
+    show(ui.leave, !s.leaveAsked);
+    show(ui.leaveConfirm, s.leaveAsked);
+    ui.leaveYes.disabled = s.leaveDisabled;
   }
 
   function renderStage(s) {
