@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import time
 from typing import Any
 
@@ -320,3 +321,61 @@ def test_service_level_formulas() -> None:
     assert s.service_level_2 == 0.5  # (1 + 1) / (2 + 2)
     assert s.avg_wait_s == 17.5 and s.longest_wait_s == 30.0
     assert s.avg_handle_s == 90.0
+
+
+async def test_the_notes_follow_a_transfer_to_the_next_agents_offer(
+    desk_client: DeskClient, redis: Redis, desk_name: str
+) -> None:
+    # Wrap-ups last: Ada stays in hers after the transfer, and may still write notes there.
+    client = await desk_client(queue=QueueConfig(wrapup_ms=60_000))
+    await client.app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
+    await client.app[ACCOUNTS].add("bea", "correct horse", ["sales"], "Bea")
+    visitor = await join(client, "Grace", page="https://shop.example/shoes/red")
+    ada, offer, call = await answering_agent(client)
+    assert "handover" not in offer  # a visitor nobody passed on
+    assert offer["visitor"]["page"] == "https://shop.example/shoes/red"
+    await visitor.expect("call_started")
+    await ada.send(
+        {
+            "type": "notes",
+            "call_id": call,
+            "notes": "Refund for order 42",
+            "disposition": "escalated",
+        }
+    )
+    await ada.expect("notes_saved")
+    await ada.send({"type": "transfer", "call_id": call, "queue": "sales"})
+    await visitor.expect("moved")
+    # Written in the wrap-up, after the transfer: it still reaches the next agent.
+    more = "Refund for order 42\nThe box is damaged too."
+    await ada.send({"type": "notes", "call_id": call, "notes": more, "disposition": "escalated"})
+    await ada.expect("notes_saved")
+    # The chat of the call, where the call record keeps one, goes along as it is stored.
+    chat = [{"from": "visitor", "text": "Hello?"}]
+    keys = DeskQueue(redis, desk_name).keys
+    record = json.loads(await redis.hget(keys.call_records, call))
+    await redis.hset(keys.call_records, call, json.dumps({**record, "chat": chat}))
+
+    bea = await SignedIn.open(client, "bea", "correct horse")
+    try:
+        console = await bea.ws()
+        await console.send({"type": "status", "status": "available"})
+        offer2 = await console.expect("offer")
+        assert offer2["visitor"]["transferred_from"] == "support"
+        assert offer2["visitor"]["page"] == "https://shop.example/shoes/red"
+        assert offer2["handover"] == {
+            "call_id": call,
+            "queue": "support",
+            "agent": "Ada Lovelace",
+            "notes": more,
+            "disposition": "escalated",
+            "chat": chat,
+        }
+        # A console that reconnects while offered gets the same offer, handover and all.
+        await console.ws.close()
+        again = await bea.ws()
+        replayed = await again.expect("offer")
+        assert replayed["handover"] == offer2["handover"]
+        await again.ws.close()
+    finally:
+        await bea.close()

@@ -138,11 +138,24 @@ local function call_started_msgs(c, v, a)
       peer = { name = a.display_name or a.name }, _peer = a.name }
 end
 
+-- What the agent who transferred the visitor knew: their call's notes and disposition, read
+-- from its call record when the offer is rendered (so notes saved after the transfer, in the
+-- wrap-up, still reach the next agent). `chat` is the call's chat transcript, when the call
+-- record keeps one, passed on as stored. nil for a visitor who was not transferred (or whose
+-- record is gone: retention, erasure).
+local function handover_of(v)
+  local r = v.transferred_call and load(K.call_records, v.transferred_call)
+  if not r then return nil end
+  return { call_id = r.id, queue = r.queue, agent = r.agent_name or r.agent,
+    notes = r.notes or '', disposition = r.disposition or '', chat = r.chat }
+end
+
 -- The `offer` message of an offer: make_offer publishes it, render.lua gives it again.
 local function offer_msg(o, v)
   return { type = 'offer', offer_id = o.id, queue = o.queue,
     visitor = { name = v.name, topic = v.topic, audio_only = v.audio_only, page = v.page,
       priority = v.priority, transferred_from = v.transferred_from },
+    handover = handover_of(v),
     waited_seconds = math.floor((NOW - v.joined) / 1000),
     timeout_ms = math.max(0, o.deadline - NOW), expires_at_ms = o.deadline }
 end

@@ -20,6 +20,7 @@ if a then to_agent(a.name, agent_status_msg(a)) end
 v.state = 'waiting'
 v.call = nil
 v.transferred_from = c.queue
+v.transferred_call = c.id -- its record's notes go with the next offer (handover_of)
 v.queue = P.queue
 v.score = score
 save(K.visitors, v.id, v)

@@ -6,6 +6,7 @@ import { describe, test } from "node:test";
 import { next } from "../static/agent/machine.js";
 import { MOVES, PHASES, initial } from "../static/agent/state.js";
 import { addOne, addPage, removeOne } from "../static/agent/callbacks.js";
+import { backgroundWarning, handoverFrom } from "../static/agent/text.js";
 import { CLOSE, ERROR, MSG } from "../static/shared/protocol.js";
 import { describeMoves, effects, play, sent } from "./support.mjs";
 
@@ -174,11 +175,11 @@ describe("the socket", () => {
 });
 
 describe("offers and calls", () => {
-  test("an offer: the card, the chime, a deadline of its own", () => {
+  test("an offer: the card, the ring, a deadline of its own", () => {
     const r = run(available(), OFFER);
     assert.equal(r.state.phase, "offered");
     assert.equal(r.state.offer.deadline, 21000);
-    assert.equal(effects(r.fx, "chime").length, 1);
+    assert.deepEqual(effects(r.fx, "ring").map((f) => f.ms), [20000]);
     assert.deepEqual(effects(r.fx, "timer").map((f) => [f.name, f.ms]), [["offer", 23000]]);
     const expired = run(r.state, { type: "offer_expired", id: "o1" });
     assert.equal(expired.state.offer, null);
@@ -272,6 +273,123 @@ describe("offers and calls", () => {
   test("rate_limited says slow down", () => {
     const r = run(idle(), { type: MSG.ERROR, code: ERROR.RATE_LIMITED, in_reply_to: MSG.MEDIA });
     assert.equal(r.state.notice, "The desk refused that (rate_limited).");
+  });
+});
+
+describe("offers are not missed", () => {
+  const hidden = (state) => run(state, { type: "visibility", hidden: true }).state;
+  const allowed = (state, permission = "granted") => run(state, { type: "notify_permission", permission }).state;
+  const QUIET = ["stopRing", "attentionOff", "closeNotification"];
+  const quieted = (fx) => fx.filter((f) => QUIET.includes(f.do)).map((f) => f.do);
+
+  test("the ring lasts the offer's whole countdown, and stops when it is answered or goes", () => {
+    assert.deepEqual(effects(run(available(), { ...OFFER, timeout_ms: 45000 }).fx, "ring").map((f) => f.ms), [45000]);
+    for (const [why, event] of [
+      ["accepted", { type: "click_accept" }],
+      ["declined", { type: "click_decline" }],
+      ["cancelled", { type: MSG.OFFER_CANCELLED, offer_id: "o1", reason: "timeout" }],
+      ["expired", { type: "offer_expired", id: "o1" }],
+      ["on break", { type: MSG.STATUS, status: "break", now: 5 }],
+      ["the socket dropped", { type: "socket_closed", code: 1006, opened: true, now: 5 }],
+      ["signed out", { type: "socket_closed", code: CLOSE.REVOKED, reason: "signed_out", opened: true, now: 5 }],
+    ]) {
+      assert.deepEqual(quieted(run(offered(), event).fx), QUIET, why);
+    }
+    // Accepted, the call's start does not stop it twice; an offer for someone else stops nothing.
+    const accepted = run(offered(), { type: "click_accept" }).state;
+    assert.deepEqual(quieted(run(accepted, STARTED).fx), []);
+    assert.deepEqual(quieted(run(offered(), { type: MSG.OFFER_CANCELLED, offer_id: "o9", reason: "timeout" }).fx), []);
+    assert.deepEqual(quieted(run(available(), { type: "click_decline" }, { type: MSG.STATUS, status: "break", now: 5 }).fx), []);
+  });
+
+  test("the tab's title and icon show the offer until it goes", () => {
+    const r = run(available(), OFFER);
+    assert.deepEqual(effects(r.fx, "attention"), [{ do: "attention", count: 1, title: "Incoming call – Vi" }]);
+    const nameless = run(available(), { ...OFFER, visitor: {} });
+    assert.equal(effects(nameless.fx, "attention")[0].title, "Incoming call – a visitor");
+    assert.equal(effects(run(r.state, { type: "click_decline" }).fx, "attentionOff").length, 1);
+  });
+
+  test("a desktop notification only while the console is hidden, and only when allowed", () => {
+    const note = (state) => effects(run(state, OFFER).fx, "desktopNotify");
+    assert.deepEqual(note(allowed(available())), []); // visible: the page itself rings
+    assert.deepEqual(note(hidden(allowed(available(), "denied"))), []);
+    assert.deepEqual(note(hidden(available())), []); // unsupported
+    const [shown] = note(hidden(allowed(available())));
+    assert.deepEqual(shown, { do: "desktopNotify", tag: "offer-o1", title: "Incoming call – Vi", body: "t\nsupport line · Answer within 20 s" });
+    // Hidden while the offer is on screen: now; back: the notification goes, the offer stays.
+    const onScreen = run(allowed(available()), OFFER).state;
+    let r = run(onScreen, { type: "visibility", hidden: true });
+    assert.equal(effects(r.fx, "desktopNotify").length, 1);
+    r = run(r.state, { type: "visibility", hidden: false });
+    assert.deepEqual(r.fx.map((f) => f.do), ["closeNotification"]);
+    assert.equal(r.state.offer.id, "o1");
+    // Allowed while hidden with an offer waiting: shown then.
+    r = run(hidden(run(allowed(available(), "default"), OFFER).state), { type: "notify_permission", permission: "granted" });
+    assert.equal(effects(r.fx, "desktopNotify").length, 1);
+  });
+
+  test("notifications are asked for once, when the agent goes Available, never on load", () => {
+    const start = run(initial(), { type: "notify_permission", permission: "default" }, { type: "visibility", hidden: false }, { type: "me", agent: AGENT });
+    assert.equal(effects(start.fx, "askNotifications").length, 0);
+    const ready = run(start.state, { type: "devices", hasVideo: true }, { type: "socket_open" }, WELCOME).state;
+    let r = run(ready, { type: "click_status", status: "break" });
+    assert.equal(effects(r.fx, "askNotifications").length, 0);
+    r = run(ready, { type: "click_status", status: "available" });
+    assert.equal(effects(r.fx, "askNotifications").length, 1);
+    r = run(r.state, { type: "notify_permission", permission: "default" }, { type: "click_status", status: "available" });
+    assert.equal(effects(r.fx, "askNotifications").length, 0); // dismissed: not again by itself
+    assert.equal(effects(run(r.state, { type: "click_allow_notifications" }).fx, "askNotifications").length, 1);
+    for (const permission of ["granted", "denied", "unsupported"]) {
+      const s = run(ready, { type: "notify_permission", permission }).state;
+      assert.equal(effects(run(s, { type: "click_status", status: "available" }, { type: "click_allow_notifications" }).fx, "askNotifications").length, 0);
+    }
+    assert.equal(run(ready, { type: "notify_permission", permission: "bogus" }).state.notifications, "unsupported");
+  });
+
+  test("hidden while taking visitors: a warning that the ring and countdown may be late", () => {
+    assert.equal(hidden(idle()).backgroundWarning, false); // Offline: nothing to miss
+    let s = hidden(allowed(available(), "default"));
+    assert.equal(s.backgroundWarning, true);
+    s = run(s, { type: "visibility", hidden: false }).state;
+    assert.equal(s.backgroundWarning, true); // still there when the agent comes back, to read
+    assert.equal(run(s, { type: "dismiss_background_warning" }).state.backgroundWarning, false);
+    assert.equal(run(s, { type: MSG.STATUS, status: "break", now: 5 }).state.backgroundWarning, false);
+    // Going Available while hidden (another window in front) counts too.
+    assert.equal(run(hidden(idle()), { type: MSG.STATUS, status: "available", now: 5 }).state.backgroundWarning, true);
+    assert.match(backgroundWarning("default"), /ring and the countdown of an offer may come late.*keep this tab visible.*allow notifications/is);
+    assert.match(backgroundWarning("denied"), /title and icon/);
+    assert.match(backgroundWarning("granted"), /desktop notification still tells you/);
+  });
+});
+
+describe("a transferred visitor", () => {
+  const HANDOVER = { call_id: "c0", queue: "sales", agent: "Ada", notes: "Refund for order 42", disposition: "escalated" };
+  const passedOn = () => run(available(), { ...OFFER, handover: HANDOVER }, { type: MSG.STATUS, status: "offered", now: 1000 }).state;
+
+  test("the offer carries the notes of the agent before, and the chat where there is one", () => {
+    const s = passedOn();
+    assert.deepEqual(s.offer.handover, { agent: "Ada", queue: "sales", notes: "Refund for order 42", disposition: "escalated", chat: [] });
+    assert.equal(handoverFrom(s.offer.handover), "Notes from Ada (sales) · Outcome: escalated");
+    assert.equal(handoverFrom({ agent: "Ada", queue: "", notes: "", disposition: "" }), "No notes from Ada");
+    const chat = run(available(), { ...OFFER, handover: { ...HANDOVER, chat: [{ from: "visitor", text: "hi" }, "junk"] } });
+    assert.deepEqual(chat.state.offer.handover.chat, [{ from: "visitor", text: "hi" }]);
+    assert.equal(offered().offer.handover, null);
+    assert.equal(run(available(), { ...OFFER, handover: "junk" }).state.offer.handover, null);
+  });
+
+  test("accepted: the call's notes start with them, saved as this call's own", () => {
+    const r = run(passedOn(), { type: "click_accept" }, STARTED);
+    assert.deepEqual([r.state.notes.callId, r.state.notes.text, r.state.notes.disposition], ["c1", "Refund for order 42", "escalated"]);
+    assert.deepEqual(effects(r.fx, "send").map((f) => f.msg).filter((m) => m.type === MSG.NOTES), [
+      { type: MSG.NOTES, call_id: "c1", notes: "Refund for order 42", disposition: "escalated" },
+    ]);
+    // Nothing to take over, or another call: the notes start empty as ever.
+    const plain = run(offered(), { type: "click_accept" }, STARTED);
+    assert.equal(plain.state.notes.text, "");
+    assert.deepEqual(sent(plain.fx), [MSG.ACCEPT]);
+    const other = run(passedOn(), { ...STARTED, call_id: "c7" });
+    assert.equal(other.state.notes.text, "");
   });
 });
 
@@ -430,6 +548,12 @@ const EVENTS = [
   ...Object.values(ERROR).flatMap((code) =>
     [MSG.STATUS, MSG.ACCEPT, MSG.DECLINE, MSG.NOTES, MSG.TRANSFER, MSG.WRAPUP, MSG.CLOSE_CALLBACK, undefined].map((in_reply_to) => ({ type: MSG.ERROR, code, in_reply_to }))
   ),
+  { ...OFFER, handover: { agent: "Ada", notes: "n", chat: [{ from: "v", text: "t" }] } },
+  { type: "visibility", hidden: true },
+  { type: "visibility", hidden: false },
+  ...["default", "granted", "denied", "unsupported"].map((permission) => ({ type: "notify_permission", permission })),
+  { type: "click_allow_notifications" },
+  { type: "dismiss_background_warning" },
   { type: "no_such_event" },
 ];
 

@@ -11,11 +11,24 @@ import {
   notify,
   openNotes,
   resetTransfer,
+  saveNotes,
   send,
   setPhase,
 } from "./steps.js";
 
 const OWN_REPLAY_MS = 5000;
+
+/**
+ * A transferred visitor's call starts with the notes and outcome of the agent before, saved at
+ * once as this call's own, so they stay with the visitor (and in this call's record) however
+ * often they are passed on.
+ */
+function takeOverNotes(t, handover) {
+  const current = t.s.notes;
+  if (current.text || current.disposition || (!handover.notes && !handover.disposition)) return;
+  t.s.notes = { ...current, text: handover.notes, disposition: handover.disposition, dirty: true, edits: current.edits + 1 };
+  saveNotes(t);
+}
 
 export const call = {
   ...mediaMoves(send),
@@ -31,6 +44,7 @@ export const call = {
       return;
     }
     if (s.callId) endCallLocally(t);
+    const handover = s.offer && s.offer.answering ? s.offer.handover : null; // the offer accepted
     hideOffer(t);
     const peer = e.peer || {};
     s.peer = { name: peer.name || "", topic: peer.topic || "" };
@@ -39,6 +53,7 @@ export const call = {
     s.callQueue = typeof e.queue === "string" ? e.queue : null;
     s.peerMedia = null;
     openNotes(t, String(e.call_id));
+    if (handover) takeOverNotes(t, handover);
     setPhase(t, "call-connecting");
     notify(t, "Connecting…", true);
     t.do("startCall", {

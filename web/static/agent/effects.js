@@ -4,7 +4,7 @@
 import { namedTimers } from "../shared/dom.js";
 import { getLocalMedia, stopStream, unmuteRemote } from "../shared/media.js";
 import { signIn } from "../shared/signin.js";
-import { chime } from "../shared/sound.js";
+import { ring, stopRing } from "../shared/sound.js";
 import { deskWire } from "../shared/wire.js";
 
 /** GET /api/me: the signed-in agent, or null; throws when the desk cannot be reached. */
@@ -35,9 +35,10 @@ async function renewSession() {
 /**
  * `perform(effect, dispatch)` for the console, and `stream()` (the camera's, or null).
  * `controls()`: the Mute and Camera buttons; `lastInput`: an object whose `at` is the time of
- * the agent's last key press or click.
+ * the agent's last key press or click; `alerts`: the tab's title, icon and desktop
+ * notifications (alerts.js).
  */
-export function agentEffects({ ui, controls, lastInput }) {
+export function agentEffects({ ui, controls, lastInput, alerts }) {
   const timers = namedTimers();
   let media = { stream: null, audioOnly: true };
   let mediaReady = Promise.resolve();
@@ -116,7 +117,13 @@ export function agentEffects({ ui, controls, lastInput }) {
     startCall: (fx, dispatch) => wire.startCall(fx, dispatch),
     restartCall: () => wire.restartCall(),
     endCall: () => wire.endCall(),
-    chime,
+    ring: (fx) => ring(fx.ms),
+    stopRing,
+    attention: (fx) => alerts.attention(fx),
+    attentionOff: () => alerts.quiet(),
+    desktopNotify: (fx) => alerts.notify(fx),
+    closeNotification: () => alerts.close(),
+    askNotifications: (fx, dispatch) => alerts.ask((permission) => dispatch({ type: "notify_permission", permission })),
     unmuteRemote: () => unmuteRemote(ui.remote),
   };
 

@@ -5,6 +5,7 @@
 import { mediaControls } from "../shared/controls.js";
 import { run } from "../shared/loop.js";
 import { unlock } from "../shared/sound.js";
+import { notificationPermission, pageAlerts } from "./alerts.js";
 import { agentEffects, fetchMe } from "./effects.js";
 import { next } from "./machine.js";
 import { initial } from "./state.js";
@@ -15,7 +16,8 @@ const lastInput = { at: Date.now() };
 window.hdPeer = null; // the call's RTCPeerConnection, for the browser tests' statistics
 
 let controls = null;
-const effects = agentEffects({ ui, controls: () => controls, lastInput });
+const alerts = pageAlerts();
+const effects = agentEffects({ ui, controls: () => controls, lastInput, alerts });
 let dispatch = null;
 /** Every event carries the page's monotonic clock; the idle check, the time since the last input. */
 const stamped = (event) => {
@@ -23,7 +25,6 @@ const stamped = (event) => {
   dispatch({ now: performance.now(), ...event, ...extra });
 };
 const render = createView(ui, {
-  baseTitle: document.title,
   onCallbackDone: (id) => stamped({ type: "click_callback_done", id }),
 });
 const page = run({ state: initial(), next, render, perform: (fx) => effects.perform(fx, stamped) });
@@ -61,6 +62,8 @@ on(ui.retryMedia, "click", () => ({ type: "retry_media" }));
 on(ui.wrapupExtend, "click", () => ({ type: "click_wrapup", action: "extend" }));
 on(ui.wrapupDone, "click", () => ({ type: "click_wrapup", action: "done" }));
 on(ui.callbacksMore, "click", () => ({ type: "click_callbacks_more" }));
+on(ui.allowNotifications, "click", () => ({ type: "click_allow_notifications" }));
+on(ui.backgroundDismiss, "click", () => ({ type: "dismiss_background_warning" }));
 const edited = (now) => () => ({ type: "notes_edited", text: ui.notes.value, disposition: ui.disposition.value, now });
 on(ui.notes, "input", edited(false));
 on(ui.disposition, "change", edited(true));
@@ -70,6 +73,14 @@ ui.transfer.addEventListener("submit", (ev) => {
   ev.preventDefault();
   stamped({ type: "submit_transfer" });
 });
+
+/* Offers are not missed: whether the tab is hidden, and what the browser allows. */
+const looked = () => {
+  stamped({ type: "notify_permission", permission: notificationPermission() });
+  stamped({ type: "visibility", hidden: document.visibilityState === "hidden" });
+};
+document.addEventListener("visibilitychange", looked);
+looked();
 
 fetchMe()
   .then((agent) => stamped({ type: "me", agent }))

@@ -43,8 +43,16 @@ export function initial() {
     queueNames: [], // the rows of "Waiting now", in the order they came
     queues: {}, // {name: {waiting, agents_available}}
     deskQueues: [], // every queue of the desk, for transfers
-    // an offer: {id, received, deadline, timeout, waited, queue, visitor, answering}
+    // an offer: {id, received, deadline, timeout, waited, queue, visitor, handover, answering}
     offer: null,
+    // Not missing offers: whether the console's tab is hidden (document.visibilityState), the
+    // browser's answer on desktop notifications (unsupported | default | granted | denied),
+    // whether the console asked for them yet, and the warning that a hidden tab's timers may
+    // be slowed down (shown once the console was hidden while taking visitors)
+    hidden: false,
+    notifications: "unsupported",
+    notifyAsked: false,
+    backgroundWarning: false,
     // the call
     callId: null,
     callQueue: null,

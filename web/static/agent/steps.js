@@ -3,6 +3,7 @@
 
 import { MSG } from "../shared/protocol.js";
 import { clip } from "../shared/format.js";
+import { offerAlertText } from "./text.js";
 
 const NOTICE_MS = 10000;
 const RENEW_NOW = 0;
@@ -95,8 +96,50 @@ export function sessionEnded(t, message) {
 
 export function hideOffer(t) {
   t.do("clear", { name: "offer" });
+  if (t.s.offer && !t.s.offer.answering) quietOffer(t);
   t.s.offer = null;
   if (t.s.phase === "offered") setPhase(t, "idle");
+}
+
+/* Not missing an offer ------------------------------------------------------------------- */
+
+/**
+ * An offer came: it rings until it is answered or runs out (the ring is scheduled on the audio
+ * clock at once, so a background tab's slowed timers cannot delay it), the tab's title and icon
+ * show it, and so does a desktop notification while the console is hidden.
+ */
+export function alertOffer(t) {
+  const offer = t.s.offer;
+  t.do("ring", { ms: offer.timeout });
+  t.do("attention", { count: 1, title: offerAlertText(offer).title });
+  if (t.s.hidden) notifyDesktop(t);
+}
+
+/** A desktop notification of the offer on screen, if the browser allows them. */
+export function notifyDesktop(t) {
+  const offer = t.s.offer;
+  if (!offer || offer.answering || t.s.notifications !== "granted") return;
+  t.do("desktopNotify", { tag: "offer-" + offer.id, ...offerAlertText(offer) });
+}
+
+/** The offer was answered or went: the ring, the title, the icon and the notification stop. */
+export function quietOffer(t) {
+  t.do("stopRing");
+  t.do("attentionOff");
+  t.do("closeNotification");
+}
+
+/** Asks for desktop notifications, once the agent did something (never on load). */
+export function askNotifications(t) {
+  if (t.s.notifications !== "default") return;
+  t.s.notifyAsked = true;
+  t.do("askNotifications");
+}
+
+/** Hidden while taking visitors: the browser may slow the tab's timers; say so. */
+export function checkBackground(t) {
+  const s = t.s;
+  if (s.hidden && (s.status === "available" || s.status === "offered")) s.backgroundWarning = true;
 }
 
 export function endCallLocally(t) {
@@ -130,6 +173,8 @@ export function setStatus(t, status, reason, msg, now) {
   if (status === "break") s.breakReason = reason || null;
   else if (status !== "offline") s.breakReason = null;
   if (reason && status !== "break") notify(t, reason);
+  if (status === "offline" || status === "break") s.backgroundWarning = false;
+  else checkBackground(t);
   if ((status === "offline" || status === "break") && s.offer) hideOffer(t);
   if (msg) {
     // After a call the desk holds the agent in wrap-up for a while (no offers); any status

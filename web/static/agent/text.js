@@ -64,3 +64,32 @@ export const CONNECTION_TEXT = {
   reconnecting: "Reconnecting…",
   disconnected: "Disconnected",
 };
+
+/** An offer's words for the tab's title and a desktop notification. */
+export function offerAlertText(offer) {
+  const v = offer.visitor || {};
+  const seconds = Math.ceil((offer.timeout || 0) / 1000);
+  return {
+    title: `Incoming call – ${v.name || "a visitor"}`,
+    body: `${v.topic || "No topic given"}\n${offer.queue ? offer.queue + " line · " : ""}Answer within ${seconds} s`,
+  };
+}
+
+/**
+ * The warning of a console that was hidden while taking visitors, by what the browser says
+ * of desktop notifications (`granted`, `default`, `denied`, `unsupported`).
+ */
+export function backgroundWarning(permission) {
+  const slowed = "Your browser slows down the timers of a tab in the background, so the ring and the countdown of an offer may come late.";
+  if (permission === "granted") return `${slowed} A desktop notification still tells you of each offer; to be sure, keep this tab visible (in a window of its own).`;
+  if (permission === "default") return `${slowed} Keep this tab visible (in a window of its own), or allow notifications.`;
+  return `${slowed} Keep this tab visible (in a window of its own): notifications are off in this browser, so only the tab's title and icon show an offer.`;
+}
+
+/** Who passed the visitor on, and the outcome they chose: the head of the offer's handover. */
+export function handoverFrom(h) {
+  const who = h.agent ? `Notes from ${h.agent}` : "Notes from the agent before";
+  const where = h.queue ? ` (${h.queue})` : "";
+  const outcome = h.disposition ? ` · Outcome: ${h.disposition}` : "";
+  return h.notes || h.disposition ? who + where + outcome : `No notes from ${h.agent || "the agent before"}${where}`;
+}

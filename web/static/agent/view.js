@@ -1,10 +1,10 @@
 /* The agent console on screen: `render(state)` draws it from the state alone. The two
  * countdowns (offer, wrap-up) and the call timer tick here, between states. */
 
-import { byTestIds, setText } from "../shared/dom.js";
+import { byTestIds, el, setText } from "../shared/dom.js";
 import { describeMediaProblem } from "../shared/media.js";
 import { formatClock } from "../shared/format.js";
-import { CONNECTION_TEXT, STATUS_TEXT, callTitle } from "./text.js";
+import { CONNECTION_TEXT, STATUS_TEXT, backgroundWarning, callTitle, handoverFrom } from "./text.js";
 import { callbacksRenderer, renderQueueRows, transferRenderer } from "./lists.js";
 
 const IDS = {
@@ -30,6 +30,10 @@ const IDS = {
   transferSubmit: "agent-transfer-submit", callbacks: "agent-callbacks", callbacksCount: "agent-callbacks-count",
   callbacksEmpty: "agent-callbacks-empty", callbackList: "agent-callback-list", callbacksMore: "agent-callbacks-more",
   notice: "agent-notice", replaced: "agent-replaced", reconnect: "agent-reconnect",
+  offerHandover: "offer-handover", offerHandoverFrom: "offer-handover-from", offerNotes: "offer-notes",
+  offerChat: "offer-chat", backgroundWarning: "agent-background-warning",
+  backgroundWarningText: "agent-background-warning-text", allowNotifications: "agent-allow-notifications",
+  backgroundDismiss: "agent-background-dismiss",
 };
 
 export function findParts(doc = document) {
@@ -57,7 +61,25 @@ function ticker(ms) {
   };
 }
 
-export function createView(ui, { baseTitle, onCallbackDone }) {
+/** What the agent before knew, on the offer of a visitor they transferred (null: none). */
+function renderHandover(ui, handover) {
+  show(ui.offerHandover, !!handover);
+  const chat = (handover && handover.chat) || [];
+  setText(ui.offerHandoverFrom, handover ? handoverFrom(handover) : "");
+  setText(ui.offerNotes, handover ? handover.notes : "");
+  show(ui.offerNotes, !!(handover && handover.notes));
+  // The chat so far, where the desk keeps one with the call: a line per message.
+  const key = JSON.stringify(chat);
+  if (ui.offerChat.dataset.key !== key) {
+    ui.offerChat.dataset.key = key;
+    ui.offerChat.replaceChildren(
+      ...chat.map((line) => el("li", "", `${line.from || line.by || ""}: ${line.text || ""}`.replace(/^: /, "")))
+    );
+  }
+  show(ui.offerChat, chat.length > 0);
+}
+
+export function createView(ui, { onCallbackDone }) {
   const offerTick = ticker(250);
   const wrapupTick = ticker(250);
   const callTick = ticker(1000);
@@ -66,7 +88,6 @@ export function createView(ui, { baseTitle, onCallbackDone }) {
 
   function renderOffer(offer) {
     show(ui.offer, !!offer);
-    document.title = offer ? "Incoming visitor · " + baseTitle : baseTitle;
     offerTick(offer, () => {
       const now = performance.now();
       const left = Math.max(0, offer.deadline - now);
@@ -90,6 +111,7 @@ export function createView(ui, { baseTitle, onCallbackDone }) {
     show(ui.offerAudioOnly, !!v.audio_only);
     setText(ui.offerPage, v.page || "");
     show(ui.offerPageRow, !!v.page);
+    renderHandover(ui, offer.handover);
     ui.accept.disabled = offer.answering;
     ui.decline.disabled = offer.answering;
   }
@@ -186,6 +208,11 @@ export function createView(ui, { baseTitle, onCallbackDone }) {
     for (const b of [ui.available, ui.brk, ui.offline]) b.disabled = s.status === "in_call";
     setText(ui.breakReasonText, s.breakReason ? s.breakReason.replace(/\.?$/, ".") : "");
     show(ui.breakReason, !!s.breakReason);
+    setText(ui.backgroundWarningText, s.backgroundWarning ? backgroundWarning(s.notifications) : "");
+    show(ui.backgroundWarning, s.backgroundWarning);
+    show(ui.allowNotifications, s.notifications === "default");
+    body.tabHidden = String(s.hidden);
+    body.notifications = s.notifications;
     renderQueueRows(ui.queues, s.queueNames, s.queues);
     renderOffer(s.offer);
     renderWrapup(s);
