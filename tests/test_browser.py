@@ -223,10 +223,10 @@ def set_agent_status(page: Any, status: str) -> None:
     wait_for(lambda: agent_status(page) in accepted, f"agent status {status}")
 
 
-def open_panel(context: Any, demo: Demo) -> tuple[Any, Any]:
-    """The shop in a new tab, the launcher clicked, the panel's camera check done."""
+def open_panel(context: Any, demo: Demo, path: str = "/") -> tuple[Any, Any]:
+    """The shop (at ``path``) in a new tab, the launcher clicked, the panel's camera check done."""
     shop = context.new_page()
-    shop.goto(demo.shop + "/")
+    shop.goto(demo.shop + path)
     shop.locator(sel("hd-launcher")).click()
     frame = panel_frame(shop, demo)
     wait_for(lambda: visitor_phase(frame) == "ready", "the panel ready to join")

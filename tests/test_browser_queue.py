@@ -198,12 +198,15 @@ def agent(browser: Any, demo: Demo, errors: list[str]) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def visitor(browser: Any, demo: Demo, errors: list[str], ready: bool = True) -> Iterator[Any]:
-    """A visitor of their own on the shop; (shop page, panel frame). Leaves the line after."""
+def visitor(
+    browser: Any, demo: Demo, errors: list[str], ready: bool = True, path: str = "/"
+) -> Iterator[Any]:
+    """A visitor of their own on the shop (at ``path``); (shop page, panel frame). Leaves the
+    line after."""
     context = browser.new_context(viewport=VIEWPORT)
     try:
         if ready:
-            shop, frame = open_panel(context, demo)
+            shop, frame = open_panel(context, demo, path)
         else:
             shop, frame = open_shop(context, demo)
         watch_console(shop, "shop", errors)
@@ -527,14 +530,22 @@ def test_blind_transfer_to_another_line(
     wait_for(lambda: "returns" not in desk_queues(), "the console told of its removal")
     assert "sales" in desk_queues()
     sales_context = browser.new_context(viewport=VIEWPORT)
+    notes = "Wants ten tents for a school trip.\nAsked about a discount."
     try:
-        with visitor(browser, demo, errors) as (_, panel):
+        # The shop's page has a query string and a fragment: by default the agent sees the
+        # page's address without them (data-send-page="path").
+        with visitor(browser, demo, errors, path="/?coupon=SECRET42#reviews") as (_, panel):
             fill_and_join(panel, "Transfer Me", "I want to buy ten tents")
             set_agent_status(agent, "available")
             wait_for(lambda: offer_shown(agent), "the offer")
+            assert text(agent, "offer-page") == demo.shop + "/"
+            assert not visible(agent, "offer-handover")
             agent.locator(sel("offer-accept")).click()
             wait_for(lambda: visitor_phase(panel) == "in-call", "the visitor in the call")
             wait_for(lambda: agent_phase(agent) == "in-call", "the agent in the call")
+            agent.locator(sel("agent-notes")).fill(notes)
+            agent.locator(sel("agent-disposition")).select_option("escalated")
+            wait_for(lambda: text(agent, "agent-notes-status") == "Saved", "the notes saved")
 
             wait_for(lambda: visible(agent, "agent-transfer"), "the transfer control")
             agent.locator(sel("agent-transfer-queue")).select_option("sales")
@@ -562,8 +573,19 @@ def test_blind_transfer_to_another_line(
             wait_for(lambda: offer_shown(sales), "the sales offer")
             assert text(sales, "offer-visitor-name") == "Transfer Me"
             assert text(sales, "offer-transferred") == "Transferred from support"
+            # What the first agent wrote comes with the visitor, and so does the page.
+            assert text(sales, "offer-page") == demo.shop + "/"
+            assert text(sales, "offer-handover-from") == (
+                "Notes from Demo Agent (support) · Outcome: escalated"
+            )
+            assert text(sales, "offer-notes") == notes
+            sales.screenshot(path=str(SCREENSHOTS / "agent-offer-transferred.png"))
             sales.locator(sel("offer-accept")).click()
             wait_for(lambda: visitor_phase(panel) == "in-call", "the visitor with sales")
+            # The call's notes start with them, saved as this call's own.
+            assert sales.locator(sel("agent-notes")).input_value() == notes
+            assert sales.locator(sel("agent-disposition")).input_value() == "escalated"
+            wait_for(lambda: text(sales, "agent-notes-status") == "Saved", "the notes taken over")
             sales.locator(sel("agent-hangup")).click()
             wait_for(lambda: visitor_phase(panel) == "ended", "the call with sales over")
             assert visible(panel, "hd-rating")
@@ -622,4 +644,96 @@ def test_priority_token_from_the_host_page(
         leave_line(panel)
     finally:
         context.close()
+    no_page_errors(errors)
+
+
+# Stands in for the browser's Notification API and the tab's visibility, which a headless
+# browser neither shows nor changes: records what the console does with them.
+NOT_MISSED_STUBS = """
+window.__hd = { asked: 0, shown: [], closed: 0, hidden: false, focused: 0 };
+class StubNotification {
+    constructor(title, options) {
+        this.title = title;
+        this.options = options;
+        window.__hd.shown.push({ title, body: options.body, tag: options.tag });
+        window.__hd.last = this;
+    }
+    close() { window.__hd.closed += 1; }
+    static requestPermission() {
+        window.__hd.asked += 1;
+        StubNotification.permission = "granted";
+        return Promise.resolve("granted");
+    }
+}
+StubNotification.permission = "default";
+window.Notification = StubNotification;
+const focus = window.focus.bind(window);
+window.focus = () => { window.__hd.focused += 1; focus(); };
+Object.defineProperty(Document.prototype, "visibilityState", {
+    get() { return window.__hd.hidden ? "hidden" : "visible"; },
+});
+"""
+
+
+def test_offers_are_not_missed_in_a_background_tab(
+    demo: Demo, browser: Any, errors: list[str]
+) -> None:
+    cli(demo, "queue", "set", "support", "offer_timeout=60")  # time to look at the offer
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(NOT_MISSED_STUBS)
+    page = context.new_page()
+    watch_console(page, "agent", errors)
+
+    def seen() -> dict[str, Any]:
+        return dict(page.evaluate("window.__hd"))
+
+    def hide(hidden: bool) -> None:
+        page.evaluate(
+            "(h) => { window.__hd.hidden = h;"
+            " document.dispatchEvent(new Event('visibilitychange')); }",
+            hidden,
+        )
+
+    def icon() -> str:
+        return str(page.evaluate("document.querySelector('link[rel=icon]').getAttribute('href')"))
+
+    try:
+        login(page, demo, "demo", demo.password)
+        title = page.title()
+        assert seen()["asked"] == 0  # never on load
+        set_agent_status(page, "available")
+        wait_for(lambda: page_data(page, "notifications") == "granted", "notifications allowed")
+        assert seen()["asked"] == 1  # asked at the click on Available
+        # The agent switches to another tab: the console says its timers may be slowed.
+        hide(True)
+        wait_for(lambda: visible(page, "agent-background-warning"), "the background warning")
+        assert "may come late" in text(page, "agent-background-warning-text")
+        with visitor(browser, demo, errors) as (_, panel):
+            fill_and_join(panel, "Hidden Tab", "a tent with a broken pole")
+            wait_for(lambda: offer_shown(page), "the offer")
+            # A desktop notification, the title and a badge icon, all while hidden.
+            wait_for(lambda: seen()["shown"], "a desktop notification")
+            shown = seen()["shown"]
+            offer_title = "Incoming call \N{EN DASH} Hidden Tab"
+            assert [n["title"] for n in shown] == [offer_title], shown
+            assert shown[0]["body"].startswith("a tent with a broken pole\n")
+            assert page.title() in (f"(1) {offer_title}", f"(1) {title}")
+            wait_for(lambda: page.title() == f"(1) {title}", "the title alternating")
+            assert icon().startswith("data:image/svg+xml,")
+            # A click on the notification brings the console forward.
+            page.evaluate("window.__hd.last.onclick()")
+            assert seen()["focused"] == 1 and seen()["closed"] == 1
+            hide(False)
+            page.screenshot(path=str(SCREENSHOTS / "agent-offer-background-warning.png"))
+            page.locator(sel("offer-decline")).click()
+            wait_for(lambda: not offer_shown(page), "the offer gone")
+            # Title and icon back as they were.
+            assert page.title() == title
+            assert icon() == "data:,"
+            page.locator(sel("agent-background-dismiss")).click()
+            assert not visible(page, "agent-background-warning")
+            set_agent_status(page, "offline")
+    finally:
+        context.close()
+        cli(demo, "queue", "set", "support", "offer_timeout=3")
     no_page_errors(errors)

@@ -1,7 +1,9 @@
 /* humandesk embed loader.
  *   <script src="https://desk.example/widget.js" data-queue="support" async></script>
  * Optional: data-label="Talk to a person", data-side="right" | "left",
- * data-priority-token="<JWT>" (the host site vouches for this visitor's priority; see docs/protocol.md).
+ * data-priority-token="<JWT>" (the host site vouches for this visitor's priority; see docs/protocol.md),
+ * data-send-page="path" | "full" | "none" (what the agent is told of the page the visitor is on:
+ * its address without query string and fragment, the whole address, or nothing; default path).
  *
  * Runs on someone else's page under their CSP, which allows our origin only in script-src and
  * frame-src. So: no <style> elements, no style attributes in markup, no network calls from here.
@@ -32,6 +34,19 @@
   // Handed to the panel in the URL fragment: browsers never send a fragment to a server, so the
   // token stays out of the desk's access logs and out of Referer headers.
   const priorityToken = (script.getAttribute("data-priority-token") || "").trim();
+  const sendPage = script.getAttribute("data-send-page");
+  const PAGE_MODE = sendPage === "full" || sendPage === "none" ? sendPage : "path";
+
+  /**
+   * The page the visitor is on, as the shop lets the agent see it (data-send-page). Read at
+   * each hand-over, so a single-page shop's route changes count. A query string or fragment
+   * may hold a visitor's search, an e-mail address or a token: "path" leaves them out.
+   */
+  function pageAddress() {
+    if (PAGE_MODE === "none") return "";
+    if (PAGE_MODE === "full") return location.href;
+    return location.origin + location.pathname;
+  }
 
   const SVG_NS = "http://www.w3.org/2000/svg";
   const ACCENT = "#0b6e63";
@@ -196,8 +211,8 @@
     });
     iframe.addEventListener("load", () => {
       panelLoaded = true;
-      tellPanel({ type: "restore", ticket: store.get(TICKET_KEY) });
-      if (open) tellPanel({ type: "open" });
+      tellPanel({ type: "restore", ticket: store.get(TICKET_KEY), page: pageAddress() });
+      if (open) tellPanel({ type: "open", page: pageAddress() });
     });
     document.body.appendChild(iframe);
   }
@@ -238,7 +253,7 @@
     if (!iframe) buildIframe();
     open = true;
     render();
-    tellPanel({ type: "open" });
+    tellPanel({ type: "open", page: pageAddress() });
     if (takeFocus) iframe.focus();
   }
 

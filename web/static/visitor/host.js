@@ -25,11 +25,15 @@ export function takePriorityToken() {
 
 /**
  * The host page (`origin`: its origin, "" when the panel is opened on its own). `post(msg)`
- * tells it something; `listen(onOpen, onRestore)` hears "open" and "restore" from it.
+ * tells it something; `listen(onOpen, onRestore)` hears "open" and "restore" from it;
+ * `page()` is the page the visitor is on as the loader last told it (its data-send-page:
+ * "" for none), or null when no loader said (an old one, or the panel on its own).
  */
 export function hostPage(origin) {
   const embedded = !!origin && window.parent !== window;
+  let page = null;
   return {
+    page: () => page,
     embedded,
     post(msg) {
       if (!embedded) return;
@@ -44,6 +48,7 @@ export function hostPage(origin) {
         if (!origin || ev.origin !== origin || ev.source !== window.parent) return;
         const data = ev.data;
         if (!data || typeof data !== "object" || data.source !== "humandesk") return;
+        if (typeof data.page === "string") page = data.page;
         if (data.type === "open") onOpen();
         else if (data.type === "restore") onRestore(data.ticket);
       });

@@ -68,7 +68,10 @@ if (host.embedded) trapTab(document.body); // Tab stays in the open panel; Escap
 ui.form.addEventListener("submit", (ev) => {
   ev.preventDefault();
   if (ui.name.value.trim()) unlock(); // a gesture: the chime may play later
-  dispatch({ type: "submit_join", name: ui.name.value, topic: ui.topic.value, page: document.referrer });
+  // The page the visitor is on, as the shop's loader tells it (data-send-page); without a
+  // loader, the origin the browser's referrer policy lets through, as before.
+  const told = host.page();
+  dispatch({ type: "submit_join", name: ui.name.value, topic: ui.topic.value, page: told !== null ? told : document.referrer });
 });
 ui.form.addEventListener("focusin", () => dispatch({ type: "intent" }));
 ui.form.addEventListener("input", () => dispatch({ type: "intent" }));
