@@ -43,6 +43,7 @@ from test_browser import (
     wait_for,
     watch_console,
 )
+from test_browser_a11y import Audit
 
 from conftest import REPO
 
@@ -580,6 +581,9 @@ def test_blind_transfer_to_another_line(
             )
             assert text(sales, "offer-notes") == notes
             sales.screenshot(path=str(SCREENSHOTS / "agent-offer-transferred.png"))
+            audit = Audit()
+            audit("console: a transferred visitor's offer", sales)
+            assert audit.found == {"console: a transferred visitor's offer": []}
             sales.locator(sel("offer-accept")).click()
             wait_for(lambda: visitor_phase(panel) == "in-call", "the visitor with sales")
             # The call's notes start with them, saved as this call's own.
@@ -725,6 +729,9 @@ def test_offers_are_not_missed_in_a_background_tab(
             assert seen()["focused"] == 1 and seen()["closed"] == 1
             hide(False)
             page.screenshot(path=str(SCREENSHOTS / "agent-offer-background-warning.png"))
+            audit = Audit()
+            audit("console: the background warning", page)
+            assert audit.found == {"console: the background warning": []}
             page.locator(sel("offer-decline")).click()
             wait_for(lambda: not offer_shown(page), "the offer gone")
             # Title and icon back as they were.
