@@ -676,6 +676,18 @@ window.focus = () => { window.__hd.focused += 1; focus(); };
 Object.defineProperty(Document.prototype, "visibilityState", {
     get() { return window.__hd.hidden ? "hidden" : "visible"; },
 });
+window.__hd.tones = [];
+window.__hd.silenced = 0;
+const start = OscillatorNode.prototype.start;
+OscillatorNode.prototype.start = function (when) {
+    window.__hd.tones.push(when - this.context.currentTime);
+    return start.call(this, when);
+};
+const disconnect = AudioNode.prototype.disconnect;
+AudioNode.prototype.disconnect = function (...args) {
+    if (this instanceof GainNode && args.length === 0) window.__hd.silenced += 1;
+    return disconnect.apply(this, args);
+};
 """
 
 
@@ -724,6 +736,9 @@ def test_offers_are_not_missed_in_a_background_tab(
             assert page.title() in (f"(1) {offer_title}", f"(1) {title}")
             wait_for(lambda: page.title() == f"(1) {title}", "the title alternating")
             assert icon().startswith("data:image/svg+xml,")
+            # The ring: two tones every two seconds, scheduled for the whole countdown.
+            tones = seen()["tones"]
+            assert len(tones) == 2 * 30 and max(tones) > 58, tones
             # A click on the notification brings the console forward.
             page.evaluate("window.__hd.last.onclick()")
             assert seen()["focused"] == 1 and seen()["closed"] == 1
@@ -734,7 +749,8 @@ def test_offers_are_not_missed_in_a_background_tab(
             assert audit.found == {"console: the background warning": []}
             page.locator(sel("offer-decline")).click()
             wait_for(lambda: not offer_shown(page), "the offer gone")
-            # Title and icon back as they were.
+            # The ring silenced, title and icon back as they were.
+            assert seen()["silenced"] == 1
             assert page.title() == title
             assert icon() == "data:,"
             page.locator(sel("agent-background-dismiss")).click()
