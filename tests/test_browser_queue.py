@@ -200,11 +200,18 @@ def agent(browser: Any, demo: Demo, errors: list[str]) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def visitor(
-    browser: Any, demo: Demo, errors: list[str], ready: bool = True, path: str = "/"
+    browser: Any,
+    demo: Demo,
+    errors: list[str],
+    ready: bool = True,
+    path: str = "/",
+    embed: dict[str, str] | None = None,
 ) -> Iterator[Any]:
-    """A visitor of their own on the shop (at ``path``); (shop page, panel frame). Leaves the
-    line after."""
+    """A visitor of their own on the shop (at ``path``, with the attributes ``embed`` on the
+    shop's embed tag); (shop page, panel frame). Leaves the line after."""
     context = browser.new_context(viewport=VIEWPORT)
+    if embed:
+        context.add_init_script(EMBED_ATTRIBUTES.replace("ATTRS", json.dumps(embed)))
     try:
         if ready:
             shop, frame = open_panel(context, demo, path)
@@ -216,6 +223,19 @@ def visitor(
         leave_line(holder[1])
     finally:
         context.close()
+
+
+# The shop's embed tag as a host site writes it, with more attributes. (Serving a rewritten
+# page through page.route would make it "public" to Chromium, which then refuses the loopback
+# desk's script; so they are added as the parser inserts the tag, long before the async loader
+# has been fetched and runs.)
+EMBED_ATTRIBUTES = """new MutationObserver(() => {
+    for (const tag of document.querySelectorAll('script[src$="/widget.js"]')) {
+        for (const [name, value] of Object.entries(ATTRS)) {
+            if (!tag.hasAttribute(name)) tag.setAttribute(name, value);
+        }
+    }
+}).observe(document, { childList: true, subtree: true });"""
 
 
 # Tests ----------------------------------------------------------------------------------
@@ -724,9 +744,13 @@ def test_offers_are_not_missed_in_a_background_tab(
         hide(True)
         wait_for(lambda: visible(page, "agent-background-warning"), "the background warning")
         assert "may come late" in text(page, "agent-background-warning-text")
-        with visitor(browser, demo, errors) as (_, panel):
+        # A shop that lets the agent see the page's whole address.
+        shop_page = "/?coupon=SPRING#tents"
+        embed = {"data-send-page": "full"}
+        with visitor(browser, demo, errors, path=shop_page, embed=embed) as (_, panel):
             fill_and_join(panel, "Hidden Tab", "a tent with a broken pole")
             wait_for(lambda: offer_shown(page), "the offer")
+            assert text(page, "offer-page") == demo.shop + shop_page
             # A desktop notification, the title and a badge icon, all while hidden.
             wait_for(lambda: seen()["shown"], "a desktop notification")
             shown = seen()["shown"]
