@@ -48,6 +48,7 @@ class Join:
 @dataclass(frozen=True)
 class Resume:
     ticket: str
+    call_id: str = ""  # the call the page was in, if any (see VisitorSession.ended_while_away)
     type: Literal["resume"] = "resume"
 
 
@@ -271,7 +272,10 @@ def parse(frame: str | bytes, role: Role, *, max_depth: int = MAX_JSON_DEPTH) ->
                 priority_token=fields.text("priority_token", default="", max_chars=2048),
             )
         case "resume":
-            return Resume(ticket=fields.text("ticket", max_chars=2048, min_chars=1))
+            call_id = fields.ident("call_id") if fields.data.get("call_id") is not None else ""
+            return Resume(
+                ticket=fields.text("ticket", max_chars=2048, min_chars=1), call_id=call_id
+            )
         case "leave":
             return Leave()
         case "signal":

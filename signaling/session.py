@@ -243,6 +243,25 @@ class VisitorSession:
         self.left()
         return [Forget(), Close(CloseCode.ENTRY_GONE, "entry_gone")]
 
+    def ended_while_away(
+        self, visitor_id: str, call_id: str, record: dict[str, Any] | None
+    ) -> list[Action]:
+        """A ``resume`` whose entry has ended. If it ended with the call ``call_id`` the page
+        was in (its record says so: the visitor's, ended, not transferred), the end was
+        published while no socket of theirs listened (a reconnect, a server restart): the
+        visitor is told ``call_ended`` now, as if they had stayed. Otherwise 4004."""
+        if (
+            call_id
+            and record is not None
+            and record.get("visitor_id") == visitor_id
+            and record.get("ended") is not None
+            and record.get("end_reason") != "transferred"
+        ):
+            self.visitor_id, self.call_id, self.phase = visitor_id, call_id, VisitorPhase.IN_CALL
+            ended_as = CallEnded(call_id, record.get("end_reason"), record.get("ended_by"))
+            return self.deliver(ended_as.to_wire())
+        return [Close(CloseCode.ENTRY_GONE, "entry_gone")]
+
     def show_place(self, position: int, eta: int | None, snapshot: QueueSnapshot) -> list[Action]:
         """A ``position`` update, never moving the visitor backwards.
 

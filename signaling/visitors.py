@@ -221,7 +221,9 @@ async def resume(visit: Visit, message: Resume) -> None:
         raise CloseSocket(CloseCode.INVALID_TICKET, "invalid_ticket") from None
     record = await desk.queue.visitor(visitor_id)
     if record is None:
-        raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone")
+        call = await desk.queue.call_record(message.call_id) if message.call_id else None
+        conn.perform(conn.session.ended_while_away(visitor_id, message.call_id, call))
+        return
     conn.session.hold()
     try:
         await _take_over(desk, conn, visitor_id, record)

@@ -731,6 +731,34 @@ async def test_reconnects_replay_the_call(client: Client) -> None:
     await visitor.expect("call_ended")
 
 
+async def test_a_call_that_ended_while_the_visitor_was_away_is_told_on_resume(
+    client: Client,
+) -> None:
+    """The agent hangs up while the visitor's socket is gone (a reconnect, a server
+    restart): the ``call_ended`` went to nobody. A resume with the call the page was in is
+    answered with that ``call_ended``, and the visitor can still rate the call; without the
+    call id (or with another's) the place is gone: 4004."""
+    visitor = await join(client)
+    agent = await available_agent(client)
+    offer = await agent.expect("offer")
+    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+    call = (await visitor.expect("call_started"))["call_id"]
+    ticket = next(m for m in visitor.seen if m["type"] == "queued")["ticket"]
+    await visitor.ws.close()
+    await agent.send({"type": "hangup", "call_id": call})
+    await agent.expect("call_ended")
+    lost = await open_visitor(client)
+    await lost.send({"type": "resume", "ticket": ticket})
+    assert (await lost.ws.receive(timeout=5)).type is aiohttp.WSMsgType.CLOSE
+    assert lost.ws.close_code == 4004
+    back = await open_visitor(client)
+    await back.send({"type": "resume", "ticket": ticket, "call_id": call})
+    ended = await back.expect("call_ended")
+    assert (ended["call_id"], ended["reason"], ended["by"]) == (call, "hangup", "agent")
+    await back.send({"type": "rate", "call_id": call, "score": 5, "comment": "fine"})
+    await back.expect("rated")
+
+
 @pytest.fixture
 async def short_lease_client(desk_client: DeskClient) -> Client:
     c = await desk_client(

@@ -128,7 +128,10 @@ async def run_visitor(desk: Desk, record: Visitor) -> None:
                 join = {"type": "join", "queue": "support", "name": f"Visitor {record.index}"}
                 await ws.send_str(json.dumps(join))
             else:
-                await ws.send_str(json.dumps({"type": "resume", "ticket": ticket}))
+                resume = {"type": "resume", "ticket": ticket}
+                if record.calls:  # as the panel does: the call it is in
+                    resume["call_id"] = next(iter(record.calls))
+                await ws.send_str(json.dumps(resume))
             async for msg in ws:
                 if msg.type is not aiohttp.WSMsgType.TEXT:
                     break
@@ -137,6 +140,9 @@ async def run_visitor(desk: Desk, record: Visitor) -> None:
                     ticket = m["ticket"]
                 elif m["type"] == "call_started":
                     record.calls.add(str(m["call_id"]))
+                    # The page's side of the negotiation: the agent's talk starts with it.
+                    signal = {"type": "signal", "call_id": m["call_id"], "candidate": None}
+                    await send(ws, signal)
                 elif m["type"] == "call_ended":
                     record.ends.append(m)
                     await ws.close()
@@ -173,6 +179,7 @@ async def run_agent(desk: Desk, record: Agent, index: int, stop: asyncio.Event) 
     rng = random.Random(index)
     current: list[aiohttp.ClientWebSocketResponse] = []
     tasks: set[asyncio.Task[None]] = set()
+    talking: set[str] = set()  # calls whose visitor has answered (their talk is timed)
 
     async def hang_up(call_id: str) -> None:
         await asyncio.sleep(rng.uniform(*TALK_S))
@@ -210,8 +217,12 @@ async def run_agent(desk: Desk, record: Agent, index: int, stop: asyncio.Event) 
                 m = json.loads(msg.data)
                 if m["type"] == "offer":
                     await send(ws, {"type": "accept", "offer_id": m["offer_id"]})
-                elif m["type"] == "call_started" and m["call_id"] not in record.calls:
+                elif m["type"] == "call_started":
                     record.calls.add(str(m["call_id"]))
+                elif m["type"] == "signal" and m["call_id"] not in talking:
+                    # The visitor is there: the conversation starts (a real agent does not
+                    # hang up on a visitor who is still connecting).
+                    talking.add(str(m["call_id"]))
                     task = asyncio.create_task(hang_up(str(m["call_id"])))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)

@@ -253,6 +253,14 @@ describe("in line", () => {
     assert.equal(r.state.notice, "");
   });
 
+  test("the socket drops in a call: the resume names the call (so an end meanwhile is told)", () => {
+    let r = run(calling(), { type: "socket_closed", code: 1006, opened: true });
+    r = run(r.state, { type: "socket_open" }, WELCOME);
+    assert.deepEqual(effects(r.fx, "send").map((f) => f.msg), [{ type: MSG.RESUME, ticket: "T1", call_id: "c1" }]);
+    r = run(r.state, { type: MSG.CALL_ENDED, call_id: "c1", reason: "hangup", by: "agent" });
+    assert.equal(r.state.phase, "ended");
+  });
+
   test("4001 and 4004: the place expired, back to the form", () => {
     for (const code of [CLOSE.INVALID_TICKET, CLOSE.ENTRY_GONE]) {
       const r = run(waiting(), { type: "socket_closed", code, opened: true });

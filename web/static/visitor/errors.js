@@ -9,6 +9,7 @@ import {
   dropTicket,
   finishRating,
   openCallback,
+  resumeMessage,
   send,
   setPhase,
 } from "./steps.js";
@@ -39,7 +40,7 @@ export const errors = {
   resend(t, e) {
     const s = t.s;
     if (e.what === MSG.JOIN && s.pendingJoin) send(t, s.pendingJoin);
-    else if (e.what === MSG.RESUME && s.ticket) send(t, { type: MSG.RESUME, ticket: s.ticket });
+    else if (e.what === MSG.RESUME && s.ticket) send(t, resumeMessage(s));
     else if (e.what === MSG.CALLBACK && s.callbackRequest) send(t, s.callbackRequest);
     else if (e.what === MSG.LEAVE) send(t, { type: MSG.LEAVE });
     else if (e.what === MSG.HANGUP && s.callId) send(t, { type: MSG.HANGUP, call_id: s.callId });

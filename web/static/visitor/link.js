@@ -10,6 +10,7 @@ import {
   dropTicket,
   endCallLocally,
   finishRating,
+  resumeMessage,
   send,
   sendPendingCallback,
   showEnded,
@@ -86,7 +87,7 @@ export const link = {
     s.iceTransportPolicy = e.ice_transport_policy === "relay" ? "relay" : "all";
     if (isWarm(s)) return; // opened ahead of the click: the join goes out when it comes
     s.notice = "";
-    if (s.ticket) send(t, { type: MSG.RESUME, ticket: s.ticket });
+    if (s.ticket) send(t, resumeMessage(s));
     else if (s.pendingJoin) send(t, s.pendingJoin);
     else if (s.pendingCallback) sendPendingCallback(t);
   },

@@ -17,6 +17,12 @@ export function setPhase(t, phase) {
   t.do("host", { msg: { type: "state", phase } });
 }
 
+/** `resume` with the ticket, and the call the panel is in (so that a call that ended while
+ * the panel was away is told with `call_ended`, not as a lost place). */
+export function resumeMessage(s) {
+  return s.callId ? { type: MSG.RESUME, ticket: s.ticket, call_id: s.callId } : { type: MSG.RESUME, ticket: s.ticket };
+}
+
 /** Sends on the socket if it is open; says whether it did. */
 export function send(t, msg) {
   if (t.s.link !== "open") return false;
