@@ -35,9 +35,9 @@ from humandesk.server.turn import ice_servers
 from humandesk.signaling.codes import ProtocolError
 from humandesk.signaling.desk import SignalingDesk, SignalingSettings
 from humandesk.signaling.endpoints import agent_socket, visitor_socket
+from humandesk.signaling.fields import MAX_SDP_CHARS
 from humandesk.signaling.hub import Hub
 from humandesk.signaling.jsonwire import holds_lone_surrogate, load_json
-from humandesk.signaling.messages import MAX_SDP_CHARS
 from humandesk.signaling.outage import RETRY_AFTER_S, UNAVAILABLE, Outage
 from humandesk.web import STATIC_DIR, asset_versions, render
 

@@ -39,8 +39,8 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamTrack
 
+from humandesk.signaling.fields import MAX_SDP_CHARS
 from humandesk.signaling.limits import PrecallLimits
-from humandesk.signaling.messages import MAX_SDP_CHARS
 
 log = logging.getLogger(__name__)
 
