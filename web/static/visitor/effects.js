@@ -5,6 +5,7 @@ import { namedTimers } from "../shared/dom.js";
 import { getLocalMedia, stopStream, unmuteRemote } from "../shared/media.js";
 import { chime } from "../shared/sound.js";
 import { deskWire } from "../shared/wire.js";
+import { runPrecall } from "./precall.js";
 
 /**
  * `perform(effect, dispatch)` for the panel, and `stream()` (the camera's, or null).
@@ -15,6 +16,7 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
   let media = { stream: null, audioOnly: true };
   let mediaReady = Promise.resolve();
   let deviceCheck = null; // the check in flight
+  let precall = null; // the pre-call test's AbortController, while one runs
   const wire = deskWire({
     path: "/ws/visitor",
     remote: ui.remote,
@@ -74,6 +76,22 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
       dispatch({ type: "availability", info: await fetchAvailability(queue, fx.timeoutMs) });
     },
     checkDevices: (fx, dispatch) => checkDevices(dispatch),
+    precall(fx, dispatch) {
+      if (precall) precall.abort();
+      const abort = new AbortController();
+      precall = abort;
+      const stream = media.stream;
+      const done = (result) => {
+        if (precall === abort) precall = null;
+        if (result && !abort.signal.aborted) dispatch({ type: "precall_result", result });
+      };
+      if (!stream) done({ status: "busy", rttMs: null, lossPct: null, path: null });
+      else runPrecall({ stream, video: ui.precallVideo, signal: abort.signal }).then(done);
+    },
+    stopPrecall() {
+      if (precall) precall.abort();
+      precall = null;
+    },
     preview() {
       if (media.stream && !media.audioOnly) ui.local.srcObject = media.stream;
       controls().reset();
