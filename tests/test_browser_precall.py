@@ -1,0 +1,104 @@
+"""The pre-call test in Chromium (fake camera and microphone) against the demo's own worker:
+the visitor sees their picture come back, the panel says the connection is good with its
+numbers, and the agent's offer card shows the result the join carried."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from test_browser import (
+    VIEWPORT,
+    agent_status,
+    fill_and_join,
+    js_el,
+    launched_chromium,
+    login_agent,
+    open_panel,
+    running_demo,
+    sel,
+    set_agent_status,
+    visitor_phase,
+    wait_for,
+)
+
+from conftest import REPO
+
+pytestmark = pytest.mark.browser
+
+SHOTS = REPO / "test-results"
+
+
+def precall_hook(frame: Any) -> dict[str, str]:
+    hook: dict[str, str] = frame.evaluate(f"({{...{js_el('hd-precall-result')}.dataset}})")
+    return hook
+
+
+def echo_showing(frame: Any) -> bool:
+    """The picture back from the desk plays in the corner of the preview."""
+    return bool(
+        frame.evaluate(
+            f"""() => {{
+                const v = {js_el("hd-precall-video")};
+                return !v.hidden && v.videoWidth > 0 && v.readyState >= 2;
+            }}"""
+        )
+    )
+
+
+def test_the_precall_result_reaches_the_panel_and_the_offer_card() -> None:
+    with running_demo() as demo, launched_chromium() as browser:
+        agent_ctx = browser.new_context(viewport=VIEWPORT)
+        visitor_ctx = browser.new_context(viewport=VIEWPORT)
+        try:
+            agent = agent_ctx.new_page()
+            login_agent(agent, demo)
+            started = time.monotonic()
+            shop, panel = open_panel(visitor_ctx, demo)
+            # While the test runs, the visitor's own picture comes back through the desk.
+            seen_echo = False
+
+            SHOTS.mkdir(exist_ok=True)
+
+            def finished() -> bool:
+                nonlocal seen_echo
+                if not seen_echo and echo_showing(panel):
+                    seen_echo = True
+                    shop.screenshot(path=str(SHOTS / "precall-running.png"))
+                return precall_hook(panel).get("status") in ("ok", "poor", "failed", "busy")
+
+            wait_for(finished, "the pre-call result", timeout=40)
+            took = time.monotonic() - started
+            hook = precall_hook(panel)
+            assert hook["status"] == "ok", (
+                hook,
+                panel.locator(sel("hd-precall-result")).inner_text(),
+            )
+            assert seen_echo, "the echoed picture never showed"
+            assert 0 <= int(hook["rttMs"]) < 300, hook
+            assert 0 <= float(hook["lossPct"]) <= 3, hook
+            assert hook["path"] == "direct", hook
+            words = panel.locator(sel("hd-precall-result")).inner_text()
+            assert "Your connection looks good." in words and "ms round trip" in words, words
+            assert panel.evaluate(f"{js_el('hd-precall-video')}.hidden")  # the test is over
+            panel.locator(sel("hd-precall-result")).scroll_into_view_if_needed()
+            shop.screenshot(path=str(SHOTS / "precall-panel.png"))
+
+            fill_and_join(panel, "Tested Visitor", "my order")
+            wait_for(lambda: visitor_phase(panel) == "waiting", "the visitor in line")
+            set_agent_status(agent, "available")
+            wait_for(lambda: agent.locator(sel("offer-card")).is_visible(), "the offer card")
+            assert agent_status(agent) == "offered"
+            card = agent.locator(sel("offer-precall"))
+            assert card.is_visible()
+            assert card.get_attribute("data-status") == "ok"
+            assert card.get_attribute("data-rtt-ms") == hook["rttMs"]
+            assert card.get_attribute("data-path") == "direct"
+            assert card.inner_text().startswith("Network"), card.inner_text()
+            assert "Good" in card.inner_text() and "direct" in card.inner_text()
+            agent.locator(sel("offer-card")).screenshot(path=str(SHOTS / "precall-offer.png"))
+            print(f"pre-call in Chromium: {hook}, {took:.1f} s from opening the panel")
+        finally:
+            agent_ctx.close()
+            visitor_ctx.close()
