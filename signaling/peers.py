@@ -303,7 +303,7 @@ class PrecallProbe:
 
         pc = RTCPeerConnection(ice_configuration(ice_servers, policy))
         self.pc = pc
-        pc.addTrack(ColourTrack(self.colour))
+        pc.addTrack(self.video_track())
         pc.addTrack(AudioStreamTrack())
 
         @pc.on("track")
@@ -323,6 +323,10 @@ class PrecallProbe:
             return False
         await pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "answer"))
         return True
+
+    def video_track(self) -> VideoStreamTrack:
+        """The picture sent (a subclass may send another)."""
+        return ColourTrack(self.colour)
 
     async def _count(self, track: Any) -> None:
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):

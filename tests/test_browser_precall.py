@@ -4,7 +4,9 @@ numbers, and the agent's offer card shows the result the join carried."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,6 +49,20 @@ def echo_showing(frame: Any) -> bool:
     )
 
 
+def worker_cpu_seconds(demo_pid: int) -> float:
+    """The CPU time of the demo's pre-call worker (its child process), for the report."""
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == demo_pid and b"precall-worker" in cmdline:
+            return (int(fields[11]) + int(fields[12])) / tick
+    return float("nan")
+
+
 def test_the_precall_result_reaches_the_panel_and_the_offer_card() -> None:
     with running_demo() as demo, launched_chromium() as browser:
         agent_ctx = browser.new_context(viewport=VIEWPORT)
@@ -54,6 +70,7 @@ def test_the_precall_result_reaches_the_panel_and_the_offer_card() -> None:
         try:
             agent = agent_ctx.new_page()
             login_agent(agent, demo)
+            cpu_before = worker_cpu_seconds(demo.proc.pid)
             started = time.monotonic()
             shop, panel = open_panel(visitor_ctx, demo)
             # While the test runs, the visitor's own picture comes back through the desk.
@@ -70,6 +87,8 @@ def test_the_precall_result_reaches_the_panel_and_the_offer_card() -> None:
 
             wait_for(finished, "the pre-call result", timeout=40)
             took = time.monotonic() - started
+            time.sleep(0.5)  # the worker closes the peer the panel closed
+            cpu = worker_cpu_seconds(demo.proc.pid) - cpu_before
             hook = precall_hook(panel)
             assert hook["status"] == "ok", (
                 hook,
@@ -98,7 +117,10 @@ def test_the_precall_result_reaches_the_panel_and_the_offer_card() -> None:
             assert card.inner_text().startswith("Network"), card.inner_text()
             assert "Good" in card.inner_text() and "direct" in card.inner_text()
             agent.locator(sel("offer-card")).screenshot(path=str(SHOTS / "precall-offer.png"))
-            print(f"pre-call in Chromium: {hook}, {took:.1f} s from opening the panel")
+            print(
+                f"pre-call in Chromium: {hook}, {took:.1f} s from opening the panel, "
+                f"{cpu:.2f} s of the worker's CPU"
+            )
         finally:
             agent_ctx.close()
             visitor_ctx.close()
