@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 BUSY: Final = "precall_busy"
 MAX_ICE_SERVERS: Final = 4
+CLOSE_TIMEOUT_S: Final = 3.0
 
 
 class Busy(Exception):
@@ -138,8 +139,11 @@ class EchoPool:
                 async with asyncio.timeout(self.limits.max_seconds):
                     await over.wait()
         finally:
+            # Bounded: a TURN server that has gone away makes aioice wait for its answers
+            # to the deallocation for half a minute; the media stopped at the start of close.
             with contextlib.suppress(Exception):
-                await pc.close()
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await pc.close()
             self.peers.discard(pc)
             self._slots.release()
 
