@@ -1,6 +1,7 @@
 """The pre-call test in Chromium (fake camera and microphone) against the demo's own worker:
 the visitor sees their picture come back, the panel says the connection is good with its
-numbers, and the agent's offer card shows the result the join carried."""
+numbers, and the agent's offer card shows the result the join carried; the microphone meter
+moves with the fake microphone."""
 
 from __future__ import annotations
 
@@ -103,6 +104,12 @@ def test_the_precall_result_reaches_the_panel_and_the_offer_card() -> None:
             assert panel.evaluate(f"{js_el('hd-precall-video')}.hidden")  # the test is over
             panel.locator(sel("hd-precall-result")).scroll_into_view_if_needed()
             shop.screenshot(path=str(SHOTS / "precall-panel.png"))
+
+            # The microphone meter moves with the fake microphone's beeps.
+            panel.locator(sel("hd-name")).click()
+            meter = panel.locator(sel("hd-mic-level"))
+            wait_for(lambda: float(meter.get_attribute("data-level") or 0) > 0.1, "the mic level")
+            assert meter.is_visible()
 
             fill_and_join(panel, "Tested Visitor", "my order")
             wait_for(lambda: visitor_phase(panel) == "waiting", "the visitor in line")

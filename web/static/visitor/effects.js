@@ -3,6 +3,7 @@
 
 import { namedTimers } from "../shared/dom.js";
 import { getLocalMedia, stopStream, unmuteRemote } from "../shared/media.js";
+import { micMeter } from "../shared/meter.js";
 import { chime } from "../shared/sound.js";
 import { deskWire } from "../shared/wire.js";
 import { runPrecall } from "./precall.js";
@@ -17,6 +18,11 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
   let mediaReady = Promise.resolve();
   let deviceCheck = null; // the check in flight
   let precall = null; // the pre-call test's AbortController, while one runs
+  // In the widget's frame the host page lets us play sound (allow="autoplay"); on our own page
+  // Web Audio waits for the visitor's first gesture.
+  const meter = micMeter(ui.micLevel, {
+    canStart: () => host.embedded || !navigator.userActivation || navigator.userActivation.hasBeenActive,
+  });
   const wire = deskWire({
     path: "/ws/visitor",
     remote: ui.remote,
@@ -28,6 +34,7 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
   function checkDevices(dispatch) {
     if (deviceCheck) return;
     deviceCheck = (async () => {
+      meter.detach();
       stopStream(media.stream);
       ui.local.srcObject = null;
       media = await getLocalMedia();
@@ -94,9 +101,11 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
     },
     preview() {
       if (media.stream && !media.audioOnly) ui.local.srcObject = media.stream;
+      if (media.stream) meter.attach(media.stream);
       controls().reset();
     },
     releaseMedia() {
+      meter.detach();
       stopStream(media.stream);
       media = { stream: null, audioOnly: true };
       ui.local.srcObject = null;
@@ -124,6 +133,8 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
       ACTIONS[fx.do](fx, dispatch);
     },
     stream: () => media.stream,
+    /** A user gesture: the microphone meter may start now. */
+    gesture: () => meter.activate(),
   };
 }
 

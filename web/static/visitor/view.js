@@ -26,7 +26,7 @@ export function findParts(doc = document) {
     ratingSkip: "hd-rating-skip", ratingThanks: "hd-rating-thanks", again: "hd-again", close: "hd-close",
     minimize: "hd-minimize", error: "hd-error", precall: "hd-precall-result",
     precallVerdict: "hd-precall-verdict", precallAdvice: "hd-precall-advice",
-    precallNumbers: "hd-precall-numbers", precallVideo: "hd-precall-video",
+    precallNumbers: "hd-precall-numbers", precallVideo: "hd-precall-video", micLevel: "hd-mic-level",
   };
   const ui = byTestIds(ids, doc);
   ui.body = doc.body;
