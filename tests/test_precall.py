@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import urllib.request
@@ -25,10 +27,19 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from humandesk.server.app import ACCOUNTS
+from humandesk.server.config import Config
 from humandesk.signaling.peers import PrecallProbe
 
 from conftest import DeskClient, free_port, need, python_env
-from helpers import HUMANDESK, ROOMY, available_agent, open_visitor, origin_of
+from helpers import (
+    HUMANDESK,
+    ROOMY,
+    available_agent,
+    open_visitor,
+    origin_of,
+    stop_all,
+    wait_ready,
+)
 
 Client = TestClient[Any, Any]
 GREEN = (40, 160, 40)
@@ -321,3 +332,106 @@ async def test_a_bad_result_is_refused(desk_client: DeskClient, precall: Any) ->
     error = await visitor.expect("error")
     assert error["code"] == "bad_message" and "precall" in error["message"], error
     assert error["in_reply_to"] == "join"
+
+
+def worker_children(pid: int) -> list[int]:
+    """The pre-call workers a process started (its children running ``precall-worker``)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if parent == pid and b"precall-worker" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def serve(redis_url: str, desk_name: str, tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """``humandesk serve`` as it is run, with no pre-call settings: its URL and pid."""
+    port = free_port()
+    env = {k: v for k, v in python_env().items() if not k.startswith("HUMANDESK_")}
+    env |= {
+        "HUMANDESK_REDIS_URL": redis_url,
+        "HUMANDESK_DESK": desk_name,
+        "HUMANDESK_SECRET_KEY": "a-secret-key-for-the-serve-test",
+        "HUMANDESK_DATA_DIR": str(tmp_path),
+        "HUMANDESK_PRECALLS_PER_MINUTE": "0",  # the test asks until the worker is up
+    }
+    proc = subprocess.Popen(
+        [*HUMANDESK, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc)
+        yield url, proc.pid
+    finally:
+        stop_all([proc])
+
+
+@pytest.mark.slow
+async def test_serve_starts_a_worker_of_its_own_and_stops_it(serve: tuple[str, int]) -> None:
+    url, pid = serve
+    (worker,) = worker_children(pid)
+    async with aiohttp.ClientSession() as session:
+        test = PrecallProbe(url + "/api/precall", session=session, headers={"Origin": url})
+        try:
+            servers, policy = await test.ice(url + "/api/precall/ice")
+            # Up right after the desk, or a moment later: the test says "not now" meanwhile.
+            for _ in range(100):
+                if await test.start(servers, policy):
+                    break
+                assert test.refusal["error"] == "precall_unavailable", test.refusal
+                await test.close()
+                test = PrecallProbe(url + "/api/precall", session=session, headers={"Origin": url})
+                await asyncio.sleep(0.2)
+            await test.wait_for_frames(10)
+            assert close_to(test.received_colour(), test.colour)
+        finally:
+            await test.close()
+    assert running(worker)
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(300):
+        if not running(worker):
+            break
+        await asyncio.sleep(0.1)
+    assert not running(worker), "the worker outlived the desk"
+
+
+def test_the_precall_settings() -> None:
+    assert Config.from_env({}).precall_urls is None  # serve starts a worker
+    assert Config.from_env({"HUMANDESK_PRECALL_URL": "off"}).precall_urls == ()
+    urls = Config.from_env({"HUMANDESK_PRECALL_URL": "http://a:1/, http://b:2"}).precall_urls
+    assert urls == ("http://a:1", "http://b:2")
+    env = {
+        "HUMANDESK_PRECALL_PEERS": "4",
+        "HUMANDESK_PRECALL_QUEUE": "0",
+        "HUMANDESK_PRECALL_WAIT": "2.5",
+        "HUMANDESK_PRECALL_SECONDS": "8",
+        "HUMANDESK_PRECALLS_PER_MINUTE": "3",
+    }
+    config = Config.from_env(env)
+    assert (config.precall.max_peers, config.precall.queue) == (4, 0)
+    assert (config.precall.wait_s, config.precall.max_seconds) == (2.5, 8.0)
+    assert config.limits.precalls_per_minute == 3
+    for name, value in (
+        ("HUMANDESK_PRECALL_URL", "ftp://a"),
+        ("HUMANDESK_PRECALL_PEERS", "0"),
+        ("HUMANDESK_PRECALL_SECONDS", "soon"),
+        ("HUMANDESK_PRECALLS_PER_MINUTE", "-1"),
+    ):
+        with pytest.raises(ValueError, match=name):
+            Config.from_env({name: value})
