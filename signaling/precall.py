@@ -11,7 +11,9 @@ decodes and re-encodes it, about 40-45 % of a core while a test runs (benchmarks
 measures it). In the signaling process that would stall every socket; here it stalls only
 other tests, and those are capped: at most ``max_peers`` peers at once, up to ``queue`` more
 requests waiting ``wait_s`` seconds for a slot, anything beyond refused at once with 503
-``precall_busy``. Every peer is closed ``max_seconds`` after it was made, connected or not.
+``precall_busy``. Every peer is closed ``max_seconds`` after it was made, or 10 s after it if
+it has not connected by then; an offer with neither audio nor video is refused (400
+``bad_offer``), so an empty one cannot hold a slot.
 
 The worker is a small aiohttp app on a local port (``humandesk precall-worker``):
 ``POST /offer`` takes a complete SDP offer (non-trickle: every candidate in it) and answers
@@ -47,6 +49,9 @@ log = logging.getLogger(__name__)
 BUSY: Final = "precall_busy"
 MAX_ICE_SERVERS: Final = 4
 CLOSE_TIMEOUT_S: Final = 3.0
+#: A peer not connected this long after its answer is closed: a browser connects in a second
+#: or two, through TURN included; one that does not will not.
+CONNECT_S: Final = 10.0
 
 
 class Busy(Exception):
@@ -110,9 +115,11 @@ class EchoPool:
 
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-                await pc.setLocalDescription(await pc.createAnswer())
-            except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-                raise BadOffer(f"the offer could not be answered: {exc}") from None
+            except Exception as exc:  # aiortc raises many kinds for an SDP it cannot read
+                raise BadOffer(f"the offer could not be read: {exc}") from None
+            if not any(t.kind in ("audio", "video") for t in pc.getTransceivers()):
+                raise BadOffer("the offer sends neither audio nor video")
+            await pc.setLocalDescription(await pc.createAnswer())
             answer = pc.localDescription.sdp
         except BaseException:
             await pc.close()
@@ -126,19 +133,29 @@ class EchoPool:
         return answer
 
     async def _run(self, pc: RTCPeerConnection) -> None:
-        """Keeps the peer until it fails or closes, or ``max_seconds`` have passed."""
+        """Keeps the peer until it fails or closes, or ``max_seconds`` have passed; one that
+        has not connected within ``CONNECT_S`` goes sooner (its slot is wanted)."""
         over = asyncio.Event()
+        connected = asyncio.Event()
 
         @pc.on("connectionstatechange")
         def changed() -> None:
+            if pc.connectionState == "connected":
+                connected.set()
             if pc.connectionState in ("failed", "closed"):
                 over.set()
 
+        loop = asyncio.get_running_loop()
+        late = loop.call_later(
+            min(CONNECT_S, self.limits.max_seconds),
+            lambda: None if connected.is_set() else over.set(),
+        )
         try:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.limits.max_seconds):
                     await over.wait()
         finally:
+            late.cancel()
             # Bounded: a TURN server that has gone away makes aioice wait for its answers
             # to the deallocation for half a minute; the media stopped at the start of close.
             with contextlib.suppress(Exception):

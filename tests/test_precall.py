@@ -222,6 +222,22 @@ async def test_a_full_pool_refuses_and_says_so(desk_client: DeskClient, worker: 
     await visitor.expect("queued")
 
 
+async def test_an_offer_without_media_is_refused(desk_client: DeskClient, worker: Worker) -> None:
+    """An empty offer would hold a slot without sending anything: the worker refuses it."""
+    worker.wait_idle()
+    client = await desk_client(precall_urls=(worker.url,))
+    empty = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    for sdp in (empty, "v=0 and nothing an SDP has"):
+        resp = await client.post(
+            "/api/precall",
+            json={"type": "offer", "sdp": sdp},
+            headers={"Origin": origin_of(client)},
+        )
+        assert resp.status == 400
+        assert (await resp.json())["error"] == "bad_offer"
+    assert worker.load()["peers"] == 0
+
+
 async def test_a_peer_is_closed_after_its_time(desk_client: DeskClient, worker: Worker) -> None:
     """The client never hangs up; the worker closes the peer after HUMANDESK_PRECALL_SECONDS."""
     worker.wait_idle()
