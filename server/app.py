@@ -688,6 +688,8 @@ async def precall_offer(request: web.Request) -> web.Response:
     sdp = body.get("sdp")
     if body.get("type") != "offer" or not isinstance(sdp, str) or not sdp.startswith("v=0"):
         return json_error(400, "bad_request", reason="need type offer and an SDP (sdp)")
+    if holds_lone_surrogate(sdp):
+        return json_error(400, "bad_request", reason="the SDP must be valid Unicode text")
     if len(sdp) > MAX_SDP_CHARS:
         return json_error(413, "too_large", reason=f"the SDP is over {MAX_SDP_CHARS} characters")
     refusal = await request.app[DESK].limiter.admit_precall(client_address(request))

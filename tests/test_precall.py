@@ -282,6 +282,7 @@ async def test_the_door_of_the_precall_endpoints(desk_client: DeskClient) -> Non
         ("[]", "bad_json"),
         ('{"type": "answer", "sdp": "v=0"}', "bad_request"),
         ('{"type": "offer", "sdp": 5}', "bad_request"),
+        ('{"type": "offer", "sdp": "v=0\\ud800"}', "bad_request"),
         ('{"type": "offer", "sdp": "v=0' + "x" * 30_000 + '"}', "too_large"),
     ):
         resp = await client.post("/api/precall", data=body, headers=own)
