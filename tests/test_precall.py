@@ -238,6 +238,27 @@ async def test_an_offer_without_media_is_refused(desk_client: DeskClient, worker
     assert worker.load()["peers"] == 0
 
 
+async def test_a_test_waits_for_a_slot_in_the_queue(desk_client: DeskClient) -> None:
+    """One slot, one place in the queue: the second test waits, and runs once the first ends."""
+    with running_worker(peers="1", queue="1", wait="60", seconds="30") as worker:
+        client = await desk_client(precall_urls=(worker.url,))
+        async with probe(client) as first, probe(client) as second:
+            assert await start(client, first)
+            await first.wait_for_frames(3)
+            waiting = asyncio.create_task(start(client, second))
+            for _ in range(200):
+                if worker.load()["waiting"] == 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert worker.load()["waiting"] == 1
+            assert not waiting.done()
+            await first.close()  # the visitor's test ends: the slot goes to the one waiting
+            assert await waiting, (second.status, second.refusal)
+            await second.wait_for_frames(3)
+            load = worker.load()
+            assert (load["served"], load["refused"], load["waiting"]) == (2, 0, 0)
+
+
 async def test_a_peer_is_closed_after_its_time(desk_client: DeskClient, worker: Worker) -> None:
     """The client never hangs up; the worker closes the peer after HUMANDESK_PRECALL_SECONDS."""
     worker.wait_idle()

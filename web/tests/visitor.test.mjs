@@ -8,7 +8,7 @@ import { MOVES, PHASES, currentView, initial, nobodyFree } from "../static/visit
 import { statusText } from "../static/visitor/text.js";
 import { CLOSE, ERROR, MSG } from "../static/shared/protocol.js";
 import { describeMoves, effects, play, sent } from "./support.mjs";
-import { MAX_LOSS_PCT, MAX_RTT_MS, joinResult, summarize, verdict } from "../static/visitor/precall.js";
+import { MAX_LOSS_PCT, MAX_RTT_MS, combine, joinResult, summarize, verdict } from "../static/visitor/precall.js";
 import { precallWords } from "../static/visitor/text.js";
 
 const OPEN_LINE = { open: true, agents_online: 1, agents_available: 1, waiting: 0, eta_seconds: 0 };
@@ -723,6 +723,17 @@ describe("the pre-call test", () => {
     );
     assert.deepEqual(summarize(firefox), { rttMs: 200, lossPct: 1.5, path: "direct" });
     assert.deepEqual(summarize([]), { rttMs: null, lossPct: null, path: null });
+  });
+
+  test("the samples: the lowest round trip, the last loss and path", () => {
+    const samples = [
+      { rttMs: 140, lossPct: 0, path: "direct" },
+      { rttMs: null, lossPct: 0.5, path: "direct" },
+      { rttMs: 35, lossPct: 1, path: "relay" },
+      { rttMs: 90, lossPct: 1.2, path: "relay" },
+    ];
+    assert.deepEqual(combine(samples), { rttMs: 35, lossPct: 1.2, path: "relay" });
+    assert.deepEqual(combine([]), { rttMs: null, lossPct: null, path: null });
   });
 
   test("the verdict's thresholds", () => {
