@@ -293,6 +293,11 @@ async def test_the_door_of_the_precall_endpoints(desk_client: DeskClient) -> Non
         limits=replace(ROOMY, precalls_per_minute=1),
     )
     own = {"Origin": origin_of(client)}
+    # A site that embeds the widget frames the panel, which may test as it may connect.
+    shop = await desk_client(allowed_origins=("https://shop.example",))
+    for origin, status in (("https://shop.example", 200), ("https://evil.example", 403)):
+        resp = await shop.post("/api/precall/ice", headers={"Origin": origin})
+        assert resp.status == status, origin
     for path in ("/api/precall/ice", "/api/precall"):
         for headers in ({}, {"Origin": "https://evil.example"}):
             resp = await client.post(path, json={}, headers=headers)
