@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     worker.add_argument("--port", type=int, default=8079, help="port (default 8079)")
+    worker.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="lower the worker's CPU priority by this much (serve starts its own with 10, so "
+        "the desk's signaling always comes first on a shared machine)",
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -578,6 +585,8 @@ def cmd_precall_worker(args: argparse.Namespace) -> int:
     from humandesk.signaling.precall import worker_app  # aiortc: only this command needs it
 
     limits = Config.from_env().precall
+    if args.nice > 0:
+        os.nice(args.nice)
     for noisy in ("aioice", "aiortc"):  # a line per candidate pair otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     print(

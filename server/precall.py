@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 #: How long the desk waits for a worker's answer: its wait for a slot, plus gathering.
 ANSWER_TIMEOUT_S: Final = 30.0
 CONNECT_TIMEOUT_S: Final = 2.0
+#: The worker ``serve`` starts shares the desk's cores: it yields to the signaling (a test
+#: that runs late is a small loss; a delayed offer or call signal is not).
+CHILD_NICE: Final = 10
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,8 @@ def child_worker(precall_urls: tuple[str, ...] | None) -> Iterator[tuple[str, ..
             "127.0.0.1",
             "--port",
             str(port),
+            "--nice",
+            str(CHILD_NICE),
         ],
         env=os.environ.copy(),
         stdin=subprocess.DEVNULL,
