@@ -723,6 +723,14 @@ describe("the pre-call test", () => {
     );
     assert.deepEqual(summarize(firefox), { rttMs: 200, lossPct: 1.5, path: "direct" });
     assert.deepEqual(summarize([]), { rttMs: null, lossPct: null, path: null });
+    // Firefox: no transport entry, and its pair says `selected` (another is nominated too).
+    const selected = [
+      { id: "P1", type: "candidate-pair", localCandidateId: "L1", nominated: true, state: "succeeded", currentRoundTripTime: 0.5 },
+      { id: "P2", type: "candidate-pair", localCandidateId: "L2", selected: true, nominated: true, state: "succeeded", currentRoundTripTime: 0.03 },
+      { id: "L1", type: "local-candidate", candidateType: "host" },
+      { id: "L2", type: "local-candidate", candidateType: "relay" },
+    ];
+    assert.deepEqual(summarize(selected), { rttMs: 30, lossPct: null, path: "relay" });
   });
 
   test("the samples: the lowest round trip, the last loss and path", () => {

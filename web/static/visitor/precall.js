@@ -27,6 +27,8 @@ export function summarize(reports) {
   const byId = new Map(reports.map((r) => [r.id, r]));
   const transport = reports.find((r) => r.type === "transport" && r.selectedCandidatePairId);
   let pair = transport ? byId.get(transport.selectedCandidatePairId) : null;
+  // Firefox has no transport entry: its pair says `selected`; else the nominated one.
+  if (!pair) pair = reports.find((r) => r.type === "candidate-pair" && r.selected === true);
   if (!pair) pair = reports.find((r) => r.type === "candidate-pair" && r.nominated && r.state === "succeeded");
   let rtt = pair && typeof pair.currentRoundTripTime === "number" ? pair.currentRoundTripTime : null;
   let lost = 0;
