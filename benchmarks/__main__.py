@@ -27,6 +27,7 @@ SUITES: dict[str, tuple[str, str, str]] = {
     "click_to_face": ("benchmarks.click_to_face", "click_to_face", "ms"),
     "media": ("benchmarks.media_load", "media_load", "% core"),
     "abuse": ("benchmarks.abuse", "abuse", "ms"),
+    "precall": ("benchmarks.precall", "precall", "cpu s"),
 }
 
 

@@ -116,6 +116,8 @@ class NewVisitor:
     topic: str = ""
     page: str = ""
     audio_only: bool = False
+    #: The pre-call test's result as the visitor's join carried it (shown on the offer).
+    precall: dict[str, Any] | None = None
     priority: int = 0  # 0-9; higher goes first
     conn: str = ""  # the socket holding the entry (see away/come_back)
 

@@ -37,13 +37,14 @@ class AbuseLimits:
     logins_per_account: int = 10  # failed sign-ins per account and address, per window
     logins_per_address: int = 100  # failed sign-ins per address, per window
     login_window_s: int = 900
+    precalls_per_minute: int = 6  # pre-call tests per client address
 
 
 @dataclass(frozen=True)
 class Refusal:
     """Why a limited action was refused, and when it may be tried again."""
 
-    limit: str  # "joins", "waiting", "callbacks"
+    limit: str  # "joins", "waiting", "callbacks", "precalls"
     retry_after_s: int
 
 
@@ -120,6 +121,16 @@ class Limiter:
             wait = max(1, math.ceil(int(wait_ms) / 1000))
             return self._remember("join", address, Refusal("joins", wait), wait)
         return self._remember("join", address, Refusal("waiting", 30), self.LOCAL_WAITING_S)
+
+    async def admit_precall(self, address: str) -> Refusal | None:
+        """A pre-call test from ``address``: within the tests a minute?"""
+        known = self._remembered("precall", address)
+        if known is not None:
+            return known
+        wait = await self.take("precall", address, self.limits.precalls_per_minute, 60)
+        if not wait:
+            return None
+        return self._remember("precall", address, Refusal("precalls", wait), wait)
 
     async def admit_callback(self, address: str) -> Refusal | None:
         known = self._remembered("callback", address)

@@ -28,12 +28,14 @@ from humandesk.server.auth import SESSION_COOKIE, Session, TokenError, TokenSign
 from humandesk.server.brand import LOGO_TYPES
 from humandesk.server.config import Config
 from humandesk.server.embedded_redis import RedisHealth
+from humandesk.server.precall import Workers
 from humandesk.server.queues import load_file
 from humandesk.server.reports import PROMETHEUS_CONTENT_TYPE, calls_to_csv, prometheus_text
 from humandesk.server.turn import ice_servers
 from humandesk.signaling.codes import ProtocolError
 from humandesk.signaling.desk import SignalingDesk, SignalingSettings
 from humandesk.signaling.endpoints import agent_socket, visitor_socket
+from humandesk.signaling.fields import MAX_SDP_CHARS
 from humandesk.signaling.hub import Hub
 from humandesk.signaling.jsonwire import holds_lone_surrogate, load_json
 from humandesk.signaling.outage import RETRY_AFTER_S, UNAVAILABLE, Outage
@@ -49,6 +51,7 @@ SIGNER: Final = web.AppKey("signer", TokenSigner)
 DESK: Final = web.AppKey("desk", SignalingDesk)
 THROTTLE: Final = web.AppKey("throttle", LoginThrottle)
 AUDIT: Final = web.AppKey("audit", AuditLog)
+PRECALL: Final = web.AppKey("precall", Workers)
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 PROXIES: Final = web.AppKey[Networks]("proxies")
 #: Optional: how the embedded Redis is doing (set by the CLI when it supervises one; absent
@@ -60,6 +63,8 @@ READY_PING_TIMEOUT_S = 2.0
 ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 HOST_RE = re.compile(r"(?:[A-Za-z0-9_.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 MAX_LOGIN_BODY = 4096
+#: Lifetime of the TURN credentials of a pre-call test: it lasts seconds.
+PRECALL_TURN_TTL_S: Final = 120
 LAST_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last moment ISO 8601 writes
 
 
@@ -632,6 +637,86 @@ async def _audit_export(
     )
 
 
+# The pre-call test ---------------------------------------------------------------------------
+
+
+def _visitor_origin(request: web.Request) -> None:
+    """The pre-call test is the visitor panel's: the same Origin rule as the visitor socket."""
+    if not origin_allowed_for_socket(request, embedders=True):
+        raise web.HTTPForbidden(
+            text=json.dumps({"error": "origin_not_allowed"}), content_type="application/json"
+        )
+
+
+def _precall_ice(request: web.Request, who: str) -> list[dict[str, Any]]:
+    config = request.app[CONFIG]
+    return ice_servers(
+        list(config.stun_urls),
+        list(config.turn_urls),
+        config.turn_secret,
+        f"{who}-{secrets.token_urlsafe(9)}",
+        PRECALL_TURN_TTL_S,
+    )
+
+
+async def precall_ice(request: web.Request) -> web.Response:
+    """The ICE servers and policy of a call, with TURN credentials of their own that last
+    two minutes: the browser gathers its candidates with them before it offers."""
+    _visitor_origin(request)
+    return web.json_response(
+        {
+            "ice_servers": _precall_ice(request, "p"),
+            "ice_transport_policy": request.app[CONFIG].ice_policy,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def precall_offer(request: web.Request) -> web.Response:
+    """A visitor's complete SDP offer (every candidate in it) for an echo peer: answered by a
+    pre-call worker with a complete SDP answer, or refused (see docs/protocol.md)."""
+    _visitor_origin(request)
+    config = request.app[CONFIG]
+    try:
+        body = load_json(await request.text(), max_depth=config.max_json_depth)
+    except UnicodeDecodeError:
+        return json_error(400, "bad_json", reason="the body is not UTF-8 text")
+    except ProtocolError as exc:
+        return json_error(400, exc.code, reason=exc.message)
+    if not isinstance(body, dict):
+        return json_error(400, "bad_json", reason="the body must be a JSON object")
+    sdp = body.get("sdp")
+    if body.get("type") != "offer" or not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        return json_error(400, "bad_request", reason="need type offer and an SDP (sdp)")
+    if holds_lone_surrogate(sdp):
+        return json_error(400, "bad_request", reason="the SDP must be valid Unicode text")
+    if len(sdp) > MAX_SDP_CHARS:
+        return json_error(413, "too_large", reason=f"the SDP is over {MAX_SDP_CHARS} characters")
+    refusal = await request.app[DESK].limiter.admit_precall(client_address(request))
+    if refusal is not None:
+        response = json_error(
+            429,
+            "rate_limited",
+            limit=refusal.limit,
+            retry_after_s=refusal.retry_after_s,
+            reason="too many pre-call tests from this address",
+        )
+        response.headers["Retry-After"] = str(refusal.retry_after_s)
+        return response
+    reply = await request.app[PRECALL].answer(
+        {
+            "type": "offer",
+            "sdp": sdp,
+            "ice_servers": _precall_ice(request, "pw"),
+            "ice_transport_policy": config.ice_policy,
+        }
+    )
+    response = web.json_response(reply.body, status=reply.status)
+    if reply.status == 503:
+        response.headers["Retry-After"] = str(reply.body.get("retry_after_s", RETRY_AFTER_S))
+    return response
+
+
 # WebSockets --------------------------------------------------------------------------------
 
 
@@ -730,6 +815,8 @@ def create_app(config: Config) -> web.Application:
     app.router.add_post("/api/session", renew_session)
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/queues/{queue}", queue_status)
+    app.router.add_post("/api/precall/ice", precall_ice)
+    app.router.add_post("/api/precall", precall_offer)
     app.router.add_get("/api/stats", stats)
     app.router.add_get("/api/agents", agents)
     app.router.add_get("/api/calls.csv", calls_csv)
@@ -822,8 +909,10 @@ async def _desk_context(app: web.Application) -> Any:
     app[PROXIES] = tuple(ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies)
     app[SIGNER] = signer
     app[DESK] = desk
+    app[PRECALL] = Workers(config.precall_urls or ())
     await desk.start()
     yield
     await desk.stop()
+    await app[PRECALL].close()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(redis.aclose(), 3)

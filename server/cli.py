@@ -12,6 +12,7 @@ import os
 import secrets
 import signal
 import sys
+import textwrap
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from humandesk.server.audit import AuditAction, AuditLog, cli_actor
 from humandesk.server.collector import collector_policy
 from humandesk.server.config import ENV_HELP, Config
 from humandesk.server.embedded_redis import EmbeddedRedis, EmbeddedRedisError, RestartPolicy
+from humandesk.server.precall import child_worker
 from humandesk.server.queues import (
     OTHER,
     SECONDS,
@@ -49,6 +51,10 @@ def _env_epilog() -> str:
     return "\n".join(lines)
 
 
+def _wrapped(text: str) -> str:
+    return textwrap.fill(text, 88)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="humandesk",
@@ -68,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         parents=[common],
         help="run the desk server",
+        description=_wrapped(
+            "Run the desk server. It starts one pre-call test worker "
+            "(`humandesk precall-worker`) as a child process on a free loopback port. To run the "
+            "workers separately (on other cores or machines, with their own limits), start each "
+            "with `humandesk precall-worker --host H --port P` and give the desk their URLs: "
+            "HUMANDESK_PRECALL_URL=http://H:P[,http://H2:P2] (or --precall-url); a busy or "
+            "unreachable worker hands the test to the next. HUMANDESK_PRECALL_URL=off runs no "
+            "test: the visitor panel says it could not run, and joining works as ever."
+        ),
         epilog=_env_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -82,6 +97,31 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--stun-urls", help="STUN URLs (HUMANDESK_STUN_URLS)")
     serve.add_argument("--turn-urls", help="TURN URLs (HUMANDESK_TURN_URLS)")
     serve.add_argument("--turn-secret", help="TURN REST secret (HUMANDESK_TURN_SECRET)")
+    serve.add_argument(
+        "--precall-url", help="pre-call workers run separately, or off (HUMANDESK_PRECALL_URL)"
+    )
+
+    worker = sub.add_parser(
+        "precall-worker",
+        help="run a pre-call test worker (aiortc echo peers; serve starts one by itself)",
+        description=_wrapped(
+            "A pre-call test worker: an HTTP server on a local port that answers a "
+            "visitor's complete SDP offer (POST /offer, relayed by the desk) with an aiortc peer "
+            "that echoes the camera and microphone back. Limits: HUMANDESK_PRECALL_PEERS, "
+            "_QUEUE, _WAIT, _SECONDS. Keep it on a private address: only the desk talks to it."
+        ),
+        epilog=_env_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    worker.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    worker.add_argument("--port", type=int, default=8079, help="port (default 8079)")
+    worker.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="lower the worker's CPU priority by this much (serve starts its own with 10, so "
+        "the desk's signaling always comes first on a shared machine)",
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -188,8 +228,16 @@ def config_from_args(args: argparse.Namespace) -> Config:
         "turn_urls": split(getattr(args, "turn_urls", None)),
         "turn_secret": getattr(args, "turn_secret", None),
         "config_file": getattr(args, "config", None),
+        "precall_urls": _precall_urls(getattr(args, "precall_url", None)),
     }
     return Config.from_env(**options)
+
+
+def _precall_urls(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    urls = tuple(u.strip().rstrip("/") for u in value.split(",") if u.strip())
+    return () if urls == ("off",) else urls
 
 
 @contextlib.contextmanager
@@ -429,7 +477,8 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    with desk_redis(config) as (config, embedded):
+    with desk_redis(config) as (config, embedded), child_worker(config.precall_urls) as urls:
+        config = replace(config, precall_urls=urls)
         app = desk_app(config, embedded)
         app.cleanup_ctx.append(_collector)
         print(
@@ -483,9 +532,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     with (
         desk_redis(config) as (config, embedded),
+        child_worker(config.precall_urls) as urls,
         asyncio.Runner(loop_factory=new_event_loop) as runner,
     ):
-        return runner.run(_demo(config, shop_port, embedded))
+        return runner.run(_demo(replace(config, precall_urls=urls), shop_port, embedded))
 
 
 async def _demo(config: Config, shop_port: int, embedded: EmbeddedRedis | None) -> int:
@@ -531,6 +581,30 @@ async def _until_stopped() -> None:
     await stop.wait()
 
 
+def cmd_precall_worker(args: argparse.Namespace) -> int:
+    from humandesk.signaling.precall import worker_app  # aiortc: only this command needs it
+
+    limits = Config.from_env().precall
+    if args.nice > 0:
+        os.nice(args.nice)
+    for noisy in ("aioice", "aiortc"):  # a line per candidate pair otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    print(
+        f"humandesk pre-call worker on http://{args.host}:{args.port}/ "
+        f"({limits.max_peers} at once, {limits.queue} waiting)",
+        flush=True,
+    )
+    web.run_app(
+        worker_app(limits),
+        host=args.host,
+        port=args.port,
+        print=None,
+        handle_signals=True,
+        shutdown_timeout=3,
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=os.environ.get("HUMANDESK_LOG_LEVEL", "INFO"),
@@ -544,6 +618,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_serve(args)
     if args.command == "demo":
         return cmd_demo(args)
+    if args.command == "precall-worker":
+        return cmd_precall_worker(args)
     if args.command == "queue":
         return cmd_queue(args)
     if args.command in cli_privacy.COMMANDS:

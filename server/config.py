@@ -16,6 +16,7 @@ from humandesk.queue.privacy import DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_RETENT
 from humandesk.server.audit import DEFAULT_MAX_ENTRIES
 from humandesk.server.brand import Brand, load_brand
 from humandesk.signaling.codes import MAX_JSON_DEPTH
+from humandesk.signaling.limits import PrecallLimits
 
 # Abuse limits: environment variable -> (AbuseLimits field, type).
 LIMIT_ENV: dict[str, tuple[str, type]] = {
@@ -27,6 +28,15 @@ LIMIT_ENV: dict[str, tuple[str, type]] = {
     "HUMANDESK_MESSAGE_BURST": ("message_burst", int),
     "HUMANDESK_LOGIN_LIMIT_ACCOUNT": ("logins_per_account", int),
     "HUMANDESK_LOGIN_LIMIT_ADDRESS": ("logins_per_address", int),
+    "HUMANDESK_PRECALLS_PER_MINUTE": ("precalls_per_minute", int),
+}
+
+# Pre-call worker limits: environment variable -> (PrecallLimits field, type, least value).
+PRECALL_ENV: dict[str, tuple[str, type, float]] = {
+    "HUMANDESK_PRECALL_PEERS": ("max_peers", int, 1),
+    "HUMANDESK_PRECALL_QUEUE": ("queue", int, 0),
+    "HUMANDESK_PRECALL_WAIT": ("wait_s", float, 0),
+    "HUMANDESK_PRECALL_SECONDS": ("max_seconds", float, 1),
 }
 
 ENV_HELP: dict[str, str] = {
@@ -78,6 +88,19 @@ ENV_HELP: dict[str, str] = {
     "HUMANDESK_LOGIN_LIMIT_ACCOUNT": "sign-in attempts per account and address per 15 "
     "minutes (default 10)",
     "HUMANDESK_LOGIN_LIMIT_ADDRESS": "sign-in attempts per address per 15 minutes (default 100)",
+    "HUMANDESK_PRECALL_URL": "comma-separated URLs of pre-call workers run separately "
+    "(`humandesk precall-worker`); unset: `serve` and `demo` start one worker as a child "
+    "process; off: no pre-call test (the panel says it could not run)",
+    "HUMANDESK_PRECALLS_PER_MINUTE": "pre-call tests per client address per minute "
+    "(default 6; 0: no limit)",
+    "HUMANDESK_PRECALL_PEERS": "pre-call tests one worker runs at once (default 2; each "
+    "takes about 40-45 % of a core)",
+    "HUMANDESK_PRECALL_QUEUE": "pre-call tests that may wait for a worker's slot; more are "
+    "refused with precall_busy (default 8)",
+    "HUMANDESK_PRECALL_WAIT": "seconds a pre-call test waits for a slot before it is "
+    "refused with precall_busy (default 10)",
+    "HUMANDESK_PRECALL_SECONDS": "seconds after which a worker closes a pre-call test's peer "
+    "(default 15)",
     "HUMANDESK_CONFIG": "TOML file of queues and their rules, applied at start "
     "(see `humandesk queue --help`)",
     "HUMANDESK_RESUME_WINDOW": "seconds a visitor keeps their place after a reload or a "
@@ -154,6 +177,9 @@ class Config:
     audit_max_entries: int = DEFAULT_MAX_ENTRIES
     purge_interval_s: float = 3600.0  # how often the retention purge runs
     max_json_depth: int = MAX_JSON_DEPTH
+    #: Pre-call workers' URLs; None: the CLI starts one as a child process; () none at all.
+    precall_urls: tuple[str, ...] | None = None
+    precall: PrecallLimits = field(default_factory=PrecallLimits)
 
     def retention(self) -> Retention:
         return Retention(days=self.retention_days, audit_days=self.audit_retention_days)
@@ -250,6 +276,18 @@ class Config:
         ):
             if env.get(name):
                 values[attr] = _number(env, name, int, minimum=least)
+        if env.get("HUMANDESK_PRECALL_URL"):
+            urls = tuple(u.rstrip("/") for u in _split(env["HUMANDESK_PRECALL_URL"]))
+            if urls != ("off",) and not all(u.startswith(("http://", "https://")) for u in urls):
+                raise ValueError("HUMANDESK_PRECALL_URL must be http(s) URLs, or off")
+            values["precall_urls"] = () if urls == ("off",) else urls
+        precall = {
+            key: _number(env, name, kind, minimum=least)
+            for name, (key, kind, least) in PRECALL_ENV.items()
+            if env.get(name)
+        }
+        if precall:
+            values["precall"] = replace(PrecallLimits(), **precall)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "brand" not in values:
             values["brand"] = load_brand(env, values.get("config_file"))

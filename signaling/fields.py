@@ -7,10 +7,23 @@ from typing import Any, Final
 
 from humandesk.signaling.codes import ProtocolError
 
-__all__ = ["MAX_CANDIDATE_CHARS", "MAX_SDP_CHARS", "Fields", "signal_parts"]
+__all__ = [
+    "MAX_CANDIDATE_CHARS",
+    "MAX_PRECALL_RTT_MS",
+    "MAX_SDP_CHARS",
+    "PRECALL_PATHS",
+    "PRECALL_STATUSES",
+    "Fields",
+    "precall_result",
+    "signal_parts",
+]
 
 MAX_SDP_CHARS: Final = 24_000
 MAX_CANDIDATE_CHARS: Final = 1_024
+#: The pre-call test's verdicts and paths (docs/protocol.md, "The pre-call test").
+PRECALL_STATUSES: Final = ("ok", "poor", "failed", "busy")
+PRECALL_PATHS: Final = ("direct", "relay")
+MAX_PRECALL_RTT_MS: Final = 60_000
 
 
 class Fields:
@@ -110,3 +123,42 @@ def signal_parts(fields: Fields) -> tuple[dict[str, str] | None, dict[str, Any] 
             raise ProtocolError("bad_message", "'candidate.usernameFragment' is invalid", "signal")
         clean["usernameFragment"] = ufrag
     return None, clean, True
+
+
+def precall_result(fields: Fields) -> dict[str, Any] | None:
+    """The pre-call result of a ``join``: exactly ``status`` and, each number or null,
+    ``rtt_ms`` (0-60,000), ``loss_pct`` (0-100) and ``path`` (direct or relay)."""
+    raw = fields.data.get("precall")
+    if raw is None:
+        return None
+
+    def bad(message: str) -> ProtocolError:
+        return ProtocolError("bad_message", f"'precall': {message}", "join")
+
+    if not isinstance(raw, dict):
+        raise bad("must be an object or null")
+    unknown = sorted(set(raw) - {"status", "rtt_ms", "loss_pct", "path"})
+    if unknown:
+        raise bad(f"no field {unknown[0][:40]!r}")
+    status = raw.get("status")
+    if status not in PRECALL_STATUSES:
+        raise bad("'status' must be ok, poor, failed or busy")
+
+    def number(name: str, top: float) -> float | None:
+        value = raw.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= top:
+            raise bad(f"'{name}' must be null or a number 0-{top:g}")
+        return float(value)
+
+    rtt, loss = number("rtt_ms", MAX_PRECALL_RTT_MS), number("loss_pct", 100)
+    path = raw.get("path")
+    if path is not None and path not in PRECALL_PATHS:
+        raise bad("'path' must be null, direct or relay")
+    return {
+        "status": status,
+        "rtt_ms": None if rtt is None else round(rtt),
+        "loss_pct": None if loss is None else round(loss, 1),
+        "path": path,
+    }

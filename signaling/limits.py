@@ -1,10 +1,12 @@
-"""The per-socket message limit: a token bucket kept with the socket (no Redis needed)."""
+"""The per-socket message limit (a token bucket kept with the socket, no Redis needed), and
+the pre-call workers' limits."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
-__all__ = ["MessageBucket"]
+__all__ = ["MessageBucket", "PrecallLimits"]
 
 
 class MessageBucket:
@@ -30,3 +32,13 @@ class MessageBucket:
             return False
         self._tokens -= 1
         return True
+
+
+@dataclass(frozen=True)
+class PrecallLimits:
+    """The worker's limits; each has a ``HUMANDESK_PRECALL_*`` variable (server/config.py)."""
+
+    max_peers: int = 2  # echo peers at once: about 40-45 % of a core each
+    queue: int = 8  # requests that may wait for a slot; more are refused at once
+    wait_s: float = 10.0  # how long a request waits for a slot before it is refused
+    max_seconds: float = 15.0  # a peer is closed this long after it was made

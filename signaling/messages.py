@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from humandesk.signaling.codes import MAX_JSON_DEPTH, ProtocolError
-from humandesk.signaling.fields import Fields, signal_parts
+from humandesk.signaling.fields import Fields, precall_result, signal_parts
 from humandesk.signaling.jsonwire import holds_lone_surrogate, load_json
 
 PROTOCOL_VERSION: Final = 1
@@ -42,6 +42,8 @@ class Join:
     audio_only: bool
     page: str
     priority_token: str = ""
+    #: The pre-call test's result (``status``, ``rtt_ms``, ``loss_pct``, ``path``), or None.
+    precall: dict[str, Any] | None = None
     type: Literal["join"] = "join"
 
 
@@ -270,6 +272,7 @@ def parse(frame: str | bytes, role: Role, *, max_depth: int = MAX_JSON_DEPTH) ->
                 audio_only=fields.flag("audio_only", default=False),
                 page=fields.text("page", default="", max_chars=MAX_PAGE_CHARS),
                 priority_token=fields.text("priority_token", default="", max_chars=2048),
+                precall=precall_result(fields),
             )
         case "resume":
             call_id = fields.ident("call_id") if fields.data.get("call_id") is not None else ""

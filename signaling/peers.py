@@ -258,3 +258,130 @@ class DeskPeer:
                 await self._reader
         if self._own_session:
             await self.session.close()
+
+
+class PrecallProbe:
+    """A pre-call test from a headless client, as the visitor panel runs it: ICE servers from
+    the desk, a complete offer with a coloured picture and a tone, the echo peer's answer,
+    then the echoed frames counted and the statistics read.
+
+    ``offer_url`` is the desk's ``/api/precall`` (or a worker's ``/offer``, given
+    ``ice_servers`` itself, for the benchmark)."""
+
+    def __init__(
+        self,
+        offer_url: str,
+        *,
+        session: aiohttp.ClientSession,
+        colour: tuple[int, int, int] = (40, 160, 40),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.offer_url = offer_url
+        self.session = session
+        self.colour = colour
+        self.headers = headers or {}
+        self.pc: RTCPeerConnection | None = None
+        self.status = 0
+        self.refusal: dict[str, Any] = {}
+        self.frames_received = 0
+        self.last_frame: VideoFrame | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sink = MediaBlackhole()
+
+    async def ice(self, ice_url: str) -> tuple[list[dict[str, Any]], str]:
+        async with self.session.post(ice_url, headers=self.headers) as resp:
+            body = await resp.json()
+            if resp.status != 200:
+                raise RuntimeError(f"pre-call ICE servers: {resp.status} {body}")
+        return list(body["ice_servers"]), str(body["ice_transport_policy"])
+
+    async def start(
+        self, ice_servers: list[dict[str, Any]], policy: str, *, extra: dict[str, Any] | None = None
+    ) -> bool:
+        """Offers and sets the answer; False (with ``status`` and ``refusal``) if refused."""
+        from humandesk.signaling.precall import ice_configuration
+
+        pc = RTCPeerConnection(ice_configuration(ice_servers, policy))
+        self.pc = pc
+        pc.addTrack(self.video_track())
+        pc.addTrack(AudioStreamTrack())
+
+        @pc.on("track")
+        def on_track(track: Any) -> None:
+            if track.kind == "video":
+                self._tasks.append(asyncio.create_task(self._count(track)))
+            else:
+                self._sink.addTrack(track)
+
+        await pc.setLocalDescription(await pc.createOffer())  # gathers every candidate
+        offer = {"type": "offer", "sdp": pc.localDescription.sdp, **(extra or {})}
+        async with self.session.post(self.offer_url, json=offer, headers=self.headers) as resp:
+            self.status = resp.status
+            body = await resp.json(content_type=None)
+        if resp.status != 200:
+            self.refusal = body
+            return False
+        await pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "answer"))
+        return True
+
+    def video_track(self) -> VideoStreamTrack:
+        """The picture sent (a subclass may send another)."""
+        return ColourTrack(self.colour)
+
+    async def _count(self, track: Any) -> None:
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while True:
+                self.last_frame = await track.recv()
+                self.frames_received += 1
+
+    async def wait_for_frames(self, count: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.frames_received < count:
+            if time.monotonic() > deadline:
+                state = self.pc.connectionState if self.pc else "no peer connection"
+                raise TimeoutError(f"{self.frames_received}/{count} echoed frames ({state})")
+            await asyncio.sleep(0.05)
+
+    def received_colour(self) -> tuple[int, int, int] | None:
+        if self.last_frame is None:
+            return None
+        rgb = self.last_frame.to_rgb()
+        plane = bytes(rgb.planes[0])
+        mid = (rgb.height // 2) * rgb.planes[0].line_size + (rgb.width // 2) * 3
+        return plane[mid], plane[mid + 1], plane[mid + 2]
+
+    async def measure(self) -> dict[str, Any]:
+        """Round-trip time (RTCP), packets lost and sent, and the path of the selected pair."""
+        assert self.pc is not None
+        stats = await self.pc.getStats()
+        rtts, lost, sent = [], 0, 0
+        for report in stats.values():
+            if report.type == "remote-inbound-rtp":
+                lost += max(0, int(report.packetsLost or 0))
+                if report.roundTripTime is not None:
+                    rtts.append(float(report.roundTripTime))
+            elif report.type == "outbound-rtp":
+                sent += int(report.packetsSent or 0)
+        local_type = None
+        for transceiver in self.pc.getTransceivers():
+            transport = transceiver.sender.transport
+            if transport is None:
+                continue
+            nominated = transport.transport.iceGatherer._connection._nominated
+            for pair in nominated.values():
+                local_type = pair.local_candidate.type
+            break
+        return {
+            "rtt_ms": round(max(rtts) * 1000, 1) if rtts else None,
+            "packets_lost": lost,
+            "packets_sent": sent,
+            "loss_pct": round(100 * lost / sent, 2) if sent else None,
+            "path": None if local_type is None else "relay" if local_type == "relay" else "direct",
+            "connection": self.pc.connectionState,
+        }
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.pc is not None:
+            await self.pc.close()

@@ -195,6 +195,7 @@ async def _enter_line(
                 topic=message.topic,
                 page=message.page,
                 audio_only=message.audio_only,
+                precall=message.precall,
                 priority=admission.priority if token_priority is None else token_priority,
                 conn=conn.conn_id,
             )

@@ -37,6 +37,8 @@ def sent_types() -> dict[str, set[str]]:
     for path in [*(REPO / "signaling").glob("*.py"), *(REPO / "server").glob("*.py")]:
         if path.name == "peers.py":  # the test clients: they send as visitors and agents
             continue
+        if path.name == "precall.py":  # HTTP answers of the pre-call test: checked below
+            continue
         for kind in re.findall(r'"type": "([a-z_]+)"', path.read_text()):
             found.setdefault(kind, set()).add(path.name)
     for path in (REPO / "queue" / "scripts").glob("*.lua"):
@@ -61,3 +63,23 @@ def test_the_close_codes_of_the_code_are_documented() -> None:
     documented = {int(code) for code in re.findall(r"^\| (\d{4}) \|", section, re.M)}
     codes = {int(code) for code in CloseCode}
     assert codes <= documented, codes - documented
+
+
+def test_the_precall_result_is_documented_as_the_schema_reads_it() -> None:
+    from humandesk.signaling.fields import MAX_PRECALL_RTT_MS, PRECALL_PATHS, PRECALL_STATUSES
+
+    section = DOC.split("## The pre-call test\n", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        line.split("|")[1].strip().strip("`"): line
+        for line in section.splitlines()
+        if line.startswith("| `")
+    }
+    assert {"status", "rtt_ms", "loss_pct", "path"} <= set(rows)
+    for status in PRECALL_STATUSES:
+        assert f"`{status}`" in rows["status"], status
+    for path in PRECALL_PATHS:
+        assert f"`{path}`" in rows["path"], path
+    assert f"0\u2013{MAX_PRECALL_RTT_MS:,}" in rows["rtt_ms"]
+    for error in ("precall_busy", "precall_unavailable", "rate_limited", "origin_not_allowed"):
+        assert f"`{error}`" in section, error
+    assert "`precall`" in DOC.split("## Messages from a visitor\n", 1)[1].split("\n## ", 1)[0]

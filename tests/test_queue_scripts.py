@@ -351,6 +351,7 @@ async def test_scripts_publish_offers_to_the_agent_channel(desk: DeskQueue) -> N
         "topic": "topic 0",
         "audio_only": False,
         "page": "",
+        "precall": None,  # the join carried no pre-call result
     }
     assert offer["waited_seconds"] == 1 and offer["timeout_ms"] == 20_000
     assert any(m["type"] == "status" and m["status"] == "offered" for m in got)

@@ -285,6 +285,8 @@ ACCESS = {
     ("POST", "/api/session"): "agent",
     ("GET", "/api/me"): "agent",
     ("GET", "/api/queues/{queue}"): "anyone",
+    ("POST", "/api/precall/ice"): "anyone",  # the visitor panel's origins (test_precall.py)
+    ("POST", "/api/precall"): "anyone",
     ("GET", "/api/stats"): "supervisor",
     ("GET", "/api/agents"): "supervisor",
     ("GET", "/api/calls.csv"): "supervisor",

@@ -1,5 +1,5 @@
 -- join: a visitor takes a place in a queue's line: behind everyone of the same or higher
--- priority. P.visitor = {id, queue, name, topic, page, audio_only, priority}; P.lease_ms
+-- priority. P.visitor = {id, queue, name, topic, page, audio_only, precall, priority}; P.lease_ms
 -- (the resume window); P.rules_seen (optional): the queue's rules as the caller read them to
 -- admit the visitor (business hours, priority); if they changed since, the join is refused
 -- with stale_rules. Returns {position, waiting, offered}: offered when this join gave the
@@ -15,6 +15,7 @@ local v = {
   id = nv.id, queue = nv.queue, name = nv.name, topic = nv.topic, page = nv.page,
   audio_only = nv.audio_only, joined = NOW, score = NOW - priority * PRIORITY_STEP,
   priority = priority, state = 'waiting', conn = nv.conn,
+  precall = type(nv.precall) == 'table' and nv.precall or nil,
 }
 save(K.visitors, v.id, v)
 redis.call('ZADD', QK[v.queue].waiting, v.score, v.id)

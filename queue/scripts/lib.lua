@@ -154,7 +154,8 @@ end
 local function offer_msg(o, v)
   return { type = 'offer', offer_id = o.id, queue = o.queue,
     visitor = { name = v.name, topic = v.topic, audio_only = v.audio_only, page = v.page,
-      priority = v.priority, transferred_from = v.transferred_from },
+      priority = v.priority, transferred_from = v.transferred_from,
+      precall = v.precall or cjson.null },
     handover = handover_of(v),
     waited_seconds = math.floor((NOW - v.joined) / 1000),
     timeout_ms = math.max(0, o.deadline - NOW), expires_at_ms = o.deadline }

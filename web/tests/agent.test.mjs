@@ -9,6 +9,7 @@ import { addOne, addPage, removeOne } from "../static/agent/callbacks.js";
 import { backgroundWarning, handoverFrom } from "../static/agent/text.js";
 import { CLOSE, ERROR, MSG } from "../static/shared/protocol.js";
 import { describeMoves, effects, play, sent } from "./support.mjs";
+import { precallText } from "../static/agent/text.js";
 
 const AGENT = { name: "ada", display_name: "Ada", queues: ["support"] };
 const WELCOME = {
@@ -558,3 +559,26 @@ const EVENTS = [
 ];
 
 describeMoves({ phases: PHASES, states: STATES, moves: MOVES, events: EVENTS, run });
+
+describe("the visitor's pre-call test on the offer card", () => {
+  test("what the join carried, in words and numbers", () => {
+    assert.equal(precallText(null), "");
+    assert.equal(precallText({ status: "unknown" }), "");
+    assert.equal(
+      precallText({ status: "ok", rtt_ms: 42, loss_pct: 0, path: "direct" }),
+      "Good · 42 ms round trip · 0% loss · direct"
+    );
+    assert.equal(
+      precallText({ status: "poor", rtt_ms: 413, loss_pct: 4.2, path: "relay" }),
+      "May be choppy · 413 ms round trip · 4.2% loss · relayed"
+    );
+    assert.equal(precallText({ status: "busy", rtt_ms: null, loss_pct: null, path: null }), "Not tested (the test could not run)");
+  });
+
+  test("the offer keeps the visitor's result for the card", () => {
+    const precall = { status: "ok", rtt_ms: 42, loss_pct: 0, path: "direct" };
+    const r = run(available(), { ...OFFER, visitor: { ...OFFER.visitor, precall } });
+    assert.equal(r.state.phase, "offered");
+    assert.deepEqual(r.state.offer.visitor.precall, precall);
+  });
+});

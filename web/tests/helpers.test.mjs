@@ -7,6 +7,7 @@ import { describe, test } from "node:test";
 
 import * as format from "../static/shared/format.js";
 import { describeMediaProblem } from "../static/shared/media.js";
+import { levelOf, nextLevel } from "../static/shared/meter.js";
 import { CLOSE, ERROR, MSG } from "../static/shared/protocol.js";
 import { signInProblem } from "../static/shared/signin.js";
 import * as text from "../static/visitor/text.js";
@@ -193,5 +194,24 @@ describe("the protocol module matches docs/protocol.md", () => {
 
   test("every error code", () => {
     assert.deepEqual(Object.values(ERROR).sort(), firstColumn(section("Errors")).sort());
+  });
+});
+
+describe("the microphone meter", () => {
+  test("the peak of a block, -60..0 dBFS onto 0..1", () => {
+    assert.equal(levelOf(new Float32Array(256)), 0);
+    assert.equal(levelOf([0.0005, -0.0009]), 0); // under -60 dB: silence
+    assert.equal(levelOf([0, -1, 0.5]), 1);
+    assert.ok(Math.abs(levelOf([0.1]) - 2 / 3) < 1e-9); // -20 dB
+    assert.ok(Math.abs(levelOf([-0.01]) - 1 / 3) < 1e-9); // -40 dB
+    assert.equal(levelOf([NaN]), 0);
+  });
+
+  test("it jumps up at once and falls back gently", () => {
+    assert.equal(nextLevel(0.2, 0.9), 0.9);
+    assert.equal(nextLevel(0.8, 0), 0.6000000000000001);
+    let shown = 1;
+    for (let i = 0; i < 20; i++) shown = nextLevel(shown, 0);
+    assert.ok(shown < 0.01);
   });
 });

@@ -8,6 +8,8 @@ import { MOVES, PHASES, currentView, initial, nobodyFree } from "../static/visit
 import { statusText } from "../static/visitor/text.js";
 import { CLOSE, ERROR, MSG } from "../static/shared/protocol.js";
 import { describeMoves, effects, play, sent } from "./support.mjs";
+import { MAX_LOSS_PCT, MAX_RTT_MS, combine, joinResult, summarize, verdict } from "../static/visitor/precall.js";
+import { precallWords } from "../static/visitor/text.js";
 
 const OPEN_LINE = { open: true, agents_online: 1, agents_available: 1, waiting: 0, eta_seconds: 0 };
 const CAMERA = { type: "devices", audioOnly: false, hasVideo: true, problem: null };
@@ -562,6 +564,8 @@ const EVENTS = [
   { type: "tick" },
   CAMERA,
   { type: "retry_media" },
+  { type: "precall_result", result: { status: "ok", rttMs: 20, lossPct: 0, path: "direct" } },
+  { type: "precall_result", result: { status: "busy", rttMs: null, lossPct: null, path: null } },
   { type: "host_open" },
   { type: "ticket_restored", ticket: "T3" },
   { type: "click_again" },
@@ -628,4 +632,149 @@ describeMoves({
       assert.deepEqual(effects(fx, "host").at(-1).msg, { type: "state", phase: after.phase });
     }
   },
+});
+
+describe("the pre-call test", () => {
+  const GOOD = { status: "ok", rttMs: 42, lossPct: 0, path: "direct" };
+
+  test("it starts once the devices are ready, before joining", () => {
+    const r = run(
+      initial({ queue: "support" }),
+      { type: "boot", ticket: null },
+      { type: "first_look", info: OPEN_LINE },
+      CAMERA
+    );
+    assert.equal(effects(r.fx, "precall").length, 1);
+    assert.deepEqual(r.state.precall, { status: "running", rttMs: null, lossPct: null, path: null });
+    // One test at a time: the device check answering again does not start a second.
+    const again = run(r.state, CAMERA);
+    assert.equal(effects(again.fx, "precall").length, 0);
+  });
+
+  test("no test without media, for a place taken back after a reload, or on a closed line", () => {
+    const none = run(initial(), { type: "boot", ticket: null }, { type: "first_look", info: OPEN_LINE }, {
+      ...CAMERA,
+      audioOnly: true,
+      hasVideo: false,
+      problem: "no_media",
+    });
+    assert.equal(effects(none.fx, "precall").length, 0);
+    assert.equal(none.state.precall, null);
+    const resumed = run(initial(), { type: "boot", ticket: "T1" }, CAMERA);
+    assert.equal(effects(resumed.fx, "precall").length, 0);
+    const closed = run(initial(), { type: "boot", ticket: null }, { type: "first_look", info: { open: false } }, CAMERA);
+    assert.equal(effects(closed.fx, "precall").length, 0);
+  });
+
+  test("the result is kept and travels with the join", () => {
+    const r = run(ready(), { type: "precall_result", result: GOOD });
+    assert.deepEqual(r.state.precall, GOOD);
+    const joined = run(r.state, JOIN);
+    assert.deepEqual(effects(joined.fx, "send")[0].msg.precall, { status: "ok", rtt_ms: 42, loss_pct: 0, path: "direct" });
+    assert.equal(effects(joined.fx, "stopPrecall").length, 0);
+  });
+
+  test("a busy pool is said, and the visitor still joins with it on record", () => {
+    const busy = { status: "busy", rttMs: null, lossPct: null, path: null };
+    const r = run(ready(), { type: "precall_result", result: busy }, JOIN);
+    assert.equal(r.state.phase, "connecting");
+    assert.deepEqual(effects(r.fx, "send")[0].msg.precall, { status: "busy", rtt_ms: null, loss_pct: null, path: null });
+    assert.equal(precallWords(busy).verdict, "The connection test could not run just now.");
+    assert.match(precallWords(busy).advice, /still join/);
+  });
+
+  test("joining during the test stops it and sends no result; a late result is dropped", () => {
+    const r = run(ready(), JOIN);
+    assert.equal(effects(r.fx, "stopPrecall").length, 1);
+    assert.equal("precall" in effects(r.fx, "send")[0].msg, false);
+    assert.equal(r.state.precall, null);
+    const late = run(r.state, { type: "precall_result", result: GOOD });
+    assert.equal(late.state.precall, null);
+  });
+
+  test("Try again on the devices stops the test that sends the old tracks, then tests again", () => {
+    let r = run(ready(), { type: "retry_media" });
+    assert.equal(effects(r.fx, "stopPrecall").length, 1);
+    assert.deepEqual(
+      effects(r.fx, "stopPrecall").length && r.fx.map((f) => f.do).slice(0, 2),
+      ["stopPrecall", "checkDevices"]
+    );
+    r = run(r.state, CAMERA);
+    assert.equal(effects(r.fx, "precall").length, 1);
+  });
+
+  test("the camera turned off at the end stops a test", () => {
+    const r = run(ready(), { type: "availability", info: { open: false } });
+    assert.equal(effects(r.fx, "stopPrecall").length, 1);
+    assert.equal(effects(r.fx, "releaseMedia").length, 1);
+  });
+
+  test("a result from elsewhere is cleaned to the four verdicts", () => {
+    const r = run(ready(), { type: "precall_result", result: { status: "great", rttMs: "1", path: "tcp" } });
+    assert.deepEqual(r.state.precall, { status: "busy", rttMs: null, lossPct: null, path: null });
+  });
+
+  test("the statistics: the selected pair's round trip and local candidate, the loss RTCP reported", () => {
+    const reports = [
+      { id: "T", type: "transport", selectedCandidatePairId: "P" },
+      { id: "P", type: "candidate-pair", localCandidateId: "L", currentRoundTripTime: 0.0424, nominated: true, state: "succeeded" },
+      { id: "L", type: "local-candidate", candidateType: "relay" },
+      { id: "O1", type: "outbound-rtp", kind: "video", packetsSent: 300 },
+      { id: "O2", type: "outbound-rtp", kind: "audio", packetsSent: 100 },
+      { id: "R1", type: "remote-inbound-rtp", kind: "video", packetsLost: 6, roundTripTime: 0.2 },
+      { id: "R2", type: "remote-inbound-rtp", kind: "audio", packetsLost: -1 },
+    ];
+    assert.deepEqual(summarize(reports), { rttMs: 42, lossPct: 1.5, path: "relay" });
+    // Without a transport entry (Firefox): the nominated pair; without its RTT: RTCP's.
+    const firefox = reports.filter((r) => r.type !== "transport").map((r) =>
+      r.type === "candidate-pair" ? { ...r, currentRoundTripTime: undefined } : r.id === "L" ? { ...r, candidateType: "host" } : r
+    );
+    assert.deepEqual(summarize(firefox), { rttMs: 200, lossPct: 1.5, path: "direct" });
+    assert.deepEqual(summarize([]), { rttMs: null, lossPct: null, path: null });
+    // Firefox: no transport entry, and its pair says `selected` (another is nominated too).
+    const selected = [
+      { id: "P1", type: "candidate-pair", localCandidateId: "L1", nominated: true, state: "succeeded", currentRoundTripTime: 0.5 },
+      { id: "P2", type: "candidate-pair", localCandidateId: "L2", selected: true, nominated: true, state: "succeeded", currentRoundTripTime: 0.03 },
+      { id: "L1", type: "local-candidate", candidateType: "host" },
+      { id: "L2", type: "local-candidate", candidateType: "relay" },
+    ];
+    assert.deepEqual(summarize(selected), { rttMs: 30, lossPct: null, path: "relay" });
+  });
+
+  test("the samples: the lowest round trip, the last loss and path", () => {
+    const samples = [
+      { rttMs: 140, lossPct: 0, path: "direct" },
+      { rttMs: null, lossPct: 0.5, path: "direct" },
+      { rttMs: 35, lossPct: 1, path: "relay" },
+      { rttMs: 90, lossPct: 1.2, path: "relay" },
+    ];
+    assert.deepEqual(combine(samples), { rttMs: 35, lossPct: 1.2, path: "relay" });
+    assert.deepEqual(combine([]), { rttMs: null, lossPct: null, path: null });
+  });
+
+  test("the verdict's thresholds", () => {
+    const good = { connected: true, echoed: true, rttMs: MAX_RTT_MS, lossPct: MAX_LOSS_PCT };
+    assert.equal(verdict(good), "ok");
+    assert.equal(verdict({ ...good, rttMs: null, lossPct: null }), "ok");
+    assert.equal(verdict({ ...good, rttMs: MAX_RTT_MS + 1 }), "poor");
+    assert.equal(verdict({ ...good, lossPct: MAX_LOSS_PCT + 0.1 }), "poor");
+    assert.equal(verdict({ ...good, echoed: false }), "poor");
+    assert.equal(verdict({ ...good, connected: false }), "failed");
+  });
+
+  test("plain words for each result, with what to try", () => {
+    assert.equal(precallWords(null).verdict, "");
+    assert.equal(precallWords({ status: "running" }).verdict, "Testing your connection to us…");
+    const ok = precallWords({ status: "ok", rttMs: 42, lossPct: 0, path: "direct" });
+    assert.equal(ok.verdict, "Your connection looks good.");
+    assert.equal(ok.numbers, "42 ms round trip · 0% loss · direct");
+    const poor = precallWords({ status: "poor", rttMs: 420, lossPct: 5, path: "relay" });
+    assert.equal(poor.verdict, "Your connection may be choppy.");
+    assert.match(poor.advice, /Wi-Fi/);
+    assert.equal(poor.numbers, "420 ms round trip · 5% loss · relayed");
+    const failed = precallWords({ status: "failed", rttMs: null, lossPct: null, path: null });
+    assert.equal(failed.verdict, "We could not connect to you for video.");
+    assert.match(failed.advice, /VPN/);
+    assert.equal(joinResult({ status: "running" }), null);
+  });
 });

@@ -1,6 +1,6 @@
 /* What the agent console says. */
 
-import { reasonText } from "../shared/format.js";
+import { precallNumbers, reasonText } from "../shared/format.js";
 
 export const STATUS_TEXT = {
   offline: "Offline",
@@ -92,4 +92,18 @@ export function handoverFrom(h) {
   const where = h.queue ? ` (${h.queue})` : "";
   const outcome = h.disposition ? ` · Outcome: ${h.disposition}` : "";
   return h.notes || h.disposition ? who + where + outcome : `No notes from ${h.agent || "the agent before"}${where}`;
+}
+
+const PRECALL_TEXT = {
+  ok: "Good",
+  poor: "May be choppy",
+  failed: "Could not connect: video may fail",
+  busy: "Not tested (the test could not run)",
+};
+
+/** The visitor's pre-call test on the offer card ("" when the join carried none). */
+export function precallText(precall) {
+  if (!precall || !PRECALL_TEXT[precall.status]) return "";
+  const numbers = precallNumbers(precall.rtt_ms, precall.loss_pct, precall.path);
+  return numbers ? `${PRECALL_TEXT[precall.status]} · ${numbers}` : PRECALL_TEXT[precall.status];
 }

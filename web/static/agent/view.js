@@ -4,7 +4,7 @@
 import { byTestIds, el, setText } from "../shared/dom.js";
 import { describeMediaProblem } from "../shared/media.js";
 import { formatClock } from "../shared/format.js";
-import { CONNECTION_TEXT, STATUS_TEXT, backgroundWarning, callTitle, handoverFrom } from "./text.js";
+import { CONNECTION_TEXT, STATUS_TEXT, backgroundWarning, callTitle, handoverFrom, precallText } from "./text.js";
 import { callbacksRenderer, renderQueueRows, transferRenderer } from "./lists.js";
 
 const IDS = {
@@ -17,7 +17,8 @@ const IDS = {
   offerTransferred: "offer-transferred", offerName: "offer-visitor-name", offerTopic: "offer-topic",
   offerQueue: "offer-queue", offerWaited: "offer-waited", offerAudioOnly: "offer-audio-only",
   offerPageRow: "offer-page-row", offerPage: "offer-page", offerBar: "offer-countdown-bar",
-  offerCountdown: "offer-countdown", accept: "offer-accept", decline: "offer-decline",
+  offerCountdown: "offer-countdown", offerPrecall: "offer-precall", offerPrecallText: "offer-precall-text",
+  accept: "offer-accept", decline: "offer-decline",
   callTitle: "agent-call-title", callTopic: "agent-call-topic", timer: "agent-call-timer",
   stage: "agent-stage", remote: "agent-remote-video", local: "agent-local-video", noVideo: "agent-no-video",
   peerMedia: "agent-peer-media", sound: "agent-sound", idleCaption: "agent-idle-caption",
@@ -112,6 +113,15 @@ export function createView(ui, { onCallbackDone }) {
     setText(ui.offerPage, v.page || "");
     show(ui.offerPageRow, !!v.page);
     renderHandover(ui, offer.handover);
+    const precall = v.precall && typeof v.precall === "object" ? v.precall : null;
+    const words = precallText(precall);
+    show(ui.offerPrecall, !!words);
+    setText(ui.offerPrecallText, words);
+    const hook = ui.offerPrecall.dataset;
+    hook.status = words ? precall.status : "";
+    hook.rttMs = words && typeof precall.rtt_ms === "number" ? String(precall.rtt_ms) : "";
+    hook.lossPct = words && typeof precall.loss_pct === "number" ? String(precall.loss_pct) : "";
+    hook.path = (words && precall.path) || "";
     ui.accept.disabled = offer.answering;
     ui.decline.disabled = offer.answering;
   }

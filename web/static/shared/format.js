@@ -84,3 +84,13 @@ export function reasonText(table, msg) {
   const entry = table[msg.reason];
   return typeof entry === "string" ? entry : (entry && entry[msg.by]) || "The call has ended.";
 }
+
+/** A pre-call test's numbers: "42 ms round trip · 0% loss · direct" (parts it has). */
+export function precallNumbers(rttMs, lossPct, path) {
+  const parts = [];
+  if (typeof rttMs === "number") parts.push(`${Math.round(rttMs)} ms round trip`);
+  if (typeof lossPct === "number") parts.push(`${lossPct}% loss`);
+  if (path === "relay") parts.push("relayed");
+  else if (path === "direct") parts.push("direct");
+  return parts.join(" · ");
+}

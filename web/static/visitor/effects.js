@@ -3,8 +3,10 @@
 
 import { namedTimers } from "../shared/dom.js";
 import { getLocalMedia, stopStream, unmuteRemote } from "../shared/media.js";
+import { micMeter } from "../shared/meter.js";
 import { chime } from "../shared/sound.js";
 import { deskWire } from "../shared/wire.js";
+import { runPrecall } from "./precall.js";
 
 /**
  * `perform(effect, dispatch)` for the panel, and `stream()` (the camera's, or null).
@@ -15,6 +17,12 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
   let media = { stream: null, audioOnly: true };
   let mediaReady = Promise.resolve();
   let deviceCheck = null; // the check in flight
+  let precall = null; // the pre-call test's AbortController, while one runs
+  // In the widget's frame the host page lets us play sound (allow="autoplay"); on our own page
+  // Web Audio waits for the visitor's first gesture.
+  const meter = micMeter(ui.micLevel, {
+    canStart: () => host.embedded || !navigator.userActivation || navigator.userActivation.hasBeenActive,
+  });
   const wire = deskWire({
     path: "/ws/visitor",
     remote: ui.remote,
@@ -26,6 +34,7 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
   function checkDevices(dispatch) {
     if (deviceCheck) return;
     deviceCheck = (async () => {
+      meter.detach();
       stopStream(media.stream);
       ui.local.srcObject = null;
       media = await getLocalMedia();
@@ -74,11 +83,29 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
       dispatch({ type: "availability", info: await fetchAvailability(queue, fx.timeoutMs) });
     },
     checkDevices: (fx, dispatch) => checkDevices(dispatch),
+    precall(fx, dispatch) {
+      if (precall) precall.abort();
+      const abort = new AbortController();
+      precall = abort;
+      const stream = media.stream;
+      const done = (result) => {
+        if (precall === abort) precall = null;
+        if (result && !abort.signal.aborted) dispatch({ type: "precall_result", result });
+      };
+      if (!stream) done({ status: "busy", rttMs: null, lossPct: null, path: null });
+      else runPrecall({ stream, video: ui.precallVideo, signal: abort.signal }).then(done);
+    },
+    stopPrecall() {
+      if (precall) precall.abort();
+      precall = null;
+    },
     preview() {
       if (media.stream && !media.audioOnly) ui.local.srcObject = media.stream;
+      if (media.stream) meter.attach(media.stream);
       controls().reset();
     },
     releaseMedia() {
+      meter.detach();
       stopStream(media.stream);
       media = { stream: null, audioOnly: true };
       ui.local.srcObject = null;
@@ -106,6 +133,8 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
       ACTIONS[fx.do](fx, dispatch);
     },
     stream: () => media.stream,
+    /** A user gesture: the microphone meter may start now. */
+    gesture: () => meter.activate(),
   };
 }
 

@@ -4,6 +4,7 @@ import { MSG } from "../shared/protocol.js";
 import { clip, teamName } from "../shared/format.js";
 import { LIVE, currentView } from "./state.js";
 import { LEFT_TEXT } from "./text.js";
+import { joinResult } from "./precall.js";
 import {
   connect,
   disconnect,
@@ -16,6 +17,7 @@ import {
   sendPendingCallback,
   setPhase,
   showEnded,
+  stopPrecall,
   warmUp,
 } from "./steps.js";
 
@@ -58,6 +60,11 @@ export const line = {
       page: clip(e.page, 500),
     };
     if (s.priorityToken) join.priority_token = s.priorityToken;
+    // The test's result goes with the place in line, for the agent's offer card; one still
+    // running is stopped (the join does not wait for it).
+    stopPrecall(t);
+    const precall = joinResult(s.precall);
+    if (precall) join.precall = precall;
     s.pendingJoin = join;
     resetWaiting(t);
     setPhase(t, "connecting");

@@ -24,6 +24,7 @@ import {
   releaseMedia,
   resetWaiting,
   setPhase,
+  startPrecall,
   warmUp,
 } from "./steps.js";
 
@@ -78,6 +79,20 @@ const panel = {
     t.do("preview");
     if (s.phase === "checking") setPhase(t, "ready");
     warmUp(t);
+    startPrecall(t);
+  },
+
+  /** The pre-call test's result (`result`: {status, rttMs, lossPct, path}). */
+  precall_result(t, e) {
+    const s = t.s;
+    if (!s.precall || s.precall.status !== "running" || !e.result) return; // stopped meanwhile
+    const r = e.result;
+    s.precall = {
+      status: ["ok", "poor", "failed", "busy"].includes(r.status) ? r.status : "busy",
+      rttMs: typeof r.rttMs === "number" ? r.rttMs : null,
+      lossPct: typeof r.lossPct === "number" ? r.lossPct : null,
+      path: r.path === "relay" || r.path === "direct" ? r.path : null,
+    };
   },
 
   retry_media(t) {

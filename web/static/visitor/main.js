@@ -58,6 +58,9 @@ host.listen(
 ui.close.addEventListener("click", minimize);
 ui.callbackClose.addEventListener("click", minimize);
 if (ui.minimize) ui.minimize.addEventListener("click", minimize);
+for (const kind of ["pointerdown", "keydown"]) {
+  document.addEventListener(kind, () => effects.gesture(), { capture: true, passive: true });
+}
 document.addEventListener("keydown", (ev) => {
   if (ev.key === "Escape" && host.embedded) minimize();
 });

@@ -64,6 +64,8 @@ export function initial({ queue = "support", ticket = null, priorityToken = "" }
     hasVideo: false, // the stream has a camera (else the join says audio_only)
     localVideo: true, // the preview shows (the camera is on)
     audioOnly: false,
+    // the pre-call test: null, or {status: running|ok|poor|failed|busy, rttMs, lossPct, path}
+    precall: null,
     // before joining
     availability: null, // the last GET /api/queues/<queue>
     nobodyIn: false,

@@ -69,12 +69,33 @@ export function dropTicket(t) {
 }
 
 export function checkDevices(t) {
+  stopPrecall(t); // it sends the tracks the check replaces
   t.s.checking = true;
   t.do("checkDevices");
 }
 
+/**
+ * Tests the path to the desk (precall.js) while the visitor fills in the form: only before
+ * joining, with a camera or microphone to send, and one test at a time.
+ */
+export function startPrecall(t) {
+  const s = t.s;
+  if (s.phase !== "ready" || s.ticket || s.media.problem === "no_media") return;
+  if (s.precall && s.precall.status === "running") return;
+  s.precall = { status: "running", rttMs: null, lossPct: null, path: null };
+  t.do("precall");
+}
+
+/** Stops a test under way (its result would come too late to matter); keeps a result. */
+export function stopPrecall(t) {
+  if (!t.s.precall || t.s.precall.status !== "running") return;
+  t.do("stopPrecall");
+  t.s.precall = null;
+}
+
 /** Turns the camera and microphone off once the conversation is over: no light left on. */
 export function releaseMedia(t) {
+  stopPrecall(t);
   t.do("releaseMedia");
   t.s.devicesChecked = false;
   t.s.hasVideo = false;

@@ -1,7 +1,7 @@
 /* What the visitor panel says. Pure functions of the state and the desk's messages. */
 
 import { ERROR } from "../shared/protocol.js";
-import { formatEta, formatOpening, ordinal, plural, reasonText } from "../shared/format.js";
+import { formatEta, formatOpening, ordinal, plural, precallNumbers, reasonText } from "../shared/format.js";
 import { PHASES, nobodyFree } from "./state.js";
 
 export const ERROR_TEXT = {
@@ -107,4 +107,30 @@ export function contactProblem(text) {
     return "Please enter a phone number with its area code, or an email address.";
   }
   return "";
+}
+
+/** The pre-call test in plain words: what it found, what to try, and the numbers. */
+export function precallWords(p) {
+  if (!p) return { verdict: "", advice: "", numbers: "" };
+  const numbers = precallNumbers(p.rttMs, p.lossPct, p.path);
+  switch (p.status) {
+    case "running":
+      return { verdict: "Testing your connection to us…", advice: "You will see your own picture come back.", numbers: "" };
+    case "ok":
+      return { verdict: "Your connection looks good.", advice: "", numbers };
+    case "poor":
+      return {
+        verdict: "Your connection may be choppy.",
+        advice: "Try moving closer to your Wi-Fi router or using a cable, and close other apps or tabs that use the internet. If it stays choppy, turn your camera off in the call.",
+        numbers,
+      };
+    case "failed":
+      return {
+        verdict: "We could not connect to you for video.",
+        advice: "A firewall or VPN may be blocking it: turn the VPN off or try another network, such as your phone's hotspot. You can still join the line.",
+        numbers,
+      };
+    default:
+      return { verdict: "The connection test could not run just now.", advice: "You can still join the line.", numbers: "" };
+  }
 }

@@ -4,7 +4,7 @@ import { byTestIds, setText } from "../shared/dom.js";
 import { describeMediaProblem } from "../shared/media.js";
 import { formatClock, formatEta, ordinal, teamName } from "../shared/format.js";
 import { currentView, nobodyFree } from "./state.js";
-import { MAX_WAIT_TEXT, NOBODY_FREE_TEXT, SCORE_TEXT, callbackWords, statusText } from "./text.js";
+import { MAX_WAIT_TEXT, NOBODY_FREE_TEXT, SCORE_TEXT, callbackWords, precallWords, statusText } from "./text.js";
 
 export function findParts(doc = document) {
   const ids = {
@@ -24,7 +24,9 @@ export function findParts(doc = document) {
     endedMessage: "hd-ended-message", rating: "hd-rating", ratingQuestion: "hd-rating-question",
     ratingLabel: "hd-rating-label", ratingComment: "hd-rating-comment", ratingSubmit: "hd-rating-submit",
     ratingSkip: "hd-rating-skip", ratingThanks: "hd-rating-thanks", again: "hd-again", close: "hd-close",
-    minimize: "hd-minimize", error: "hd-error",
+    minimize: "hd-minimize", error: "hd-error", precall: "hd-precall-result",
+    precallVerdict: "hd-precall-verdict", precallAdvice: "hd-precall-advice",
+    precallNumbers: "hd-precall-numbers", precallVideo: "hd-precall-video", micLevel: "hd-mic-level",
   };
   const ui = byTestIds(ids, doc);
   ui.body = doc.body;
@@ -103,6 +105,25 @@ export function createView(ui) {
     renderClock(s.callSince);
   }
 
+  function renderPrecall(s) {
+    const p = s.precall;
+    const words = precallWords(p);
+    show(ui.precall, !!p);
+    const hook = ui.precall.dataset;
+    hook.status = p ? p.status : "";
+    hook.rttMs = p && typeof p.rttMs === "number" ? String(p.rttMs) : "";
+    hook.lossPct = p && typeof p.lossPct === "number" ? String(p.lossPct) : "";
+    hook.path = (p && p.path) || "";
+    setText(ui.precallVerdict, words.verdict);
+    setText(ui.precallAdvice, words.advice);
+    show(ui.precallAdvice, !!words.advice);
+    setText(ui.precallNumbers, words.numbers);
+    show(ui.precallNumbers, !!words.numbers);
+    const running = !!p && p.status === "running";
+    show(ui.precallVideo, running && s.localVideo);
+    ui.stage.classList.toggle("is-testing", running);
+  }
+
   function renderCallback(s) {
     const words = callbackWords(s, new Date());
     setText(ui.callbackTitle, words.title);
@@ -145,6 +166,7 @@ export function createView(ui) {
     setText(ui.endedMessage, s.endedMessage);
     renderLine(s);
     renderStage(s);
+    renderPrecall(s);
     renderCallback(s);
     renderRating(s);
   };
