@@ -280,6 +280,8 @@ ACCESS = {
     ("GET", "/agent"): "anyone",
     ("GET", "/wallboard"): "page",
     ("GET", "/widget.js"): "anyone",
+    ("GET", "/brand.css"): "anyone",
+    ("GET", "/brand/logo"): "anyone",  # 404 without a logo
     ("POST", "/api/login"): "anyone",
     ("POST", "/api/logout"): "anyone",
     ("POST", "/api/session"): "agent",
