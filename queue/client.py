@@ -42,6 +42,7 @@ OPS = (
     "away",
     "back",
     "render",
+    "chat",
 )
 STRATEGIES = ("longest-idle", "fewest-calls", "round-robin", "random")
 
@@ -380,6 +381,28 @@ class DeskQueue:
             {"visitor_id": visitor_id, "call_id": call_id, "score": score, "comment": comment},
             now_ms,
         )
+
+    async def chat(
+        self,
+        call_id: str,
+        sender: Literal["visitor", "agent"],
+        party: str,
+        text: str,
+        *,
+        max_messages: int,
+        now_ms: int | None = None,
+    ) -> dict[str, Any]:
+        """Stores a line of a call's chat on its call record, in order, and publishes it to
+        the other party (chat.lua); returns it as sent (``seq``, ``from``, ``text``, ``at``).
+        Refused with ``chat_full`` once the call holds ``max_messages`` lines."""
+        args = {"call_id": call_id, "from": sender, "party": party, "text": text}
+        return dict(await self._run("chat", {**args, "max": max_messages}, now_ms))
+
+    async def transcript(self, call_id: str) -> list[dict[str, Any]]:
+        """The chat of a call so far (from its call record), oldest first."""
+        record = await self.call_record(call_id)
+        lines = (record or {}).get("chat")
+        return list(lines) if isinstance(lines, list) else []
 
     async def render(self, *, agent: str | None = None, call: str | None = None) -> Rendered:
         """What a reconnecting console or panel is told again, rendered by the scripts'

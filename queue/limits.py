@@ -32,6 +32,7 @@ class AbuseLimits:
     waiting_per_address: int = 10  # visitors with a place in line at once, per address
     callbacks_per_hour: int = 5  # callback requests per client address
     open_callbacks: int = 1_000  # open callback requests the desk holds at once
+    chat_messages: int = 200  # lines of chat one call holds (both parties together)
     messages_per_second: float = 20.0  # per socket, sustained
     message_burst: int = 60  # per socket, at once
     logins_per_account: int = 10  # failed sign-ins per account and address, per window

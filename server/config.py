@@ -24,6 +24,7 @@ LIMIT_ENV: dict[str, tuple[str, type]] = {
     "HUMANDESK_WAITING_PER_ADDRESS": ("waiting_per_address", int),
     "HUMANDESK_CALLBACKS_PER_HOUR": ("callbacks_per_hour", int),
     "HUMANDESK_MAX_OPEN_CALLBACKS": ("open_callbacks", int),
+    "HUMANDESK_CHAT_MAX_MESSAGES": ("chat_messages", int),
     "HUMANDESK_MESSAGES_PER_SECOND": ("messages_per_second", float),
     "HUMANDESK_MESSAGE_BURST": ("message_burst", int),
     "HUMANDESK_LOGIN_LIMIT_ACCOUNT": ("logins_per_account", int),
@@ -82,6 +83,8 @@ ENV_HELP: dict[str, str] = {
     "(default 10; 0: no limit)",
     "HUMANDESK_CALLBACKS_PER_HOUR": "callback requests per client address per hour (default 5)",
     "HUMANDESK_MAX_OPEN_CALLBACKS": "open callback requests the desk holds (default 1000)",
+    "HUMANDESK_CHAT_MAX_MESSAGES": "lines of chat one call holds, both parties together "
+    "(default 200); more are refused with chat_full",
     "HUMANDESK_MESSAGES_PER_SECOND": "messages one socket may send per second, sustained "
     "(default 20)",
     "HUMANDESK_MESSAGE_BURST": "messages one socket may send at once (default 60)",

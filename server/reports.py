@@ -37,6 +37,7 @@ CSV_COLUMNS = (
     "disposition",
     "rating",
     "rating_comment",
+    "chat",
 )
 
 #: Counts of today, per queue: (the name after humandesk_today_, its help text).
@@ -85,6 +86,17 @@ def _cell(value: Any) -> str:
     return text
 
 
+def _transcript(lines: Any) -> str:
+    """A call's chat as one cell: a line per message, "<ISO time> <from>: <text>"."""
+    if not isinstance(lines, list):
+        return ""
+    return "\n".join(
+        f"{_iso(line.get('at'))} {line.get('from', '')}: {line.get('text', '')}"
+        for line in lines
+        if isinstance(line, dict)
+    )
+
+
 def calls_to_csv(records: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, quoting=csv.QUOTE_ALL)
@@ -98,6 +110,7 @@ def calls_to_csv(records: list[dict[str, Any]]) -> str:
             "waited_s": _seconds(r.get("waited_ms")),
             "talk_s": _seconds(r.get("talk_ms")),
             "wrapup_s": _seconds(r.get("wrapup_ms")),
+            "chat": _transcript(r.get("chat")),
         }
         writer.writerow([_cell(row.get(column)) for column in CSV_COLUMNS])
     return out.getvalue()

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from humandesk.queue.client import AgentInfo, QueueError
+from humandesk.signaling.chat import say, send_history
 from humandesk.signaling.connections import AgentConn
 from humandesk.signaling.desk import SignalingDesk
 from humandesk.signaling.messages import (
     PROTOCOL_VERSION,
     Accept,
     CallbacksPage,
+    Chat,
     ClientMessage,
     CloseCallback,
     Decline,
@@ -86,6 +88,10 @@ async def relay(shift: Shift, message: Signal | Media) -> None:
     await shift.desk.relay(shift.conn, message)
 
 
+async def chat(shift: Shift, message: Chat) -> None:
+    await say(shift.desk, shift.conn, message, "agent", shift.agent.name)
+
+
 async def callbacks_page(shift: Shift, message: CallbacksPage) -> None:
     shift.conn.send(await shift.desk.callbacks_message(shift.conn.queues, message.offset))
 
@@ -100,7 +106,7 @@ async def ping(shift: Shift, _message: Ping) -> None:
 
 #: The agent's message types and what they do: the shift and its calls, then the work around them.
 HANDLERS: dict[type[ClientMessage], Callable[[Shift, Any], Awaitable[None]]] = handler_table(
-    set_status, accept, decline, hangup, relay, refresh_ice, ping
+    set_status, accept, decline, hangup, relay, chat, refresh_ice, ping
 )
 HANDLERS.update(handler_table(wrapup, notes, transfer, close_callback, callbacks_page))
 
@@ -146,8 +152,9 @@ async def greet(desk: SignalingDesk, conn: AgentConn, agent: AgentInfo) -> None:
     await _restore_notes(
         desk, conn, {"in_call": rendered.call, "wrap_up": rendered.last_call}.get(rendered.state)
     )
-    if rendered.state == "in_call" and rendered.call:
-        # A reloaded console: re-offer the call so the visitor sees the agent again.
-        await desk.replay_call(rendered.call, visitor=False, agent=True)
+    # A reloaded console: re-offer the call so the visitor sees the agent again, and the chat.
+    call = rendered.call if rendered.state == "in_call" else None
+    if call and await desk.replay_call(call, visitor=False, agent=True):
+        await send_history(desk, call, desk.keys.agent_channel(agent.name))
     conn.send(Queues(await desk.agent_counts(conn.queues)).to_wire())
     conn.send(await desk.callbacks_message(conn.queues))

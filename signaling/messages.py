@@ -27,6 +27,8 @@ MAX_CONTACT_CHARS: Final = 200
 MAX_NOTE_CHARS: Final = 1_000
 MAX_NOTES_CHARS: Final = 5_000
 MAX_DISPOSITION_CHARS: Final = 64
+#: A line of chat in a call (the calls hold at most HUMANDESK_CHAT_MAX_MESSAGES lines).
+MAX_CHAT_CHARS: Final = 1_000
 
 Role = Literal["visitor", "agent"]
 
@@ -98,6 +100,15 @@ class Media:
 class Hangup:
     call_id: str
     type: Literal["hangup"] = "hangup"
+
+
+@dataclass(frozen=True)
+class Chat:
+    """A line of chat for the other party of the call (stored on the call record)."""
+
+    call_id: str
+    text: str
+    type: Literal["chat"] = "chat"
 
 
 @dataclass(frozen=True)
@@ -186,7 +197,7 @@ class CloseCallback:
 
 
 VisitorMessage = (
-    Join | Resume | Leave | Signal | Media | Hangup | Ping | Callback | Rate | RefreshIce
+    Join | Resume | Leave | Signal | Media | Hangup | Ping | Callback | Rate | RefreshIce | Chat
 )
 AgentMessage = (
     SetStatus
@@ -202,12 +213,13 @@ AgentMessage = (
     | CloseCallback
     | RefreshIce
     | CallbacksPage
+    | Chat
 )
 ClientMessage = VisitorMessage | AgentMessage
 
 VISITOR_TYPES: Final = frozenset(
     {"join", "resume", "leave", "signal", "media", "hangup", "ping", "callback", "rate"}
-    | {"refresh_ice"}
+    | {"refresh_ice", "chat"}
 )
 #: What the desk sends to sockets (docs/protocol.md, "Messages from the desk"). Messages
 #: between the desk's processes start with "_" (or go on queue channels) and never reach one.
@@ -216,10 +228,11 @@ DESK_TYPES: Final = frozenset(
     | {"rated", "notes_saved", "desk_queues", "notes_restored", "status", "callbacks"}
     | {"callback_added", "callback_closed", "offer", "offer_cancelled", "call_started"}
     | {"signal", "peer_media", "call_ended", "queues", "left", "error", "pong"}
+    | {"chat", "chat_history"}
 )
 AGENT_TYPES: Final = frozenset(
     {"status", "accept", "decline", "signal", "media", "hangup", "ping"}
-    | {"wrapup", "notes", "transfer", "close_callback", "refresh_ice", "callbacks"}
+    | {"wrapup", "notes", "transfer", "close_callback", "refresh_ice", "callbacks", "chat"}
 )
 
 
@@ -287,6 +300,11 @@ def parse(frame: str | bytes, role: Role, *, max_depth: int = MAX_JSON_DEPTH) ->
             return Media(muted=fields.flag("muted"), camera_off=fields.flag("camera_off"))
         case "hangup":
             return Hangup(call_id=fields.ident("call_id"))
+        case "chat":
+            text = fields.text("text", max_chars=MAX_CHAT_CHARS).strip()
+            if not text:
+                raise ProtocolError("bad_message", "'text' must not be empty", kind)
+            return Chat(call_id=fields.ident("call_id"), text=text)
         case "ping":
             return Ping()
         case "refresh_ice":

@@ -20,6 +20,7 @@ __all__ = [
     "CallbackClosed",
     "CallbackSaved",
     "Callbacks",
+    "ChatHistory",
     "DeskQueues",
     "Left",
     "NewIceServers",
@@ -172,6 +173,15 @@ class CallEnded(Outbound):
     call_id: str
     reason: str | None
     by: str | None
+
+
+@dataclass(frozen=True)
+class ChatHistory(Outbound):
+    """The chat of a call so far, for a party that (re)connects during it."""
+
+    TYPE = "chat_history"
+    call_id: str
+    messages: list[dict[str, Any]]  # seq, from, text, at (Unix ms), oldest first
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ QUEUE_ERRORS = {
     "not_a_party": "wrong_state",
     "unknown_visitor": "wrong_state",
     "callbacks_full": "callbacks_full",
+    "chat_full": "chat_full",
 }
 
 _LIMITED = {

@@ -29,6 +29,7 @@ from humandesk.signaling.messages import (
     Accept,
     Callback,
     CallbacksPage,
+    Chat,
     ClientMessage,
     CloseCallback,
     Decline,
@@ -84,7 +85,7 @@ def _wrong(msg: ClientMessage, phase: str) -> ProtocolError:
     return ProtocolError("wrong_state", f"'{msg.type}' is not allowed while {phase}", msg.type)
 
 
-def _check_call(msg: Signal | Media | Hangup, call_id: str | None) -> None:
+def _check_call(msg: Signal | Media | Hangup | Chat, call_id: str | None) -> None:
     wanted = getattr(msg, "call_id", call_id)
     if call_id is None or wanted != call_id:
         raise ProtocolError("wrong_state", "that is not your current call", msg.type)
@@ -139,7 +140,7 @@ class VisitorSession:
             if self.phase is not VisitorPhase.WAITING:
                 raise _wrong(msg, self.phase)
             return
-        if isinstance(msg, Signal | Media | Hangup):
+        if isinstance(msg, Signal | Media | Hangup | Chat):
             if self.phase is not VisitorPhase.IN_CALL:
                 raise _wrong(msg, self.phase)
             _check_call(msg, self.call_id)
@@ -215,7 +216,7 @@ class VisitorSession:
                 self.phase = VisitorPhase.DONE
         elif kind == "moved":
             self.queue = str(event["queue"])
-        elif kind in ("signal", "peer_media"):
+        elif kind in ("signal", "peer_media", "chat", "chat_history"):
             return self.phase is VisitorPhase.IN_CALL and event.get("call_id") == self.call_id
         return True
 
@@ -350,7 +351,7 @@ class AgentSession:
             if self.phase is not AgentPhase.OFFERED:
                 raise _wrong(msg, self.phase)
             return
-        if isinstance(msg, Signal | Media | Hangup):
+        if isinstance(msg, Signal | Media | Hangup | Chat):
             if self.phase is not AgentPhase.IN_CALL:
                 raise _wrong(msg, self.phase)
             _check_call(msg, self.call_id)
@@ -413,6 +414,6 @@ class AgentSession:
             if event.get("call_id") != self.call_id:
                 return False
             self.call_id = None
-        elif kind in ("signal", "peer_media"):
+        elif kind in ("signal", "peer_media", "chat", "chat_history"):
             return self.phase is AgentPhase.IN_CALL and event.get("call_id") == self.call_id
         return True

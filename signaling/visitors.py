@@ -18,11 +18,13 @@ from humandesk.queue.client import (
     QueueError,
 )
 from humandesk.queue.waits import estimate_wait_seconds
+from humandesk.signaling.chat import say, send_history
 from humandesk.signaling.codes import CloseCode, ProtocolError
 from humandesk.signaling.connections import VisitorConn
 from humandesk.signaling.desk import SignalingDesk
 from humandesk.signaling.messages import (
     Callback,
+    Chat,
     ClientMessage,
     Hangup,
     Join,
@@ -73,6 +75,10 @@ async def _gone_from_line(visit: Visit, reason: str) -> None:
 
 async def relay(visit: Visit, message: Signal | Media) -> None:
     await visit.desk.relay(visit.conn, message)
+
+
+async def chat(visit: Visit, message: Chat) -> None:
+    await say(visit.desk, visit.conn, message, "visitor", visit.conn.session.visitor_id or "")
 
 
 async def hangup(visit: Visit, message: Hangup) -> None:
@@ -253,6 +259,8 @@ async def _take_over(
     if record["state"] == "in_call":
         # A reload during a call: both sides start a fresh peer connection.
         if await desk.replay_call(str(record["call"]), visitor=True, agent=True):
+            # The page is built afresh: it shows the chat again, after the call_started.
+            await send_history(desk, str(record["call"]), desk.keys.visitor_channel(visitor_id))
             return
         desk.forget_visitor(conn)
         raise CloseSocket(CloseCode.ENTRY_GONE, "entry_gone")
@@ -289,5 +297,5 @@ async def _send_queued(
 
 #: The visitor's message types and what they do.
 HANDLERS: dict[type[ClientMessage], Callable[[Visit, Any], Awaitable[None]]] = handler_table(
-    join, resume, leave, relay, hangup, callback, rate, refresh_ice, ping
+    join, resume, leave, relay, chat, hangup, callback, rate, refresh_ice, ping
 )

@@ -12,7 +12,7 @@ import pytest
 from humandesk.queue.waits import QueueSnapshot
 from humandesk.signaling.actions import Close, EntryGone, Forget, Send, Watch
 from humandesk.signaling.codes import CloseCode, ProtocolError
-from humandesk.signaling.messages import Role, parse
+from humandesk.signaling.messages import Chat, Role, parse
 from humandesk.signaling.session import AgentPhase, AgentSession, VisitorPhase, VisitorSession
 
 CALL = "5"
@@ -37,12 +37,13 @@ VISITOR_MESSAGES = {
     "callback": frame(type="callback", name="Ada", contact="a@b.c"),
     "rate": frame(type="rate", call_id=CALL, score=5),
     "refresh_ice": frame(type="refresh_ice"),
+    "chat": frame(type="chat", call_id=CALL, text="order 1234"),
 }
 ALWAYS_VISITOR = {"ping", "refresh_ice"}
 VISITOR_ALLOWED = {
     VisitorPhase.NEW: {"join", "resume", "callback"} | ALWAYS_VISITOR,
     VisitorPhase.WAITING: {"leave", "callback"} | ALWAYS_VISITOR,
-    VisitorPhase.IN_CALL: {"signal", "media", "hangup"} | ALWAYS_VISITOR,
+    VisitorPhase.IN_CALL: {"signal", "media", "hangup", "chat"} | ALWAYS_VISITOR,
     VisitorPhase.DONE: {"rate"} | ALWAYS_VISITOR,
 }
 
@@ -76,6 +77,7 @@ AGENT_MESSAGES = {
     "close_callback": frame(type="close_callback", id="x"),
     "refresh_ice": frame(type="refresh_ice"),
     "callbacks": frame(type="callbacks", offset=0),
+    "chat": frame(type="chat", call_id=CALL, text="see https://example.com/help"),
 }
 ALWAYS_AGENT = {"ping", "close_callback", "refresh_ice", "callbacks"}
 STATUS = {"status_available", "status_offline"}
@@ -85,6 +87,7 @@ AGENT_ALLOWED = {
     AgentPhase.BREAK: STATUS | ALWAYS_AGENT,
     AgentPhase.OFFERED: STATUS | {"accept", "decline"} | ALWAYS_AGENT,
     AgentPhase.IN_CALL: {"status_offline", "signal", "media", "hangup", "notes", "transfer"}
+    | {"chat"}
     | ALWAYS_AGENT,
     AgentPhase.WRAP_UP: STATUS | {"wrapup", "notes"} | ALWAYS_AGENT,
 }
@@ -281,3 +284,36 @@ def test_an_agent_call_and_its_wrap_up() -> None:
     session.deliver({"type": "status", "status": "wrap_up", "call_id": CALL})
     assert session.phase is AgentPhase.WRAP_UP and session.call_id is None
     session.check(parse(AGENT_MESSAGES["notes"], "agent"))  # the last call's notes
+
+
+@pytest.mark.parametrize("role", ["visitor", "agent"])
+def test_chat_only_for_the_current_call_and_only_its_lines_are_forwarded(role: Role) -> None:
+    session: Any = (
+        visitor_in(VisitorPhase.IN_CALL) if role == "visitor" else agent_in(AgentPhase.IN_CALL)
+    )
+    session.check(parse(frame(type="chat", call_id=CALL, text="hi"), role))
+    with pytest.raises(ProtocolError) as refused:
+        session.check(parse(frame(type="chat", call_id="6", text="hi"), role))
+    assert (refused.value.code, refused.value.in_reply_to) == ("wrong_state", "chat")
+    line = {"type": "chat", "call_id": CALL, "seq": 1, "from": "agent", "text": "hi", "at": 1}
+    assert session.deliver(line) == [Send(line)]
+    history = {"type": "chat_history", "call_id": CALL, "messages": [line]}
+    assert session.deliver(history) == [Send(history)]
+    # Another call's lines never reach this socket.
+    assert session.deliver({**line, "call_id": "6"}) == []
+    assert session.deliver({**history, "call_id": "6"}) == []
+
+
+def test_a_chat_line_is_checked_field_by_field() -> None:
+    ok = parse(frame(type="chat", call_id=CALL, text="  two\nlines  "), "visitor")
+    assert isinstance(ok, Chat) and ok.text == "two\nlines"
+    for bad in (
+        frame(type="chat", call_id=CALL, text="   "),
+        frame(type="chat", call_id=CALL, text="x" * 1001),
+        frame(type="chat", call_id=CALL),
+        frame(type="chat", text="hi"),
+        frame(type="chat", call_id=CALL, text=5),
+    ):
+        with pytest.raises(ProtocolError) as refused:
+            parse(bad, "agent")
+        assert refused.value.code == "bad_message"
