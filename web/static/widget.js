@@ -91,6 +91,8 @@
   let panelLoaded = false; // before its first load the frame holds about:blank, which we must not address
   let open = false;
   let phase = "";
+  let unread = 0; // chat lines the panel got while hidden
+  let badge = null;
 
   /** Inline styles with !important so host-page rules such as `button { ... }` cannot reach in. */
   function css(el, props) {
@@ -129,7 +131,22 @@
     launcher.setAttribute("aria-controls", "humandesk-panel");
     labelEl = document.createElement("span");
     labelEl.textContent = defaultLabel;
-    launcher.append(icon(), labelEl);
+    badge = document.createElement("span");
+    badge.setAttribute("data-testid", "hd-unread");
+    badge.setAttribute("aria-label", "unread messages");
+    css(badge, {
+      display: "none",
+      "min-width": "20px",
+      height: "20px",
+      padding: "0 6px",
+      "box-sizing": "border-box",
+      "border-radius": "999px",
+      background: "#dc2626",
+      color: "#ffffff",
+      font: "700 12px/20px system-ui, sans-serif",
+      "text-align": "center",
+    });
+    launcher.append(icon(), labelEl, badge);
     css(launcher, {
       position: "fixed",
       bottom: "20px",
@@ -240,6 +257,10 @@
   function render() {
     launcher.setAttribute("aria-expanded", String(open));
     labelEl.textContent = open ? defaultLabel : PHASE_LABEL[phase] || defaultLabel;
+    const count = open ? 0 : unread;
+    badge.textContent = count ? String(count) : "";
+    badge.setAttribute("data-count", String(count));
+    css(badge, { display: count ? "inline-block" : "none" });
     layout();
   }
 
@@ -260,6 +281,7 @@
   function hide(focusLauncher) {
     open = false;
     render();
+    tellPanel({ type: "hidden" });
     if (focusLauncher) launcher.focus();
   }
 
@@ -276,6 +298,9 @@
     else if (data.type === "state" && typeof data.phase === "string") {
       phase = data.phase;
       store.set(PHASE_KEY, PHASE_LABEL[phase] ? phase : null);
+      render();
+    } else if (data.type === "unread" && typeof data.count === "number") {
+      unread = Math.max(0, Math.min(999, Math.floor(data.count)));
       render();
     } else if (data.type === "ticket") {
       store.set(TICKET_KEY, typeof data.ticket === "string" ? data.ticket : null);

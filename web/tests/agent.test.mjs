@@ -523,6 +523,17 @@ const EVENTS = [
   STARTED,
   { ...STARTED, alive: true },
   { ...STARTED, call_id: "c2" },
+  { type: "page_visibility", visible: false },
+  { type: "page_visibility", visible: true },
+  { type: MSG.CHAT, call_id: "c1", seq: 1, from: "agent", text: "hi https://x.example", at: 5 },
+  { type: MSG.CHAT, call_id: "c1", seq: 2, from: "visitor", text: "hello", at: 6 },
+  { type: MSG.CHAT_HISTORY, call_id: "c1", messages: [{ seq: 1, from: "agent", text: "hi", at: 5 }] },
+  { type: "submit_chat", text: " order 1234 " },
+  { type: "pick_file", file: { name: "a.png", size: 10, type: "image/png" }, key: "out-1" },
+  { type: "pick_file", file: { name: "a.exe", size: 10, type: "application/x-msdownload" }, key: "out-2" },
+  { type: "file_incoming", key: "in-x", name: "b.pdf", size: 10, mime: "application/pdf" },
+  { type: "file_status", key: "out-1", status: "sent", url: "blob:x" },
+  { type: "chat_seen" },
   { type: "call_media", callId: "c1", muted: false, camera_off: false },
   { type: "media_toggled", muted: true, camera_off: true },
   { type: "peer_state", state: "connected", now: 7 },
@@ -547,7 +558,7 @@ const EVENTS = [
   { type: "click_callback_done", id: 1 },
   { type: "click_callbacks_more" },
   ...Object.values(ERROR).flatMap((code) =>
-    [MSG.STATUS, MSG.ACCEPT, MSG.DECLINE, MSG.NOTES, MSG.TRANSFER, MSG.WRAPUP, MSG.CLOSE_CALLBACK, undefined].map((in_reply_to) => ({ type: MSG.ERROR, code, in_reply_to }))
+    [MSG.STATUS, MSG.ACCEPT, MSG.DECLINE, MSG.NOTES, MSG.TRANSFER, MSG.WRAPUP, MSG.CLOSE_CALLBACK, MSG.CHAT, undefined].map((in_reply_to) => ({ type: MSG.ERROR, code, in_reply_to }))
   ),
   { ...OFFER, handover: { agent: "Ada", notes: "n", chat: [{ from: "v", text: "t" }] } },
   { type: "visibility", hidden: true },

@@ -567,6 +567,16 @@ const EVENTS = [
   { type: "precall_result", result: { status: "ok", rttMs: 20, lossPct: 0, path: "direct" } },
   { type: "precall_result", result: { status: "busy", rttMs: null, lossPct: null, path: null } },
   { type: "host_open" },
+  { type: "host_hidden" },
+  { type: MSG.CHAT, call_id: "c1", seq: 1, from: "agent", text: "hi https://x.example", at: 5 },
+  { type: MSG.CHAT, call_id: "c1", seq: 2, from: "visitor", text: "hello", at: 6 },
+  { type: MSG.CHAT_HISTORY, call_id: "c1", messages: [{ seq: 1, from: "agent", text: "hi", at: 5 }] },
+  { type: "submit_chat", text: " order 1234 " },
+  { type: "pick_file", file: { name: "a.png", size: 10, type: "image/png" }, key: "out-1" },
+  { type: "pick_file", file: { name: "a.exe", size: 10, type: "application/x-msdownload" }, key: "out-2" },
+  { type: "file_incoming", key: "in-x", name: "b.pdf", size: 10, mime: "application/pdf" },
+  { type: "file_status", key: "out-1", status: "sent", url: "blob:x" },
+  { type: "chat_seen" },
   { type: "ticket_restored", ticket: "T3" },
   { type: "click_again" },
   { type: "socket_open" },
@@ -614,7 +624,7 @@ const EVENTS = [
   { type: "callback_timeout" },
   { type: MSG.CALLBACK_SAVED },
   ...Object.values(ERROR).flatMap((code) =>
-    [MSG.JOIN, MSG.RESUME, MSG.CALLBACK, MSG.RATE, MSG.LEAVE, MSG.HANGUP, undefined].map((in_reply_to) => ({ type: MSG.ERROR, code, in_reply_to }))
+    [MSG.JOIN, MSG.RESUME, MSG.CALLBACK, MSG.RATE, MSG.LEAVE, MSG.HANGUP, MSG.CHAT, undefined].map((in_reply_to) => ({ type: MSG.ERROR, code, in_reply_to }))
   ),
   ...[MSG.JOIN, MSG.RESUME, MSG.CALLBACK, MSG.LEAVE, MSG.HANGUP].map((what) => ({ type: "resend", what })),
   { type: "no_such_event" },

@@ -1,6 +1,7 @@
 /* The call with a visitor, its end, the wrap-up after it and a transfer to another line. */
 
 import { MSG } from "../shared/protocol.js";
+import { chatMoves, resetChat } from "../shared/chat_moves.js";
 import { mediaMoves } from "../shared/media_moves.js";
 import { NOT_CONNECTED, endText } from "./text.js";
 import {
@@ -32,6 +33,7 @@ function takeOverNotes(t, handover) {
 
 export const call = {
   ...mediaMoves(send),
+  ...chatMoves({ send, me: "agent", visible: (s) => s.pageVisible }),
 
   /** `alive`: the page's peer connection for this call id still works. */
   [MSG.CALL_STARTED](t, e) {
@@ -52,6 +54,7 @@ export const call = {
     s.callId = e.call_id;
     s.callQueue = typeof e.queue === "string" ? e.queue : null;
     s.peerMedia = null;
+    resetChat(t, e.call_id);
     openNotes(t, String(e.call_id));
     if (handover) takeOverNotes(t, handover);
     setPhase(t, "call-connecting");
@@ -77,6 +80,12 @@ export const call = {
     } else if (e.state === "disconnected" || e.state === "failed") {
       notify(t, "The connection to the visitor is unstable. Trying to reconnect…", true);
     }
+  },
+
+  /** The console's tab came into view or went out of it. */
+  page_visibility(t, e) {
+    t.s.pageVisible = !!e.visible;
+    if (e.visible) call.chat_seen(t);
   },
 
   peer_slow(t) {

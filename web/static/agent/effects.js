@@ -115,6 +115,12 @@ export function agentEffects({ ui, controls, lastInput, alerts }) {
     },
     syncControls: () => controls().sync(),
     startCall: (fx, dispatch) => wire.startCall(fx, dispatch),
+    sendFile: (fx, dispatch) => wire.sendFile(fx, dispatch),
+    revokeUrls: (fx) => fx.urls.forEach((url) => URL.revokeObjectURL(url)),
+    clearChatInput() {
+      ui.chatInput.value = "";
+    },
+    unread() {}, // the view shows the count (badge and title)
     restartCall: () => wire.restartCall(),
     endCall: () => wire.endCall(),
     ring: (fx) => ring(fx.ms),

@@ -18,6 +18,11 @@ export const errors = {
     } else if (e.code === ERROR.RATE_LIMITED) {
       notify(t, "Slow down: the desk refused that because too many messages came at once.");
     }
+    if (e.in_reply_to === MSG.CHAT) {
+      const why = e.code === ERROR.CHAT_FULL ? "This call's chat is full: no more messages can be sent in it." : `Your message was not sent (${e.code}).`;
+      s.chat = { ...s.chat, notice: why };
+      return;
+    }
     if (e.code === ERROR.STALE_OFFER) {
       hideOffer(t);
       notify(t, "That visitor is no longer waiting for you.");

@@ -69,6 +69,21 @@ on(ui.notes, "input", edited(false));
 on(ui.disposition, "change", edited(true));
 on(ui.notes, "blur", () => ({ type: "notes_blur" }));
 on(ui.transferQueue, "change", () => ({ type: "transfer_choice", queue: ui.transferQueue.value }));
+let filesPicked = 0;
+ui.chatForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  stamped({ type: "submit_chat", text: ui.chatInput.value });
+});
+ui.fileInput.addEventListener("change", () => {
+  for (const file of Array.from(ui.fileInput.files || [])) {
+    filesPicked += 1;
+    stamped({ type: "pick_file", file, key: "out-" + filesPicked });
+  }
+  ui.fileInput.value = "";
+});
+document.addEventListener("visibilitychange", () =>
+  stamped({ type: "page_visibility", visible: document.visibilityState === "visible" })
+);
 ui.transfer.addEventListener("submit", (ev) => {
   ev.preventDefault();
   stamped({ type: "submit_transfer" });

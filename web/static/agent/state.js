@@ -1,5 +1,7 @@
 /* The agent console's state: its phases, where each may go next, and the console at the start. */
 
+import { freshChat } from "../shared/chat.js";
+
 /**
  * loading: asking the desk who is signed in; login: the sign-in form; idle: the console,
  * no visitor; offered: a visitor offered; call-connecting / in-call: a call; replaced: the
@@ -61,6 +63,8 @@ export function initial() {
     callSince: null,
     peerMedia: null,
     soundBlocked: false,
+    chat: freshChat(), // the call's chat and files (shared/chat.js)
+    pageVisible: true, // the console's tab is in view: else what arrives in the chat is unread
     transferChoice: "",
     transferring: false,
     // wrap-up: the desk's deadline on this page's clock (null: none), and the bar's length

@@ -1,6 +1,7 @@
 /* The agent console on screen: `render(state)` draws it from the state alone. The two
  * countdowns (offer, wrap-up) and the call timer tick here, between states. */
 
+import { chatRenderer, drawChatExtras } from "../shared/chat_view.js";
 import { byTestIds, el, setText } from "../shared/dom.js";
 import { describeMediaProblem } from "../shared/media.js";
 import { formatClock } from "../shared/format.js";
@@ -35,6 +36,9 @@ const IDS = {
   offerChat: "offer-chat", backgroundWarning: "agent-background-warning",
   backgroundWarningText: "agent-background-warning-text", allowNotifications: "agent-allow-notifications",
   backgroundDismiss: "agent-background-dismiss",
+  chatWrap: "agent-chat-wrap", chatLog: "agent-chat-log", chatNotice: "agent-chat-notice",
+  chatForm: "agent-chat-form", chatInput: "agent-chat-input", chatSend: "agent-chat-send",
+  fileInput: "agent-file-input", chatUnread: "agent-chat-unread",
 };
 
 export function findParts(doc = document) {
@@ -86,6 +90,7 @@ export function createView(ui, { onCallbackDone }) {
   const callTick = ticker(1000);
   const drawCallbacks = callbacksRenderer(ui, onCallbackDone);
   const drawTransfer = transferRenderer(ui.transferQueue);
+  const drawChat = chatRenderer(ui.chatLog);
 
   function renderOffer(offer) {
     show(ui.offer, !!offer);
@@ -179,6 +184,9 @@ export function createView(ui, { onCallbackDone }) {
     ui.transferQueue.disabled = s.transferring;
     ui.transferSubmit.disabled = s.transferring || !s.transferChoice;
     show(ui.transfer, inCall && others.length > 0);
+    show(ui.chatWrap, inCall);
+    drawChat(s.chat, { agent: "You", visitor: (s.peer && s.peer.name) || "Visitor" });
+    drawChatExtras(ui, s.chat);
   }
 
   function renderNotes(notes) {

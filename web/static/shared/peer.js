@@ -1,5 +1,7 @@
 /* One call's WebRTC peer connection, for the agent (offerer) and the visitor (answerer). */
 
+import { openFileChannel } from "./files.js";
+
 const fingerprintOf = (sdp) => {
   const m = /^a=fingerprint:(.+)$/m.exec(sdp || "");
   return m ? m[1].trim() : null;
@@ -21,6 +23,7 @@ const RESTART_MIN_GAP_MS = 10000;
  *       send(fields) (sends {type:"signal", call_id, ...fields}),
  *       onRemoteStream(stream), onConnectionState(state), onPeer(pc|null),
  *       onSlow() (optional: not connected SLOW_CONNECT_MS after a connection was built),
+ *       onChannel(channel) (optional: the files data channel of each new connection, see files.js),
  *       refreshIce() (optional: resolves to fresh ICE servers, or null; see iceRefresher in ice.js).
  *
  * Signals are processed strictly in order on one promise chain, so a candidate never overtakes
@@ -119,6 +122,15 @@ export class PeerCall {
       // Only the offerer needs placeholders: it writes the m-lines. An answerer's extra
       // transceiver would not be matched to the offer and would sit unused.
       else if (this.role === "offerer") pc.addTransceiver(kind, { direction: "recvonly" });
+    }
+    // Photos and files: a negotiated channel with a fixed id, made by both sides before the
+    // first offer, so it is in every description and never needs a renegotiation.
+    if (this.opts.onChannel) {
+      try {
+        this.opts.onChannel(openFileChannel(pc));
+      } catch (err) {
+        console.warn("humandesk: no data channel for files", err);
+      }
     }
 
     let remote = null;

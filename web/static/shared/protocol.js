@@ -39,6 +39,7 @@ export const MSG = Object.freeze({
   SIGNAL: "signal",
   MEDIA: "media",
   HANGUP: "hangup",
+  CHAT: "chat",
   REFRESH_ICE: "refresh_ice",
   PING: "ping",
   // desk -> visitor
@@ -63,6 +64,7 @@ export const MSG = Object.freeze({
   ICE_SERVERS: "ice_servers",
   CALL_STARTED: "call_started",
   PEER_MEDIA: "peer_media",
+  CHAT_HISTORY: "chat_history",
   CALL_ENDED: "call_ended",
   ERROR: "error",
   PONG: "pong",
@@ -81,5 +83,6 @@ export const ERROR = Object.freeze({
   QUEUE_CLOSED: "queue_closed",
   RATE_LIMITED: "rate_limited",
   CALLBACKS_FULL: "callbacks_full",
+  CHAT_FULL: "chat_full",
   UNAVAILABLE: "unavailable",
 });

@@ -1,6 +1,7 @@
 /* A page's line to the desk: one socket and one call at a time, their events turned into the
  * page's events. The visitor panel and the agent console wire themselves alike. */
 
+import { fileLink } from "./files.js";
 import { iceRefresher } from "./ice.js";
 import { playRemote } from "./media.js";
 import { PeerCall } from "./peer.js";
@@ -18,6 +19,7 @@ import { DeskSocket } from "./socket.js";
 export function deskWire({ path, remote, stream, ready, controls }) {
   let socket = null;
   let peer = null;
+  let files = null; // the call's files (its data channel), made with the first call
   const ice = iceRefresher(() => socket);
 
   function onMessage(msg, dispatch) {
@@ -53,6 +55,8 @@ export function deskWire({ path, remote, stream, ready, controls }) {
     startCall(fx, dispatch) {
       if (peer) peer.close();
       const callId = fx.callId;
+      if (!files) files = fileLink(dispatch);
+      files.detach();
       peer = new PeerCall({
         callId,
         role: fx.role,
@@ -64,6 +68,7 @@ export function deskWire({ path, remote, stream, ready, controls }) {
         onRemoteStream: (s) => playRemote(remote, s, () => dispatch({ type: "sound_blocked" })),
         onConnectionState: (state) => dispatch({ type: "peer_state", state }),
         onSlow: () => dispatch({ type: "peer_slow" }),
+        onChannel: (channel) => files.attach(channel),
         onPeer: (pc) => {
           window.hdPeer = pc; // the browser tests read the connection's statistics
         },
@@ -73,7 +78,13 @@ export function deskWire({ path, remote, stream, ready, controls }) {
     },
     /** The other party came back with a new connection: negotiate again. */
     restartCall: () => peer && peer.restart(),
+    /** A file picked for the call (`file`, `key`), sent peer to peer. */
+    sendFile(fx, dispatch) {
+      if (!files) files = fileLink(dispatch);
+      files.send(fx.file, fx.key);
+    },
     endCall() {
+      if (files) files.detach();
       if (peer) peer.close();
       peer = null;
       window.hdPeer = null;

@@ -1,6 +1,7 @@
 /* The call with an agent, its end (or a transfer to another line), and the rating after it. */
 
 import { MSG } from "../shared/protocol.js";
+import { chatMoves, resetChat } from "../shared/chat_moves.js";
 import { mediaMoves } from "../shared/media_moves.js";
 import { clip, teamName } from "../shared/format.js";
 import { LIVE } from "./state.js";
@@ -20,12 +21,14 @@ import {
 
 export const call = {
   ...mediaMoves(send),
+  ...chatMoves({ send, me: "visitor", visible: (s) => !s.minimized }),
 
   /** `alive`: the page's peer connection for this call id still works (a replay after a reconnect). */
   [MSG.CALL_STARTED](t, e) {
     const s = t.s;
     if (!LIVE.has(s.phase)) return; // a call comes to a visitor in line (or in that call)
     if (s.callId === e.call_id && e.alive) return; // replayed after a reconnect
+    if (s.chat.callId !== e.call_id) resetChat(t, e.call_id); // a replay keeps the chat
     t.do("clear", { name: "leave" });
     Object.assign(s, {
       callId: e.call_id,

@@ -112,6 +112,12 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
     },
     syncControls: () => controls().sync(),
     startCall: (fx, dispatch) => wire.startCall(fx, dispatch),
+    sendFile: (fx, dispatch) => wire.sendFile(fx, dispatch),
+    revokeUrls: (fx) => fx.urls.forEach((url) => URL.revokeObjectURL(url)),
+    clearChatInput() {
+      ui.chatInput.value = "";
+    },
+    unread: (fx) => host.post({ type: "unread", count: fx.count }),
     endCall: () => wire.endCall(),
     chime,
     unmuteRemote: () => unmuteRemote(ui.remote),

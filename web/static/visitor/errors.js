@@ -35,6 +35,13 @@ function retryUnavailable(t, msg) {
   return true;
 }
 
+/** Why a line of chat was not sent, in words. */
+export function chatRefusal(e) {
+  if (e.code === ERROR.CHAT_FULL) return "This call's chat is full: no more messages can be sent in it.";
+  if (e.code === ERROR.RATE_LIMITED) return "Too many messages at once: your last one was not sent.";
+  return "Your message was not sent.";
+}
+
 export const errors = {
   /** Sends `what` (a message type) again, if it is still wanted. */
   resend(t, e) {
@@ -50,6 +57,10 @@ export const errors = {
     const s = t.s;
     if (e.in_reply_to === MSG.JOIN && !s.pendingJoin) return; // a join already answered
     if (e.code === ERROR.UNAVAILABLE && RESENT.has(e.in_reply_to) && retryUnavailable(t, e)) return;
+    if (e.in_reply_to === MSG.CHAT) {
+      s.chat = { ...s.chat, notice: chatRefusal(e) };
+      return;
+    }
     if (e.code === ERROR.RATE_LIMITED && e.in_reply_to !== MSG.JOIN && e.in_reply_to !== MSG.CALLBACK) {
       return; // a burst of our own messages: the desk dropped one, nothing to tell the visitor
     }

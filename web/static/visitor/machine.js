@@ -99,11 +99,18 @@ const panel = {
     checkDevices(t);
   },
 
-  /** The host page opened the panel (again). */
+  /** The host page opened the panel (again): what the chat holds is seen now. */
   host_open(t) {
+    t.s.minimized = false;
+    call.chat_seen(t);
     focusPrimary(t);
     panel.tick(t);
     warmUp(t); // again, if an idle warm socket was let go
+  },
+
+  /** The host page hid the panel (minimised): chat lines that arrive now count as unread. */
+  host_hidden(t) {
+    t.s.minimized = true;
   },
 
   /** The host page kept our ticket (browsers that deny this frame its own storage). */

@@ -53,7 +53,8 @@ host.listen(
   (ticket) => {
     tickets.restore(ticket);
     dispatch({ type: "ticket_restored", ticket: tickets.get() });
-  }
+  },
+  () => dispatch({ type: "host_hidden" })
 );
 ui.close.addEventListener("click", minimize);
 ui.callbackClose.addEventListener("click", minimize);
@@ -85,6 +86,21 @@ ui.hangup.addEventListener("click", () => dispatch({ type: "click_hangup" }));
 ui.sound.addEventListener("click", () => dispatch({ type: "click_sound" }));
 ui.retryMedia.addEventListener("click", () => dispatch({ type: "retry_media" }));
 ui.again.addEventListener("click", () => dispatch({ type: "click_again" }));
+
+/* The call's chat and files ------------------------------------------------------------- */
+
+let filesPicked = 0;
+ui.chatForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  dispatch({ type: "submit_chat", text: ui.chatInput.value });
+});
+ui.fileInput.addEventListener("change", () => {
+  for (const file of Array.from(ui.fileInput.files || [])) {
+    filesPicked += 1;
+    dispatch({ type: "pick_file", file, key: "out-" + filesPicked });
+  }
+  ui.fileInput.value = "";
+});
 
 ui.callbackOpen.addEventListener("click", () => dispatch({ type: "open_callback", why: "offline" }));
 ui.maxWaitCallback.addEventListener("click", () => dispatch({ type: "open_callback", why: "waiting" }));

@@ -1,5 +1,7 @@
 /* The visitor panel's state: its phases, what each shows, and where each may go next. */
 
+import { freshChat } from "../shared/chat.js";
+
 /** Each phase: the status line's words and the view it shows. */
 export const PHASES = {
   checking: { text: "Checking camera and microphone…", view: "form" },
@@ -88,6 +90,8 @@ export function initial({ queue = "support", ticket = null, priorityToken = "" }
     callSince: null, // when the media connected (ms)
     peerMedia: null, // {muted, camera_off} of the agent
     soundBlocked: false,
+    chat: freshChat(), // the call's chat and files (shared/chat.js)
+    minimized: false, // the host page hid the panel: what arrives in the chat counts as unread
     // call-back requests
     callbackWhy: null, // closed | reopened | offline | waiting
     callbackOpen: false, // the call-back form is shown over the waiting view

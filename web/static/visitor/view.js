@@ -1,5 +1,6 @@
 /* The visitor panel on screen: `render(state)` draws every part of it from the state alone. */
 
+import { chatRenderer, drawChatExtras } from "../shared/chat_view.js";
 import { byTestIds, setText } from "../shared/dom.js";
 import { describeMediaProblem } from "../shared/media.js";
 import { formatClock, formatEta, ordinal, teamName } from "../shared/format.js";
@@ -27,6 +28,8 @@ export function findParts(doc = document) {
     minimize: "hd-minimize", error: "hd-error", precall: "hd-precall-result",
     precallVerdict: "hd-precall-verdict", precallAdvice: "hd-precall-advice",
     precallNumbers: "hd-precall-numbers", precallVideo: "hd-precall-video", micLevel: "hd-mic-level",
+    chatLog: "hd-chat-log", chatNotice: "hd-chat-notice", chatForm: "hd-chat-form", chatInput: "hd-chat-input",
+    chatSend: "hd-chat-send", fileInput: "hd-file-input", chatUnread: "hd-chat-unread",
   };
   const ui = byTestIds(ids, doc);
   ui.body = doc.body;
@@ -45,6 +48,7 @@ export function paintStars(ui, upto) {
 }
 
 export function createView(ui) {
+  const drawChat = chatRenderer(ui.chatLog);
   let clock = null; // the call timer's interval, while a call is connected
   let clockSince = null;
 
@@ -169,5 +173,8 @@ export function createView(ui) {
     renderPrecall(s);
     renderCallback(s);
     renderRating(s);
+    drawChat(s.chat, { visitor: "You", agent: s.peerName || "Agent" });
+    drawChatExtras(ui, s.chat);
+    ui.chatSend.disabled = !s.callId;
   };
 }
