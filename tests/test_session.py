@@ -12,7 +12,7 @@ import pytest
 from humandesk.queue.waits import QueueSnapshot
 from humandesk.signaling.actions import Close, EntryGone, Forget, Send, Watch
 from humandesk.signaling.codes import CloseCode, ProtocolError
-from humandesk.signaling.messages import Chat, Role, parse
+from humandesk.signaling.messages import Role, parse
 from humandesk.signaling.session import AgentPhase, AgentSession, VisitorPhase, VisitorSession
 
 CALL = "5"
@@ -305,6 +305,8 @@ def test_chat_only_for_the_current_call_and_only_its_lines_are_forwarded(role: R
 
 
 def test_a_chat_line_is_checked_field_by_field() -> None:
+    from humandesk.signaling.messages import Chat
+
     ok = parse(frame(type="chat", call_id=CALL, text="  two\nlines  "), "visitor")
     assert isinstance(ok, Chat) and ok.text == "two\nlines"
     for bad in (
