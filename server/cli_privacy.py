@@ -48,8 +48,8 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "erase",
         parents=[common],
         help="erase one visitor's personal data everywhere",
-        description="Removes a visitor's place in line or call, call records (notes and "
-        "rating included), callback requests and event-log entries. Statistics keep "
+        description="Removes a visitor's place in line or call, call records (notes, "
+        "rating and chat included), callback requests and event-log entries. Statistics keep "
         "counting them: the events are kept without any visitor, call or request id.",
     )
     erase_cmd.add_argument(

@@ -184,7 +184,10 @@ export function createView(ui, { onCallbackDone }) {
     ui.transferQueue.disabled = s.transferring;
     ui.transferSubmit.disabled = s.transferring || !s.transferChoice;
     show(ui.transfer, inCall && others.length > 0);
-    show(ui.chatWrap, inCall);
+    // The chat stays in view, read only, for the wrap-up after its call.
+    const wrapUpChat = s.status === "wrap_up" && s.chat.entries.length > 0;
+    show(ui.chatWrap, inCall || wrapUpChat);
+    show(ui.chatForm, inCall);
     drawChat(s.chat, { agent: "You", visitor: (s.peer && s.peer.name) || "Visitor" });
     drawChatExtras(ui, s.chat);
   }

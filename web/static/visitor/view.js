@@ -29,7 +29,7 @@ export function findParts(doc = document) {
     precallVerdict: "hd-precall-verdict", precallAdvice: "hd-precall-advice",
     precallNumbers: "hd-precall-numbers", precallVideo: "hd-precall-video", micLevel: "hd-mic-level",
     chatLog: "hd-chat-log", chatNotice: "hd-chat-notice", chatForm: "hd-chat-form", chatInput: "hd-chat-input",
-    chatSend: "hd-chat-send", fileInput: "hd-file-input", chatUnread: "hd-chat-unread",
+    chatSend: "hd-chat-send", fileInput: "hd-file-input",
   };
   const ui = byTestIds(ids, doc);
   ui.body = doc.body;
