@@ -95,6 +95,14 @@ def send_chat(target: Any, prefix: str, text: str) -> None:
     target.locator(sel(f"{prefix}-chat-send")).click()
 
 
+def channel_up(target: Any) -> bool:
+    """The call's SCTP transport is up: the negotiated files channel is open."""
+    script = (
+        "() => !!(window.hdPeer && window.hdPeer.sctp && window.hdPeer.sctp.state === 'connected')"
+    )
+    return bool(target.evaluate(script))
+
+
 def badge(shop: Any) -> str:
     return str(shop.locator(sel("hd-unread")).get_attribute("data-count") or "0")
 
@@ -153,6 +161,7 @@ def test_chat_and_files_both_ways(demo: Demo, browser: Any) -> None:
         ]
 
         # A photo from the visitor and a PDF from the agent, peer to peer, byte for byte.
+        wait_for(lambda: channel_up(panel) and channel_up(agent), "the files channel")
         photo = png(240, 180, seed=1)
         pdf = b"%PDF-1.4\n" + random.Random(2).randbytes(300_000)
         panel.locator(sel("hd-file-input")).set_input_files(
@@ -195,6 +204,27 @@ def test_chat_and_files_both_ways(demo: Demo, browser: Any) -> None:
         panel_box.screenshot(path=str(SCREENSHOTS / "chat-visitor.png"))
         agent.screenshot(path=str(SCREENSHOTS / "chat-agent.png"))
 
+        # An ICE restart (as after a network change) keeps the channel: no renegotiation of it.
+        ufrag = "(pc) => (/a=ice-ufrag:(.+)/.exec(pc.localDescription.sdp) || [])[1]"
+        before = agent.evaluate(f"({ufrag})(window.hdPeer)")
+        agent.evaluate("window.hdPeer.restartIce()")
+        wait_for(
+            lambda: agent.evaluate(
+                f"""() => {{ const pc = window.hdPeer;
+                    return pc.signalingState === "stable" && pc.connectionState === "connected"
+                        && ({ufrag})(pc) !== {json.dumps(before)}; }}"""
+            ),
+            "the ICE restart done",
+        )
+        note = b"after the ICE restart\n" * 2000
+        agent.locator(sel("agent-file-input")).set_input_files(
+            files=[{"name": "note.txt", "mimeType": "text/plain", "buffer": note}]
+        )
+        got = wait_for(
+            lambda: received_hash(panel, "hd-chat-log", "note.txt"), "a file after the restart"
+        )
+        assert got["sha256"] == hashlib.sha256(note).hexdigest()
+
         # Minimised: the agent's lines show as a count on the launcher, cleared on opening.
         panel.locator(sel("hd-minimize")).click()
         wait_for(lambda: not shop.locator(sel("hd-frame")).is_visible(), "the panel minimised")
@@ -218,6 +248,16 @@ def test_chat_and_files_both_ways(demo: Demo, browser: Any) -> None:
         )
         assert [e["from"] for e in entries(panel, "hd-chat-log")] == ["visitor", "agent", "agent"]
         wait_for(lambda: visitor_phase(panel) == "in-call", "the call back after the reload")
+        # A new peer connection after the reload: a new channel, and files go again.
+        wait_for(lambda: channel_up(panel) and channel_up(agent), "the new files channel")
+        again = png(64, 48, seed=3)
+        panel.locator(sel("hd-file-input")).set_input_files(
+            files=[{"name": "again.png", "mimeType": "image/png", "buffer": again}]
+        )
+        got = wait_for(
+            lambda: received_hash(agent, "agent-chat-log", "again.png"), "a file after the reload"
+        )
+        assert got["sha256"] == hashlib.sha256(again).hexdigest()
         send_chat(panel, "hd", "Thank you!")
         wait_for(
             lambda: (

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 
 from humandesk.queue.client import AgentInfo, DeskQueue, NewVisitor
 from humandesk.queue.privacy import DAY_MS, Retention, erase, purge
-from humandesk.server.app import ACCOUNTS
+from humandesk.server.app import ACCOUNTS, QUEUE
 from humandesk.server.reports import CSV_COLUMNS
 
 from conftest import DeskClient, free_port, python_env
@@ -76,10 +76,11 @@ async def test_chat_goes_both_ways_in_order_and_to_the_call_record(
     assert mine == theirs
     assert (mine["seq"], mine["from"], mine["text"]) == (1, "visitor", "My order is #1234")
     assert mine["call_id"] == call and isinstance(mine["at"], int)
-    await agent.send({"type": "chat", "call_id": call, "text": "See https://shop.example/r"})
+    reply = 'See https://shop.example/r 😀 Grüße, "quoted" </script>\nnext line'
+    await agent.send({"type": "chat", "call_id": call, "text": reply})
     assert (await agent.expect("chat"))["seq"] == 2
     line = await visitor.expect("chat")
-    assert (line["seq"], line["from"], line["text"]) == (2, "agent", "See https://shop.example/r")
+    assert (line["seq"], line["from"], line["text"]) == (2, "agent", reply)
     # Each line reached the sender once (its confirmation) and the other party once.
     assert [m["seq"] for m in agent.seen if m["type"] == "chat"] == [1, 2]
     assert [m["seq"] for m in visitor.seen if m["type"] == "chat"] == [1, 2]
@@ -101,9 +102,15 @@ async def test_chat_goes_both_ways_in_order_and_to_the_call_record(
     assert "chat" in CSV_COLUMNS
     (row,) = list(csv.DictReader(io.StringIO(body)))
     chat = row["chat"].splitlines()
-    assert len(chat) == 2
+    assert len(chat) == 3
     assert chat[0].endswith(" visitor: My order is #1234")
-    assert chat[1].endswith(" agent: See https://shop.example/r")
+    assert chat[1].endswith(' agent: See https://shop.example/r 😀 Grüße, "quoted" </script>')
+    assert chat[2] == "next line"
+    record = await client.app[QUEUE].call_record(call)
+    assert [(m["seq"], m["from"], m["text"]) for m in record["chat"]] == [
+        (1, "visitor", "My order is #1234"),
+        (2, "agent", reply),
+    ]
 
 
 async def test_a_call_holds_at_most_the_configured_lines(desk_client: DeskClient) -> None:

@@ -525,6 +525,8 @@ const EVENTS = [
   { ...STARTED, call_id: "c2" },
   { type: "page_visibility", visible: false },
   { type: "page_visibility", visible: true },
+  { type: "chat_in_view", visible: false },
+  { type: "chat_in_view", visible: true },
   { type: MSG.CHAT, call_id: "c1", seq: 1, from: "agent", text: "hi https://x.example", at: 5 },
   { type: MSG.CHAT, call_id: "c1", seq: 2, from: "visitor", text: "hello", at: 6 },
   { type: MSG.CHAT_HISTORY, call_id: "c1", messages: [{ seq: 1, from: "agent", text: "hi", at: 5 }] },

@@ -177,6 +177,11 @@ describe("the agent's chat", () => {
     assert.equal(r.state.chat.unread, 1);
     r = play(agentNext, r.state, { type: "page_visibility", visible: true });
     assert.equal(r.state.chat.unread, 0);
+    // The tab in view but the chat scrolled away: unread too, until it comes on screen.
+    r = play(agentNext, r.state, { type: "chat_in_view", visible: false }, line(3, "visitor"), line(4, "visitor"));
+    assert.equal(r.state.chat.unread, 2);
+    r = play(agentNext, r.state, { type: "chat_in_view", visible: true });
+    assert.equal(r.state.chat.unread, 0);
     // Another call: a fresh transcript.
     r = play(agentNext, r.state, { type: MSG.CALL_STARTED, now: 9, call_id: "c2", role: "offerer", peer: { name: "Bo" }, alive: false });
     assert.deepEqual([r.state.chat.callId, r.state.chat.entries.length], ["c2", 0]);

@@ -33,7 +33,7 @@ function takeOverNotes(t, handover) {
 
 export const call = {
   ...mediaMoves(send),
-  ...chatMoves({ send, me: "agent", visible: (s) => s.pageVisible }),
+  ...chatMoves({ send, me: "agent", visible: (s) => s.pageVisible && s.chatInView }),
 
   /** `alive`: the page's peer connection for this call id still works. */
   [MSG.CALL_STARTED](t, e) {
@@ -85,7 +85,13 @@ export const call = {
   /** The console's tab came into view or went out of it. */
   page_visibility(t, e) {
     t.s.pageVisible = !!e.visible;
-    if (e.visible) call.chat_seen(t);
+    if (t.s.pageVisible && t.s.chatInView) call.chat_seen(t);
+  },
+
+  /** The chat's log came on screen or left it (scrolled away, or the chat hidden). */
+  chat_in_view(t, e) {
+    t.s.chatInView = !!e.visible;
+    if (t.s.pageVisible && t.s.chatInView) call.chat_seen(t);
   },
 
   peer_slow(t) {

@@ -81,6 +81,9 @@ ui.fileInput.addEventListener("change", () => {
   }
   ui.fileInput.value = "";
 });
+if (typeof IntersectionObserver === "function") {
+  new IntersectionObserver((seen) => stamped({ type: "chat_in_view", visible: seen.at(-1).isIntersecting })).observe(ui.chatLog);
+}
 document.addEventListener("visibilitychange", () =>
   stamped({ type: "page_visibility", visible: document.visibilityState === "visible" })
 );

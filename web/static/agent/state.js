@@ -65,6 +65,7 @@ export function initial() {
     soundBlocked: false,
     chat: freshChat(), // the call's chat and files (shared/chat.js)
     pageVisible: true, // the console's tab is in view: else what arrives in the chat is unread
+    chatInView: true, // the chat's log is on screen (not scrolled away): else the same
     transferChoice: "",
     transferring: false,
     // wrap-up: the desk's deadline on this page's clock (null: none), and the bar's length
