@@ -296,3 +296,28 @@ async def test_chat_counts_against_the_socket_message_limit(
         await sender.send({"type": "chat", "call_id": call, "text": f"{n}"})
     got = await sender.expect_any(("error",), timeout=10)
     assert (got["code"], got["limit"]) == ("rate_limited", "messages")
+
+
+async def test_a_transfer_hands_the_chat_to_the_next_agent(desk_client: DeskClient) -> None:
+    client = await make_client(desk_client)
+    await client.app[ACCOUNTS].add("bob", PASSWORD, ["sales"], "Bob")
+    visitor, ada, call, _ticket = await in_call(client)
+    await visitor.send({"type": "chat", "call_id": call, "text": "It is order 1234"})
+    await ada.expect("chat", seq=1)
+    await ada.send({"type": "transfer", "call_id": call, "queue": "sales"})
+    await visitor.expect("call_ended", reason="transferred")
+    bob = await SignedIn.open(client, "bob", PASSWORD)
+    try:
+        console = await bob.ws()
+        await console.send({"type": "status", "status": "available"})
+        offer = await console.expect("offer")
+        chat = offer["handover"]["chat"]
+        assert [(m["from"], m["text"]) for m in chat] == [("visitor", "It is order 1234")]
+        await console.send({"type": "accept", "offer_id": offer["offer_id"]})
+        new_call = (await console.expect("call_started"))["call_id"]
+        # The new call has a chat of its own, counted from 1.
+        await visitor.expect("call_started", call_id=new_call)
+        await console.send({"type": "chat", "call_id": new_call, "text": "Hello, Bob here"})
+        assert (await visitor.expect("chat", call_id=new_call))["seq"] == 1
+    finally:
+        await bob.close()

@@ -20,7 +20,8 @@ export function notificationPermission() {
  * `attention({count, title})` alternates the tab's title between the offer and the page's own
  * (both after "(count)") and shows a badge icon; `quiet()` puts both back. `notify(...)`
  * shows a desktop notification (a click on it brings the console forward), `close()` takes it
- * away; `ask(onAnswer)` asks for the permission (in a user gesture).
+ * away; `ask(onAnswer)` asks for the permission (in a user gesture). `unread(count)` puts the
+ * count of the chat's unread lines in front of the title while no offer alternates it.
  */
 export function pageAlerts(doc = document) {
   const baseTitle = doc.title;
@@ -63,6 +64,10 @@ export function pageAlerts(doc = document) {
       doc.body.dataset.attention = titles[0];
     },
     quiet,
+    unread(count) {
+      if (blink) return; // an offer's title wins; quiet() puts the page's own back
+      doc.title = count ? `(${count}) New message · ${baseTitle}` : baseTitle;
+    },
     notify({ tag, title, body }) {
       close();
       try {

@@ -120,7 +120,7 @@ export function agentEffects({ ui, controls, lastInput, alerts }) {
     clearChatInput() {
       ui.chatInput.value = "";
     },
-    unread() {}, // the view shows the count (badge and title)
+    unread: (fx) => alerts.unread(fx.count), // the badge beside the chat is the view's
     restartCall: () => wire.restartCall(),
     endCall: () => wire.endCall(),
     ring: (fx) => ring(fx.ms),
