@@ -93,7 +93,7 @@ async def chat(shift: Shift, message: Chat) -> None:
 
 
 async def callbacks_page(shift: Shift, message: CallbacksPage) -> None:
-    shift.conn.send(await shift.desk.callbacks_message(shift.conn.queues, message.offset))
+    shift.conn.send(await shift.desk.consoles.callbacks_message(shift.conn.queues, message.offset))
 
 
 async def refresh_ice(shift: Shift, _message: RefreshIce) -> None:
@@ -157,4 +157,4 @@ async def greet(desk: SignalingDesk, conn: AgentConn, agent: AgentInfo) -> None:
     if call and await desk.replay_call(call, visitor=False, agent=True):
         await send_history(desk, call, desk.keys.agent_channel(agent.name))
     conn.send(Queues(await desk.agent_counts(conn.queues)).to_wire())
-    conn.send(await desk.callbacks_message(conn.queues))
+    conn.send(await desk.consoles.callbacks_message(conn.queues))

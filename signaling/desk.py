@@ -24,14 +24,11 @@ from humandesk.queue.client import (
 from humandesk.queue.limits import AbuseLimits, Limiter
 from humandesk.signaling.codes import MAX_JSON_DEPTH, CloseCode
 from humandesk.signaling.connections import AgentConn, VisitorConn
+from humandesk.signaling.consoles import ConsoleFeed
 from humandesk.signaling.hub import Hub
 from humandesk.signaling.messages import Media, Signal
 from humandesk.signaling.outage import UNAVAILABLE
 from humandesk.signaling.outbound import (
-    CallbackAdded,
-    CallbackClosed,
-    Callbacks,
-    DeskQueues,
     NewIceServers,
 )
 from humandesk.signaling.outbox import Flusher, spawn
@@ -40,7 +37,6 @@ from humandesk.signaling.session import AgentPhase
 
 log = logging.getLogger(__name__)
 
-CALLBACKS_PAGE = 50  # open callback requests per `callbacks` message
 HEARTBEAT_SLICE = 200  # leases renewed per heartbeat script (~0.7 ms of Redis each)
 AWAY_SLICE = 200  # visitors marked away per script
 
@@ -101,7 +97,7 @@ class SignalingDesk:
         self.anonymous: set[VisitorConn] = set()  # visitor sockets not in line yet
         self.draining = False  # stopping: new sockets are refused (see drain)
         self.positions = PositionUpdates(self)
-        self._desk_watched = False
+        self.consoles = ConsoleFeed(self)
         self._away: list[tuple[str, str]] = []  # (visitor id, socket) to mark away
         self._away_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -213,7 +209,7 @@ class SignalingDesk:
         )
         for q in conn.queues:
             self.positions.watch(q)
-        await self._watch_desk()
+        await self.consoles.watch()
 
     def forget_agent(self, conn: AgentConn) -> None:
         if self.agents.get(conn.name) is conn:
@@ -247,50 +243,6 @@ class SignalingDesk:
                     len(batch),
                     exc_info=True,
                 )
-
-    async def callbacks_message(self, queues: list[str], offset: int = 0) -> dict[str, Any]:
-        """A page of the open callback requests of ``queues``, oldest first, with the total."""
-        items = await self.queue.open_callbacks(queues)
-        page = items[offset : offset + CALLBACKS_PAGE]
-        return Callbacks(page, offset, len(items)).to_wire()
-
-    async def _watch_desk(self) -> None:
-        """Once an agent is here: follow the callback requests and the desk's queues."""
-        if self._desk_watched:
-            return
-        self._desk_watched = True
-
-        def queues_changed(_event: dict[str, Any]) -> None:
-            spawn(self._push_desk_queues())
-
-        await self.hub.subscribe_now(self.keys.callbacks_channel, self._callback_changed)
-        await self.hub.subscribe_now(self.keys.queues_channel, queues_changed)
-
-    def _callback_changed(self, event: dict[str, Any]) -> None:
-        """One request added or closed: consoles that serve its queue get just that change
-        (re-sending the whole list per change made 2,000 requests cost 2 GB per console)."""
-        kind = event.get("type")
-        if kind == "callback_added" and isinstance(event.get("item"), dict):
-            message = CallbackAdded(event["item"]).to_wire()
-            queue = event["item"].get("queue")
-        elif kind == "callback_closed":
-            message = CallbackClosed(event.get("id")).to_wire()
-            queue = event.get("queue")
-        else:
-            return
-        for conn in list(self.agents.values()):
-            if queue in conn.queues:
-                conn.send(message)
-
-    async def _push_desk_queues(self) -> None:
-        """A queue was added or removed: consoles offer the new list for transfers."""
-        try:
-            names = await self.queue.queue_names(refresh=True)
-        except UNAVAILABLE as exc:
-            self.outage.failed(exc)
-            return
-        for conn in list(self.agents.values()):
-            conn.send(DeskQueues(names).to_wire())
 
     async def relay(self, conn: VisitorConn | AgentConn, message: Signal | Media) -> None:
         """Relays a call's signal or media state to the other party of the call, through
