@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,8 +21,8 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from humandesk.queue.hours import Schedule
-from humandesk.queue.keys import DeskKeys, lua_prelude
+from humandesk.queue.hours import HoursError, Schedule
+from humandesk.queue.keys import NAME_RE, DeskKeys, lua_prelude
 from humandesk.queue.waits import QueueSnapshot, estimate_wait_seconds
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
@@ -84,6 +86,11 @@ class QueueConfig:
     visitor_lease_ms: int = 60_000  # the resume window of a visitor whose socket went away
     default_handle_s: float = 180.0
 
+    def __post_init__(self) -> None:
+        check_rules(self.rules())
+        for name, (low, high) in LEASE_RANGES.items():
+            check_range(name, getattr(self, name), low, high)
+
     def rules(self) -> dict[str, Any]:
         """The default of every queue rule, by the name a queue's stored rules use."""
         return {name: getattr(self, name) for name in RULES}
@@ -105,6 +112,87 @@ RULES = (
     "hours",
     "timezone",
 )
+
+_HOUR_MS = 3_600_000
+_DAY_MS = 24 * _HOUR_MS
+
+#: The range (inclusive) of every number among the RULES, in QueueConfig's units: an offer
+#: needs at least a second to be answered; delays, wrap-ups and waits of more than a day (an
+#: hour for the delays and the wrap-up) are typing mistakes, not policies.
+RULE_RANGES: dict[str, tuple[int, int]] = {
+    "offer_timeout_ms": (1_000, _HOUR_MS),
+    "reject_delay_ms": (0, _HOUR_MS),
+    "no_answer_delay_ms": (0, _HOUR_MS),
+    "max_missed_offers": (1, 100),
+    "wrapup_ms": (0, _HOUR_MS),
+    "escalation_ms": (0, _DAY_MS),
+    "max_wait_ms": (0, _DAY_MS),  # 0: no limit
+    "sla": (1, 3600),  # seconds
+    "priority": (0, 9),
+}
+#: The desk's own leases: an agent's socket, a visitor's resume window.
+LEASE_RANGES: dict[str, tuple[int, int]] = {
+    "lease_ms": (1_000, _HOUR_MS),
+    "visitor_lease_ms": (1_000, _DAY_MS),
+}
+
+
+class RuleError(ValueError):
+    """A queue rule that cannot be used. ``rule`` names it (as in RULES); the message says
+    what it must be, in the rule's own terms (seconds for the ``*_ms`` rules)."""
+
+    def __init__(self, rule: str, must: str) -> None:
+        super().__init__(f"{rule} {must}")
+        self.rule = rule
+        self.must = must
+
+
+def check_range(name: str, value: Any, low: int, high: int) -> None:
+    """Raises RuleError unless ``value`` is a finite number within ``low``..``high``."""
+    seconds = name.endswith("_ms")
+    whole = not seconds  # counts and levels are whole numbers; times may have fractions
+    if seconds:
+        must = f"must be a number of seconds from {low / 1000:g} to {high / 1000:g}"
+    else:
+        must = f"must be a whole number from {low} to {high}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RuleError(name, must)
+    if not math.isfinite(value) or (whole and value != int(value)) or not low <= value <= high:
+        raise RuleError(name, must)
+
+
+def check_rules(
+    rules: Mapping[str, Any], *, queue: str = "", queues: Collection[str] | None = None
+) -> None:
+    """Raises RuleError for the first rule in ``rules`` (keys as in RULES, times in ms)
+    that the scripts could not use: an unknown name, a number out of RULE_RANGES, an
+    unknown strategy, business hours that cannot be read, or an ``overflow`` that is not
+    another queue of the desk (``queues``, when given: the desk's queues)."""
+    for name, value in rules.items():
+        if name in RULE_RANGES:
+            check_range(name, value, *RULE_RANGES[name])
+        elif name == "strategy":
+            if value not in STRATEGIES:
+                raise RuleError(name, f"must be one of {', '.join(STRATEGIES)}")
+        elif name == "overflow":
+            if not isinstance(value, str) or (value and not NAME_RE.match(value)):
+                raise RuleError(name, "must name another queue")
+            if value and value == queue:
+                raise RuleError(name, "must name another queue, not the queue itself")
+            if value and queues is not None and value not in queues:
+                known = ", ".join(sorted(q for q in queues if q != queue)) or "none"
+                raise RuleError(name, f"names an unknown queue {value!r} (queues: {known})")
+        elif name in ("hours", "timezone"):
+            if not isinstance(value, str):
+                raise RuleError(name, "must be text")
+        else:
+            raise RuleError(name, f"is not a queue rule (rules: {', '.join(RULES)})")
+    if "hours" in rules or "timezone" in rules:
+        try:
+            Schedule.parse(str(rules.get("hours", "")), str(rules.get("timezone", "UTC")))
+        except HoursError as exc:
+            rule = "timezone" if "time zone" in str(exc) else "hours"
+            raise RuleError(rule, f"cannot be read: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
+import fcntl
 import getpass
 import json
 import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -19,15 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from humandesk.queue.client import DeskQueue
+from humandesk.queue.keys import NAME_RE
 from humandesk.server import cli_privacy
 from humandesk.server.accounts import ROLES, AccountError, Accounts, parse_queue_levels
 from humandesk.server.app import REDIS_HEALTH, create_app
 from humandesk.server.audit import AuditAction, AuditLog, cli_actor
 from humandesk.server.collector import collector_policy
-from humandesk.server.config import ENV_HELP, Config
+from humandesk.server.config import ENV_HELP, Config, ConfigError, parse_port
 from humandesk.server.embedded_redis import EmbeddedRedis, EmbeddedRedisError, RestartPolicy
 from humandesk.server.precall import child_worker
 from humandesk.server.queues import (
@@ -44,11 +49,50 @@ log = logging.getLogger("humandesk")
 
 DEMO_AGENT = "demo"
 
+#: Exit codes: 0 done; 1 the desk refused (no such agent or queue, already exists);
+#: 2 a bad setting, option or value (one line names it); 3 something the command needs is
+#: not there or is taken: Redis cannot be reached, the port is in use, a demo already runs.
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+EXIT_CODES = (
+    "exit codes: 0 done; 1 refused (no such agent or queue, already exists); 2 a bad "
+    "setting, option or value; 3 Redis cannot be reached, the port is in use, or a demo "
+    "already runs on this data folder"
+)
+REDIS_CONNECT_TIMEOUT_S = 5  # a Redis that does not answer a connect by then is unreachable
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+EVENT_LOOPS = ("uvloop", "asyncio")
+
+
+class CommandError(Exception):
+    """Ends the command with one line on stderr and ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Parser(argparse.ArgumentParser):
+    """Refuses a bad option or value in one line (exit code 2), not with the whole usage."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def port_option(text: str) -> int:
+    try:
+        return parse_port(text, "port")
+    except ConfigError:
+        raise argparse.ArgumentTypeError(
+            f"must be a port number from 1 to 65535, not {text!r}"
+        ) from None
+
 
 def _env_epilog() -> str:
     lines = ["environment variables (options win over them):"]
     lines += [f"  {name:<26} {text}" for name, text in ENV_HELP.items()]
-    return "\n".join(lines)
+    return "\n".join([*lines, "", EXIT_CODES])
 
 
 def _wrapped(text: str) -> str:
@@ -56,14 +100,14 @@ def _wrapped(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="humandesk",
         description="A face-to-face video support desk: a 'Talk to a person' button, a fair "
         "queue, and WebRTC video calls with human agents.",
         epilog=_env_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--redis-url", help="Redis URL (HUMANDESK_REDIS_URL)")
     common.add_argument("--data-dir", type=Path, help="data folder (HUMANDESK_DATA_DIR)")
     common.add_argument("--desk", help="desk name (HUMANDESK_DESK)")
@@ -87,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", help="address to listen on (HUMANDESK_HOST)")
-    serve.add_argument("--port", type=int, help="port to listen on (HUMANDESK_PORT)")
+    serve.add_argument("--port", type=port_option, help="port to listen on (HUMANDESK_PORT)")
     serve.add_argument("--secret-key", help="signing key (HUMANDESK_SECRET_KEY)")
     serve.add_argument("--public-url", help="public origin (HUMANDESK_PUBLIC_URL)")
     serve.add_argument(
@@ -129,8 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the demo: a shop page with the button, the desk, and a demo agent",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address for both servers")
-    demo.add_argument("--port", type=int, default=8080, help="the desk's port (default 8080)")
-    demo.add_argument("--shop-port", type=int, default=8000, help="the shop's port (default 8000)")
+    demo.add_argument(
+        "--port", type=port_option, default=8080, help="the desk's port (default 8080)"
+    )
+    demo.add_argument(
+        "--shop-port", type=port_option, default=8000, help="the shop's port (default 8000)"
+    )
 
     agent = sub.add_parser("agent", help="manage agent accounts")
     agent_sub = agent.add_subparsers(dest="agent_command", required=True, metavar="ACTION")
@@ -143,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a queue the agent serves, optionally with a level: support or sales:2 "
         "(repeatable; level-2 agents are offered a visitor only after the queue's "
         "escalation time or when no level-1 agent is free)",
+    )
+    add.add_argument(
+        "--create-queue",
+        action="store_true",
+        help="create the queues given with --queue that the desk does not have yet "
+        "(without it, an unknown queue is refused)",
     )
     add.add_argument(
         "--supervisor", action="store_true", help="a supervisor (also sees statistics)"
@@ -177,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     aset.add_argument(
         "--queue", action="append", help="the queues, replacing the old list (as for add)"
     )
+    aset.add_argument(
+        "--create-queue", action="store_true", help="create unknown queues (as for add)"
+    )
     aset.add_argument("--display-name", help="the name visitors see")
     aset.add_argument("--role", choices=ROLES, help="agent or supervisor")
 
@@ -202,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load = queue_sub.add_parser("load", parents=[common], help="apply a TOML file of queues")
     load.add_argument("file", type=Path)
-    qremove = queue_sub.add_parser("remove", parents=[common], help="remove a queue")
+    qremove = queue_sub.add_parser(
+        "remove", parents=[common], help="remove a queue (exit code 1 if there is none)"
+    )
     qremove.add_argument("name")
     cli_privacy.add_commands(sub, common)
     return parser
@@ -259,11 +318,12 @@ def desk_redis(
     if config.redis_url:
         yield config, None
         return
+    check_data_dir(config)
     embedded = EmbeddedRedis(config.data_dir)
     try:
         url = embedded.start()
     except EmbeddedRedisError as exc:
-        raise SystemExit(f"humandesk: {exc}") from None
+        raise CommandError(str(exc), EXIT_UNAVAILABLE) from None
     if embedded.owner:
         log.info("started a private Redis in %s", config.data_dir)
     try:
@@ -272,6 +332,19 @@ def desk_redis(
         yield replace(config, redis_url=url), embedded
     finally:
         embedded.stop()
+
+
+def check_data_dir(config: Config) -> None:
+    """The data folder, made if missing; one that cannot be used ends the command."""
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not os.access(config.data_dir, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "not writable")
+    except OSError as exc:
+        raise CommandError(
+            f"HUMANDESK_DATA_DIR / --data-dir: cannot use {str(config.data_dir)!r}: "
+            f"{exc.strerror or exc}"
+        ) from None
 
 
 def desk_app(config: Config, embedded: EmbeddedRedis | None) -> web.Application:
@@ -285,7 +358,7 @@ def desk_app(config: Config, embedded: EmbeddedRedis | None) -> web.Application:
 @contextlib.asynccontextmanager
 async def accounts_for(config: Config) -> AsyncIterator[Accounts]:
     assert config.redis_url is not None
-    redis = Redis.from_url(config.redis_url)
+    redis = Redis.from_url(config.redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
     try:
         queue = DeskQueue(redis, config.desk, config.queue)
         yield Accounts(redis, queue)
@@ -309,7 +382,7 @@ def _read_password(args: argparse.Namespace) -> tuple[str, bool]:
     if sys.stdin.isatty():
         first = getpass.getpass(f"Password for {args.name}: ")
         if first != getpass.getpass("Repeat the password: "):
-            raise SystemExit("humandesk: the passwords do not match")
+            raise CommandError("the passwords do not match", EXIT_REFUSED)
         return first, False
     return secrets.token_urlsafe(12), True
 
@@ -318,7 +391,8 @@ async def _agent(args: argparse.Namespace, config: Config) -> int:
     async with accounts_for(config) as accounts:
         try:
             if args.agent_command == "add":
-                queues, levels = parse_queue_levels(args.queue)
+                queues, levels = _queue_levels(args.queue)
+                unknown = await _unknown_queues(config, accounts, queues, args.create_queue)
                 password, generated = _read_password(args)
                 account = await accounts.add(
                     args.name.lower(),
@@ -328,6 +402,7 @@ async def _agent(args: argparse.Namespace, config: Config) -> int:
                     levels=levels,
                     role="supervisor" if args.supervisor else "agent",
                 )
+                await _create_queues(accounts, unknown)
                 print(
                     f"added agent {account.name} ({account.display_name}), "
                     f"queues: {', '.join(account.queues)}"
@@ -380,11 +455,16 @@ async def _agent(args: argparse.Namespace, config: Config) -> int:
                 )
             elif args.agent_command == "set":
                 changes: dict[str, Any] = {"display_name": args.display_name, "role": args.role}
+                unknown = []
                 if args.queue:
-                    changes["queues"], changes["levels"] = parse_queue_levels(args.queue)
+                    changes["queues"], changes["levels"] = _queue_levels(args.queue)
+                    unknown = await _unknown_queues(
+                        config, accounts, changes["queues"], args.create_queue
+                    )
                 if all(v is None for v in changes.values()):
                     raise AccountError("nothing to change: give --queue, --display-name or --role")
                 account = await accounts.update(args.name.lower(), **changes)
+                await _create_queues(accounts, unknown)
                 print(
                     f"agent {account.name} ({account.display_name}, {account.role}), "
                     f"queues: {', '.join(account.queues)}"
@@ -397,6 +477,43 @@ async def _agent(args: argparse.Namespace, config: Config) -> int:
             print(f"humandesk: {exc}", file=sys.stderr)
             return 1
     return 0
+
+
+def _queue_levels(specs: list[str]) -> tuple[list[str], dict[str, int]]:
+    """``--queue`` options as queues and levels; a bad one ends the command (exit code 2)."""
+    try:
+        queues, levels = parse_queue_levels(specs)
+    except AccountError as exc:
+        raise CommandError(f"--queue: {exc}") from None
+    for name in queues:
+        if not NAME_RE.match(name):
+            raise CommandError(
+                f"--queue: {name!r} is not a queue name "
+                "(1-32 lowercase letters, digits, '.', '_' or '-')"
+            )
+    return queues, levels
+
+
+async def _unknown_queues(
+    config: Config, accounts: Accounts, queues: list[str], create: bool
+) -> list[str]:
+    """The queues in ``queues`` the desk does not have (neither in Redis nor among those it
+    creates at start, HUMANDESK_QUEUES). Without ``create`` one is refused: a misspelt
+    ``--queue`` would give the agent a line nobody ever joins."""
+    known = set(await accounts.queue.queue_names(refresh=True)) | set(config.queues)
+    unknown = [q for q in dict.fromkeys(queues) if q not in known]
+    if unknown and not create:
+        raise CommandError(
+            f"--queue: no queue named {unknown[0]!r} (queues: {', '.join(sorted(known))}); "
+            "add --create-queue to create it"
+        )
+    return unknown
+
+
+async def _create_queues(accounts: Accounts, names: list[str]) -> None:
+    for name in names:
+        await accounts.queue.add_queue(name)
+        print(f"created queue {name}")
 
 
 def _audit(config: Config, accounts: Accounts) -> AuditLog:
@@ -418,16 +535,23 @@ def cmd_queue(args: argparse.Namespace) -> int:
         return asyncio.run(_queue(args, config))
 
 
-def _setting(text: str) -> tuple[str, Any]:
+def _setting(queue: str, text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` as typed, with numbers read as numbers (parse_rules checks them)."""
     key, sep, raw = text.partition("=")
+    key = key.strip()
     if not sep:
         raise QueueConfigError(f"expected KEY=VALUE, got {text!r}")
     value: Any = raw
     if key in SECONDS:
-        value = float(raw) if raw else 0
+        try:
+            value = float(raw) if raw.strip() else 0
+        except ValueError:
+            raise QueueConfigError(
+                f"{queue}.{key} must be a number of seconds, not {raw!r}"
+            ) from None
     elif key in ("sla", "priority", "max_missed_offers"):
-        value = int(raw) if raw.isdigit() else raw
-    return key.strip(), value
+        value = int(raw) if raw.strip().lstrip("-").isdigit() else raw
+    return key, value
 
 
 async def _queue(args: argparse.Namespace, config: Config) -> int:
@@ -441,23 +565,26 @@ async def _queue(args: argparse.Namespace, config: Config) -> int:
                     print(f"{name:<16} {shown}")
             elif args.queue_command == "show":
                 if args.name not in await desk.queue_names(refresh=True):
-                    raise QueueConfigError(f"no queue named {args.name!r}")
+                    raise CommandError(f"no queue named {args.name!r}", EXIT_REFUSED)
                 print(json.dumps(describe(await desk.queue_rules(args.name)), indent=2))
             elif args.queue_command == "set":
                 current = describe(await desk.own_rules(args.name))
-                current.update(_setting(s) for s in args.settings)
-                await desk.set_queue_rules(args.name, parse_rules(args.name, current))
+                current.update(_setting(args.name, s) for s in args.settings)
+                queues = {*await desk.queue_names(refresh=True), *config.queues, args.name}
+                rules = parse_rules(args.name, current, queues=queues)
+                await desk.set_queue_rules(args.name, rules)
                 print(f"queue {args.name}: " + (" ".join(args.settings) or "created"))
             elif args.queue_command == "load":
                 for name, rules in load_file(args.file).items():
                     await desk.set_queue_rules(name, rules)
                     print(f"queue {name}: loaded")
             elif args.queue_command == "remove":
+                if args.name not in await desk.queue_names(refresh=True):
+                    raise CommandError(f"no queue named {args.name!r}", EXIT_REFUSED)
                 await desk.remove_queue(args.name)
                 print(f"removed queue {args.name}")
         except QueueConfigError as exc:
-            print(f"humandesk: {exc}", file=sys.stderr)
-            return 1
+            raise CommandError(str(exc)) from None
     return 0
 
 
@@ -465,7 +592,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     """The server's event loop: uvloop where it is installed, unless
     ``HUMANDESK_EVENT_LOOP=asyncio``. Every message a desk relays crosses the loop four
     times (socket in, Redis out, Redis in, socket out); see benchmarks/README.md."""
-    if os.environ.get("HUMANDESK_EVENT_LOOP", "uvloop") != "asyncio":
+    if os.environ.get("HUMANDESK_EVENT_LOOP", "uvloop").strip() != "asyncio":
         try:
             import uvloop
         except ImportError:
@@ -475,9 +602,81 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+def check_config_file(config: Config) -> None:
+    """A queue file that cannot be read or holds a bad rule ends the command before it
+    starts anything (the server would fail on it at start)."""
+    if config.config_file is not None:
+        try:
+            load_file(config.config_file)
+        except QueueConfigError as exc:
+            raise CommandError(f"HUMANDESK_CONFIG / --config: {exc}") from None
+
+
+def check_port(host: str, port: int, what: str = "the desk") -> None:
+    """Ends the command if ``host:port`` cannot be listened on, before anything has been
+    started or changed: bound and let go at once, with SO_REUSEADDR as aiohttp binds."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CommandError(
+            f"--host / HUMANDESK_HOST: cannot listen on {host!r}: {exc.strerror}"
+        ) from None
+    for family, kind, proto, _name, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise port_error(host, port, exc, what) from None
+
+
+def port_error(host: str, port: int, exc: OSError, what: str = "the desk") -> CommandError:
+    """One line for a port that cannot be listened on."""
+    if exc.errno == errno.EADDRINUSE:
+        option = "--shop-port" if "shop" in what else "--port or HUMANDESK_PORT"
+        return CommandError(
+            f"port {port} on {host} is in use by another program; choose another port for "
+            f"{what} ({option})",
+            EXIT_UNAVAILABLE,
+        )
+    if exc.errno == errno.EACCES:
+        return CommandError(
+            f"not allowed to listen on port {port} (ports below 1024 need privileges)",
+            EXIT_UNAVAILABLE,
+        )
+    return CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+def check_redis(config: Config) -> None:
+    """Ends the command (exit code 3) if the desk's Redis does not answer."""
+    assert config.redis_url is not None
+
+    async def ping() -> None:
+        redis = Redis.from_url(
+            config.redis_url or "", socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S
+        )
+        try:
+            await redis.ping()
+        finally:
+            await redis.aclose()
+
+    asyncio.run(ping())
+
+
+@contextlib.contextmanager
+def live_redis(config: Config) -> Iterator[tuple[Config, EmbeddedRedis | None]]:
+    """:func:`desk_redis`, checked to answer before anything else starts."""
+    with desk_redis(config) as (config, embedded):
+        check_redis(config)
+        yield config, embedded
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    with desk_redis(config) as (config, embedded), child_worker(config.precall_urls) as urls:
+    check_config_file(config)
+    check_data_dir(config)
+    check_port(config.host, config.port)
+    with live_redis(config) as (config, embedded), child_worker(config.precall_urls) as urls:
         config = replace(config, precall_urls=urls)
         app = desk_app(config, embedded)
         app.cleanup_ctx.append(_collector)
@@ -486,15 +685,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"(agent console: /agent, widget: /widget.js)",
             flush=True,
         )
-        web.run_app(
-            app,
-            host=config.host,
-            port=config.port,
-            print=None,
-            handle_signals=True,
-            shutdown_timeout=5,
-            loop=new_event_loop(),
-        )
+        try:
+            web.run_app(
+                app,
+                host=config.host,
+                port=config.port,
+                print=None,
+                handle_signals=True,
+                shutdown_timeout=5,
+                loop=new_event_loop(),
+            )
+        except OSError as exc:
+            if isinstance(exc, redis_errors.RedisError) or exc.errno is None:
+                raise
+            raise port_error(config.host, config.port, exc) from None  # taken since the check
     return 0
 
 
@@ -516,9 +720,45 @@ def shop_app(desk_url: str, queue: str) -> web.Application:
     return app
 
 
+@contextlib.contextmanager
+def demo_lock(data_dir: Path, desk_url: str) -> Iterator[None]:
+    """Held while a demo runs on ``data_dir``: a second demo there would reset the first
+    one's password, so it is refused before it changes anything (exit code 3)."""
+    path = data_dir / "demo.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            running = os.read(fd, 512).decode(errors="replace").strip() or "?"
+            raise CommandError(
+                f"a humandesk demo is already running on {data_dir} ({running}); "
+                "use that one, or stop it first (Ctrl+C where it runs)",
+                EXIT_UNAVAILABLE,
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}, {desk_url}".encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def demo_password() -> str:
+    """The demo agent's password: HUMANDESK_DEMO_PASSWORD, or a new one per start."""
+    password = os.environ.get("HUMANDESK_DEMO_PASSWORD", "")
+    if password and not 8 <= len(password) <= 1024:
+        raise CommandError("HUMANDESK_DEMO_PASSWORD must be 8 to 1,024 characters")
+    return password or secrets.token_urlsafe(9)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     host, port, shop_port = args.host, args.port, args.shop_port
+    if port == shop_port:
+        raise CommandError(f"--port and --shop-port are both {port}: give them two ports")
+    check_config_file(config)
+    check_data_dir(config)
+    password = demo_password()
     shop_origins = (
         f"http://{host}:{shop_port}",
         f"http://localhost:{shop_port}",
@@ -530,16 +770,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
         port=port,
         allowed_origins=tuple(dict.fromkeys(config.allowed_origins + shop_origins)),
     )
-    with (
-        desk_redis(config) as (config, embedded),
-        child_worker(config.precall_urls) as urls,
-        asyncio.Runner(loop_factory=new_event_loop) as runner,
-    ):
-        return runner.run(_demo(replace(config, precall_urls=urls), shop_port, embedded))
+    # Before anything is started or changed: a demo already running here, the ports.
+    with demo_lock(config.data_dir, f"http://{host}:{port}"):
+        check_port(host, port)
+        check_port(host, shop_port, "the demo's shop")
+        with (
+            live_redis(config) as (config, embedded),
+            child_worker(config.precall_urls) as urls,
+            asyncio.Runner(loop_factory=new_event_loop) as runner,
+        ):
+            config = replace(config, precall_urls=urls)
+            return runner.run(_demo(config, shop_port, embedded, password))
 
 
-async def _demo(config: Config, shop_port: int, embedded: EmbeddedRedis | None) -> int:
-    password = os.environ.get("HUMANDESK_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+async def _demo(
+    config: Config, shop_port: int, embedded: EmbeddedRedis | None, password: str
+) -> int:
     async with accounts_for(config) as accounts:
         for q in config.queues:
             await accounts.queue.add_queue(q)
@@ -555,8 +801,13 @@ async def _demo(config: Config, shop_port: int, embedded: EmbeddedRedis | None) 
     ):
         runner = web.AppRunner(app, shutdown_timeout=5)
         await runner.setup()
-        await web.TCPSite(runner, config.host, port).start()
         runners.append(runner)
+        try:
+            await web.TCPSite(runner, config.host, port).start()
+        except OSError as exc:  # taken since the check
+            for started in reversed(runners):
+                await started.cleanup()
+            raise port_error(config.host, port, exc) from None
     print(
         "\nhumandesk demo is running\n"
         f"  shop with the button:  http://{config.host}:{shop_port}/\n"
@@ -606,12 +857,41 @@ def cmd_precall_worker(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("HUMANDESK_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Runs the command. A bad setting, option or value, an unreachable Redis or a port in
+    use end it with one line on stderr and an exit code (EXIT_CODES), never a traceback."""
+    try:
+        return _main(argv)
+    except CommandError as exc:
+        return _fail(str(exc), exc.code)
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+        return _fail(f"cannot reach Redis: {exc}", EXIT_UNAVAILABLE)
+
+
+def _fail(message: str, code: int) -> int:
+    print("humandesk: " + " ".join(message.split()), file=sys.stderr)
+    return code
+
+
+def _environment() -> None:
+    """The settings read here rather than in Config: the log level and the event loop."""
+    level = os.environ.get("HUMANDESK_LOG_LEVEL", "").strip().upper() or "INFO"
+    if level not in LOG_LEVELS:
+        raise ConfigError(
+            f"HUMANDESK_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+            f"not {os.environ['HUMANDESK_LOG_LEVEL']!r}"
+        )
+    loop = os.environ.get("HUMANDESK_EVENT_LOOP", "").strip()
+    if loop and loop not in EVENT_LOOPS:
+        raise ConfigError(f"HUMANDESK_EVENT_LOOP must be uvloop or asyncio, not {loop!r}")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    _environment()
     if args.command in ("agent", "queue", *cli_privacy.COMMANDS):
         logging.getLogger().setLevel(logging.WARNING)
     if args.command == "serve":

@@ -94,7 +94,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 async def run(args: argparse.Namespace, config: Config) -> int:
     """Runs ``privacy ...`` or ``audit`` against ``config.redis_url``."""
     assert config.redis_url is not None
-    redis = Redis.from_url(config.redis_url)
+    redis = Redis.from_url(config.redis_url, socket_connect_timeout=5)
     try:
         desk = DeskQueue(redis, config.desk, config.queue)
         audit = AuditLog(redis, desk.keys, max_entries=config.audit_max_entries)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from humandesk.queue.client import QueueConfig
+from humandesk.queue.client import QueueConfig, RuleError
+from humandesk.queue.keys import NAME_RE
 from humandesk.queue.limits import AbuseLimits
 from humandesk.queue.privacy import DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, Retention
 from humandesk.server.audit import DEFAULT_MAX_ENTRIES
@@ -120,7 +124,15 @@ ENV_HELP: dict[str, str] = {
     "HUMANDESK_AUDIT_RETENTION_DAYS": "days audit-log entries are kept (default 365; 0 = for ever)",
     "HUMANDESK_AUDIT_MAX_ENTRIES": "most entries the audit log keeps; the oldest go first "
     "(default 100000)",
+    "HUMANDESK_LOG_LEVEL": "DEBUG, INFO (default), WARNING, ERROR or CRITICAL",
+    "HUMANDESK_DEMO_PASSWORD": "the demo agent's password, 8 characters or more (default: a "
+    "new one per start of `humandesk demo`)",
 }
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names it (the environment variable or
+    the option) and says what it must be. The command prints it as one line, exit code 2."""
 
 
 def _split(value: str | None) -> list[str]:
@@ -128,13 +140,121 @@ def _split(value: str | None) -> list[str]:
 
 
 def _number(env: Mapping[str, str], name: str, kind: type, *, minimum: float) -> Any:
+    text = env[name].strip()
     try:
-        value = kind(env[name])
+        value = kind(text)
     except ValueError:
-        raise ValueError(f"{name} must be a number, not {env[name]!r}") from None
-    if not minimum <= value < 1e12:
-        raise ValueError(f"{name} must be at least {minimum}")
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name} must be {what}, not {env[name]!r}") from None
+    if not minimum <= value < 1e12:  # also refuses nan
+        raise ConfigError(f"{name} must be at least {minimum:g}, not {env[name]!r}")
     return value
+
+
+def parse_port(text: str, name: str) -> int:
+    """A TCP port, 1-65535: anything else would be refused by the kernel, or wrap around."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
+        raise ConfigError(f"{name} must be a port number from 1 to 65535, not {text!r}")
+    return int(text)
+
+
+#: Redis URL schemes redis-py connects with.
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+#: The desk's name is a Redis hash tag: no braces, nothing a key name would trip on.
+DESK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_settings(values: Mapping[str, Any], names: Mapping[str, str]) -> None:
+    """Raises ConfigError for a setting that cannot work; ``names`` says where each came
+    from (the environment variable, or the option that overrode it)."""
+    if "port" in values and not (isinstance(values["port"], int) and 1 <= values["port"] <= 65535):
+        raise ConfigError(f"{names['port']} must be a port number from 1 to 65535")
+    url = values.get("redis_url")
+    if url and not str(url).startswith(REDIS_SCHEMES):
+        schemes = ", ".join(REDIS_SCHEMES)
+        raise ConfigError(f"{names['redis_url']} must be a URL starting {schemes}, not {url!r}")
+    desk = values.get("desk")
+    if desk is not None and not DESK_RE.match(str(desk)):
+        raise ConfigError(
+            f"{names['desk']} must be 1-64 letters, digits, '.', '_' or '-', not {desk!r}"
+        )
+    public = values.get("public_url")
+    if public:
+        _check_origin(str(public), names["public_url"])
+    for origin in values.get("allowed_origins") or ():
+        _check_origin(str(origin), names["allowed_origins"])
+    url_schemes: dict[str, tuple[str, ...]] = {
+        "stun_urls": ("stun:", "stuns:"),
+        "turn_urls": ("turn:", "turns:"),
+    }
+    for key, prefixes in url_schemes.items():
+        for ice_url in values.get(key) or ():
+            if not str(ice_url).startswith(prefixes):
+                raise ConfigError(
+                    f"{names[key]} must hold {' or '.join(prefixes)} URLs, not {ice_url!r}"
+                )
+    for queue in values.get("queues") or ():
+        if not NAME_RE.match(str(queue)):
+            raise ConfigError(
+                f"{names['queues']}: {queue!r} is not a queue name "
+                "(1-32 lowercase letters, digits, '.', '_' or '-')"
+            )
+    if "queues" in values and not values["queues"]:
+        raise ConfigError(f"{names['queues']} must name at least one queue")
+
+
+def _check_origin(origin: str, name: str) -> None:
+    parts = urlsplit(origin)
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        raise ConfigError(f"{name}: {origin!r} has a bad port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+        raise ConfigError(
+            f"{name}: {origin!r} is not an origin (scheme and host, e.g. https://shop.example)"
+        )
+
+
+#: Where each checked setting comes from: its environment variable, or the option.
+ENV_NAMES = {
+    "host": "HUMANDESK_HOST",
+    "port": "HUMANDESK_PORT",
+    "redis_url": "HUMANDESK_REDIS_URL",
+    "desk": "HUMANDESK_DESK",
+    "public_url": "HUMANDESK_PUBLIC_URL",
+    "allowed_origins": "HUMANDESK_ALLOWED_ORIGINS",
+    "queues": "HUMANDESK_QUEUES",
+    "stun_urls": "HUMANDESK_STUN_URLS",
+    "turn_urls": "HUMANDESK_TURN_URLS",
+}
+OPTION_NAMES = {key: "--" + key.replace("_", "-") for key in ENV_NAMES}
+
+
+def _queue_config(env: Mapping[str, str]) -> QueueConfig:
+    """The desk's queue defaults, with the offer timeout and the resume window from the
+    environment, each checked against the rules' own ranges."""
+    values: dict[str, Any] = {}
+    for name, key in (
+        ("HUMANDESK_OFFER_TIMEOUT", "offer_timeout_ms"),
+        ("HUMANDESK_RESUME_WINDOW", "visitor_lease_ms"),
+    ):
+        if not env.get(name):
+            continue
+        try:
+            seconds = float(env[name])
+        except ValueError:
+            seconds = math.nan
+        if not math.isfinite(seconds):
+            raise ConfigError(f"{name} must be a number of seconds, not {env[name]!r}")
+        values[key] = round(seconds * 1000)
+    try:
+        return QueueConfig(**values)
+    except RuleError as exc:
+        name = {"offer_timeout_ms": "HUMANDESK_OFFER_TIMEOUT"}.get(
+            exc.rule, "HUMANDESK_RESUME_WINDOW"
+        )
+        raise ConfigError(f"{name} {exc.must}, not {env[name]!r}") from None
 
 
 def default_data_dir() -> Path:
@@ -189,28 +309,30 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-        """Settings from the environment; keyword arguments (CLI options) win."""
+        """Settings from the environment; keyword arguments (CLI options) win.
+
+        Raises ConfigError, naming the variable, for a value that cannot be used."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         if env.get("HUMANDESK_HOST"):
-            values["host"] = env["HUMANDESK_HOST"]
+            values["host"] = env["HUMANDESK_HOST"].strip()
         if env.get("HUMANDESK_PORT"):
-            values["port"] = int(env["HUMANDESK_PORT"])
+            values["port"] = parse_port(env["HUMANDESK_PORT"], "HUMANDESK_PORT")
         if env.get("HUMANDESK_REDIS_URL"):
-            values["redis_url"] = env["HUMANDESK_REDIS_URL"]
+            values["redis_url"] = env["HUMANDESK_REDIS_URL"].strip()
         if env.get("HUMANDESK_DATA_DIR"):
             values["data_dir"] = Path(env["HUMANDESK_DATA_DIR"])
         if env.get("HUMANDESK_REDIS_RESTARTS"):
             restarts = env["HUMANDESK_REDIS_RESTARTS"].strip()
             if not (restarts.isascii() and restarts.isdigit()):
-                raise ValueError("HUMANDESK_REDIS_RESTARTS must be a whole number, 0 or more")
+                raise ConfigError("HUMANDESK_REDIS_RESTARTS must be a whole number, 0 or more")
             values["redis_restarts"] = int(restarts)
         if env.get("HUMANDESK_DESK"):
-            values["desk"] = env["HUMANDESK_DESK"]
+            values["desk"] = env["HUMANDESK_DESK"].strip()
         if env.get("HUMANDESK_SECRET_KEY"):
             values["secret_key"] = env["HUMANDESK_SECRET_KEY"]
         if env.get("HUMANDESK_PUBLIC_URL"):
-            values["public_url"] = env["HUMANDESK_PUBLIC_URL"].rstrip("/")
+            values["public_url"] = env["HUMANDESK_PUBLIC_URL"].strip().rstrip("/")
         if env.get("HUMANDESK_ALLOWED_ORIGINS"):
             values["allowed_origins"] = tuple(
                 o.rstrip("/") for o in _split(env["HUMANDESK_ALLOWED_ORIGINS"])
@@ -226,7 +348,7 @@ class Config:
         if env.get("HUMANDESK_ICE_POLICY"):
             policy = env["HUMANDESK_ICE_POLICY"].strip().lower()
             if policy not in ("all", "relay"):
-                raise ValueError("HUMANDESK_ICE_POLICY must be 'all' or 'relay'")
+                raise ConfigError(f"HUMANDESK_ICE_POLICY must be 'all' or 'relay', not {policy!r}")
             values["ice_policy"] = policy
         for name, key in (
             ("HUMANDESK_SESSION_TTL", "session_ttl_s"),
@@ -246,31 +368,27 @@ class Config:
         }
         if limits:
             values["limits"] = replace(AbuseLimits(), **limits)
-        queue = QueueConfig()
-        if env.get("HUMANDESK_OFFER_TIMEOUT"):
-            queue = replace(
-                queue, offer_timeout_ms=int(float(env["HUMANDESK_OFFER_TIMEOUT"]) * 1000)
-            )
-        if env.get("HUMANDESK_RESUME_WINDOW"):
-            queue = replace(
-                queue, visitor_lease_ms=int(float(env["HUMANDESK_RESUME_WINDOW"]) * 1000)
-            )
-        values["queue"] = queue
+        values["queue"] = _queue_config(env)
         if env.get("HUMANDESK_CONFIG"):
             values["config_file"] = Path(env["HUMANDESK_CONFIG"])
         if env.get("HUMANDESK_PRIORITY_SECRET"):
             values["priority_secret"] = env["HUMANDESK_PRIORITY_SECRET"]
         if env.get("HUMANDESK_MAX_JSON_DEPTH"):
-            depth = int(env["HUMANDESK_MAX_JSON_DEPTH"])
-            if not 4 <= depth <= 256:
-                # Real messages nest two levels; far above 256 the parser's recursion
-                # would come near Python's limit.
-                raise ValueError("HUMANDESK_MAX_JSON_DEPTH must be 4-256")
-            values["max_json_depth"] = depth
+            depth = env["HUMANDESK_MAX_JSON_DEPTH"].strip()
+            # Real messages nest two levels; far above 256 the parser's recursion would
+            # come near Python's limit.
+            if not (depth.isascii() and depth.isdigit()) or not 4 <= int(depth) <= 256:
+                raise ConfigError(f"HUMANDESK_MAX_JSON_DEPTH must be 4-256, not {depth!r}")
+            values["max_json_depth"] = int(depth)
         if env.get("HUMANDESK_TRUSTED_PROXIES"):
             proxies = tuple(_split(env["HUMANDESK_TRUSTED_PROXIES"]))
             for proxy in proxies:
-                ipaddress.ip_network(proxy, strict=False)  # a clear error at start
+                try:
+                    ipaddress.ip_network(proxy, strict=False)
+                except ValueError:
+                    raise ConfigError(
+                        f"HUMANDESK_TRUSTED_PROXIES must hold addresses or networks, not {proxy!r}"
+                    ) from None
             values["trusted_proxies"] = proxies
         for name, attr, least in (
             ("HUMANDESK_RETENTION_DAYS", "retention_days", 0),
@@ -291,7 +409,11 @@ class Config:
         }
         if precall:
             values["precall"] = replace(PrecallLimits(), **precall)
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(given)
+        names = {key: OPTION_NAMES.get(key, key) for key in given}
+        names = {key: ENV_NAMES.get(key, key) for key in values} | names
+        check_settings(values, names)
         if "brand" not in values:
             values["brand"] = load_brand(env, values.get("config_file"))
         return cls(**values)

@@ -22,12 +22,13 @@ Every instance of a desk reads the same rules from Redis, so a change applies ev
 
 from __future__ import annotations
 
+import math
 import tomllib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from humandesk.queue.client import RULES, STRATEGIES
-from humandesk.queue.hours import HoursError, Schedule
+from humandesk.queue.client import RULE_RANGES, RULES, RuleError, check_rules
 from humandesk.queue.keys import NAME_RE
 
 #: Settings given in seconds, and the millisecond names the scripts use.
@@ -41,44 +42,46 @@ SECONDS = {
 }
 #: The other settings, under the names the scripts use (every rule is one or the other).
 OTHER = tuple(name for name in RULES if name not in SECONDS.values())
+#: A rule's name as a person writes it, by the name the scripts use.
+USER_NAMES = {ms: key for key, ms in SECONDS.items()}
 
 
 class QueueConfigError(ValueError):
     """A queue setting that cannot be used; the message names it."""
 
 
-def parse_rules(name: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """Validated rules of one queue, in the form the scripts read (milliseconds)."""
+def parse_rules(
+    name: str, settings: dict[str, Any], *, queues: Collection[str] | None = None
+) -> dict[str, Any]:
+    """Validated rules of one queue, in the form the scripts read (milliseconds).
+
+    The rules' own checks (``check_rules`` beside RULES) decide what is in range;
+    ``queues``, when given, are the desk's queues, which ``overflow`` must name one of."""
     if not NAME_RE.match(name):
         raise QueueConfigError(f"invalid queue name {name!r}")
     rules: dict[str, Any] = {}
     for key, value in settings.items():
         if key in SECONDS:
-            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-                raise QueueConfigError(f"{name}.{key} must be a number of seconds >= 0")
-            rules[SECONDS[key]] = int(value * 1000)
-        elif key == "strategy":
-            if value not in STRATEGIES:
-                raise QueueConfigError(f"{name}.strategy must be one of {', '.join(STRATEGIES)}")
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+            ):
+                raise QueueConfigError(f"{name}.{key} must be a number of seconds, not {value!r}")
+            rules[SECONDS[key]] = round(value * 1000)
+        elif key in OTHER:
             rules[key] = value
-        elif key == "overflow":
-            if (value and not NAME_RE.match(str(value))) or value == name:
-                raise QueueConfigError(f"{name}.overflow must name another queue")
-            rules[key] = str(value)
-        elif key in ("sla", "priority", "max_missed_offers"):
-            limits = {"sla": (1, 3600), "priority": (0, 9), "max_missed_offers": (1, 100)}[key]
-            if not isinstance(value, int) or not limits[0] <= value <= limits[1]:
-                raise QueueConfigError(f"{name}.{key} must be a whole number in {limits}")
-            rules[key] = value
-        elif key in ("hours", "timezone"):
-            rules[key] = str(value)
         else:
             known = ", ".join([*SECONDS, *OTHER])
             raise QueueConfigError(f"unknown setting {name}.{key} (known: {known})")
     try:
-        Schedule.parse(str(rules.get("hours", "")), str(rules.get("timezone", "UTC")))
-    except HoursError as exc:
-        raise QueueConfigError(f"{name}.hours: {exc}") from None
+        check_rules(rules, queue=name, queues=queues)
+    except RuleError as exc:
+        key = USER_NAMES.get(exc.rule, exc.rule)
+        value = settings.get(key)
+        shown = f"{value:g}" if isinstance(value, float) else repr(value)
+        given = f", not {shown}" if key in settings and exc.rule in RULE_RANGES else ""
+        raise QueueConfigError(f"{name}.{key} {exc.must}{given}") from None
     return rules
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import urllib.error
@@ -13,6 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from humandesk.server import cli
+from humandesk.server.config import ENV_HELP
 
 from conftest import free_port, python_env
 from helpers import HUMANDESK, add_agent, run_humandesk, wait_ready
@@ -108,7 +112,7 @@ def test_agents_managed_with_and_without_a_running_server(data_dir: Path) -> Non
     short = add_agent(env, "eve", "short")
     assert short.returncode == 1 and "8 characters" in short.stderr
     # Without --password-stdin and without a terminal, a password is generated and printed.
-    generated = humandesk(data_dir, "agent", "add", "cy", "--queue", "sales")
+    generated = humandesk(data_dir, "agent", "add", "cy", "--queue", "sales", "--create-queue")
     assert generated.returncode == 0 and "password: " in generated.stdout
     cy_password = generated.stdout.split("password: ", 1)[1].strip()
     assert redis_servers_for(data_dir) == 0  # each command stopped the Redis it started
@@ -173,3 +177,201 @@ def test_demo_serves_a_cross_origin_shop(data_dir: Path) -> None:
     assert "demo / demo-password-1" in out
     assert demo.returncode == 0
     assert redis_servers_for(data_dir) == 0
+
+
+# Bad settings, options and values: one line that names them, exit code 2 -------------------
+
+
+def refused_in_one_line(result: subprocess.CompletedProcess[str], code: int = 2) -> str:
+    """The command's one line on stderr, after checking it ended with ``code`` and no
+    traceback."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+#: A bad value of every setting that has one, and the command it is given to (every
+#: command reads the settings; the listening address and the queue file only `serve`).
+BAD_SETTINGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "HUMANDESK_HOST": ("no such host!", ("serve",)),
+    "HUMANDESK_PORT": ("abc", ("serve",)),
+    "HUMANDESK_REDIS_URL": ("localhost:6379", ("queue", "list")),
+    "HUMANDESK_DATA_DIR": ("/dev/null/desk", ("queue", "list")),
+    "HUMANDESK_REDIS_RESTARTS": ("two", ("queue", "list")),
+    "HUMANDESK_DESK": ("my {desk}", ("queue", "list")),
+    "HUMANDESK_PUBLIC_URL": ("desk.example", ("queue", "list")),
+    "HUMANDESK_ALLOWED_ORIGINS": ("https://shop.example, shop2.example", ("queue", "list")),
+    "HUMANDESK_QUEUES": ("Support Desk", ("queue", "list")),
+    "HUMANDESK_STUN_URLS": ("stun.example:3478", ("queue", "list")),
+    "HUMANDESK_TURN_URLS": ("turn.example:3478", ("queue", "list")),
+    "HUMANDESK_ICE_POLICY": ("none", ("queue", "list")),
+    "HUMANDESK_OFFER_TIMEOUT": ("-1", ("queue", "list")),
+    "HUMANDESK_SESSION_TTL": ("0", ("queue", "list")),
+    "HUMANDESK_IDLE_SIGNOUT": ("-5", ("queue", "list")),
+    "HUMANDESK_TURN_TTL": ("soon", ("queue", "list")),
+    "HUMANDESK_JOINS_PER_MINUTE": ("many", ("queue", "list")),
+    "HUMANDESK_WAITING_PER_ADDRESS": ("-1", ("queue", "list")),
+    "HUMANDESK_CALLBACKS_PER_HOUR": ("5/h", ("queue", "list")),
+    "HUMANDESK_MAX_OPEN_CALLBACKS": ("-1", ("queue", "list")),
+    "HUMANDESK_MESSAGES_PER_SECOND": ("nan", ("queue", "list")),
+    "HUMANDESK_MESSAGE_BURST": ("1.5", ("queue", "list")),
+    "HUMANDESK_LOGIN_LIMIT_ACCOUNT": ("ten", ("queue", "list")),
+    "HUMANDESK_LOGIN_LIMIT_ADDRESS": ("-1", ("queue", "list")),
+    "HUMANDESK_CONFIG": ("/nonexistent/desk.toml", ("serve",)),
+    "HUMANDESK_RESUME_WINDOW": ("0", ("queue", "list")),
+    "HUMANDESK_EVENT_LOOP": ("tokio", ("queue", "list")),
+    "HUMANDESK_MAX_JSON_DEPTH": ("deep", ("queue", "list")),
+    "HUMANDESK_TRUSTED_PROXIES": ("the-proxy", ("queue", "list")),
+    "HUMANDESK_RETENTION_DAYS": ("-1", ("queue", "list")),
+    "HUMANDESK_AUDIT_RETENTION_DAYS": ("a year", ("queue", "list")),
+    "HUMANDESK_AUDIT_MAX_ENTRIES": ("0", ("queue", "list")),
+    "HUMANDESK_LOG_LEVEL": ("loud", ("queue", "list")),
+    "HUMANDESK_DEMO_PASSWORD": ("short", ("demo",)),
+}
+#: Settings any text is good for.
+FREE_TEXT = {
+    "HUMANDESK_SECRET_KEY",
+    "HUMANDESK_TURN_SECRET",
+    "HUMANDESK_METRICS_TOKEN",
+    "HUMANDESK_PRIORITY_SECRET",
+}
+
+
+def test_every_setting_is_checked() -> None:
+    assert set(BAD_SETTINGS) | FREE_TEXT == set(ENV_HELP)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_SETTINGS))
+def test_a_bad_setting_ends_the_command_in_one_line(
+    name: str,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The command's own main, in this process (one subprocess per setting would be slow);
+    # the test below runs some of them as the real command.
+    value, command = BAD_SETTINGS[name]
+    monkeypatch.setenv("HUMANDESK_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("HUMANDESK_REDIS_URL", raising=False)
+    monkeypatch.setenv(name, value)
+    assert cli.main(list(command)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and name in err[0], err
+    assert redis_servers_for(data_dir) == 0  # refused before anything started
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "named"),
+    [
+        ({"HUMANDESK_PORT": "abc"}, ("serve",), "HUMANDESK_PORT"),
+        ({"HUMANDESK_PORT": "99999"}, ("serve",), "HUMANDESK_PORT"),
+        ({}, ("serve", "--port", "99999"), "--port"),
+        ({}, ("demo", "--shop-port", "0"), "--shop-port"),
+        ({"HUMANDESK_OFFER_TIMEOUT": "abc"}, ("agent", "list"), "HUMANDESK_OFFER_TIMEOUT"),
+        ({}, ("queue", "set", "support", "offer_timeout=abc"), "support.offer_timeout"),
+        ({}, ("agent", "add", "ada", "--queue", "support:x"), "--queue"),
+        ({}, ("audit", "--limit", "many"), "--limit"),
+    ],
+)
+def test_bad_values_of_the_real_command(
+    env: dict[str, str], args: tuple[str, ...], named: str, data_dir: Path
+) -> None:
+    result = run_humandesk(*args, env=env_for(data_dir) | env)
+    assert named in refused_in_one_line(result)
+    assert redis_servers_for(data_dir) == 0
+
+
+def test_unreachable_redis_is_one_line(data_dir: Path) -> None:
+    env = env_for(data_dir) | {"HUMANDESK_REDIS_URL": f"redis://127.0.0.1:{free_port()}"}
+    for args in (("agent", "list"), ("queue", "set", "support", "wrapup=5"), ("serve",)):
+        line = refused_in_one_line(run_humandesk(*args, env=env), code=3)
+        assert line.startswith("humandesk: cannot reach Redis"), line
+
+
+def test_a_busy_port_is_named(data_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_humandesk("serve", "--port", str(port), env=env_for(data_dir))
+        line = refused_in_one_line(result, code=3)
+        assert f"port {port} on 127.0.0.1 is in use" in line
+        demo = run_humandesk("demo", "--shop-port", str(port), env=env_for(data_dir))
+        assert f"port {port} on 127.0.0.1 is in use" in refused_in_one_line(demo, code=3)
+    assert redis_servers_for(data_dir) == 0
+    # Nothing was started or changed: no demo agent was made.
+    assert "demo" not in humandesk(data_dir, "agent", "list").stdout
+
+
+def test_a_second_demo_changes_nothing(data_dir: Path) -> None:
+    desk_port, shop_port = free_port(), free_port()
+    env = env_for(data_dir) | {"HUMANDESK_DEMO_PASSWORD": "first-password"}
+    ports = ("--port", str(desk_port), "--shop-port", str(shop_port))
+    first = subprocess.Popen(
+        [*HUMANDESK, "demo", *ports],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    desk = f"http://127.0.0.1:{desk_port}"
+    try:
+        wait_ready(desk, first)
+        again = env | {"HUMANDESK_DEMO_PASSWORD": "second-password"}
+        # On the same ports, and on others: the data folder is the first one's.
+        for args in (ports, ("--port", str(free_port()), "--shop-port", str(free_port()))):
+            line = refused_in_one_line(run_humandesk("demo", *args, env=again), code=3)
+            assert "a humandesk demo is already running" in line and desk in line, line
+        assert login(desk, "demo", "first-password") == 200
+        assert login(desk, "demo", "second-password") == 401
+        assert first.poll() is None
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(20)
+
+
+def test_queue_rules_are_checked(data_dir: Path) -> None:
+    assert humandesk(data_dir, "queue", "set", "sales").returncode == 0
+    for setting, named in (
+        ("overflow=nosuch", "support.overflow names an unknown queue 'nosuch'"),
+        ("overflow=support", "support.overflow must name another queue"),
+        ("offer_timeout=-1", "support.offer_timeout must be a number of seconds from 1"),
+        ("offer_timeout=0", "support.offer_timeout must be a number of seconds from 1"),
+        ("wrapup=-5", "support.wrapup must be a number of seconds from 0"),
+        ("max_wait=inf", "support.max_wait must be a number of seconds"),
+        ("priority=10", "support.priority must be a whole number from 0 to 9"),
+        ("max_missed_offers=0", "support.max_missed_offers must be a whole number from 1"),
+        ("strategy=fastest", "support.strategy must be one of"),
+        ("hours=someday", "support.hours cannot be read"),
+        ("timezone=Mars/Olympus", "support.timezone cannot be read"),
+        ("colour=teal", "unknown setting support.colour"),
+    ):
+        line = refused_in_one_line(humandesk(data_dir, "queue", "set", "support", setting))
+        assert named in line, (setting, line)
+    assert humandesk(data_dir, "queue", "set", "support", "overflow=sales").returncode == 0
+    shown = json.loads(humandesk(data_dir, "queue", "show", "support").stdout)
+    # Nothing refused was kept.
+    assert (shown["overflow"], shown["offer_timeout"], shown["wrapup"]) == ("sales", 20, 30)
+    assert (shown["priority"], shown["strategy"], shown["hours"]) == (0, "longest-idle", "")
+    gone = humandesk(data_dir, "queue", "remove", "nosuch")
+    assert refused_in_one_line(gone, code=1) == "humandesk: no queue named 'nosuch'"
+    assert gone.stdout == ""
+
+
+def test_agents_get_known_queues_only(data_dir: Path) -> None:
+    env = env_for(data_dir)
+    add = ("agent", "add", "ada", "--password-stdin")
+    misspelt = run_humandesk(*add, "--queue", "suport", env=env, stdin="correct horse\n")
+    line = refused_in_one_line(misspelt)
+    assert "no queue named 'suport'" in line and "--create-queue" in line
+    assert "ada" not in humandesk(data_dir, "agent", "list").stdout
+    # The queues the desk creates at start (HUMANDESK_QUEUES) are known before it first ran.
+    assert (
+        run_humandesk(*add, "--queue", "support", env=env, stdin="correct horse\n").returncode == 0
+    )
+    changed = humandesk(data_dir, "agent", "set", "ada", "--queue", "returns")
+    assert "no queue named 'returns'" in refused_in_one_line(changed)
+    created = humandesk(data_dir, "agent", "set", "ada", "--queue", "returns", "--create-queue")
+    assert created.returncode == 0 and "created queue returns" in created.stdout
+    assert "returns" in humandesk(data_dir, "queue", "list").stdout
