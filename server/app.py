@@ -544,8 +544,10 @@ async def stats(request: web.Request) -> web.Response:
 async def agents(request: web.Request) -> web.Response:
     """Every account with its live state (supervisors; read-only).
 
-    ``since_ms`` is when the current state began where the desk knows it: idle since for
-    Available, the call's start for In call; ``until_ms`` is the end of a wrap-up."""
+    ``since_ms`` is when the current state began: idle since for Available, the offer for
+    Ringing, the call's start for In call, the change for Break and Offline (None only for
+    an account that never signed in); ``until_ms`` is the end of a wrap-up. ``reason`` says
+    why an agent is on Break or Offline, when the desk put them there."""
     await current_supervisor(request)
     queue = request.app[QUEUE]
     accounts = await request.app[ACCOUNTS].all()
@@ -562,8 +564,14 @@ async def agents(request: web.Request) -> web.Response:
             call = await queue.call(str(state["call"]))
             if call and call.get("started") is not None:
                 since = int(call["started"])
+        elif status == "offered" and state.get("offer"):
+            offer = await queue.offer(str(state["offer"]))
+            if offer and offer.get("created") is not None:
+                since = int(offer["created"])
         elif status == "wrap_up" and state.get("wrapup_until") is not None:
             until = int(state["wrapup_until"])
+        elif status in ("break", "offline") and state.get("state_since") is not None:
+            since = int(state["state_since"])
         reason = state.get("reason") if status in ("break", "offline") else None
         rows.append(
             {

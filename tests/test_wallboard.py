@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from humandesk.queue.client import QueueConfig
-from humandesk.server.app import ACCOUNTS
+from humandesk.server.app import ACCOUNTS, QUEUE
 
 from conftest import DeskClient
 from helpers import (
@@ -42,8 +42,8 @@ async def join(client: Client, name: str, queue: str = "support") -> Peer:
     return visitor
 
 
-async def agent_rows(client: Client) -> dict[str, dict[str, Any]]:
-    """/api/agents as the supervisor sees it."""
+async def agent_board(client: Client) -> tuple[int, dict[str, dict[str, Any]]]:
+    """/api/agents as the supervisor sees it: the desk's clock and the rows by name."""
     boss = await SignedIn.open(client, "boss", "correct horse")
     try:
         resp = await boss.get("/api/agents")
@@ -52,7 +52,11 @@ async def agent_rows(client: Client) -> dict[str, dict[str, Any]]:
     finally:
         await boss.close()
     assert isinstance(body["now_ms"], int)
-    return {row["name"]: row for row in body["agents"]}
+    return body["now_ms"], {row["name"]: row for row in body["agents"]}
+
+
+async def agent_rows(client: Client) -> dict[str, dict[str, Any]]:
+    return (await agent_board(client))[1]
 
 
 async def test_wallboard_page_is_served_with_a_strict_csp(client: Client) -> None:
@@ -132,28 +136,51 @@ async def test_agents_lists_every_account_with_its_live_state(client: Client) ->
 
     visitor = await join(client, "Visitor")
     offer = await ada.expect("offer")
-    assert (await agent_rows(client))["ada"]["state"] == "offered"
+    rows = await agent_rows(client)
+    assert rows["ada"]["state"] == "offered" and isinstance(rows["ada"]["since_ms"], int)
     await ada.send({"type": "accept", "offer_id": offer["offer_id"]})
     call = (await ada.expect("call_started"))["call_id"]
     await visitor.expect("call_started")
     rows = await agent_rows(client)
     assert rows["ada"]["state"] == "in_call"
     assert rows["ada"]["since_ms"] <= int(time.time() * 1000) + 1000
+    started = rows["ada"]["since_ms"]
 
     await ada.send({"type": "status", "status": "offline"})  # ends the call
     await visitor.expect("call_ended")
     await ada.expect("status", status="offline")
     rows = await agent_rows(client)
-    assert rows["ada"]["state"] == "offline" and rows["ada"]["since_ms"] is None
+    # Offline too shows since when: from the moment she went.
+    assert rows["ada"]["state"] == "offline" and rows["ada"]["since_ms"] >= started
     assert call
 
 
 async def test_agents_on_break_carry_their_reason(client: Client) -> None:
     _ada = await agent_in_status(client, "break")  # her console stays open meanwhile
 
-    row = (await agent_rows(client))["ada"]
-    assert row["state"] == "break" and row["since_ms"] is None
+    now, rows = await agent_board(client)
+    row = rows["ada"]
+    # A Break she chose: since when, and no reason of the desk's.
+    assert row["state"] == "break" and row["reason"] is None
+    assert isinstance(row["since_ms"], int) and row["since_ms"] <= now
     boss = await SignedIn.open(client, "boss", "correct horse")
     stats = await (await boss.get("/api/stats")).json()
     await boss.close()
     assert stats["queues"]["sales"]["agents"] == {"break": 1}
+
+
+async def test_a_break_the_desk_chose_shows_why_and_since_when(client: Client) -> None:
+    await client.app[QUEUE].set_queue_rules(
+        "support", {"offer_timeout_ms": 1000, "max_missed_offers": 1}
+    )
+    ada = await available_agent(client)
+    visitor = await join(client, "Visitor")  # stays in line meanwhile
+    await ada.expect("offer")  # and no answer
+    await ada.expect("status", status="break")
+    now, rows = await agent_board(client)
+    assert rows["ada"]["state"] == "break"
+    assert rows["ada"]["reason"] == "Missed 1 offers in a row"
+    assert isinstance(rows["ada"]["since_ms"], int) and rows["ada"]["since_ms"] <= now
+    # A second look keeps the time the Break began.
+    assert (await agent_rows(client))["ada"]["since_ms"] == rows["ada"]["since_ms"]
+    assert visitor

@@ -49,6 +49,9 @@ else
   a.reason = P.reason
   redis.call('ZREM', K.leases, 'a:' .. a.name)
 end
+if (status == 'break' or status == 'offline') and (was ~= a.state or not a.state_since) then
+  a.state_since = NOW -- when this Break or Offline began (the wallboard's "for")
+end
 save(K.agents, a.name, a)
 if was ~= a.state then
   log_event('agent_state', { agent = a.name, state = a.state, reason = P.reason or '' })

@@ -290,6 +290,7 @@ local function release_offer(o, reason)
       if a.missed >= rules.max_missed_offers then
         agent_withdraw(a)
         a.state = 'break'
+        a.state_since = NOW
         a.offer = nil
         a.reason = 'Missed ' .. a.missed .. ' offers in a row'
         log_event('agent_state', { agent = a.name, state = 'break', reason = 'missed_offers' })

@@ -32,6 +32,7 @@ for _, member in ipairs(redis.call('ZRANGEBYSCORE', K.leases, '-inf', NOW, 'LIMI
       end
       agent_withdraw(a)
       a.state = 'offline'
+      a.state_since = NOW
       a.offer = nil
       a.ready_at = nil
       a.reason = 'Connection lost'

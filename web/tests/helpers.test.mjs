@@ -166,6 +166,19 @@ describe("the wallboard", () => {
     assert.deepEqual(wallboard.sortAgents(agents).map((a) => a.name), ["a", "c", "b"]);
     assert.equal(wallboard.stateSince({ state: "wrap_up", until_ms: 70000 }, 5000), "01:05 left");
     assert.equal(wallboard.stateSince({ state: "available", since_ms: 1000 }, 61000), "01:00");
+  });
+
+  test("every state shows for how long, and Break and Offline why", () => {
+    const now = 3_600_000;
+    for (const state of ["available", "offered", "in_call", "break", "offline"]) {
+      assert.equal(wallboard.stateSince({ state, since_ms: now - 125_000 }, now), "02:05", state);
+    }
+    assert.equal(wallboard.stateSince({ state: "offline", since_ms: null }, now), "–"); // never signed in
+    const missed = { state: "break", since_ms: now - 1000, reason: "Missed 3 offers in a row" };
+    assert.equal(wallboard.stateReason(missed), "Missed 3 offers in a row");
+    assert.equal(wallboard.stateReason({ state: "offline", reason: "Connection lost" }), "Connection lost");
+    assert.equal(wallboard.stateReason({ state: "break", reason: null }), "");
+    assert.equal(wallboard.stateReason({ state: "available", reason: "stale" }), "");
     assert.equal(wallboard.statsUrl("?threshold=30"), "/api/stats?threshold=30");
     assert.equal(wallboard.statsUrl("?threshold=0"), "/api/stats");
     assert.equal(wallboard.statsUrl("?threshold=abc"), "/api/stats");

@@ -146,11 +146,19 @@ export function sortAgents(agents) {
   });
 }
 
-/** How long an agent has been in their state ("01:05"), or what is left of a wrap-up. */
+/**
+ * How long an agent has been in their state ("01:05"), in every state (Break and Offline too),
+ * or what is left of a wrap-up; "–" when the desk does not know (an account that never signed
+ * in).
+ */
 export function stateSince(a, nowMs) {
   if (a.state === "wrap_up" && a.until_ms) return `${clock((a.until_ms - nowMs) / 1000)} left`;
-  if (a.since_ms) return clock((nowMs - a.since_ms) / 1000);
-  return "";
+  return clock(a.since_ms ? (nowMs - a.since_ms) / 1000 : null);
+}
+
+/** Why an agent is on Break or Offline, when the desk put them there ("Connection lost"). */
+export function stateReason(a) {
+  return (a.state === "break" || a.state === "offline") && a.reason ? String(a.reason) : "";
 }
 
 /** /wallboard?threshold=30 sets the service-level threshold T in seconds; anything else is ignored. */

@@ -2,7 +2,7 @@
  * inserted as text (textContent), never as HTML. */
 
 import { byTestIds, el, setText } from "../shared/dom.js";
-import { STATES, TILE_STATES, sortAgents, stateSince, tile } from "./model.js";
+import { STATES, TILE_STATES, sortAgents, stateReason, stateSince, tile } from "./model.js";
 
 export function findParts(doc = document) {
   const ids = {
@@ -77,8 +77,15 @@ function agentRow(a, nowMs) {
   label.dataset.state = a.state;
   label.dataset.testid = `wallboard-agent-state-${a.name}`;
   pill.append(label);
-  if (a.reason && a.state === "break") pill.append(el("span", "wb-reason", a.reason));
-  tr.append(who, pill, el("td", "wb-agent-since", stateSince(a, nowMs)), el("td", "wb-agent-queues", (a.queues || []).join(", ")));
+  const reason = stateReason(a);
+  if (reason) {
+    const why = el("span", "wb-reason", reason);
+    why.dataset.testid = `wallboard-agent-reason-${a.name}`;
+    pill.append(why);
+  }
+  const since = el("td", "wb-agent-since", stateSince(a, nowMs));
+  since.dataset.testid = `wallboard-agent-since-${a.name}`;
+  tr.append(who, pill, since, el("td", "wb-agent-queues", (a.queues || []).join(", ")));
   return tr;
 }
 
