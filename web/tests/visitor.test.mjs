@@ -515,6 +515,32 @@ describe("call-back requests", () => {
     assert.equal(r.state.phase, "callback-saved");
   });
 
+  test("after the request, someone free now: the visitor may still start a call", () => {
+    const saved = run(ready(), { type: "open_callback", why: "offline" }, FORM, { type: "socket_open" }, WELCOME, { type: MSG.CALLBACK_SAVED, id: "3" });
+    assert.equal(saved.state.phase, "callback-saved");
+    assert.equal(effects(saved.fx, "fetchAvailability").length, 1); // asks at once
+    assert.equal(saved.state.freeNow, false);
+    // Nobody free: no call offered, and the click (if any) changes nothing.
+    let r = run(saved.state, { type: "availability", info: { ...OPEN_LINE, agents_available: 0 } }, { type: "click_talk_now" });
+    assert.equal(r.state.phase, "callback-saved");
+    assert.equal(r.state.freeNow, false);
+    // A closed line neither.
+    r = run(saved.state, { type: "availability", info: { open: false, agents_available: 1 } });
+    assert.equal(r.state.freeNow, false);
+    // The panel keeps looking, every tick.
+    assert.equal(effects(run(saved.state, { type: "tick" }).fx, "fetchAvailability").length, 1);
+    // Someone is free: the form again, the camera back on, the name typed before.
+    r = run(saved.state, { type: "availability", info: OPEN_LINE });
+    assert.equal(r.state.freeNow, true);
+    r = run(r.state, { type: "click_talk_now" });
+    assert.equal(r.state.phase, "checking");
+    assert.equal(effects(r.fx, "checkDevices").length, 1);
+    assert.equal(effects(r.fx, "prefillJoin").length, 1);
+    assert.deepEqual(effects(r.fx, "focus").at(-1), { do: "focus", target: "name" });
+    r = run(r.state, CAMERA, JOIN);
+    assert.equal(r.state.phase, "connecting");
+  });
+
   test("bad contacts are refused before anything is sent", () => {
     const r = run(ready(), { type: "open_callback", why: "offline" }, { ...FORM, contact: "12" });
     assert.equal(r.state.callbackError, "Please enter a phone number with its area code, or an email address.");
@@ -623,6 +649,8 @@ const EVENTS = [
   { type: "submit_callback", name: "A", contact: "a@b.cd", note: "" },
   { type: "callback_timeout" },
   { type: MSG.CALLBACK_SAVED },
+  { type: "click_talk_now" },
+  { type: "availability", info: { ...OPEN_LINE, agents_available: 0 } },
   ...Object.values(ERROR).flatMap((code) =>
     [MSG.JOIN, MSG.RESUME, MSG.CALLBACK, MSG.RATE, MSG.LEAVE, MSG.HANGUP, MSG.CHAT, undefined].map((in_reply_to) => ({ type: MSG.ERROR, code, in_reply_to }))
   ),

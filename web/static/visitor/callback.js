@@ -18,6 +18,7 @@ import {
 } from "./steps.js";
 
 const CALLBACK_WAIT_MS = 10000;
+const AVAILABILITY_TIMEOUT_MS = 4000;
 
 export const callback = {
   /** "Leave your number" (`why`: offline) or, after a long wait, "Call me back" (waiting). */
@@ -96,8 +97,11 @@ export const callback = {
     t.do("clearCallback");
     s.notice = "";
     s.error = "";
+    s.freeNow = false;
     setPhase(t, "callback-saved");
     releaseMedia(t);
     focusPrimary(t);
+    // Someone may be free right now: then the visitor may still talk to them.
+    t.do("fetchAvailability", { timeoutMs: AVAILABILITY_TIMEOUT_MS });
   },
 };

@@ -125,6 +125,10 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
       if (!ui.cbName.value.trim() && ui.name.value.trim()) ui.cbName.value = ui.name.value.trim();
       if (!ui.cbNote.value.trim() && ui.topic.value.trim()) ui.cbNote.value = ui.topic.value.trim();
     },
+    prefillJoin() {
+      if (!ui.name.value.trim() && ui.cbName.value.trim()) ui.name.value = ui.cbName.value.trim();
+      if (!ui.topic.value.trim() && ui.cbNote.value.trim()) ui.topic.value = ui.cbNote.value.trim();
+    },
     clearCallback() {
       ui.cbContact.value = "";
       ui.cbNote.value = "";

@@ -21,6 +21,7 @@ import {
   disconnect,
   finishRating,
   focusPrimary,
+  noteFreeNow,
   releaseMedia,
   resetWaiting,
   setPhase,
@@ -55,12 +56,25 @@ const panel = {
 
   /** GET /api/queues/<queue> answered (null: it did not). */
   availability(t, e) {
-    applyAvailability(t, e.info);
+    if (t.s.phase === "callback-saved") noteFreeNow(t, e.info);
+    else applyAvailability(t, e.info);
   },
 
   /** Every 30 s, and when the panel is opened: how the line looks now. */
   tick(t) {
-    if (BEFORE.has(t.s.phase)) t.do("fetchAvailability", { timeoutMs: AVAILABILITY_TIMEOUT_MS });
+    if (BEFORE.has(t.s.phase) || t.s.phase === "callback-saved") {
+      t.do("fetchAvailability", { timeoutMs: AVAILABILITY_TIMEOUT_MS });
+    }
+  },
+
+  /** After a call-back request, "Talk to them now": the join form, with the camera back on. */
+  click_talk_now(t) {
+    const s = t.s;
+    if (s.phase !== "callback-saved" || !s.freeNow) return;
+    s.freeNow = false;
+    t.do("prefillJoin");
+    backToForm(t);
+    t.do("focus", { target: "name" });
   },
 
   /** The camera check finished: `audioOnly`, `hasVideo`, `problem`, `micError`. */

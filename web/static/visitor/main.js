@@ -105,6 +105,7 @@ ui.fileInput.addEventListener("change", () => {
 ui.callbackOpen.addEventListener("click", () => dispatch({ type: "open_callback", why: "offline" }));
 ui.maxWaitCallback.addEventListener("click", () => dispatch({ type: "open_callback", why: "waiting" }));
 ui.callbackBack.addEventListener("click", () => dispatch({ type: "callback_back" }));
+ui.talkNow.addEventListener("click", () => (unlock(), dispatch({ type: "click_talk_now" })));
 ui.callbackForm.addEventListener("submit", (ev) => {
   ev.preventDefault();
   dispatch({ type: "submit_callback", name: ui.cbName.value, contact: ui.cbContact.value, note: ui.cbNote.value });

@@ -31,7 +31,8 @@ export const MOVES = {
   ready: ["connecting", "closed", "callback"],
   closed: ["callback", "callback-saved", "error"],
   callback: ["ready", "checking", "closed", "callback-saved", "error"],
-  "callback-saved": [], // the panel is done; the host page closes it
+  // Done, unless someone is free now: then the visitor may still start a call (the form).
+  "callback-saved": ["checking", "ready"],
   connecting: ["waiting", "call-connecting", "ready", "checking", "closed", "callback-saved", "left", "error"],
   waiting: ["call-connecting", "ready", "checking", "callback-saved", "left", "error"],
   "call-connecting": ["in-call", "ended", "waiting", "ready", "checking", "left", "error"],
@@ -100,6 +101,7 @@ export function initial({ queue = "support", ticket = null, priorityToken = "" }
     pendingCallback: null, // a request to send once the socket is ready
     callbackError: "",
     savedText: "",
+    freeNow: false, // after a call-back request: an agent is free now, so a call may start
     // the rating after a call
     rateCallId: null,
     score: 0,

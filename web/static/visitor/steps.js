@@ -156,6 +156,16 @@ export function applyAvailability(t, info) {
   s.lineInfo = nobody ? "" : lineInfoText(info);
 }
 
+/**
+ * After a call-back request: whether someone is free to talk now (the line is open and an
+ * agent is Available), so the visitor is offered a call instead of a dead end.
+ */
+export function noteFreeNow(t, info) {
+  if (!info || info.unknown) return;
+  t.s.availability = info;
+  t.s.freeNow = info.open !== false && Number(info.agents_available) > 0;
+}
+
 export function describeCallback(t, why, opensAt) {
   t.s.callbackWhy = why;
   if (why === "closed") t.s.opensAt = opensAt || "";

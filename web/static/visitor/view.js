@@ -22,6 +22,7 @@ export function findParts(doc = document) {
     cbName: "hd-callback-name", cbContact: "hd-callback-contact", cbNote: "hd-callback-note",
     callbackError: "hd-callback-error", callbackSubmit: "hd-callback-submit", callbackBack: "hd-callback-back",
     callbackSavedMessage: "hd-callback-saved-message", callbackClose: "hd-callback-close",
+    talkNowOffer: "hd-talk-now-offer", talkNow: "hd-talk-now",
     endedMessage: "hd-ended-message", rating: "hd-rating", ratingQuestion: "hd-rating-question",
     ratingLabel: "hd-rating-label", ratingComment: "hd-rating-comment", ratingSubmit: "hd-rating-submit",
     ratingSkip: "hd-rating-skip", ratingThanks: "hd-rating-thanks", again: "hd-again", close: "hd-close",
@@ -139,6 +140,7 @@ export function createView(ui) {
     ui.callbackSubmit.disabled = !!s.callbackRequest;
     setText(ui.callbackSubmit, s.callbackRequest ? "Sending…" : "Call me back");
     setText(ui.callbackSavedMessage, s.savedText);
+    show(ui.talkNowOffer, s.phase === "callback-saved" && s.freeNow);
   }
 
   function renderRating(s) {
