@@ -470,14 +470,45 @@ def test_call_back_requests(demo: Demo, browser: Any, agent: Any, errors: list[s
     assert "alan@example.org" in listed and "Returns: wrong size" in listed
     assert agent.locator(f"{sel('agent-callbacks')} b, {sel('agent-callbacks')} i").count() == 0
     assert text(agent, "agent-callbacks-count") == "2"
+    # Contacts are links to call or write (built from the checked contact, never markup);
+    # times carry their date.
+    contact = f"{sel('agent-callback-contact')} a"
+    hrefs = agent.eval_on_selector_all(contact, "links => links.map((a) => a.href)")
+    assert sorted(hrefs) == ["mailto:alan@example.org", "tel:+442079460958"]
+    when = agent.eval_on_selector_all(
+        sel("agent-callback-time"), "times => times.map((t) => [t.textContent, t.dateTime])"
+    )
+    year = str(dt.datetime.now().year)
+    assert len(when) == 2 and all(year in shown and shown != iso for shown, iso in when), when
     agent.screenshot(path=str(SCREENSHOTS / "agent-callbacks.png"))
     alan = agent.locator(f'{sel("agent-callback")}:has-text("Alan Turing")')
     alan.locator(sel("agent-callback-done")).click()
     wait_for(lambda: items.count() == 1, "the done request gone")
     assert "Alan Turing" not in text(agent, "agent-callbacks")
-    agent.locator(sel("agent-callback-done")).click()
+    # Done can be undone for a while: the request is back, the desk never closed it.
+    wait_for(lambda: visible(agent, "agent-callback-undo"), "the undo toast")
+    assert "Alan Turing" in text(agent, "agent-callback-undo")
+    agent.locator(sel("agent-callback-undo-button")).click()
+    wait_for(lambda: items.count() == 2, "the request back after Undo")
+    assert not visible(agent, "agent-callback-undo") and text(agent, "agent-callbacks-count") == "2"
+    reload_console(agent)
+    assert items.count() == 2
+    for name in ("Alan Turing", "Ada <b>Lovelace</b>"):
+        done = agent.locator(f'{sel("agent-callback")}:has-text("{name}")')
+        done.locator(sel("agent-callback-done")).click()
     wait_for(lambda: visible(agent, "agent-callbacks-empty"), "no open requests")
+    # Leaving the page within the time sends what is done: after a reload both stay closed.
+    reload_console(agent)
+    assert items.count() == 0 and visible(agent, "agent-callbacks-empty")
     no_page_errors(errors)
+
+
+def reload_console(agent: Any) -> None:
+    """Reloads the console and waits for the desk's list of call-back requests."""
+    agent.reload()
+    wait_for(lambda: page_data(agent, "connected") == "true", "the console back")
+    loaded = f"{js_el('agent-callbacks')}.dataset.loaded"
+    wait_for(lambda: agent.evaluate(loaded) == "true", "the call-back requests listed")
 
 
 def test_long_wait_offers_a_call_back_or_another_line(

@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 
 import { next } from "../static/agent/machine.js";
 import { MOVES, PHASES, initial } from "../static/agent/state.js";
-import { addOne, addPage, removeOne } from "../static/agent/callbacks.js";
+import { UNDO_MS, addOne, addPage, contactHref, removeOne } from "../static/agent/callbacks.js";
 import { backgroundWarning, handoverFrom } from "../static/agent/text.js";
 import { CLOSE, ERROR, MSG } from "../static/shared/protocol.js";
 import { describeMoves, effects, play, sent } from "./support.mjs";
@@ -455,15 +455,63 @@ describe("call-back requests", () => {
     assert.equal(list.paged, 1); // the pages behind it move up one
   });
 
-  test("Done closes a request; a refusal turns the buttons back on", () => {
+  test("Done closes a request once the time to undo it is up; a refusal turns the buttons back on", () => {
     let r = run(idle(), { type: MSG.CALLBACKS, items: [item("a", 1)], offset: 0, total: 1 }, { type: "click_callback_done", id: "a" });
+    assert.deepEqual(sent(r.fx), []); // not yet: it can be undone
+    assert.deepEqual(r.state.undo, [{ id: "a", name: "Va" }]);
+    assert.deepEqual(effects(r.fx, "timer"), [{ do: "timer", name: "callback-done:a", ms: UNDO_MS, event: { type: "callback_done_due", id: "a" } }]);
+    r = run(r.state, { type: "callback_done_due", id: "a" });
     assert.deepEqual(effects(r.fx, "send").map((f) => f.msg), [{ type: MSG.CLOSE_CALLBACK, id: "a", outcome: "called back" }]);
+    assert.deepEqual(r.state.undo, []);
     assert.deepEqual(r.state.closing, ["a"]);
     const refused = run(r.state, { type: MSG.ERROR, code: ERROR.WRONG_STATE, in_reply_to: MSG.CLOSE_CALLBACK });
     assert.deepEqual(refused.state.closing, []);
     r = run(r.state, { type: MSG.CALLBACK_CLOSED, id: "a" });
     assert.deepEqual(r.state.callbacks.items, []);
     assert.deepEqual(r.state.closing, []);
+  });
+
+  test("Undo within the time: nothing is sent, the request is back", () => {
+    const list = { type: MSG.CALLBACKS, items: [item("a", 1), item("b", 2, "Bea")], offset: 0, total: 2 };
+    let r = run(idle(), list, { type: "click_callback_done", id: "a" }, { type: "click_callback_done", id: "b" });
+    assert.deepEqual(r.state.undo.map((u) => u.id), ["a", "b"]);
+    r = run(r.state, { type: "click_callback_undo" }); // the last one
+    assert.deepEqual(r.state.undo.map((u) => u.id), ["a"]);
+    assert.deepEqual(effects(r.fx, "clear"), [{ do: "clear", name: "callback-done:b" }]);
+    r = run(r.state, { type: "callback_done_due", id: "b" }); // its timer, had it fired anyway
+    assert.deepEqual(sent(r.fx), []);
+    r = run(r.state, { type: "click_callback_undo", id: "a" });
+    assert.deepEqual(r.state.undo, []);
+    assert.deepEqual(r.state.callbacks.items.map((i) => i.id), ["a", "b"]);
+    assert.deepEqual(sent(run(r.state, { type: "callback_done_due", id: "a" }).fx), []);
+  });
+
+  test("a Done still undoable is sent as the page goes or the agent signs out; dropped if closed elsewhere", () => {
+    const list = { type: MSG.CALLBACKS, items: [item("a", 1), item("b", 2)], offset: 0, total: 2 };
+    const held = run(idle(), list, { type: "click_callback_done", id: "a" }, { type: "click_callback_done", id: "b" }).state;
+    let r = run(held, { type: "flush_callbacks" });
+    assert.deepEqual(effects(r.fx, "send").map((f) => f.msg.id), ["a", "b"]);
+    assert.deepEqual(r.state.undo, []);
+    r = run(held, { type: "click_logout" });
+    assert.deepEqual(effects(r.fx, "send").map((f) => f.msg.type), [MSG.CLOSE_CALLBACK, MSG.CLOSE_CALLBACK]);
+    assert.ok(r.fx.findIndex((f) => f.do === "send") < r.fx.findIndex((f) => f.do === "disconnect"));
+    r = run(held, { type: MSG.CALLBACK_CLOSED, id: "a" });
+    assert.deepEqual(r.state.undo.map((u) => u.id), ["b"]);
+    assert.deepEqual(effects(r.fx, "clear"), [{ do: "clear", name: "callback-done:a" }]);
+    // Offline when the time is up: nothing closed, the request shows again.
+    r = run(held, { type: "socket_closed", code: 1006, opened: true, now: 5 }, { type: "callback_done_due", id: "a" });
+    assert.deepEqual(sent(r.fx), []);
+    assert.deepEqual(r.state.undo.map((u) => u.id), ["b"]);
+  });
+
+  test("contacts become tel: and mailto: links only when they are a phone number or an email address", () => {
+    assert.equal(contactHref("ada@example.org"), "mailto:ada@example.org");
+    assert.equal(contactHref(" +44 20 7946 0958 "), "tel:+442079460958");
+    assert.equal(contactHref("(020) 7946-0958 ext. 12"), "tel:02079460958;ext=12");
+    for (const bad of ["javascript:alert(1)", "JavaScript:alert(1)//@x.io", "ada@example.org?cc=eve@x.io", "a@b.c/../x", "12345", "call me after six", "tel:+44123456", "data:text/html,x", "<a>@x.io", "+44 20 7946 0958\njavascript:x", ""]) {
+      assert.equal(contactHref(bad), null, bad);
+    }
+    assert.equal(contactHref(null), null);
   });
 
   test("a new request is announced; more are asked for from the next offset", () => {
@@ -558,6 +606,9 @@ const EVENTS = [
   { type: MSG.CALLBACK_ADDED, item: { id: 2, created: 2 } },
   { type: MSG.CALLBACK_CLOSED, id: 1 },
   { type: "click_callback_done", id: 1 },
+  { type: "click_callback_undo" },
+  { type: "callback_done_due", id: 1 },
+  { type: "flush_callbacks" },
   { type: "click_callbacks_more" },
   ...Object.values(ERROR).flatMap((code) =>
     [MSG.STATUS, MSG.ACCEPT, MSG.DECLINE, MSG.NOTES, MSG.TRANSFER, MSG.WRAPUP, MSG.CLOSE_CALLBACK, MSG.CHAT, undefined].map((in_reply_to) => ({ type: MSG.ERROR, code, in_reply_to }))

@@ -57,7 +57,16 @@ describe("format", () => {
     assert.equal(format.formatDuration(90000), "2 minutes");
     assert.equal(format.formatDuration(7200000), "2 hours");
     assert.equal(format.formatDuration("x"), "");
-    assert.equal(format.formatWhen("x", now), "");
+    assert.equal(format.formatDateTime("x"), "");
+    assert.equal(format.formatDateTime(null), "");
+  });
+
+  test("a moment carries its date, as the locale writes it", () => {
+    const ms = Date.UTC(2026, 11, 1, 14, 5);
+    assert.equal(format.formatDateTime(ms, "en-GB", "UTC"), "1 Dec 2026, 14:05");
+    assert.equal(format.formatDateTime(ms, "de-DE", "UTC"), "01.12.2026, 14:05");
+    assert.equal(format.formatDateTime(String(ms), "en-US", "UTC"), "Dec 1, 2026, 2:05 PM");
+    assert.match(format.formatDateTime(Date.now()), /\d{4}/); // today too: with the year
   });
 });
 

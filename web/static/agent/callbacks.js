@@ -1,11 +1,39 @@
-/* Call-back requests of the agent's queues: paged in, added and closed live, closed by a click. */
+/* Call-back requests of the agent's queues: paged in, added and closed live, closed by a click.
+ *
+ * "Done" can be undone for UNDO_MS: the request leaves the list at once, but `close_callback`
+ * goes to the desk only when that time is up (or at once when the console signs out or the
+ * page goes away). Undo within it sends nothing, so the request was never closed. */
 
 import { MSG } from "../shared/protocol.js";
 import { NOT_CONNECTED } from "./text.js";
 import { notify, send } from "./steps.js";
 
+export const UNDO_MS = 10000;
+
 const idOf = (item) => String(item.id);
 const byAge = (a, b) => (Number(a.created) || 0) - (Number(b.created) || 0);
+const timerOf = (id) => "callback-done:" + id;
+
+const EMAIL_RE = /^[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/;
+const PHONE_RE = /^(\+?[\d\s().\/-]+?)(?:\s*(?:ext\.?|x)\s*(\d{1,6}))?$/i;
+
+/**
+ * A link for a visitor's contact: `mailto:` for an email address, `tel:` for a phone number
+ * (its digits, with a leading + and an extension if given); null for anything else, which is
+ * shown as text only. The contact is the visitor's own text: only these two forms, built
+ * from the characters checked here, ever become a link (never `javascript:` or the like).
+ */
+export function contactHref(contact) {
+  const text = String(contact || "").trim();
+  if (text.length > 200) return null;
+  if (EMAIL_RE.test(text)) return "mailto:" + text;
+  const phone = PHONE_RE.exec(text);
+  if (!phone) return null;
+  const digits = phone[1].replace(/\D/g, "");
+  if (digits.length < 6 || digits.length > 15) return null;
+  const plus = phone[1].trim().startsWith("+") ? "+" : "";
+  return "tel:" + plus + digits + (phone[2] ? ";ext=" + phone[2] : "");
+}
 
 /**
  * A page of open requests (`callbacks`): the first (offset 0, after a connect) replaces the
@@ -40,6 +68,20 @@ export function removeOne(list, id) {
   return { items, total, paged, seen: items.map(idOf) };
 }
 
+function closeNow(t, id) {
+  if (send(t, { type: MSG.CLOSE_CALLBACK, id, outcome: "called back" })) t.s.closing = t.s.closing.concat([id]);
+  else notify(t, NOT_CONNECTED); // it shows again: Done once the console is back
+}
+
+/** Sends every "Done" still undoable at once (the console signs out, or the page goes). */
+export function flushUndo(t) {
+  for (const { id } of t.s.undo) {
+    t.do("clear", { name: timerOf(id) });
+    closeNow(t, id);
+  }
+  t.s.undo = [];
+}
+
 function announce(t, fresh) {
   if (fresh.length === 1) notify(t, `New call-back request from ${fresh[0].name || "a visitor"}.`);
   else if (fresh.length > 1) notify(t, `${fresh.length} new call-back requests.`);
@@ -63,17 +105,47 @@ export const callbacks = {
   },
 
   [MSG.CALLBACK_CLOSED](t, e) {
-    t.s.callbacks = removeOne(t.s.callbacks, e.id);
-    t.s.closing = t.s.closing.filter((id) => id !== String(e.id));
+    const id = String(e.id);
+    t.s.callbacks = removeOne(t.s.callbacks, id);
+    t.s.closing = t.s.closing.filter((c) => c !== id);
+    if (t.s.undo.some((u) => u.id === id)) {
+      t.do("clear", { name: timerOf(id) }); // closed elsewhere meanwhile: nothing to undo
+      t.s.undo = t.s.undo.filter((u) => u.id !== id);
+    }
     t.s.moreBusy = false;
   },
 
-  /** "Done" on request `id`: called back. */
+  /** "Done" on request `id`: called back. It leaves the list; the desk hears of it later. */
   click_callback_done(t, e) {
     const id = String(e.id);
-    if (t.s.closing.includes(id)) return;
-    if (send(t, { type: MSG.CLOSE_CALLBACK, id, outcome: "called back" })) t.s.closing = t.s.closing.concat([id]);
-    else notify(t, NOT_CONNECTED);
+    const s = t.s;
+    if (s.closing.includes(id) || s.undo.some((u) => u.id === id)) return;
+    const item = s.callbacks.items.find((c) => idOf(c) === id);
+    if (!item) return;
+    s.undo = s.undo.concat([{ id, name: String(item.name || "a visitor") }]);
+    t.do("timer", { name: timerOf(id), ms: UNDO_MS, event: { type: "callback_done_due", id } });
+  },
+
+  /** Undo the last "Done" (or that of request `id`): the request is back, nothing was sent. */
+  click_callback_undo(t, e) {
+    const s = t.s;
+    const id = e.id !== undefined ? String(e.id) : s.undo.length ? s.undo[s.undo.length - 1].id : null;
+    if (id === null || !s.undo.some((u) => u.id === id)) return;
+    t.do("clear", { name: timerOf(id) });
+    s.undo = s.undo.filter((u) => u.id !== id);
+  },
+
+  /** The time to undo a "Done" is up: now the desk closes the request. */
+  callback_done_due(t, e) {
+    const id = String(e.id);
+    if (!t.s.undo.some((u) => u.id === id)) return;
+    t.s.undo = t.s.undo.filter((u) => u.id !== id);
+    closeNow(t, id);
+  },
+
+  /** The page is going away: every "Done" still undoable is sent now. */
+  flush_callbacks(t) {
+    flushUndo(t);
   },
 
   click_callbacks_more(t) {

@@ -2,7 +2,8 @@
  * lines a call can be transferred to. Visitor text goes in as text, never as HTML. */
 
 import { el, setText } from "../shared/dom.js";
-import { formatDuration, formatWhen, plural } from "../shared/format.js";
+import { formatDateTime, formatDuration, plural } from "../shared/format.js";
+import { contactHref } from "./callbacks.js";
 
 /** "Waiting now": one row per line, in the order they came; rows are only ever added. */
 export function renderQueueRows(list, names, queues) {
@@ -51,14 +52,20 @@ function callbackItem(item, closing, onDone) {
   li.dataset.testid = "agent-callback";
   li.dataset.callbackId = id;
   const head = el("div", "callback-item-head");
-  const when = el("time", "callback-time", formatWhen(item.created, new Date()));
+  const when = el("time", "callback-time", formatDateTime(item.created));
+  when.dataset.testid = "agent-callback-time";
   const created = new Date(Number(item.created));
-  if (Number.isFinite(created.getTime())) {
-    when.dateTime = created.toISOString();
-    when.title = created.toLocaleString();
-  }
+  if (Number.isFinite(created.getTime())) when.dateTime = created.toISOString();
   head.append(el("span", "callback-name", name), when);
-  const contact = el("p", "callback-contact", String(item.contact || ""));
+  // A phone number or an email address is a link (tel:, mailto:); anything else is text.
+  const contact = el("p", "callback-contact");
+  const text = String(item.contact || "");
+  const href = contactHref(text);
+  if (href) {
+    const link = el("a", "callback-contact-link", text);
+    link.href = href;
+    contact.append(link);
+  } else contact.textContent = text;
   contact.dataset.testid = "agent-callback-contact";
   const facts = [item.queue ? `${item.queue} line` : ""];
   if (Number(item.waited_ms) > 0) facts.push(`waited ${formatDuration(item.waited_ms)} first`);
@@ -76,22 +83,35 @@ function callbackItem(item, closing, onDone) {
   return li;
 }
 
-/** Draws the requests (rebuilt when the list or what is being closed changed) and the count. */
+/**
+ * Draws the requests (rebuilt when the list, what is being closed or what is Done but still
+ * undoable changed), the count, and the Undo toast for the last "Done".
+ */
 export function callbacksRenderer(ui, onDone) {
   let shown = null;
   let shownClosing = null;
-  return function render(list, closing, moreBusy) {
-    if (shown !== list.items || shownClosing !== closing) {
+  let shownUndo = null;
+  return function render(list, closing, moreBusy, undo) {
+    const held = new Set(undo.map((u) => u.id));
+    if (shown !== list.items || shownClosing !== closing || shownUndo !== undo) {
       shown = list.items;
       shownClosing = closing;
-      ui.callbackList.replaceChildren(...list.items.map((item) => callbackItem(item, closing, onDone)));
+      shownUndo = undo;
+      const items = list.items.filter((item) => !held.has(String(item.id)));
+      ui.callbackList.replaceChildren(...items.map((item) => callbackItem(item, closing, onDone)));
     }
-    const total = list.total;
+    ui.callbacks.dataset.loaded = String(list.seen !== null); // the desk's first page came
+    const last = undo.length ? undo[undo.length - 1] : null;
+    ui.callbackUndo.hidden = !last;
+    ui.callbackUndo.dataset.callbackId = last ? last.id : "";
+    setText(ui.callbackUndoText, last ? `Called ${last.name} back: request closed.` : "");
+    ui.callbackUndoButton.setAttribute("aria-label", last ? `Undo: keep the request from ${last.name} open` : "Undo");
+    const total = Math.max(0, list.total - undo.length);
     ui.callbacksEmpty.hidden = total > 0;
     ui.callbacksCount.hidden = total === 0;
     setText(ui.callbacksCount, String(total));
     ui.callbacksCount.dataset.count = String(total);
-    const more = total - list.items.length;
+    const more = list.total - list.items.length; // not yet loaded (the held ones are)
     ui.callbacksMore.hidden = more <= 0;
     ui.callbacksMore.disabled = moreBusy;
     setText(ui.callbacksMore, `Show ${Math.min(more, 50)} more of ${more}`);

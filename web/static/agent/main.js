@@ -64,6 +64,9 @@ on(ui.wrapupDone, "click", () => ({ type: "click_wrapup", action: "done" }));
 on(ui.callbacksMore, "click", () => ({ type: "click_callbacks_more" }));
 on(ui.allowNotifications, "click", () => ({ type: "click_allow_notifications" }));
 on(ui.backgroundDismiss, "click", () => ({ type: "dismiss_background_warning" }));
+on(ui.callbackUndoButton, "click", () => ({ type: "click_callback_undo" }));
+// A "Done" still undoable is sent as the page goes (closed, reloaded, navigated away).
+window.addEventListener("pagehide", () => stamped({ type: "flush_callbacks" }));
 const edited = (now) => () => ({ type: "notes_edited", text: ui.notes.value, disposition: ui.disposition.value, now });
 on(ui.notes, "input", edited(false));
 on(ui.disposition, "change", edited(true));

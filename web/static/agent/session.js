@@ -3,6 +3,7 @@
 import { MSG } from "../shared/protocol.js";
 import { plural } from "../shared/format.js";
 import { SESSION_END_TEXT } from "./text.js";
+import { flushUndo } from "./callbacks.js";
 import {
   disconnect,
   endCallLocally,
@@ -23,6 +24,7 @@ const RENEW_RETRY_MS = 10000;
 /** Signs out everywhere (the desk revokes every session of this agent). */
 function signOut(t, message) {
   flushNotes(t);
+  flushUndo(t); // a "Done" still undoable counts: the socket is about to go
   if (t.s.callId) send(t, { type: MSG.HANGUP, call_id: t.s.callId });
   endCallLocally(t);
   hideOffer(t);

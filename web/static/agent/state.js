@@ -82,6 +82,7 @@ export function initial() {
     // came from pages (the offset of the next one)
     callbacks: { items: [], total: 0, paged: 0, seen: null },
     closing: [], // ids of requests being closed
+    undo: [], // "Done" not yet sent, oldest first: [{id, name}]; undoable for UNDO_MS
     moreBusy: false,
   };
 }

@@ -79,6 +79,7 @@ export function stopRenewing(t) {
 /** Leaves the console for the sign-in form (signed out, or the session ended). */
 export function leaveConsole(t, message) {
   t.s.agent = null;
+  t.s.undo = []; // a "Done" not sent by now stays open at the desk
   t.s.wantedStatus = null;
   setStatus(t, "offline");
   showLogin(t, message);

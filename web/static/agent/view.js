@@ -39,6 +39,8 @@ const IDS = {
   chatWrap: "agent-chat-wrap", chatLog: "agent-chat-log", chatNotice: "agent-chat-notice",
   chatForm: "agent-chat-form", chatInput: "agent-chat-input", chatSend: "agent-chat-send",
   fileInput: "agent-file-input", chatUnread: "agent-chat-unread",
+  callbackUndo: "agent-callback-undo", callbackUndoText: "agent-callback-undo-text",
+  callbackUndoButton: "agent-callback-undo-button",
 };
 
 export function findParts(doc = document) {
@@ -239,6 +241,6 @@ export function createView(ui, { onCallbackDone }) {
     renderWrapup(s);
     renderCall(s);
     renderNotes(s.notes);
-    drawCallbacks(s.callbacks, s.closing, s.moreBusy);
+    drawCallbacks(s.callbacks, s.closing, s.moreBusy, s.undo);
   };
 }

@@ -58,13 +58,15 @@ export function formatOpening(when, now) {
   return `on ${when.toLocaleDateString([], options)} at ${time}`;
 }
 
-/** "14:05", or "Mon 14:05" for an earlier day (desk clock, Unix ms). */
-export function formatWhen(ms, now) {
-  const when = new Date(Number(ms));
+/**
+ * A moment with its date, as the reader's locale writes it: "1 Dec 2026, 14:05" (en-GB),
+ * "01.12.2026, 14:05" (de-DE); "" for no moment (desk clock, Unix ms). `locales` and
+ * `timeZone` default to the reader's.
+ */
+export function formatDateTime(ms, locales = undefined, timeZone = undefined) {
+  const when = new Date(ms === null || ms === undefined || ms === "" ? NaN : Number(ms));
   if (!Number.isFinite(when.getTime())) return "";
-  const time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  if (when.toDateString() === now.toDateString()) return time;
-  return when.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short" }) + " " + time;
+  return new Intl.DateTimeFormat(locales, { dateStyle: "medium", timeStyle: "short", timeZone }).format(when);
 }
 
 /** 90000 -> "2 minutes", 7200000 -> "2 hours" (a wait before a call-back request). */
