@@ -250,15 +250,20 @@ def test_a_bad_setting_ends_the_command_in_one_line(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # The command's own main, in this process (one subprocess per setting would be slow);
-    # the test below runs some of them as the real command.
     value, command = BAD_SETTINGS[name]
-    monkeypatch.setenv("HUMANDESK_DATA_DIR", str(data_dir))
-    monkeypatch.delenv("HUMANDESK_REDIS_URL", raising=False)
-    monkeypatch.setenv(name, value)
-    assert cli.main(list(command)) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and name in err[0], err
+    if command[0] in ("serve", "demo"):
+        # The real command: were the setting taken, it would serve until killed.
+        line = refused_in_one_line(run_humandesk(*command, env=env_for(data_dir) | {name: value}))
+        assert name in line, line
+    else:
+        # The command's own main, in this process: a subprocess for each would be slow
+        # (the test below runs some of them as the real command).
+        monkeypatch.setenv("HUMANDESK_DATA_DIR", str(data_dir))
+        monkeypatch.delenv("HUMANDESK_REDIS_URL", raising=False)
+        monkeypatch.setenv(name, value)
+        assert cli.main(list(command)) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and name in err[0], err
     assert redis_servers_for(data_dir) == 0  # refused before anything started
 
 
