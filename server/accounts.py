@@ -20,6 +20,11 @@ class AccountError(ValueError):
     """An account operation was refused; the message says why."""
 
 
+class AccountValueError(AccountError):
+    """A value an account cannot have (a name, a password, a role, a queue): the command
+    ends with exit code 2 for it, where a refusal by the desk's state ends with 1."""
+
+
 ROLES = ("agent", "supervisor")
 
 
@@ -84,7 +89,7 @@ def parse_queue_levels(specs: list[str]) -> tuple[list[str], dict[str, int]]:
         name, _, level = spec.partition(":")
         if level:
             if not level.isdigit() or not 1 <= int(level) <= 9:
-                raise AccountError(f"the level in {spec!r} must be 1-9")
+                raise AccountValueError(f"the level in {spec!r} must be 1-9")
             levels[name] = int(level)
         queues.append(name)
     return queues, levels
@@ -109,7 +114,9 @@ class Accounts:
         role: str = "agent",
     ) -> Account:
         if not NAME_RE.match(name):
-            raise AccountError("agent names are 1-32 lowercase letters, digits, '.', '_' or '-'")
+            raise AccountValueError(
+                "agent names are 1-32 lowercase letters, digits, '.', '_' or '-'"
+            )
         _check_password(password)
         _check_queues(queues, role)
         if await self.redis.hexists(self.key, name):
@@ -175,11 +182,11 @@ class Accounts:
                 await self.queue.add_queue(q)
         if display_name is not None:
             if not display_name.strip() or len(display_name) > 80:
-                raise AccountError("a display name is 1-80 characters")
+                raise AccountValueError("a display name is 1-80 characters")
             account = replace(account, display_name=display_name.strip())
         if role is not None:
             if role not in ROLES:
-                raise AccountError(f"role must be one of {', '.join(ROLES)}")
+                raise AccountValueError(f"role must be one of {', '.join(ROLES)}")
             account = replace(account, role=role)
         return await self.revoke(account, Revoked.CHANGED)
 
@@ -244,19 +251,19 @@ class Accounts:
 
 def _check_password(password: str) -> None:
     if len(password) < 8:
-        raise AccountError("passwords need at least 8 characters")
+        raise AccountValueError("passwords need at least 8 characters")
     if len(password) > 1024:
-        raise AccountError("passwords have at most 1,024 characters")
+        raise AccountValueError("passwords have at most 1,024 characters")
 
 
 def _check_queues(queues: list[str], role: str) -> None:
     if not queues:
-        raise AccountError("an agent needs at least one queue")
+        raise AccountValueError("an agent needs at least one queue")
     if role not in ROLES:
-        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+        raise AccountValueError(f"role must be one of {', '.join(ROLES)}")
     for q in queues:
         if not NAME_RE.match(q):
-            raise AccountError(f"invalid queue name {q!r}")
+            raise AccountValueError(f"invalid queue name {q!r}")
 
 
 async def _hash(password: str) -> str:

@@ -28,7 +28,13 @@ from redis.asyncio import Redis
 from humandesk.queue.client import DeskQueue
 from humandesk.queue.keys import NAME_RE
 from humandesk.server import cli_privacy
-from humandesk.server.accounts import ROLES, AccountError, Accounts, parse_queue_levels
+from humandesk.server.accounts import (
+    ROLES,
+    AccountError,
+    Accounts,
+    AccountValueError,
+    parse_queue_levels,
+)
 from humandesk.server.app import REDIS_HEALTH, create_app
 from humandesk.server.audit import AuditAction, AuditLog, cli_actor
 from humandesk.server.collector import collector_policy
@@ -462,7 +468,9 @@ async def _agent(args: argparse.Namespace, config: Config) -> int:
                         config, accounts, changes["queues"], args.create_queue
                     )
                 if all(v is None for v in changes.values()):
-                    raise AccountError("nothing to change: give --queue, --display-name or --role")
+                    raise AccountValueError(
+                        "nothing to change: give --queue, --display-name or --role"
+                    )
                 account = await accounts.update(args.name.lower(), **changes)
                 await _create_queues(accounts, unknown)
                 print(
@@ -473,9 +481,10 @@ async def _agent(args: argparse.Namespace, config: Config) -> int:
                 await _audit(config, accounts).record(
                     AuditAction.AGENT_CHANGED, cli_actor(), target=account.name, **changed
                 )
+        except AccountValueError as exc:
+            raise CommandError(str(exc)) from None
         except AccountError as exc:
-            print(f"humandesk: {exc}", file=sys.stderr)
-            return 1
+            raise CommandError(str(exc), EXIT_REFUSED) from None
     return 0
 
 
@@ -644,7 +653,9 @@ def port_error(host: str, port: int, exc: OSError, what: str = "the desk") -> Co
             f"not allowed to listen on port {port} (ports below 1024 need privileges)",
             EXIT_UNAVAILABLE,
         )
-    return CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    return CommandError(
+        f"--host / HUMANDESK_HOST: cannot listen on {host}:{port}: {exc.strerror or exc}"
+    )
 
 
 def check_redis(config: Config) -> None:

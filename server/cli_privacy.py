@@ -109,14 +109,15 @@ async def run(args: argparse.Namespace, config: Config) -> int:
 
 async def _purge(args: argparse.Namespace, config: Config, desk: DeskQueue, audit: AuditLog) -> int:
     retention = config.retention()
-    try:
-        if args.days is not None:
-            retention = replace(retention, days=args.days)
-        if args.audit_days is not None:
-            retention = replace(retention, audit_days=args.audit_days)
-    except ValueError as exc:
-        print(f"humandesk: {exc}", file=sys.stderr)
-        return 2
+    given = (("--days", "days", args.days), ("--audit-days", "audit_days", args.audit_days))
+    for option, key, value in given:
+        if value is None:
+            continue
+        try:
+            retention = replace(retention, **{key: value})
+        except ValueError as exc:
+            print(f"humandesk: {option}: {exc}", file=sys.stderr)
+            return 2
     result = await purge_and_record(desk, audit, retention, cli_actor())
     kept = f"{retention.days} days" if retention.days else "for ever"
     print(
