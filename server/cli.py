@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     worker.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
-    worker.add_argument("--port", type=int, default=8079, help="port (default 8079)")
+    worker.add_argument("--port", type=port_option, default=8079, help="port (default 8079)")
     worker.add_argument(
         "--nice",
         type=int,
@@ -621,7 +621,9 @@ def check_config_file(config: Config) -> None:
             raise CommandError(f"HUMANDESK_CONFIG / --config: {exc}") from None
 
 
-def check_port(host: str, port: int, what: str = "the desk") -> None:
+def check_port(
+    host: str, port: int, what: str = "the desk", option: str = "--port or HUMANDESK_PORT"
+) -> None:
     """Ends the command if ``host:port`` cannot be listened on, before anything has been
     started or changed: bound and let go at once, with SO_REUSEADDR as aiohttp binds."""
     try:
@@ -636,13 +638,18 @@ def check_port(host: str, port: int, what: str = "the desk") -> None:
             try:
                 sock.bind(address)
             except OSError as exc:
-                raise port_error(host, port, exc, what) from None
+                raise port_error(host, port, exc, what, option) from None
 
 
-def port_error(host: str, port: int, exc: OSError, what: str = "the desk") -> CommandError:
+def port_error(
+    host: str,
+    port: int,
+    exc: OSError,
+    what: str = "the desk",
+    option: str = "--port or HUMANDESK_PORT",
+) -> CommandError:
     """One line for a port that cannot be listened on."""
     if exc.errno == errno.EADDRINUSE:
-        option = "--shop-port" if "shop" in what else "--port or HUMANDESK_PORT"
         return CommandError(
             f"port {port} on {host} is in use by another program; choose another port for "
             f"{what} ({option})",
@@ -784,7 +791,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # Before anything is started or changed: a demo already running here, the ports.
     with demo_lock(config.data_dir, f"http://{host}:{port}"):
         check_port(host, port)
-        check_port(host, shop_port, "the demo's shop")
+        check_port(host, shop_port, "the demo's shop", "--shop-port")
         with (
             live_redis(config) as (config, embedded),
             child_worker(config.precall_urls) as urls,
@@ -806,9 +813,9 @@ async def _demo(
         )
     desk_url = f"http://{config.host}:{config.port}"
     runners = []
-    for app, port in (
-        (desk_app(config, embedded), config.port),
-        (shop_app(desk_url, config.queues[0]), shop_port),
+    for app, port, what, option in (
+        (desk_app(config, embedded), config.port, "the desk", "--port"),
+        (shop_app(desk_url, config.queues[0]), shop_port, "the demo's shop", "--shop-port"),
     ):
         runner = web.AppRunner(app, shutdown_timeout=5)
         await runner.setup()
@@ -818,7 +825,7 @@ async def _demo(
         except OSError as exc:  # taken since the check
             for started in reversed(runners):
                 await started.cleanup()
-            raise port_error(config.host, port, exc) from None
+            raise port_error(config.host, port, exc, what, option) from None
     print(
         "\nhumandesk demo is running\n"
         f"  shop with the button:  http://{config.host}:{shop_port}/\n"
@@ -847,6 +854,7 @@ def cmd_precall_worker(args: argparse.Namespace) -> int:
     from humandesk.signaling.precall import worker_app  # aiortc: only this command needs it
 
     limits = Config.from_env().precall
+    check_port(args.host, args.port, "the pre-call worker", "--port")
     if args.nice > 0:
         os.nice(args.nice)
     for noisy in ("aioice", "aiortc"):  # a line per candidate pair otherwise

@@ -18,7 +18,7 @@ from humandesk.queue.keys import NAME_RE
 from humandesk.queue.limits import AbuseLimits
 from humandesk.queue.privacy import DEFAULT_AUDIT_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, Retention
 from humandesk.server.audit import DEFAULT_MAX_ENTRIES
-from humandesk.server.brand import Brand, load_brand
+from humandesk.server.brand import Brand, BrandError, load_brand
 from humandesk.signaling.codes import MAX_JSON_DEPTH
 from humandesk.signaling.limits import PrecallLimits
 
@@ -194,6 +194,11 @@ def check_settings(values: Mapping[str, Any], names: Mapping[str, str]) -> None:
                 raise ConfigError(
                     f"{names[key]} must hold {' or '.join(prefixes)} URLs, not {ice_url!r}"
                 )
+    for worker in values.get("precall_urls") or ():
+        if not str(worker).startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{names['precall_urls']} must be http(s) URLs, or off, not {worker!r}"
+            )
     for queue in values.get("queues") or ():
         if not NAME_RE.match(str(queue)):
             raise ConfigError(
@@ -227,8 +232,20 @@ ENV_NAMES = {
     "queues": "HUMANDESK_QUEUES",
     "stun_urls": "HUMANDESK_STUN_URLS",
     "turn_urls": "HUMANDESK_TURN_URLS",
+    "precall_urls": "HUMANDESK_PRECALL_URL",
 }
-OPTION_NAMES = {key: "--" + key.replace("_", "-") for key in ENV_NAMES}
+OPTION_NAMES = {key: "--" + key.replace("_", "-") for key in ENV_NAMES} | {
+    "precall_urls": "--precall-url"
+}
+
+
+def _brand_problem(exc: BrandError) -> str:
+    """A brand setting's problem, naming the variable (or the file's [brand] table)."""
+    text = str(exc)
+    for key in ("name", "color", "logo"):
+        if text.startswith(f"brand {key}"):
+            return f"HUMANDESK_BRAND_{key.upper()} (or [brand] {key}): {text}"
+    return f"HUMANDESK_CONFIG: {text}"
 
 
 def _queue_config(env: Mapping[str, str]) -> QueueConfig:
@@ -312,7 +329,15 @@ class Config:
         """Settings from the environment; keyword arguments (CLI options) win.
 
         Raises ConfigError, naming the variable, for a value that cannot be used."""
-        env = os.environ if env is None else env
+        try:
+            return cls._from_env(os.environ if env is None else env, overrides)
+        except ConfigError:
+            raise
+        except ValueError as exc:  # a check of its own (a limit, ...): one line all the same
+            raise ConfigError(str(exc)) from None
+
+    @classmethod
+    def _from_env(cls, env: Mapping[str, str], overrides: dict[str, Any]) -> Config:
         values: dict[str, Any] = {}
         if env.get("HUMANDESK_HOST"):
             values["host"] = env["HUMANDESK_HOST"].strip()
@@ -400,7 +425,10 @@ class Config:
         if env.get("HUMANDESK_PRECALL_URL"):
             urls = tuple(u.rstrip("/") for u in _split(env["HUMANDESK_PRECALL_URL"]))
             if urls != ("off",) and not all(u.startswith(("http://", "https://")) for u in urls):
-                raise ValueError("HUMANDESK_PRECALL_URL must be http(s) URLs, or off")
+                raise ConfigError(
+                    "HUMANDESK_PRECALL_URL must be http(s) URLs, or off, "
+                    f"not {env['HUMANDESK_PRECALL_URL']!r}"
+                )
             values["precall_urls"] = () if urls == ("off",) else urls
         precall = {
             key: _number(env, name, kind, minimum=least)
@@ -415,7 +443,10 @@ class Config:
         names = {key: ENV_NAMES.get(key, key) for key in values} | names
         check_settings(values, names)
         if "brand" not in values:
-            values["brand"] = load_brand(env, values.get("config_file"))
+            try:
+                values["brand"] = load_brand(env, values.get("config_file"))
+            except BrandError as exc:
+                raise ConfigError(_brand_problem(exc)) from None
         return cls(**values)
 
     @property

@@ -229,6 +229,17 @@ BAD_SETTINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "HUMANDESK_AUDIT_MAX_ENTRIES": ("0", ("queue", "list")),
     "HUMANDESK_LOG_LEVEL": ("loud", ("queue", "list")),
     "HUMANDESK_DEMO_PASSWORD": ("short", ("demo",)),
+    "HUMANDESK_DRAIN_TIMEOUT": ("soon", ("queue", "list")),
+    "HUMANDESK_BRAND_NAME": ("x" * 200, ("queue", "list")),
+    "HUMANDESK_BRAND_COLOR": ("teal", ("queue", "list")),
+    "HUMANDESK_BRAND_LOGO": ("/nonexistent/logo.png", ("queue", "list")),
+    "HUMANDESK_CHAT_MAX_MESSAGES": ("-1", ("queue", "list")),
+    "HUMANDESK_PRECALL_URL": ("worker:8079", ("queue", "list")),
+    "HUMANDESK_PRECALLS_PER_MINUTE": ("six", ("queue", "list")),
+    "HUMANDESK_PRECALL_PEERS": ("0", ("queue", "list")),
+    "HUMANDESK_PRECALL_QUEUE": ("-1", ("queue", "list")),
+    "HUMANDESK_PRECALL_WAIT": ("long", ("queue", "list")),
+    "HUMANDESK_PRECALL_SECONDS": ("0", ("queue", "list")),
 }
 #: Settings any text is good for.
 FREE_TEXT = {
@@ -278,6 +289,8 @@ def test_a_bad_setting_ends_the_command_in_one_line(
         ({}, ("queue", "set", "support", "offer_timeout=abc"), "support.offer_timeout"),
         ({}, ("agent", "add", "ada", "--queue", "support:x"), "--queue"),
         ({}, ("audit", "--limit", "many"), "--limit"),
+        ({}, ("serve", "--precall-url", "worker:8079"), "--precall-url"),
+        ({}, ("precall-worker", "--port", "70000"), "--port"),
     ],
 )
 def test_bad_values_of_the_real_command(
