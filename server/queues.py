@@ -92,6 +92,8 @@ def load_file(path: Path) -> dict[str, dict[str, Any]]:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise QueueConfigError(f"cannot read {path}: {exc}") from None
     queues = data.get("queues")
+    if queues is None and "brand" in data:
+        return {}  # a file of the brand alone (server/brand.py reads it)
     if not isinstance(queues, dict) or not queues:
         raise QueueConfigError(f"{path} has no [queues.NAME] tables")
     result = {}

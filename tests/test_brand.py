@@ -9,6 +9,7 @@ import pytest
 
 from humandesk.server.brand import Brand, BrandError, contrast, load_brand, parse_color
 from humandesk.server.config import Config
+from humandesk.server.queues import load_file
 
 from conftest import DeskClient
 
@@ -44,6 +45,10 @@ def test_brand_from_the_toml_file_and_the_variables(tmp_path: Path) -> None:
     assert load_brand(env, toml) == Brand(name="Northwind Help", color="#ffd400", logo=logo)
     assert Config.from_env({**env, "HUMANDESK_CONFIG": str(toml)}).title == "Northwind Help"
     assert Config.from_env({}).brand == Brand()
+    # A file of the brand alone is a desk's file too (no queues of its own).
+    alone = tmp_path / "brand.toml"
+    alone.write_text('[brand]\nname = "Northwind"\n')
+    assert load_file(alone) == {}
 
 
 @pytest.mark.parametrize(
