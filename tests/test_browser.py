@@ -593,7 +593,8 @@ def test_visitor_and_agent_see_each_other(
     wait_for(lambda: visitor_phase(panel) == "ready", "the camera check")
     wait_for(lambda: playing(panel, "hd-local-video"), "the visitor's own camera preview")
 
-    # No agent is available yet: the visitor waits, first in line, with an estimate.
+    # The agent is Offline: the visitor waits, first in line, told that nobody is free yet
+    # (no made-up wait) and offered a call-back.
     name = "Ada <b>Lovelace</b>"
     topic = "Order <i>#1234</i> & the <script>alert(1)</script> jacket"
     fill_and_join(panel, name, topic)
@@ -603,7 +604,9 @@ def test_visitor_and_agent_see_each_other(
         "position 1",
     )
     assert "1st in line" in panel.locator(sel("hd-position")).inner_text()
-    wait_for(lambda: panel.locator(sel("hd-eta")).inner_text().strip(), "an ETA")
+    status = panel.locator(sel("hd-status"))
+    wait_for(lambda: status.get_attribute("data-phase") == "nobody-free", "nobody free yet")
+    assert panel.locator(sel("hd-eta")).get_attribute("data-eta-s") is None
     wait_for(
         lambda: agent.evaluate(f"{js_el('queue-waiting-support')}.textContent") == "1",
         "the agent's console counting 1 waiting",
