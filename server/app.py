@@ -72,6 +72,20 @@ def json_error(status: int, error: str, **extra: Any) -> web.Response:
     return web.json_response({"error": error, **extra}, status=status)
 
 
+def json_object(request: web.Request, raw: bytes) -> dict[str, Any] | web.Response:
+    """A request body read as a strict I-JSON object, or the 400 that refuses it."""
+    try:
+        # Strict UTF-8 first: json.loads(bytes) would let encoded surrogates through.
+        body = load_json(raw.decode("utf-8"), max_depth=request.app[CONFIG].max_json_depth)
+    except UnicodeDecodeError:
+        return json_error(400, "bad_json", reason="the body is not UTF-8 text")
+    except ProtocolError as exc:
+        return json_error(400, exc.code, reason=exc.message)
+    if not isinstance(body, dict):
+        return json_error(400, "bad_json", reason="the body must be a JSON object")
+    return body
+
+
 def client_address(request: web.Request) -> str:
     """The client's address: the peer, or behind trusted reverse proxies the nearest address
     in X-Forwarded-For that is not one of them (anything further left can be forged).
@@ -382,15 +396,9 @@ async def login(request: web.Request) -> web.Response:
         raw += chunk  # a chunked body has no Content-Length to refuse it by
         if len(raw) > MAX_LOGIN_BODY:
             return json_error(413, "body_too_large")
-    try:
-        # Strict UTF-8 first: json.loads(bytes) would let encoded surrogates through.
-        body = load_json(raw.decode("utf-8"), max_depth=request.app[CONFIG].max_json_depth)
-    except UnicodeDecodeError:
-        return json_error(400, "bad_json", reason="the body is not UTF-8 text")
-    except ProtocolError as exc:
-        return json_error(400, exc.code, reason=exc.message)
-    if not isinstance(body, dict):
-        return json_error(400, "bad_json", reason="the body must be a JSON object")
+    body = json_object(request, bytes(raw))
+    if isinstance(body, web.Response):
+        return body
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         return json_error(400, "bad_request", reason="username and password are required")
@@ -685,14 +693,9 @@ async def precall_offer(request: web.Request) -> web.Response:
     pre-call worker with a complete SDP answer, or refused (see docs/protocol.md)."""
     _visitor_origin(request)
     config = request.app[CONFIG]
-    try:
-        body = load_json(await request.text(), max_depth=config.max_json_depth)
-    except UnicodeDecodeError:
-        return json_error(400, "bad_json", reason="the body is not UTF-8 text")
-    except ProtocolError as exc:
-        return json_error(400, exc.code, reason=exc.message)
-    if not isinstance(body, dict):
-        return json_error(400, "bad_json", reason="the body must be a JSON object")
+    body = json_object(request, await request.read())
+    if isinstance(body, web.Response):
+        return body
     sdp = body.get("sdp")
     if body.get("type") != "offer" or not isinstance(sdp, str) or not sdp.startswith("v=0"):
         return json_error(400, "bad_request", reason="need type offer and an SDP (sdp)")

@@ -57,7 +57,67 @@ class ColourTrack(VideoStreamTrack):
         return frame
 
 
-class DeskPeer:
+class MediaPeer:
+    """What both clients do with a peer connection: send a coloured picture and a tone, and
+    count (and keep the last of) the frames that come back."""
+
+    def __init__(self) -> None:
+        self.pc: RTCPeerConnection | None = None
+        self.frames_received = 0
+        self.first_frame_at: float | None = None
+        self.last_frame: VideoFrame | None = None
+        self._media_tasks: list[asyncio.Task[None]] = []
+        self._sink = MediaBlackhole()
+
+    def _media(self, pc: RTCPeerConnection, video: VideoStreamTrack) -> None:
+        """Adds the picture and a tone to ``pc`` and counts the video it receives."""
+        self.pc = pc
+        pc.addTrack(video)
+        pc.addTrack(AudioStreamTrack())
+
+        @pc.on("track")
+        def on_track(track: Any) -> None:
+            if track.kind == "video":
+                self._media_tasks.append(asyncio.create_task(self._count_frames(track)))
+            else:
+                self._sink.addTrack(track)
+
+    async def _count_frames(self, track: Any) -> None:
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while True:
+                frame = await track.recv()
+                self.frames_received += 1
+                self.last_frame = frame
+                if self.first_frame_at is None:
+                    self.first_frame_at = time.monotonic()
+
+    async def wait_for_frames(self, count: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.frames_received < count:
+            if time.monotonic() > deadline:
+                state = self.pc.connectionState if self.pc else "no peer connection"
+                raise TimeoutError(f"{self} got {self.frames_received}/{count} frames ({state})")
+            await asyncio.sleep(0.05)
+
+    def received_colour(self) -> tuple[int, int, int] | None:
+        """The RGB at the middle of the last decoded frame."""
+        if self.last_frame is None:
+            return None
+        rgb = self.last_frame.to_rgb()
+        plane = bytes(rgb.planes[0])
+        mid = (rgb.height // 2) * rgb.planes[0].line_size + (rgb.width // 2) * 3
+        return plane[mid], plane[mid + 1], plane[mid + 2]
+
+    async def _close_pc(self) -> None:
+        for task in self._media_tasks:
+            task.cancel()
+        self._media_tasks = []
+        if self.pc is not None:
+            await self.pc.close()
+            self.pc = None
+
+
+class DeskPeer(MediaPeer):
     """A visitor or agent client: one WebSocket to the desk plus, in a call, one peer."""
 
     def __init__(
@@ -69,6 +129,7 @@ class DeskPeer:
         colour: tuple[int, int, int] = (200, 40, 40),
         origin: str | None = None,
     ) -> None:
+        super().__init__()
         self.base_url = base_url.rstrip("/")
         self.role = role
         self.colour = colour
@@ -79,14 +140,11 @@ class DeskPeer:
         self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.seen: list[dict[str, Any]] = []
         self.ice_servers: list[dict[str, Any]] = []
-        self.pc: RTCPeerConnection | None = None
         self.call_id: str | None = None
-        self.frames_received = 0
-        self.first_frame_at: float | None = None
-        self.last_frame: VideoFrame | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._media_tasks: list[asyncio.Task[None]] = []
-        self._sink = MediaBlackhole()
+
+    def __str__(self) -> str:
+        return f"the {self.role}"
 
     # Connection ----------------------------------------------------------------------------
 
@@ -163,17 +221,7 @@ class DeskPeer:
         await self._close_pc()
         self.call_id = str(message["call_id"])
         pc = RTCPeerConnection(self._configuration())
-        self.pc = pc
-        pc.addTrack(ColourTrack(self.colour))
-        pc.addTrack(AudioStreamTrack())
-
-        @pc.on("track")
-        def on_track(track: Any) -> None:
-            if track.kind == "video":
-                self._media_tasks.append(asyncio.create_task(self._count_frames(track)))
-            else:
-                self._sink.addTrack(track)
-
+        self._media(pc, ColourTrack(self.colour))
         if message.get("role") == "offerer":
             await pc.setLocalDescription(await pc.createOffer())
             await self._send_local_description()
@@ -210,44 +258,6 @@ class DeskPeer:
             with contextlib.suppress(Exception):
                 await pc.addIceCandidate(candidate)
 
-    async def _count_frames(self, track: Any) -> None:
-        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
-            while True:
-                frame = await track.recv()
-                self.frames_received += 1
-                self.last_frame = frame
-                if self.first_frame_at is None:
-                    self.first_frame_at = time.monotonic()
-
-    async def wait_for_frames(self, count: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.frames_received < count:
-            if time.monotonic() > deadline:
-                state = self.pc.connectionState if self.pc else "no peer connection"
-                raise TimeoutError(
-                    f"{self.role} got {self.frames_received}/{count} frames ({state})"
-                )
-            await asyncio.sleep(0.05)
-
-    def received_colour(self) -> tuple[int, int, int] | None:
-        """The average RGB of the last decoded frame."""
-        if self.last_frame is None:
-            return None
-        rgb = self.last_frame.to_rgb()
-        plane = bytes(rgb.planes[0])
-        w, h = rgb.width, rgb.height
-        stride = rgb.planes[0].line_size
-        mid = (h // 2) * stride + (w // 2) * 3
-        return plane[mid], plane[mid + 1], plane[mid + 2]
-
-    async def _close_pc(self) -> None:
-        for task in self._media_tasks:
-            task.cancel()
-        self._media_tasks = []
-        if self.pc is not None:
-            await self.pc.close()
-            self.pc = None
-
     async def close(self) -> None:
         await self._close_pc()
         if self.ws is not None:
@@ -260,7 +270,7 @@ class DeskPeer:
             await self.session.close()
 
 
-class PrecallProbe:
+class PrecallProbe(MediaPeer):
     """A pre-call test from a headless client, as the visitor panel runs it: ICE servers from
     the desk, a complete offer with a coloured picture and a tone, the echo peer's answer,
     then the echoed frames counted and the statistics read.
@@ -276,17 +286,16 @@ class PrecallProbe:
         colour: tuple[int, int, int] = (40, 160, 40),
         headers: dict[str, str] | None = None,
     ) -> None:
+        super().__init__()
         self.offer_url = offer_url
         self.session = session
         self.colour = colour
         self.headers = headers or {}
-        self.pc: RTCPeerConnection | None = None
         self.status = 0
         self.refusal: dict[str, Any] = {}
-        self.frames_received = 0
-        self.last_frame: VideoFrame | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._sink = MediaBlackhole()
+
+    def __str__(self) -> str:
+        return "the pre-call test"
 
     async def ice(self, ice_url: str) -> tuple[list[dict[str, Any]], str]:
         async with self.session.post(ice_url, headers=self.headers) as resp:
@@ -302,16 +311,7 @@ class PrecallProbe:
         from humandesk.signaling.precall import ice_configuration
 
         pc = RTCPeerConnection(ice_configuration(ice_servers, policy))
-        self.pc = pc
-        pc.addTrack(self.video_track())
-        pc.addTrack(AudioStreamTrack())
-
-        @pc.on("track")
-        def on_track(track: Any) -> None:
-            if track.kind == "video":
-                self._tasks.append(asyncio.create_task(self._count(track)))
-            else:
-                self._sink.addTrack(track)
+        self._media(pc, self.video_track())
 
         await pc.setLocalDescription(await pc.createOffer())  # gathers every candidate
         offer = {"type": "offer", "sdp": pc.localDescription.sdp, **(extra or {})}
@@ -327,28 +327,6 @@ class PrecallProbe:
     def video_track(self) -> VideoStreamTrack:
         """The picture sent (a subclass may send another)."""
         return ColourTrack(self.colour)
-
-    async def _count(self, track: Any) -> None:
-        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
-            while True:
-                self.last_frame = await track.recv()
-                self.frames_received += 1
-
-    async def wait_for_frames(self, count: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.frames_received < count:
-            if time.monotonic() > deadline:
-                state = self.pc.connectionState if self.pc else "no peer connection"
-                raise TimeoutError(f"{self.frames_received}/{count} echoed frames ({state})")
-            await asyncio.sleep(0.05)
-
-    def received_colour(self) -> tuple[int, int, int] | None:
-        if self.last_frame is None:
-            return None
-        rgb = self.last_frame.to_rgb()
-        plane = bytes(rgb.planes[0])
-        mid = (rgb.height // 2) * rgb.planes[0].line_size + (rgb.width // 2) * 3
-        return plane[mid], plane[mid + 1], plane[mid + 2]
 
     async def measure(self) -> dict[str, Any]:
         """Round-trip time (RTCP), packets lost and sent, and the path of the selected pair."""
@@ -381,7 +359,4 @@ class PrecallProbe:
         }
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        if self.pc is not None:
-            await self.pc.close()
+        await self._close_pc()

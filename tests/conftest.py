@@ -101,7 +101,7 @@ PYTHON = sys.executable
 @pytest.fixture(scope="module")
 def browser(demo: Any) -> Iterator[Any]:
     """Debian's Chromium through Playwright, for the module's demo desk."""
-    from test_browser import launched_chromium
+    from pages import launched_chromium
 
     with launched_chromium() as browser:
         yield browser

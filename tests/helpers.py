@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -267,6 +268,28 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
 
 #: The ``humandesk`` command, as the tests run it (the Python that runs them).
 HUMANDESK = (sys.executable, "-m", "humandesk.server.cli")
+
+
+@contextlib.contextmanager
+def running_humandesk(
+    *args: str, env: dict[str, str], port: int, stop: signal.Signals = signal.SIGTERM
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``humandesk ARGS`` as a process (its stderr kept for a failure), once it is ready on
+    ``port``; stopped with ``stop`` afterwards (killed if it lingers)."""
+    proc = subprocess.Popen(
+        [*HUMANDESK, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(stop)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def run_humandesk(

@@ -110,7 +110,7 @@ LOGO_SVG = (
 def test_a_light_brand_reads_in_the_browser(tmp_path: Path) -> None:
     """A yellow accent in Chromium: the panel's header, the launcher and the join button
     are yellow with near-black text, and the logo shows (a screenshot for the README)."""
-    from test_browser import (
+    from pages import (
         SCREENSHOTS,
         VIEWPORT,
         launched_chromium,

@@ -19,24 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_browser import (
-    SCREENSHOTS,
-    VIEWPORT,
-    Demo,
-    agent_phase,
-    fill_and_join,
-    login_agent,
-    need_chromium,
-    open_panel,
-    page_data,
-    panel_frame,
-    running_demo,
-    sel,
-    set_agent_status,
-    visitor_phase,
-    wait_for,
-    watch_console,
-)
+
+import pages as ui
 
 pytestmark = pytest.mark.browser
 
@@ -91,8 +75,8 @@ def received_hash(target: Any, log: str, name: str) -> dict[str, Any] | None:
 
 
 def send_chat(target: Any, prefix: str, text: str) -> None:
-    target.locator(sel(f"{prefix}-chat-input")).fill(text)
-    target.locator(sel(f"{prefix}-chat-send")).click()
+    target.locator(ui.sel(f"{prefix}-chat-input")).fill(text)
+    target.locator(ui.sel(f"{prefix}-chat-send")).click()
 
 
 def channel_up(target: Any) -> bool:
@@ -104,40 +88,40 @@ def channel_up(target: Any) -> bool:
 
 
 def badge(shop: Any) -> str:
-    return str(shop.locator(sel("hd-unread")).get_attribute("data-count") or "0")
+    return str(shop.locator(ui.sel("hd-unread")).get_attribute("data-count") or "0")
 
 
 @pytest.fixture(scope="module")
-def demo() -> Iterator[Demo]:
-    need_chromium()
-    with running_demo() as demo:
+def demo() -> Iterator[ui.Demo]:
+    ui.need_chromium()
+    with ui.running_demo() as demo:
         yield demo
 
 
-def test_chat_and_files_both_ways(demo: Demo, browser: Any) -> None:
+def test_chat_and_files_both_ways(demo: ui.Demo, browser: Any) -> None:
     errors: list[str] = []
     # bypass_csp: the test reads the received blob back with fetch(), which the pages' CSP
     # (connect-src) does not allow them.
-    agent_context = browser.new_context(viewport=VIEWPORT, bypass_csp=True)
-    visitor_context = browser.new_context(viewport=VIEWPORT, bypass_csp=True)
+    agent_context = browser.new_context(viewport=ui.VIEWPORT, bypass_csp=True)
+    visitor_context = browser.new_context(viewport=ui.VIEWPORT, bypass_csp=True)
     try:
         agent = agent_context.new_page()
-        watch_console(agent, "agent", errors)
-        login_agent(agent, demo)
-        shop, panel = open_panel(visitor_context, demo)
-        watch_console(shop, "shop", errors)
-        fill_and_join(panel, "Grace Hopper", "The zip of my jacket broke")
-        wait_for(lambda: visitor_phase(panel) == "waiting", "the visitor in line")
-        set_agent_status(agent, "available")
-        wait_for(lambda: agent.locator(sel("offer-card")).is_visible(), "the offer")
-        agent.locator(sel("offer-accept")).click()
-        wait_for(lambda: visitor_phase(panel) == "in-call", "the visitor in the call")
-        wait_for(lambda: agent_phase(agent) == "in-call", "the agent in the call")
+        ui.watch_console(agent, "agent", errors)
+        ui.login_agent(agent, demo)
+        shop, panel = ui.open_panel(visitor_context, demo)
+        ui.watch_console(shop, "shop", errors)
+        ui.fill_and_join(panel, "Grace Hopper", "The zip of my jacket broke")
+        ui.wait_for(lambda: ui.visitor_phase(panel) == "waiting", "the visitor in line")
+        ui.set_agent_status(agent, "available")
+        ui.wait_for(lambda: agent.locator(ui.sel("offer-card")).is_visible(), "the offer")
+        agent.locator(ui.sel("offer-accept")).click()
+        ui.wait_for(lambda: ui.visitor_phase(panel) == "in-call", "the visitor in the call")
+        ui.wait_for(lambda: ui.agent_phase(agent) == "in-call", "the agent in the call")
 
         # Visitor to agent, through the desk: a link made safely, a javascript: one left as text.
         line = "Order 1234: https://shop.example/orders/1234. Not javascript:alert(1) <b>bold</b>"
         send_chat(panel, "hd", line)
-        got = wait_for(lambda: entries(agent, "agent-chat-log"), "the line at the agent")
+        got = ui.wait_for(lambda: entries(agent, "agent-chat-log"), "the line at the agent")
         assert [(e["from"], e["seq"], e["text"]) for e in got] == [("visitor", "1", line)]
         assert got[0]["links"] == [
             {
@@ -148,32 +132,34 @@ def test_chat_and_files_both_ways(demo: Demo, browser: Any) -> None:
             }
         ]
         assert "<b>" not in got[0]["html"] and "&lt;b&gt;" in got[0]["html"]
-        assert panel.locator(sel("hd-chat-input")).input_value() == ""
-        mine = wait_for(lambda: entries(panel, "hd-chat-log"), "the line at the visitor")
+        assert panel.locator(ui.sel("hd-chat-input")).input_value() == ""
+        mine = ui.wait_for(lambda: entries(panel, "hd-chat-log"), "the line at the visitor")
         assert [(e["from"], e["seq"]) for e in mine] == [("visitor", "1")]
 
         # Agent to visitor.
         send_chat(agent, "agent", "Thanks! Could you send a photo of the zip?")
-        wait_for(lambda: len(entries(panel, "hd-chat-log")) == 2, "the agent's line at the visitor")
+        ui.wait_for(
+            lambda: len(entries(panel, "hd-chat-log")) == 2, "the agent's line at the visitor"
+        )
         assert [(e["from"], e["seq"]) for e in entries(panel, "hd-chat-log")] == [
             ("visitor", "1"),
             ("agent", "2"),
         ]
 
         # A photo from the visitor and a PDF from the agent, peer to peer, byte for byte.
-        wait_for(lambda: channel_up(panel) and channel_up(agent), "the files channel")
+        ui.wait_for(lambda: channel_up(panel) and channel_up(agent), "the files channel")
         photo = png(240, 180, seed=1)
         pdf = b"%PDF-1.4\n" + random.Random(2).randbytes(300_000)
-        panel.locator(sel("hd-file-input")).set_input_files(
+        panel.locator(ui.sel("hd-file-input")).set_input_files(
             files=[{"name": "zip.png", "mimeType": "image/png", "buffer": photo}]
         )
-        agent.locator(sel("agent-file-input")).set_input_files(
+        agent.locator(ui.sel("agent-file-input")).set_input_files(
             files=[{"name": "returns.pdf", "mimeType": "application/pdf", "buffer": pdf}]
         )
-        at_agent = wait_for(
+        at_agent = ui.wait_for(
             lambda: received_hash(agent, "agent-chat-log", "zip.png"), "the photo at the agent"
         )
-        at_visitor = wait_for(
+        at_visitor = ui.wait_for(
             lambda: received_hash(panel, "hd-chat-log", "returns.pdf"), "the PDF at the visitor"
         )
         assert at_agent["sha256"] == hashlib.sha256(photo).hexdigest(), at_agent
@@ -181,7 +167,7 @@ def test_chat_and_files_both_ways(demo: Demo, browser: Any) -> None:
         assert at_agent["href"].startswith("blob:") and at_visitor["href"].startswith("blob:")
         photo_entry = next(e for e in entries(agent, "agent-chat-log") if e["kind"] == "file")
         assert photo_entry["from"] == "visitor" and photo_entry["preview"]
-        wait_for(
+        ui.wait_for(
             lambda: any(
                 e["kind"] == "file" and e["status"] == "delivered"
                 for e in entries(panel, "hd-chat-log")
@@ -189,26 +175,26 @@ def test_chat_and_files_both_ways(demo: Demo, browser: Any) -> None:
             "the photo confirmed to the visitor",
         )
         # A type outside the allow-list is refused before anything is sent.
-        panel.locator(sel("hd-file-input")).set_input_files(
+        panel.locator(ui.sel("hd-file-input")).set_input_files(
             files=[{"name": "page.html", "mimeType": "text/html", "buffer": b"<script></script>"}]
         )
-        refused = wait_for(
+        refused = ui.wait_for(
             lambda: [e for e in entries(panel, "hd-chat-log") if e["status"] == "refused"],
             "the refusal",
         )
         assert len(refused) == 1
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        panel.locator(sel("hd-chat-send")).scroll_into_view_if_needed()
-        agent.locator(sel("agent-chat-send")).scroll_into_view_if_needed()
-        panel_box = shop.locator(sel("hd-frame"))
-        panel_box.screenshot(path=str(SCREENSHOTS / "chat-visitor.png"))
-        agent.screenshot(path=str(SCREENSHOTS / "chat-agent.png"))
+        ui.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        panel.locator(ui.sel("hd-chat-send")).scroll_into_view_if_needed()
+        agent.locator(ui.sel("agent-chat-send")).scroll_into_view_if_needed()
+        panel_box = shop.locator(ui.sel("hd-frame"))
+        panel_box.screenshot(path=str(ui.SCREENSHOTS / "chat-visitor.png"))
+        agent.screenshot(path=str(ui.SCREENSHOTS / "chat-agent.png"))
 
         # An ICE restart (as after a network change) keeps the channel: no renegotiation of it.
         ufrag = "(pc) => (/a=ice-ufrag:(.+)/.exec(pc.localDescription.sdp) || [])[1]"
         before = agent.evaluate(f"({ufrag})(window.hdPeer)")
         agent.evaluate("window.hdPeer.restartIce()")
-        wait_for(
+        ui.wait_for(
             lambda: agent.evaluate(
                 f"""() => {{ const pc = window.hdPeer;
                     return pc.signalingState === "stable" && pc.connectionState === "connected"
@@ -217,28 +203,30 @@ def test_chat_and_files_both_ways(demo: Demo, browser: Any) -> None:
             "the ICE restart done",
         )
         note = b"after the ICE restart\n" * 2000
-        agent.locator(sel("agent-file-input")).set_input_files(
+        agent.locator(ui.sel("agent-file-input")).set_input_files(
             files=[{"name": "note.txt", "mimeType": "text/plain", "buffer": note}]
         )
-        got = wait_for(
+        got = ui.wait_for(
             lambda: received_hash(panel, "hd-chat-log", "note.txt"), "a file after the restart"
         )
         assert got["sha256"] == hashlib.sha256(note).hexdigest()
 
         # Minimised: the agent's lines show as a count on the launcher, cleared on opening.
-        panel.locator(sel("hd-minimize")).click()
-        wait_for(lambda: not shop.locator(sel("hd-frame")).is_visible(), "the panel minimised")
+        panel.locator(ui.sel("hd-minimize")).click()
+        ui.wait_for(
+            lambda: not shop.locator(ui.sel("hd-frame")).is_visible(), "the panel minimised"
+        )
         send_chat(agent, "agent", "Got it, a replacement is on its way.")
-        wait_for(lambda: badge(shop) == "1", "the unread badge on the launcher")
-        assert shop.locator(sel("hd-unread")).inner_text() == "1"
-        shop.locator(sel("hd-launcher")).click()
-        wait_for(lambda: badge(shop) == "0", "the badge cleared")
-        assert not shop.locator(sel("hd-unread")).is_visible()
+        ui.wait_for(lambda: badge(shop) == "1", "the unread badge on the launcher")
+        assert shop.locator(ui.sel("hd-unread")).inner_text() == "1"
+        shop.locator(ui.sel("hd-launcher")).click()
+        ui.wait_for(lambda: badge(shop) == "0", "the badge cleared")
+        assert not shop.locator(ui.sel("hd-unread")).is_visible()
 
         # A reload: the panel resumes the call and shows the chat again, each line once.
         shop.reload()
-        panel = panel_frame(shop, demo)
-        wait_for(
+        panel = ui.panel_frame(shop, demo)
+        ui.wait_for(
             lambda: (
                 [e["seq"] for e in entries(panel, "hd-chat-log") if e["kind"] == "text"]
                 == ["1", "2", "3"]
@@ -247,19 +235,19 @@ def test_chat_and_files_both_ways(demo: Demo, browser: Any) -> None:
             explain=lambda: entries(panel, "hd-chat-log"),
         )
         assert [e["from"] for e in entries(panel, "hd-chat-log")] == ["visitor", "agent", "agent"]
-        wait_for(lambda: visitor_phase(panel) == "in-call", "the call back after the reload")
+        ui.wait_for(lambda: ui.visitor_phase(panel) == "in-call", "the call back after the reload")
         # A new peer connection after the reload: a new channel, and files go again.
-        wait_for(lambda: channel_up(panel) and channel_up(agent), "the new files channel")
+        ui.wait_for(lambda: channel_up(panel) and channel_up(agent), "the new files channel")
         again = png(64, 48, seed=3)
-        panel.locator(sel("hd-file-input")).set_input_files(
+        panel.locator(ui.sel("hd-file-input")).set_input_files(
             files=[{"name": "again.png", "mimeType": "image/png", "buffer": again}]
         )
-        got = wait_for(
+        got = ui.wait_for(
             lambda: received_hash(agent, "agent-chat-log", "again.png"), "a file after the reload"
         )
         assert got["sha256"] == hashlib.sha256(again).hexdigest()
         send_chat(panel, "hd", "Thank you!")
-        wait_for(
+        ui.wait_for(
             lambda: (
                 [e["seq"] for e in entries(agent, "agent-chat-log") if e["kind"] == "text"]
                 == ["1", "2", "3", "4"]
@@ -268,8 +256,8 @@ def test_chat_and_files_both_ways(demo: Demo, browser: Any) -> None:
         )
 
         # On the call record, and in its CSV, after the call.
-        call_id = page_data(agent, "callId")
-        agent.locator(sel("agent-hangup")).click()
+        call_id = ui.page_data(agent, "callId")
+        agent.locator(ui.sel("agent-hangup")).click()
         response = agent.context.request.get(demo.desk + "/api/calls.csv")
         if response.ok:  # the demo agent may not be a supervisor
             assert "https://shop.example/orders/1234" in response.text()
@@ -277,7 +265,7 @@ def test_chat_and_files_both_ways(demo: Demo, browser: Any) -> None:
         assert not [e for e in errors if "pageerror" in e], errors
     finally:
         with contextlib.suppress(Exception):
-            set_agent_status(agent, "offline")
+            ui.set_agent_status(agent, "offline")
         visitor_context.close()
         agent_context.close()
         print(json.dumps({"errors": errors})[:2000])

@@ -11,21 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_browser import (
-    VIEWPORT,
-    agent_status,
-    fill_and_join,
-    js_el,
-    launched_chromium,
-    login_agent,
-    open_panel,
-    running_demo,
-    sel,
-    set_agent_status,
-    visitor_phase,
-    wait_for,
-)
 
+import pages as ui
 from conftest import REPO
 
 pytestmark = pytest.mark.browser
@@ -34,7 +21,7 @@ SHOTS = REPO / "test-results"
 
 
 def precall_hook(frame: Any) -> dict[str, str]:
-    hook: dict[str, str] = frame.evaluate(f"({{...{js_el('hd-precall-result')}.dataset}})")
+    hook: dict[str, str] = frame.evaluate(f"({{...{ui.js_el('hd-precall-result')}.dataset}})")
     return hook
 
 
@@ -43,7 +30,7 @@ def echo_showing(frame: Any) -> bool:
     return bool(
         frame.evaluate(
             f"""() => {{
-                const v = {js_el("hd-precall-video")};
+                const v = {ui.js_el("hd-precall-video")};
                 return !v.hidden && v.videoWidth > 0 && v.readyState >= 2;
             }}"""
         )
@@ -65,15 +52,15 @@ def worker_cpu_seconds(demo_pid: int) -> float:
 
 
 def test_the_precall_result_reaches_the_panel_and_the_offer_card() -> None:
-    with running_demo() as demo, launched_chromium() as browser:
-        agent_ctx = browser.new_context(viewport=VIEWPORT)
-        visitor_ctx = browser.new_context(viewport=VIEWPORT)
+    with ui.running_demo() as demo, ui.launched_chromium() as browser:
+        agent_ctx = browser.new_context(viewport=ui.VIEWPORT)
+        visitor_ctx = browser.new_context(viewport=ui.VIEWPORT)
         try:
             agent = agent_ctx.new_page()
-            login_agent(agent, demo)
+            ui.login_agent(agent, demo)
             cpu_before = worker_cpu_seconds(demo.proc.pid)
             started = time.monotonic()
-            shop, panel = open_panel(visitor_ctx, demo)
+            shop, panel = ui.open_panel(visitor_ctx, demo)
             # While the test runs, the visitor's own picture comes back through the desk.
             seen_echo = False
 
@@ -90,7 +77,7 @@ def test_the_precall_result_reaches_the_panel_and_the_offer_card() -> None:
                     shop.screenshot(path=str(SHOTS / "precall-running.png"))
                 return precall_hook(panel).get("status") in ("ok", "poor", "failed", "busy")
 
-            wait_for(finished, "the pre-call result", timeout=40)
+            ui.wait_for(finished, "the pre-call result", timeout=40)
             took = time.monotonic() - started
             test_s = time.monotonic() - (running_since or started)
             time.sleep(0.5)  # the worker closes the peer the panel closed
@@ -98,37 +85,39 @@ def test_the_precall_result_reaches_the_panel_and_the_offer_card() -> None:
             hook = precall_hook(panel)
             assert hook["status"] == "ok", (
                 hook,
-                panel.locator(sel("hd-precall-result")).inner_text(),
+                panel.locator(ui.sel("hd-precall-result")).inner_text(),
             )
             assert seen_echo, "the echoed picture never showed"
             assert 0 <= int(hook["rttMs"]) < 300, hook
             assert 0 <= float(hook["lossPct"]) <= 3, hook
             assert hook["path"] == "direct", hook
-            words = panel.locator(sel("hd-precall-result")).inner_text()
+            words = panel.locator(ui.sel("hd-precall-result")).inner_text()
             assert "Your connection looks good." in words and "ms round trip" in words, words
-            assert panel.evaluate(f"{js_el('hd-precall-video')}.hidden")  # the test is over
-            panel.locator(sel("hd-precall-result")).scroll_into_view_if_needed()
+            assert panel.evaluate(f"{ui.js_el('hd-precall-video')}.hidden")  # the test is over
+            panel.locator(ui.sel("hd-precall-result")).scroll_into_view_if_needed()
             shop.screenshot(path=str(SHOTS / "precall-panel.png"))
 
             # The microphone meter moves with the fake microphone's beeps.
-            panel.locator(sel("hd-name")).click()
-            meter = panel.locator(sel("hd-mic-level"))
-            wait_for(lambda: float(meter.get_attribute("data-level") or 0) > 0.1, "the mic level")
+            panel.locator(ui.sel("hd-name")).click()
+            meter = panel.locator(ui.sel("hd-mic-level"))
+            ui.wait_for(
+                lambda: float(meter.get_attribute("data-level") or 0) > 0.1, "the mic level"
+            )
             assert meter.is_visible()
 
-            fill_and_join(panel, "Tested Visitor", "my order")
-            wait_for(lambda: visitor_phase(panel) == "waiting", "the visitor in line")
-            set_agent_status(agent, "available")
-            wait_for(lambda: agent.locator(sel("offer-card")).is_visible(), "the offer card")
-            assert agent_status(agent) == "offered"
-            card = agent.locator(sel("offer-precall"))
+            ui.fill_and_join(panel, "Tested Visitor", "my order")
+            ui.wait_for(lambda: ui.visitor_phase(panel) == "waiting", "the visitor in line")
+            ui.set_agent_status(agent, "available")
+            ui.wait_for(lambda: agent.locator(ui.sel("offer-card")).is_visible(), "the offer card")
+            assert ui.agent_status(agent) == "offered"
+            card = agent.locator(ui.sel("offer-precall"))
             assert card.is_visible()
             assert card.get_attribute("data-status") == "ok"
             assert card.get_attribute("data-rtt-ms") == hook["rttMs"]
             assert card.get_attribute("data-path") == "direct"
             assert card.inner_text().startswith("Network"), card.inner_text()
             assert "Good" in card.inner_text() and "direct" in card.inner_text()
-            agent.locator(sel("offer-card")).screenshot(path=str(SHOTS / "precall-offer.png"))
+            agent.locator(ui.sel("offer-card")).screenshot(path=str(SHOTS / "precall-offer.png"))
             print(
                 f"pre-call in Chromium: {hook}, the test {test_s:.1f} s, "
                 f"{took:.1f} s from opening the panel, "

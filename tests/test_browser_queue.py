@@ -14,38 +14,14 @@ import csv
 import datetime as dt
 import io
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import jwt
 import pytest
-from test_browser import (
-    SCREENSHOTS,
-    VIEWPORT,
-    Demo,
-    agent_phase,
-    agent_status,
-    fill_and_join,
-    give_up_place,
-    js_el,
-    need_chromium,
-    open_panel,
-    page_data,
-    panel_frame,
-    running_demo,
-    sel,
-    set_agent_status,
-    visitor_phase,
-    wait_for,
-    watch_console,
-)
-from test_browser_a11y import Audit
 
-from conftest import REPO
+import pages as ui
 
 pytestmark = pytest.mark.browser
 
@@ -65,33 +41,6 @@ SALES_PASSWORD = "browser-test-password-2"
 # The CLI against the running demo -------------------------------------------------------
 
 
-def cli(demo: Demo, *args: str, stdin: str | None = None) -> str:
-    """``humandesk <command> <action> --data-dir <the demo's> ...``: the CLI finds the
-    demo's Redis through its data folder."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMANDESK_")}
-    command, action, *rest = args
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "humandesk.server.cli",
-            command,
-            action,
-            "--data-dir",
-            str(demo.data_dir),
-            *rest,
-        ],
-        cwd=REPO,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
-    return done.stdout
-
-
 def closed_hours() -> str:
     """Opening hours that exclude now: one hour on a day three days ahead."""
     days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -103,64 +52,52 @@ def closed_hours() -> str:
 
 
 def text(target: Any, testid: str) -> str:
-    return str(target.locator(sel(testid)).inner_text())
-
-
-def visible(target: Any, testid: str) -> bool:
-    return bool(target.locator(sel(testid)).is_visible())
+    return str(target.locator(ui.sel(testid)).inner_text())
 
 
 def position(frame: Any) -> str:
-    return str(frame.evaluate(f"{js_el('hd-position')}.dataset.position"))
+    return str(frame.evaluate(f"{ui.js_el('hd-position')}.dataset.position"))
 
 
 def wait_position(frame: Any, expected: str, what: str = "") -> None:
-    wait_for(lambda: position(frame) == expected, what or f"position {expected}")
+    ui.wait_for(lambda: position(frame) == expected, what or f"position {expected}")
 
 
 def waiting_count(agent: Any) -> str:
-    return str(agent.evaluate(f"{js_el('queue-waiting-support')}.textContent"))
+    return str(agent.evaluate(f"{ui.js_el('queue-waiting-support')}.textContent"))
 
 
 def remaining_ms(agent: Any) -> int:
-    return int(agent.evaluate(f"{js_el('agent-wrapup')}.dataset.remainingMs"))
+    return int(agent.evaluate(f"{ui.js_el('agent-wrapup')}.dataset.remainingMs"))
 
 
 def offer_shown(agent: Any) -> bool:
-    return visible(agent, "offer-card")
+    return ui.visible(agent, "offer-card")
 
 
-def login(page: Any, demo: Demo, username: str, password: str) -> None:
+def login(page: Any, demo: ui.Demo, username: str, password: str) -> None:
     page.goto(demo.desk + "/agent")
-    wait_for(lambda: page_data(page, "phase") == "login", "login")
-    page.locator(sel("agent-username")).fill(username)
-    page.locator(sel("agent-password")).fill(password)
-    page.locator(sel("agent-login")).click()
-    wait_for(lambda: page_data(page, "connected") == "true", f"{username}'s socket")
-    wait_for(lambda: agent_status(page) == "offline", "status offline after login")
+    ui.wait_for(lambda: ui.page_data(page, "phase") == "login", "login")
+    page.locator(ui.sel("agent-username")).fill(username)
+    page.locator(ui.sel("agent-password")).fill(password)
+    page.locator(ui.sel("agent-login")).click()
+    ui.wait_for(lambda: ui.page_data(page, "connected") == "true", f"{username}'s socket")
+    ui.wait_for(lambda: ui.agent_status(page) == "offline", "status offline after login")
 
 
-def open_shop(context: Any, demo: Demo) -> tuple[Any, Any]:
+def open_shop(context: Any, demo: ui.Demo) -> tuple[Any, Any]:
     """The shop with the launcher clicked, without waiting for the panel to be ready."""
     shop = context.new_page()
     shop.goto(demo.shop + "/")
-    shop.locator(sel("hd-launcher")).click()
-    return shop, panel_frame(shop, demo)
-
-
-def leave_line(frame: Any) -> None:
-    """Gives up the place, if the panel still holds one (for a clean desk after a test)."""
-    with contextlib.suppress(Exception):
-        if visitor_phase(frame) in ("waiting", "connecting") and visible(frame, "hd-leave"):
-            give_up_place(frame)
-            wait_for(lambda: visitor_phase(frame) == "left", "the visitor gone", timeout=5)
+    shop.locator(ui.sel("hd-launcher")).click()
+    return shop, ui.panel_frame(shop, demo)
 
 
 def no_page_errors(errors: list[str]) -> None:
     assert not [e for e in errors if "pageerror" in e], errors
 
 
-def call_record(agent: Any, demo: Demo, visitor_name: str) -> dict[str, str]:
+def call_record(agent: Any, demo: ui.Demo, visitor_name: str) -> dict[str, str]:
     """The visitor's row of /api/calls.csv, fetched with the agent's session cookie."""
     response = agent.context.request.get(demo.desk + "/api/calls.csv")
     assert response.ok, response.status
@@ -174,34 +111,34 @@ def call_record(agent: Any, demo: Demo, visitor_name: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def demo() -> Iterator[Demo]:
-    need_chromium()
-    with running_demo({"HUMANDESK_PRIORITY_SECRET": PRIORITY_SECRET}) as demo:
-        cli(demo, "queue", "set", "support", *SHORT_RULES)
-        cli(demo, "queue", "set", "sales")
+def demo() -> Iterator[ui.Demo]:
+    ui.need_chromium()
+    with ui.running_demo({"HUMANDESK_PRIORITY_SECRET": PRIORITY_SECRET}) as demo:
+        ui.cli(demo, "queue", "set", "support", *SHORT_RULES)
+        ui.cli(demo, "queue", "set", "sales")
         yield demo
 
 
 @pytest.fixture
-def agent(browser: Any, demo: Demo, errors: list[str]) -> Iterator[Any]:
+def agent(browser: Any, demo: ui.Demo, errors: list[str]) -> Iterator[Any]:
     """The demo agent signed in, Offline; Offline again afterwards."""
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=ui.VIEWPORT)
     page = context.new_page()
-    watch_console(page, "agent", errors)
+    ui.watch_console(page, "agent", errors)
     login(page, demo, "demo", demo.password)
     yield page
     with contextlib.suppress(Exception):
-        if page_data(page, "callId"):
-            page.locator(sel("agent-hangup")).click()
-        if agent_status(page) != "offline":
-            set_agent_status(page, "offline")
+        if ui.page_data(page, "callId"):
+            page.locator(ui.sel("agent-hangup")).click()
+        if ui.agent_status(page) != "offline":
+            ui.set_agent_status(page, "offline")
     context.close()
 
 
 @contextlib.contextmanager
 def visitor(
     browser: Any,
-    demo: Demo,
+    demo: ui.Demo,
     errors: list[str],
     ready: bool = True,
     path: str = "/",
@@ -209,18 +146,18 @@ def visitor(
 ) -> Iterator[Any]:
     """A visitor of their own on the shop (at ``path``, with the attributes ``embed`` on the
     shop's embed tag); (shop page, panel frame). Leaves the line after."""
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=ui.VIEWPORT)
     if embed:
         context.add_init_script(EMBED_ATTRIBUTES.replace("ATTRS", json.dumps(embed)))
     try:
         if ready:
-            shop, frame = open_panel(context, demo, path)
+            shop, frame = ui.open_panel(context, demo, path)
         else:
             shop, frame = open_shop(context, demo)
-        watch_console(shop, "shop", errors)
+        ui.watch_console(shop, "shop", errors)
         holder = [shop, frame]
         yield holder
-        leave_line(holder[1])
+        ui.leave_line(holder[1])
     finally:
         context.close()
 
@@ -242,140 +179,140 @@ EMBED_ATTRIBUTES = """new MutationObserver(() => {
 
 
 def test_declined_visitor_is_offered_again_before_the_next(
-    demo: Demo, browser: Any, agent: Any, errors: list[str]
+    demo: ui.Demo, browser: Any, agent: Any, errors: list[str]
 ) -> None:
     with (
         visitor(browser, demo, errors) as (_, first),
         visitor(browser, demo, errors) as (_, second),
     ):
-        fill_and_join(first, "First In Line", "a question about sizes")
+        ui.fill_and_join(first, "First In Line", "a question about sizes")
         wait_position(first, "1")
-        fill_and_join(second, "Second In Line", "")
+        ui.fill_and_join(second, "Second In Line", "")
         wait_position(second, "2")
         assert "2nd in line" in text(second, "hd-position")
 
-        set_agent_status(agent, "available")
-        wait_for(lambda: offer_shown(agent), "the first offer")
+        ui.set_agent_status(agent, "available")
+        ui.wait_for(lambda: offer_shown(agent), "the first offer")
         assert text(agent, "offer-visitor-name") == "First In Line"
-        agent.locator(sel("offer-decline")).click()
+        agent.locator(ui.sel("offer-decline")).click()
         declined = time.monotonic()
-        wait_for(lambda: not offer_shown(agent), "the declined offer gone")
+        ui.wait_for(lambda: not offer_shown(agent), "the declined offer gone")
 
         # The agent gets nothing during the reject delay (2 s); then the same visitor again,
         # who never lost their place to the one behind them.
-        wait_for(lambda: offer_shown(agent), "the next offer", timeout=15)
+        ui.wait_for(lambda: offer_shown(agent), "the next offer", timeout=15)
         assert time.monotonic() - declined >= 1.5
         assert text(agent, "offer-visitor-name") == "First In Line"
         assert position(first) == "1"
-        assert visitor_phase(second) == "waiting"
+        assert ui.visitor_phase(second) == "waiting"
 
-        set_agent_status(agent, "offline")  # withdraws the offer; nobody is penalised
-        wait_for(lambda: not offer_shown(agent), "the offer withdrawn")
+        ui.set_agent_status(agent, "offline")  # withdraws the offer; nobody is penalised
+        ui.wait_for(lambda: not offer_shown(agent), "the offer withdrawn")
     no_page_errors(errors)
 
 
 def test_reload_keeps_the_place_in_line(
-    demo: Demo, browser: Any, agent: Any, errors: list[str]
+    demo: ui.Demo, browser: Any, agent: Any, errors: list[str]
 ) -> None:
     with (
         visitor(browser, demo, errors) as (_, first),
         visitor(browser, demo, errors) as second,
     ):
-        fill_and_join(first, "Stays Put", "")
+        ui.fill_and_join(first, "Stays Put", "")
         wait_position(first, "1")
         shop, frame = second
-        fill_and_join(frame, "Reloads The Page", "")
+        ui.fill_and_join(frame, "Reloads The Page", "")
         wait_position(frame, "2")
-        wait_for(lambda: waiting_count(agent) == "2", "2 waiting at the agent")
+        ui.wait_for(lambda: waiting_count(agent) == "2", "2 waiting at the agent")
 
         # A reload of the shop: the widget reopens its panel, which resumes with its ticket.
         shop.reload()
-        frame = second[1] = panel_frame(shop, demo)
-        wait_for(lambda: visitor_phase(frame) == "waiting", "the reloaded panel back in line")
+        frame = second[1] = ui.panel_frame(shop, demo)
+        ui.wait_for(lambda: ui.visitor_phase(frame) == "waiting", "the reloaded panel back in line")
         wait_position(frame, "2", "the same place after the reload")
         assert "2nd in line" in text(frame, "hd-position")
         assert position(first) == "1"
-        wait_for(lambda: waiting_count(agent) == "2", "still 2 waiting (no second entry)")
+        ui.wait_for(lambda: waiting_count(agent) == "2", "still 2 waiting (no second entry)")
     no_page_errors(errors)
 
 
 def test_wrap_up_with_notes_and_the_visitors_rating(
-    demo: Demo, browser: Any, agent: Any, errors: list[str]
+    demo: ui.Demo, browser: Any, agent: Any, errors: list[str]
 ) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    ui.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     name, topic = "Grace Hopper", "The jacket I ordered arrived with a broken zip"
     with visitor(browser, demo, errors) as (shop, panel):
-        fill_and_join(panel, name, topic)
-        wait_for(lambda: visitor_phase(panel) == "waiting", "the visitor in line")
-        set_agent_status(agent, "available")
-        wait_for(lambda: offer_shown(agent), "the offer")
-        agent.locator(sel("offer-accept")).click()
-        wait_for(lambda: visitor_phase(panel) == "in-call", "the visitor in the call")
-        wait_for(lambda: agent_phase(agent) == "in-call", "the agent in the call")
+        ui.fill_and_join(panel, name, topic)
+        ui.wait_for(lambda: ui.visitor_phase(panel) == "waiting", "the visitor in line")
+        ui.set_agent_status(agent, "available")
+        ui.wait_for(lambda: offer_shown(agent), "the offer")
+        agent.locator(ui.sel("offer-accept")).click()
+        ui.wait_for(lambda: ui.visitor_phase(panel) == "in-call", "the visitor in the call")
+        ui.wait_for(lambda: ui.agent_phase(agent) == "in-call", "the agent in the call")
 
         # Notes during the call: autosaved, the outcome at once.
-        assert visible(agent, "agent-notes")
+        assert ui.visible(agent, "agent-notes")
         # The transfer control offers the desk's other lines, not the call's own.
-        assert visible(agent, "agent-transfer")
-        lines = agent.locator(f"{sel('agent-transfer-queue')} option").evaluate_all(
+        assert ui.visible(agent, "agent-transfer")
+        lines = agent.locator(f"{ui.sel('agent-transfer-queue')} option").evaluate_all(
             "options => options.map(o => o.value)"
         )
         assert lines == ["", "sales"], lines
-        agent.locator(sel("agent-notes")).fill("Zip broke on first use. Order #1234.")
-        agent.locator(sel("agent-disposition")).select_option("resolved")
-        wait_for(lambda: text(agent, "agent-notes-status") == "Saved", "the notes saved")
+        agent.locator(ui.sel("agent-notes")).fill("Zip broke on first use. Order #1234.")
+        agent.locator(ui.sel("agent-disposition")).select_option("resolved")
+        ui.wait_for(lambda: text(agent, "agent-notes-status") == "Saved", "the notes saved")
 
-        agent.locator(sel("agent-hangup")).click()
-        wait_for(lambda: visible(agent, "agent-wrapup"), "the wrap-up panel")
-        assert agent_status(agent) == "wrap_up"
+        agent.locator(ui.sel("agent-hangup")).click()
+        ui.wait_for(lambda: ui.visible(agent, "agent-wrapup"), "the wrap-up panel")
+        assert ui.agent_status(agent) == "wrap_up"
         first = remaining_ms(agent)
         assert 0 < first <= 5000, first
         assert "Next visitor in" in text(agent, "agent-wrapup-text")
-        wait_for(lambda: remaining_ms(agent) < first - 700, "the wrap-up counting down")
+        ui.wait_for(lambda: remaining_ms(agent) < first - 700, "the wrap-up counting down")
         # The notes of the call stay, for the wrap-up.
-        assert agent.locator(sel("agent-notes")).input_value().startswith("Zip broke")
+        assert agent.locator(ui.sel("agent-notes")).input_value().startswith("Zip broke")
 
-        agent.locator(sel("agent-wrapup-extend")).click()
-        wait_for(lambda: remaining_ms(agent) > 25000, "30 s more wrap-up")
-        agent.locator(sel("agent-notes")).press_sequentially(" Replacement sent by courier.")
-        agent.locator(sel("agent-notes")).blur()
-        wait_for(lambda: text(agent, "agent-notes-status") == "Saved", "the notes saved again")
-        agent.screenshot(path=str(SCREENSHOTS / "agent-wrapup.png"))
+        agent.locator(ui.sel("agent-wrapup-extend")).click()
+        ui.wait_for(lambda: remaining_ms(agent) > 25000, "30 s more wrap-up")
+        agent.locator(ui.sel("agent-notes")).press_sequentially(" Replacement sent by courier.")
+        agent.locator(ui.sel("agent-notes")).blur()
+        ui.wait_for(lambda: text(agent, "agent-notes-status") == "Saved", "the notes saved again")
+        agent.screenshot(path=str(ui.SCREENSHOTS / "agent-wrapup.png"))
 
         # A reload in the wrap-up: the console comes back with the notes the desk saved.
         agent.reload()
-        wait_for(lambda: visible(agent, "agent-wrapup"), "the wrap-up panel after a reload")
-        wait_for(
-            lambda: agent.locator(sel("agent-notes")).input_value().endswith("by courier."),
+        ui.wait_for(lambda: ui.visible(agent, "agent-wrapup"), "the wrap-up panel after a reload")
+        ui.wait_for(
+            lambda: agent.locator(ui.sel("agent-notes")).input_value().endswith("by courier."),
             "the notes restored",
         )
-        assert agent.locator(sel("agent-notes")).input_value().startswith("Zip broke")
-        assert agent.locator(sel("agent-disposition")).input_value() == "resolved"
+        assert agent.locator(ui.sel("agent-notes")).input_value().startswith("Zip broke")
+        assert agent.locator(ui.sel("agent-disposition")).input_value() == "resolved"
         assert text(agent, "agent-notes-status") == "Saved"
 
         # The visitor rates the call.
-        wait_for(lambda: visitor_phase(panel) == "ended", "the visitor's call ended")
-        wait_for(lambda: visible(panel, "hd-rating"), "the rating form")
+        ui.wait_for(lambda: ui.visitor_phase(panel) == "ended", "the visitor's call ended")
+        ui.wait_for(lambda: ui.visible(panel, "hd-rating"), "the rating form")
         assert "The agent ended the call" in text(panel, "hd-ended-message")
-        assert panel.locator(sel("hd-rating-submit")).is_disabled()
-        panel.locator(sel("hd-rating-4")).click()
-        assert panel.locator(sel("hd-rating-4")).get_attribute("aria-pressed") == "true"
-        assert "star" in (panel.locator(sel("hd-rating-4")).get_attribute("aria-label") or "")
-        panel.locator(sel("hd-rating-comment")).fill("Quick and friendly, thank you!")
-        panel.locator(sel("hd-rating-comment")).blur()
-        shop.locator(sel("hd-frame")).screenshot(path=str(SCREENSHOTS / "visitor-rating.png"))
-        panel.locator(sel("hd-rating-submit")).click()
-        wait_for(lambda: visible(panel, "hd-rating-thanks"), "thanks for the rating")
-        assert not visible(panel, "hd-rating")
+        assert panel.locator(ui.sel("hd-rating-submit")).is_disabled()
+        panel.locator(ui.sel("hd-rating-4")).click()
+        assert panel.locator(ui.sel("hd-rating-4")).get_attribute("aria-pressed") == "true"
+        assert "star" in (panel.locator(ui.sel("hd-rating-4")).get_attribute("aria-label") or "")
+        panel.locator(ui.sel("hd-rating-comment")).fill("Quick and friendly, thank you!")
+        panel.locator(ui.sel("hd-rating-comment")).blur()
+        shop.locator(ui.sel("hd-frame")).screenshot(path=str(ui.SCREENSHOTS / "visitor-rating.png"))
+        panel.locator(ui.sel("hd-rating-submit")).click()
+        ui.wait_for(lambda: ui.visible(panel, "hd-rating-thanks"), "thanks for the rating")
+        assert not ui.visible(panel, "hd-rating")
         # Rated: the panel lets its socket go.
-        wait_for(lambda: page_data(panel, "rateCallId") == "", "rating done")
+        ui.wait_for(lambda: ui.page_data(panel, "rateCallId") == "", "rating done")
 
         # Done: Available at once, the notes cleared for the next call.
-        agent.locator(sel("agent-wrapup-done")).click()
-        wait_for(lambda: agent_status(agent) == "available", "Available after Done")
-        assert not visible(agent, "agent-wrapup")
-        assert not visible(agent, "agent-notes")
-        assert agent.locator(sel("agent-notes")).input_value() == ""
+        agent.locator(ui.sel("agent-wrapup-done")).click()
+        ui.wait_for(lambda: ui.agent_status(agent) == "available", "Available after Done")
+        assert not ui.visible(agent, "agent-wrapup")
+        assert not ui.visible(agent, "agent-notes")
+        assert agent.locator(ui.sel("agent-notes")).input_value() == ""
 
         record = call_record(agent, demo, name)
         assert record["rating"] == "4", record
@@ -389,177 +326,189 @@ def test_wrap_up_with_notes_and_the_visitors_rating(
 
 
 def test_missed_offers_put_the_agent_on_break(
-    demo: Demo, browser: Any, agent: Any, errors: list[str]
+    demo: ui.Demo, browser: Any, agent: Any, errors: list[str]
 ) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    ui.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with visitor(browser, demo, errors) as (_, panel):
-        fill_and_join(panel, "Patient Visitor", "")
+        ui.fill_and_join(panel, "Patient Visitor", "")
         wait_position(panel, "1")
-        set_agent_status(agent, "available")
-        wait_for(lambda: offer_shown(agent), "the first offer")
+        ui.set_agent_status(agent, "available")
+        ui.wait_for(lambda: offer_shown(agent), "the first offer")
         # The agent lets three offers run out (3 s each, 0.5 s apart).
-        wait_for(lambda: agent_status(agent) == "break", "the desk's Break", timeout=25)
-        wait_for(lambda: visible(agent, "agent-break-reason"), "the Break reason")
+        ui.wait_for(lambda: ui.agent_status(agent) == "break", "the desk's Break", timeout=25)
+        ui.wait_for(lambda: ui.visible(agent, "agent-break-reason"), "the Break reason")
         assert "Missed 3 offers in a row" in text(agent, "agent-break-reason")
         assert not offer_shown(agent)
-        assert visitor_phase(panel) == "waiting" and position(panel) == "1"
-        agent.screenshot(path=str(SCREENSHOTS / "agent-break-reason.png"))
+        assert ui.visitor_phase(panel) == "waiting" and position(panel) == "1"
+        agent.screenshot(path=str(ui.SCREENSHOTS / "agent-break-reason.png"))
 
-        leave_line(panel)
-        set_agent_status(agent, "available")
-        wait_for(lambda: not visible(agent, "agent-break-reason"), "the reason gone")
+        ui.leave_line(panel)
+        ui.set_agent_status(agent, "available")
+        ui.wait_for(lambda: not ui.visible(agent, "agent-break-reason"), "the reason gone")
     no_page_errors(errors)
 
 
-def test_call_back_requests(demo: Demo, browser: Any, agent: Any, errors: list[str]) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    assert agent_status(agent) == "offline"
+def test_call_back_requests(demo: ui.Demo, browser: Any, agent: Any, errors: list[str]) -> None:
+    ui.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert ui.agent_status(agent) == "offline"
     with (
         visitor(browser, demo, errors) as (_, nobody_in),
         visitor(browser, demo, errors) as (_, refused),
     ):
         # Open, but nobody online (the agent is Offline): wait anyway, or ask for a call back.
-        wait_for(lambda: visible(nobody_in, "hd-offline-notice"), "the nobody-online notice")
+        ui.wait_for(lambda: ui.visible(nobody_in, "hd-offline-notice"), "the nobody-online notice")
         assert text(nobody_in, "hd-join") == "Wait in line anyway"
-        assert nobody_in.locator(sel("hd-join")).is_visible()  # still in view in the frame
+        assert nobody_in.locator(ui.sel("hd-join")).is_visible()  # still in view in the frame
         assert nobody_in.evaluate(
-            f"{js_el('hd-join')}.getBoundingClientRect().bottom <= window.innerHeight"
+            f"{ui.js_el('hd-join')}.getBoundingClientRect().bottom <= window.innerHeight"
         )
-        nobody_in.locator(sel("hd-callback-open")).click()
-        wait_for(lambda: visible(nobody_in, "hd-callback-form"), "the call-back form")
-        nobody_in.locator(sel("hd-callback-name")).fill("Alan Turing")
-        nobody_in.locator(sel("hd-callback-contact")).fill("alan@example.org")
-        nobody_in.locator(sel("hd-callback-note")).fill("Returns: wrong size")
-        nobody_in.locator(sel("hd-callback-submit")).click()
-        wait_for(lambda: visitor_phase(nobody_in) == "callback-saved", "the first confirmation")
+        nobody_in.locator(ui.sel("hd-callback-open")).click()
+        ui.wait_for(lambda: ui.visible(nobody_in, "hd-callback-form"), "the call-back form")
+        nobody_in.locator(ui.sel("hd-callback-name")).fill("Alan Turing")
+        nobody_in.locator(ui.sel("hd-callback-contact")).fill("alan@example.org")
+        nobody_in.locator(ui.sel("hd-callback-note")).fill("Returns: wrong size")
+        nobody_in.locator(ui.sel("hd-callback-submit")).click()
+        ui.wait_for(
+            lambda: ui.visitor_phase(nobody_in) == "callback-saved", "the first confirmation"
+        )
         assert "alan@example.org" in text(nobody_in, "hd-callback-saved")
 
         # The line closes while a panel is open: joining is refused, the form takes over.
-        cli(demo, "queue", "set", "support", closed_hours(), "timezone=UTC")
-        refused.locator(sel("hd-name")).fill("Late Joiner")
-        refused.locator(sel("hd-join")).click()
-        wait_for(lambda: visitor_phase(refused) == "closed", "the refused join's form")
-        assert visible(refused, "hd-callback-form")
-        assert refused.locator(sel("hd-callback-name")).input_value() == "Late Joiner"
+        ui.cli(demo, "queue", "set", "support", closed_hours(), "timezone=UTC")
+        refused.locator(ui.sel("hd-name")).fill("Late Joiner")
+        refused.locator(ui.sel("hd-join")).click()
+        ui.wait_for(lambda: ui.visitor_phase(refused) == "closed", "the refused join's form")
+        assert ui.visible(refused, "hd-callback-form")
+        assert refused.locator(ui.sel("hd-callback-name")).input_value() == "Late Joiner"
 
     try:
         # Closed before the panel opens: no camera, the opening time, the form.
         with visitor(browser, demo, errors, ready=False) as (shop, closed):
-            wait_for(lambda: visitor_phase(closed) == "closed", "the closed panel")
-            assert visible(closed, "hd-callback-form")
+            ui.wait_for(lambda: ui.visitor_phase(closed) == "closed", "the closed panel")
+            assert ui.visible(closed, "hd-callback-form")
             assert "closed" in text(closed, "hd-callback-title")
             assert "We open again" in text(closed, "hd-callback-intro")
-            assert closed.evaluate(f"{js_el('hd-local-video')}.srcObject") is None
-            closed.locator(sel("hd-callback-name")).fill("Ada <b>Lovelace</b>")
-            closed.locator(sel("hd-callback-contact")).fill("+44 20 7946 0958")
-            closed.locator(sel("hd-callback-note")).fill("About order #1234 & <i>its</i> delivery")
-            closed.locator(sel("hd-callback-note")).blur()
-            shop.locator(sel("hd-frame")).screenshot(path=str(SCREENSHOTS / "visitor-callback.png"))
-            closed.locator(sel("hd-callback-submit")).click()
-            wait_for(lambda: visitor_phase(closed) == "callback-saved", "the confirmation")
+            assert closed.evaluate(f"{ui.js_el('hd-local-video')}.srcObject") is None
+            closed.locator(ui.sel("hd-callback-name")).fill("Ada <b>Lovelace</b>")
+            closed.locator(ui.sel("hd-callback-contact")).fill("+44 20 7946 0958")
+            closed.locator(ui.sel("hd-callback-note")).fill(
+                "About order #1234 & <i>its</i> delivery"
+            )
+            closed.locator(ui.sel("hd-callback-note")).blur()
+            shop.locator(ui.sel("hd-frame")).screenshot(
+                path=str(ui.SCREENSHOTS / "visitor-callback.png")
+            )
+            closed.locator(ui.sel("hd-callback-submit")).click()
+            ui.wait_for(lambda: ui.visitor_phase(closed) == "callback-saved", "the confirmation")
             assert "+44 20 7946 0958" in text(closed, "hd-callback-saved")
-            assert not visible(closed, "hd-error")
+            assert not ui.visible(closed, "hd-error")
     finally:
-        cli(demo, "queue", "set", "support", "hours=")
+        ui.cli(demo, "queue", "set", "support", "hours=")
 
     # The console lists both requests, as text, and updates when one is done.
-    items = agent.locator(sel("agent-callback"))
-    wait_for(lambda: items.count() == 2, "two call-back requests at the agent")
+    items = agent.locator(ui.sel("agent-callback"))
+    ui.wait_for(lambda: items.count() == 2, "two call-back requests at the agent")
     listed = text(agent, "agent-callbacks")
     assert "Ada <b>Lovelace</b>" in listed and "+44 20 7946 0958" in listed
     assert "alan@example.org" in listed and "Returns: wrong size" in listed
-    assert agent.locator(f"{sel('agent-callbacks')} b, {sel('agent-callbacks')} i").count() == 0
+    assert (
+        agent.locator(f"{ui.sel('agent-callbacks')} b, {ui.sel('agent-callbacks')} i").count() == 0
+    )
     assert text(agent, "agent-callbacks-count") == "2"
     # Contacts are links to call or write (built from the checked contact, never markup);
     # times carry their date.
-    contact = f"{sel('agent-callback-contact')} a"
+    contact = f"{ui.sel('agent-callback-contact')} a"
     hrefs = agent.eval_on_selector_all(contact, "links => links.map((a) => a.href)")
     assert sorted(hrefs) == ["mailto:alan@example.org", "tel:+442079460958"]
     when = agent.eval_on_selector_all(
-        sel("agent-callback-time"), "times => times.map((t) => [t.textContent, t.dateTime])"
+        ui.sel("agent-callback-time"), "times => times.map((t) => [t.textContent, t.dateTime])"
     )
     year = str(dt.datetime.now().year)
     assert len(when) == 2 and all(year in shown and shown != iso for shown, iso in when), when
-    agent.screenshot(path=str(SCREENSHOTS / "agent-callbacks.png"))
-    alan = agent.locator(f'{sel("agent-callback")}:has-text("Alan Turing")')
-    alan.locator(sel("agent-callback-done")).click()
-    wait_for(lambda: items.count() == 1, "the done request gone")
+    agent.screenshot(path=str(ui.SCREENSHOTS / "agent-callbacks.png"))
+    alan = agent.locator(f'{ui.sel("agent-callback")}:has-text("Alan Turing")')
+    alan.locator(ui.sel("agent-callback-done")).click()
+    ui.wait_for(lambda: items.count() == 1, "the done request gone")
     assert "Alan Turing" not in text(agent, "agent-callbacks")
     # Done can be undone for a while: the request is back, the desk never closed it.
-    wait_for(lambda: visible(agent, "agent-callback-undo"), "the undo toast")
+    ui.wait_for(lambda: ui.visible(agent, "agent-callback-undo"), "the undo toast")
     assert "Alan Turing" in text(agent, "agent-callback-undo")
-    agent.locator(sel("agent-callback-undo-button")).click()
-    wait_for(lambda: items.count() == 2, "the request back after Undo")
-    assert not visible(agent, "agent-callback-undo") and text(agent, "agent-callbacks-count") == "2"
+    agent.locator(ui.sel("agent-callback-undo-button")).click()
+    ui.wait_for(lambda: items.count() == 2, "the request back after Undo")
+    assert (
+        not ui.visible(agent, "agent-callback-undo") and text(agent, "agent-callbacks-count") == "2"
+    )
     reload_console(agent)
     assert items.count() == 2
     for name in ("Alan Turing", "Ada <b>Lovelace</b>"):
-        done = agent.locator(f'{sel("agent-callback")}:has-text("{name}")')
-        done.locator(sel("agent-callback-done")).click()
-    wait_for(lambda: visible(agent, "agent-callbacks-empty"), "no open requests")
+        done = agent.locator(f'{ui.sel("agent-callback")}:has-text("{name}")')
+        done.locator(ui.sel("agent-callback-done")).click()
+    ui.wait_for(lambda: ui.visible(agent, "agent-callbacks-empty"), "no open requests")
     # Leaving the page within the time sends what is done: after a reload both stay closed.
     reload_console(agent)
-    assert items.count() == 0 and visible(agent, "agent-callbacks-empty")
+    assert items.count() == 0 and ui.visible(agent, "agent-callbacks-empty")
     no_page_errors(errors)
 
 
 def reload_console(agent: Any) -> None:
     """Reloads the console and waits for the desk's list of call-back requests."""
     agent.reload()
-    wait_for(lambda: page_data(agent, "connected") == "true", "the console back")
-    loaded = f"{js_el('agent-callbacks')}.dataset.loaded"
-    wait_for(lambda: agent.evaluate(loaded) == "true", "the call-back requests listed")
+    ui.wait_for(lambda: ui.page_data(agent, "connected") == "true", "the console back")
+    loaded = f"{ui.js_el('agent-callbacks')}.dataset.loaded"
+    ui.wait_for(lambda: agent.evaluate(loaded) == "true", "the call-back requests listed")
 
 
 def test_long_wait_offers_a_call_back_or_another_line(
-    demo: Demo, browser: Any, errors: list[str]
+    demo: ui.Demo, browser: Any, errors: list[str]
 ) -> None:
-    cli(demo, "queue", "set", "support", "max_wait=2")
+    ui.cli(demo, "queue", "set", "support", "max_wait=2")
     try:
         with visitor(browser, demo, errors) as (_, panel):
-            fill_and_join(panel, "Long Waiter", "the tent pole")
+            ui.fill_and_join(panel, "Long Waiter", "the tent pole")
             wait_position(panel, "1")
             # Past the line's maximum wait: a call back is offered, and the place is kept.
-            wait_for(lambda: visible(panel, "hd-max-wait"), "the long-wait offer", timeout=10)
-            panel.locator(sel("hd-max-wait-callback")).click()
-            wait_for(lambda: visible(panel, "hd-callback-form"), "the call-back form")
+            ui.wait_for(lambda: ui.visible(panel, "hd-max-wait"), "the long-wait offer", timeout=10)
+            panel.locator(ui.sel("hd-max-wait-callback")).click()
+            ui.wait_for(lambda: ui.visible(panel, "hd-callback-form"), "the call-back form")
             assert "keep your place" in text(panel, "hd-callback-intro")
-            assert visitor_phase(panel) == "waiting"
-            assert panel.locator(sel("hd-callback-name")).input_value() == "Long Waiter"
-            panel.locator(sel("hd-callback-back")).click()  # Keep waiting
-            wait_for(lambda: visible(panel, "hd-position"), "back to the place in line")
+            assert ui.visitor_phase(panel) == "waiting"
+            assert panel.locator(ui.sel("hd-callback-name")).input_value() == "Long Waiter"
+            panel.locator(ui.sel("hd-callback-back")).click()  # Keep waiting
+            ui.wait_for(lambda: ui.visible(panel, "hd-position"), "back to the place in line")
             assert position(panel) == "1"
 
             # Sent while waiting: the desk gives up the place (callback_saved, left, close
             # 1000) and the panel shows the confirmation, not an error.
-            panel.locator(sel("hd-max-wait-callback")).click()
-            panel.locator(sel("hd-callback-contact")).fill("+1 555 0100 200")
-            panel.locator(sel("hd-callback-submit")).click()
-            wait_for(lambda: visitor_phase(panel) == "callback-saved", "the confirmation")
+            panel.locator(ui.sel("hd-max-wait-callback")).click()
+            panel.locator(ui.sel("hd-callback-contact")).fill("+1 555 0100 200")
+            panel.locator(ui.sel("hd-callback-submit")).click()
+            ui.wait_for(lambda: ui.visitor_phase(panel) == "callback-saved", "the confirmation")
             assert "+1 555 0100 200" in text(panel, "hd-callback-saved")
             time.sleep(0.5)
-            assert visitor_phase(panel) == "callback-saved"
+            assert ui.visitor_phase(panel) == "callback-saved"
             assert not text(panel, "hd-error")
             assert panel.evaluate("sessionStorage.getItem('hd-ticket-support')") is None
 
         # With an overflow line, the visitor is moved there instead, keeping their place.
-        cli(demo, "queue", "set", "support", "overflow=sales")
+        ui.cli(demo, "queue", "set", "support", "overflow=sales")
         with visitor(browser, demo, errors) as (_, panel):
-            fill_and_join(panel, "Overflowing", "")
-            wait_for(lambda: "sales" in text(panel, "hd-notice"), "the move to sales", timeout=10)
+            ui.fill_and_join(panel, "Overflowing", "")
+            ui.wait_for(
+                lambda: "sales" in text(panel, "hd-notice"), "the move to sales", timeout=10
+            )
             assert "keep your place" in text(panel, "hd-notice")
             wait_position(panel, "1")
             assert "sales" in text(panel, "hd-queue-name").lower()
-            assert visitor_phase(panel) == "waiting"
+            assert ui.visitor_phase(panel) == "waiting"
     finally:
-        cli(demo, "queue", "set", "support", "max_wait=0", "overflow=")
+        ui.cli(demo, "queue", "set", "support", "max_wait=0", "overflow=")
     no_page_errors(errors)
 
 
 def test_blind_transfer_to_another_line(
-    demo: Demo, browser: Any, agent: Any, errors: list[str]
+    demo: ui.Demo, browser: Any, agent: Any, errors: list[str]
 ) -> None:
-    cli(
+    ui.cli(
         demo,
         "agent",
         "add",
@@ -574,55 +523,55 @@ def test_blind_transfer_to_another_line(
 
     # An open console hears of queues added and removed (its transfer list).
     def desk_queues() -> list[str]:
-        return str(page_data(agent, "deskQueues")).split()
+        return str(ui.page_data(agent, "deskQueues")).split()
 
-    cli(demo, "queue", "set", "returns")
-    wait_for(lambda: "returns" in desk_queues(), "the console told of a new queue")
-    cli(demo, "queue", "remove", "returns")
-    wait_for(lambda: "returns" not in desk_queues(), "the console told of its removal")
+    ui.cli(demo, "queue", "set", "returns")
+    ui.wait_for(lambda: "returns" in desk_queues(), "the console told of a new queue")
+    ui.cli(demo, "queue", "remove", "returns")
+    ui.wait_for(lambda: "returns" not in desk_queues(), "the console told of its removal")
     assert "sales" in desk_queues()
-    sales_context = browser.new_context(viewport=VIEWPORT)
+    sales_context = browser.new_context(viewport=ui.VIEWPORT)
     notes = "Wants ten tents for a school trip.\nAsked about a discount."
     try:
         # The shop's page has a query string and a fragment: by default the agent sees the
         # page's address without them (data-send-page="path").
         with visitor(browser, demo, errors, path="/?coupon=SECRET42#reviews") as (_, panel):
-            fill_and_join(panel, "Transfer Me", "I want to buy ten tents")
-            set_agent_status(agent, "available")
-            wait_for(lambda: offer_shown(agent), "the offer")
+            ui.fill_and_join(panel, "Transfer Me", "I want to buy ten tents")
+            ui.set_agent_status(agent, "available")
+            ui.wait_for(lambda: offer_shown(agent), "the offer")
             assert text(agent, "offer-page") == demo.shop + "/"
-            assert not visible(agent, "offer-handover")
-            agent.locator(sel("offer-accept")).click()
-            wait_for(lambda: visitor_phase(panel) == "in-call", "the visitor in the call")
-            wait_for(lambda: agent_phase(agent) == "in-call", "the agent in the call")
-            agent.locator(sel("agent-notes")).fill(notes)
-            agent.locator(sel("agent-disposition")).select_option("escalated")
-            wait_for(lambda: text(agent, "agent-notes-status") == "Saved", "the notes saved")
+            assert not ui.visible(agent, "offer-handover")
+            agent.locator(ui.sel("offer-accept")).click()
+            ui.wait_for(lambda: ui.visitor_phase(panel) == "in-call", "the visitor in the call")
+            ui.wait_for(lambda: ui.agent_phase(agent) == "in-call", "the agent in the call")
+            agent.locator(ui.sel("agent-notes")).fill(notes)
+            agent.locator(ui.sel("agent-disposition")).select_option("escalated")
+            ui.wait_for(lambda: text(agent, "agent-notes-status") == "Saved", "the notes saved")
 
-            wait_for(lambda: visible(agent, "agent-transfer"), "the transfer control")
-            agent.locator(sel("agent-transfer-queue")).select_option("sales")
-            agent.locator(sel("agent-transfer-submit")).click()
+            ui.wait_for(lambda: ui.visible(agent, "agent-transfer"), "the transfer control")
+            agent.locator(ui.sel("agent-transfer-queue")).select_option("sales")
+            agent.locator(ui.sel("agent-transfer-submit")).click()
 
             # The visitor waits again, at the head of sales, on the same socket and ticket.
-            wait_for(lambda: visitor_phase(panel) == "waiting", "the visitor back in line")
+            ui.wait_for(lambda: ui.visitor_phase(panel) == "waiting", "the visitor back in line")
             notice = text(panel, "hd-notice")
             assert "passed you to our sales team" in notice and "you're next" in notice, notice
             wait_position(panel, "1")
             assert "sales" in text(panel, "hd-queue-name").lower()
             assert panel.evaluate("window.hdPeer") is None
             assert panel.evaluate("sessionStorage.getItem('hd-ticket-support')")
-            wait_for(lambda: agent_status(agent) == "wrap_up", "the agent in wrap-up")
-            agent.locator(sel("agent-wrapup-done")).click()
-            wait_for(lambda: agent_status(agent) == "available", "the agent Available")
+            ui.wait_for(lambda: ui.agent_status(agent) == "wrap_up", "the agent in wrap-up")
+            agent.locator(ui.sel("agent-wrapup-done")).click()
+            ui.wait_for(lambda: ui.agent_status(agent) == "available", "the agent Available")
             time.sleep(1)
-            assert visitor_phase(panel) == "waiting"
+            assert ui.visitor_phase(panel) == "waiting"
 
             # A sales agent gets the visitor, marked as transferred, and talks to them.
             sales = sales_context.new_page()
-            watch_console(sales, "sales", errors)
+            ui.watch_console(sales, "sales", errors)
             login(sales, demo, SALES_AGENT, SALES_PASSWORD)
-            set_agent_status(sales, "available")
-            wait_for(lambda: offer_shown(sales), "the sales offer")
+            ui.set_agent_status(sales, "available")
+            ui.wait_for(lambda: offer_shown(sales), "the sales offer")
             assert text(sales, "offer-visitor-name") == "Transfer Me"
             assert text(sales, "offer-transferred") == "Transferred from support"
             # What the first agent wrote comes with the visitor, and so does the page.
@@ -631,27 +580,29 @@ def test_blind_transfer_to_another_line(
                 "Notes from Demo Agent (support) · Outcome: escalated"
             )
             assert text(sales, "offer-notes") == notes
-            sales.screenshot(path=str(SCREENSHOTS / "agent-offer-transferred.png"))
-            audit = Audit()
+            sales.screenshot(path=str(ui.SCREENSHOTS / "agent-offer-transferred.png"))
+            audit = ui.Audit()
             audit("console: a transferred visitor's offer", sales)
             assert audit.found == {"console: a transferred visitor's offer": []}
-            sales.locator(sel("offer-accept")).click()
-            wait_for(lambda: visitor_phase(panel) == "in-call", "the visitor with sales")
+            sales.locator(ui.sel("offer-accept")).click()
+            ui.wait_for(lambda: ui.visitor_phase(panel) == "in-call", "the visitor with sales")
             # The call's notes start with them, saved as this call's own.
-            assert sales.locator(sel("agent-notes")).input_value() == notes
-            assert sales.locator(sel("agent-disposition")).input_value() == "escalated"
-            wait_for(lambda: text(sales, "agent-notes-status") == "Saved", "the notes taken over")
-            sales.locator(sel("agent-hangup")).click()
-            wait_for(lambda: visitor_phase(panel) == "ended", "the call with sales over")
-            assert visible(panel, "hd-rating")
-            set_agent_status(sales, "offline")
+            assert sales.locator(ui.sel("agent-notes")).input_value() == notes
+            assert sales.locator(ui.sel("agent-disposition")).input_value() == "escalated"
+            ui.wait_for(
+                lambda: text(sales, "agent-notes-status") == "Saved", "the notes taken over"
+            )
+            sales.locator(ui.sel("agent-hangup")).click()
+            ui.wait_for(lambda: ui.visitor_phase(panel) == "ended", "the call with sales over")
+            assert ui.visible(panel, "hd-rating")
+            ui.set_agent_status(sales, "offline")
     finally:
         sales_context.close()
     no_page_errors(errors)
 
 
 def test_priority_token_from_the_host_page(
-    demo: Demo, browser: Any, agent: Any, errors: list[str]
+    demo: ui.Demo, browser: Any, agent: Any, errors: list[str]
 ) -> None:
     now = int(time.time())
     token = jwt.encode(
@@ -666,7 +617,7 @@ def test_priority_token_from_the_host_page(
         PRIORITY_SECRET,
         algorithm="HS256",
     )
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=ui.VIEWPORT)
     # The shop's embed tag as a host site that vouches for its customer writes it. (Serving a
     # rewritten page through page.route would make it "public" to Chromium, which then refuses
     # the loopback desk's script; so the attribute is added as the parser inserts the tag, long
@@ -683,20 +634,20 @@ def test_priority_token_from_the_host_page(
         )
     )
     try:
-        shop, panel = open_panel(context, demo)
-        watch_console(shop, "shop", errors)
-        src = shop.locator(sel("hd-frame")).get_attribute("src") or ""
+        shop, panel = ui.open_panel(context, demo)
+        ui.watch_console(shop, "shop", errors)
+        src = shop.locator(ui.sel("hd-frame")).get_attribute("src") or ""
         assert "?" in src and src.index("#priority_token=") > src.index("?"), src
         assert "#" not in panel.url  # read, then taken out of the panel's address
-        fill_and_join(panel, "Valued Customer", "")
+        ui.fill_and_join(panel, "Valued Customer", "")
         wait_position(panel, "1")
-        set_agent_status(agent, "available")
-        wait_for(lambda: offer_shown(agent), "the offer")
+        ui.set_agent_status(agent, "available")
+        ui.wait_for(lambda: offer_shown(agent), "the offer")
         assert text(agent, "offer-visitor-name") == "Valued Customer"
         assert text(agent, "offer-priority") == "Priority 5"
-        assert not visible(agent, "offer-transferred")
-        set_agent_status(agent, "offline")
-        leave_line(panel)
+        assert not ui.visible(agent, "offer-transferred")
+        ui.set_agent_status(agent, "offline")
+        ui.leave_line(panel)
     finally:
         context.close()
     no_page_errors(errors)
@@ -743,13 +694,13 @@ AudioNode.prototype.disconnect = function (...args) {
 
 
 def test_offers_are_not_missed_in_a_background_tab(
-    demo: Demo, browser: Any, errors: list[str]
+    demo: ui.Demo, browser: Any, errors: list[str]
 ) -> None:
-    cli(demo, "queue", "set", "support", "offer_timeout=60")  # time to look at the offer
-    context = browser.new_context(viewport=VIEWPORT)
+    ui.cli(demo, "queue", "set", "support", "offer_timeout=60")  # time to look at the offer
+    context = browser.new_context(viewport=ui.VIEWPORT)
     context.add_init_script(NOT_MISSED_STUBS)
     page = context.new_page()
-    watch_console(page, "agent", errors)
+    ui.watch_console(page, "agent", errors)
 
     def seen() -> dict[str, Any]:
         return dict(page.evaluate("window.__hd"))
@@ -768,28 +719,30 @@ def test_offers_are_not_missed_in_a_background_tab(
         login(page, demo, "demo", demo.password)
         title = page.title()
         assert seen()["asked"] == 0  # never on load
-        set_agent_status(page, "available")
-        wait_for(lambda: page_data(page, "notifications") == "granted", "notifications allowed")
+        ui.set_agent_status(page, "available")
+        ui.wait_for(
+            lambda: ui.page_data(page, "notifications") == "granted", "notifications allowed"
+        )
         assert seen()["asked"] == 1  # asked at the click on Available
         # The agent switches to another tab: the console says its timers may be slowed.
         hide(True)
-        wait_for(lambda: visible(page, "agent-background-warning"), "the background warning")
+        ui.wait_for(lambda: ui.visible(page, "agent-background-warning"), "the background warning")
         assert "may come late" in text(page, "agent-background-warning-text")
         # A shop that lets the agent see the page's whole address.
         shop_page = "/?coupon=SPRING#tents"
         embed = {"data-send-page": "full"}
         with visitor(browser, demo, errors, path=shop_page, embed=embed) as (_, panel):
-            fill_and_join(panel, "Hidden Tab", "a tent with a broken pole")
-            wait_for(lambda: offer_shown(page), "the offer")
+            ui.fill_and_join(panel, "Hidden Tab", "a tent with a broken pole")
+            ui.wait_for(lambda: offer_shown(page), "the offer")
             assert text(page, "offer-page") == demo.shop + shop_page
             # A desktop notification, the title and a badge icon, all while hidden.
-            wait_for(lambda: seen()["shown"], "a desktop notification")
+            ui.wait_for(lambda: seen()["shown"], "a desktop notification")
             shown = seen()["shown"]
             offer_title = "Incoming call \N{EN DASH} Hidden Tab"
             assert [n["title"] for n in shown] == [offer_title], shown
             assert shown[0]["body"].startswith("a tent with a broken pole\n")
             assert page.title() in (f"(1) {offer_title}", f"(1) {title}")
-            wait_for(lambda: page.title() == f"(1) {title}", "the title alternating")
+            ui.wait_for(lambda: page.title() == f"(1) {title}", "the title alternating")
             assert icon().startswith("data:image/svg+xml,")
             # The ring: two tones every two seconds, scheduled for the whole countdown.
             tones = seen()["tones"]
@@ -798,20 +751,20 @@ def test_offers_are_not_missed_in_a_background_tab(
             page.evaluate("window.__hd.last.onclick()")
             assert seen()["focused"] == 1 and seen()["closed"] == 1
             hide(False)
-            page.screenshot(path=str(SCREENSHOTS / "agent-offer-background-warning.png"))
-            audit = Audit()
+            page.screenshot(path=str(ui.SCREENSHOTS / "agent-offer-background-warning.png"))
+            audit = ui.Audit()
             audit("console: the background warning", page)
             assert audit.found == {"console: the background warning": []}
-            page.locator(sel("offer-decline")).click()
-            wait_for(lambda: not offer_shown(page), "the offer gone")
+            page.locator(ui.sel("offer-decline")).click()
+            ui.wait_for(lambda: not offer_shown(page), "the offer gone")
             # The ring silenced, title and icon back as they were.
             assert seen()["silenced"] == 1
             assert page.title() == title
             assert icon() == "data:,"
-            page.locator(sel("agent-background-dismiss")).click()
-            assert not visible(page, "agent-background-warning")
-            set_agent_status(page, "offline")
+            page.locator(ui.sel("agent-background-dismiss")).click()
+            assert not ui.visible(page, "agent-background-warning")
+            ui.set_agent_status(page, "offline")
     finally:
         context.close()
-        cli(demo, "queue", "set", "support", "offer_timeout=3")
+        ui.cli(demo, "queue", "set", "support", "offer_timeout=3")
     no_page_errors(errors)

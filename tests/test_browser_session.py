@@ -12,25 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_browser import (
-    VIEWPORT,
-    Demo,
-    agent_phase,
-    agent_status,
-    fill_and_join,
-    login_agent,
-    need_chromium,
-    open_panel,
-    page_data,
-    running_demo,
-    sel,
-    set_agent_status,
-    visitor_phase,
-    wait_for,
-)
-from test_browser_queue import cli
 
 from humandesk.server.embedded_redis import socket_path_for
+
+import pages as ui
 
 pytestmark = pytest.mark.browser
 
@@ -38,57 +23,63 @@ IDLE_S = 5
 
 
 @pytest.fixture(scope="module")
-def demo() -> Iterator[Demo]:
-    need_chromium()
-    with running_demo({"HUMANDESK_IDLE_SIGNOUT": str(IDLE_S)}) as demo:
+def demo() -> Iterator[ui.Demo]:
+    ui.need_chromium()
+    with ui.running_demo({"HUMANDESK_IDLE_SIGNOUT": str(IDLE_S)}) as demo:
         yield demo
 
 
 def login_text(page: Any) -> str:
-    return str(page.locator(sel("agent-login-error")).inner_text())
+    return str(page.locator(ui.sel("agent-login-error")).inner_text())
 
 
-def test_an_idle_console_signs_out_but_never_in_a_call_or_wrap_up(browser: Any, demo: Demo) -> None:
-    context = browser.new_context(viewport=VIEWPORT)
-    visitor_ctx = browser.new_context(viewport=VIEWPORT)
+def test_an_idle_console_signs_out_but_never_in_a_call_or_wrap_up(
+    browser: Any, demo: ui.Demo
+) -> None:
+    context = browser.new_context(viewport=ui.VIEWPORT)
+    visitor_ctx = browser.new_context(viewport=ui.VIEWPORT)
     try:
         agent = context.new_page()
-        login_agent(agent, demo)
-        set_agent_status(agent, "available")
-        _, panel = open_panel(visitor_ctx, demo)
-        fill_and_join(panel, "Long Talker", "a long call")
-        wait_for(lambda: agent.locator(sel("offer-card")).is_visible(), "the offer card")
-        agent.locator(sel("offer-accept")).click()
-        wait_for(lambda: agent_phase(agent) == "in-call", "the call")
+        ui.login_agent(agent, demo)
+        ui.set_agent_status(agent, "available")
+        _, panel = ui.open_panel(visitor_ctx, demo)
+        ui.fill_and_join(panel, "Long Talker", "a long call")
+        ui.wait_for(lambda: agent.locator(ui.sel("offer-card")).is_visible(), "the offer card")
+        agent.locator(ui.sel("offer-accept")).click()
+        ui.wait_for(lambda: ui.agent_phase(agent) == "in-call", "the call")
         time.sleep(IDLE_S * 2)  # no input at the console: a call is not idleness
-        assert agent_phase(agent) == "in-call"
-        panel.locator(sel("hd-hangup")).click()
-        wait_for(lambda: agent_status(agent) == "wrap_up", "the wrap-up")
+        assert ui.agent_phase(agent) == "in-call"
+        panel.locator(ui.sel("hd-hangup")).click()
+        ui.wait_for(lambda: ui.agent_status(agent) == "wrap_up", "the wrap-up")
         time.sleep(IDLE_S * 1.5)
-        assert agent_status(agent) == "wrap_up" and agent_phase(agent) != "login"
-        agent.locator(sel("agent-wrapup-done")).click()  # input: the idle clock starts again
-        wait_for(lambda: agent_status(agent) == "available", "available again")
-        wait_for(lambda: agent_phase(agent) == "login", "the idle sign-out", timeout=IDLE_S + 20)
+        assert ui.agent_status(agent) == "wrap_up" and ui.agent_phase(agent) != "login"
+        agent.locator(ui.sel("agent-wrapup-done")).click()  # input: the idle clock starts again
+        ui.wait_for(lambda: ui.agent_status(agent) == "available", "available again")
+        ui.wait_for(
+            lambda: ui.agent_phase(agent) == "login", "the idle sign-out", timeout=IDLE_S + 20
+        )
         assert "without activity" in login_text(agent)
         # Signed out for real: the session is gone, not only the page.
         assert agent.evaluate("fetch('/api/me').then((r) => r.status)") == 401
-        assert visitor_phase(panel) in ("ended", "rating")
+        assert ui.visitor_phase(panel) in ("ended", "rating")
     finally:
         context.close()
         visitor_ctx.close()
 
 
-def test_an_account_change_on_the_command_line_closes_the_console(browser: Any, demo: Demo) -> None:
-    context = browser.new_context(viewport=VIEWPORT)
+def test_an_account_change_on_the_command_line_closes_the_console(
+    browser: Any, demo: ui.Demo
+) -> None:
+    context = browser.new_context(viewport=ui.VIEWPORT)
     try:
         agent = context.new_page()
-        login_agent(agent, demo)
-        cli(demo, "agent", "disable", "demo")
-        wait_for(lambda: agent_phase(agent) == "login", "the sign-in form")
+        ui.login_agent(agent, demo)
+        ui.cli(demo, "agent", "disable", "demo")
+        ui.wait_for(lambda: ui.agent_phase(agent) == "login", "the sign-in form")
         assert "disabled" in login_text(agent)
-        cli(demo, "agent", "enable", "demo")
-        login_agent(agent, demo)
-        assert page_data(agent, "connected") == "true"
+        ui.cli(demo, "agent", "enable", "demo")
+        ui.login_agent(agent, demo)
+        assert ui.page_data(agent, "connected") == "true"
     finally:
         context.close()
 
@@ -110,37 +101,37 @@ def at_the_desk(page: Any) -> bool:
     return True
 
 
-def test_the_console_rides_out_a_redis_that_stops_answering(browser: Any, demo: Demo) -> None:
-    context = browser.new_context(viewport=VIEWPORT)
+def test_the_console_rides_out_a_redis_that_stops_answering(browser: Any, demo: ui.Demo) -> None:
+    context = browser.new_context(viewport=ui.VIEWPORT)
     pid = redis_pid(demo.data_dir)
     try:
         agent = context.new_page()
-        login_agent(agent, demo)
+        ui.login_agent(agent, demo)
         os.kill(pid, signal.SIGSTOP)
         try:
-            agent.locator(sel("agent-available")).click()
-            wait_for(
+            agent.locator(ui.sel("agent-available")).click()
+            ui.wait_for(
                 lambda: (
                     at_the_desk(agent)
-                    and "trouble reaching" in agent.locator(sel("agent-notice")).inner_text()
+                    and "trouble reaching" in agent.locator(ui.sel("agent-notice")).inner_text()
                 ),
                 "the console saying the desk has trouble",
                 timeout=30,
             )
-            assert agent_phase(agent) != "login"
+            assert ui.agent_phase(agent) != "login"
         finally:
             os.kill(pid, signal.SIGCONT)
         # Once Redis answers again, the status the agent chose is set without another click.
-        wait_for(
-            lambda: at_the_desk(agent) and agent_status(agent) == "available",
+        ui.wait_for(
+            lambda: at_the_desk(agent) and ui.agent_status(agent) == "available",
             "Available, by itself",
             timeout=30,
             explain=lambda: (
-                agent.locator(sel("agent-notice")).inner_text(),
+                agent.locator(ui.sel("agent-notice")).inner_text(),
                 agent.evaluate("({ ...document.body.dataset })"),
                 demo.log.read_text()[-3000:],
             ),
         )
-        set_agent_status(agent, "offline")
+        ui.set_agent_status(agent, "offline")
     finally:
         context.close()

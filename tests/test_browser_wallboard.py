@@ -14,23 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_browser import (
-    SCREENSHOTS,
-    Demo,
-    agent_phase,
-    fill_and_join,
-    login_agent,
-    need_chromium,
-    open_panel,
-    page_data,
-    running_demo,
-    sel,
-    set_agent_status,
-    visitor_phase,
-    wait_for,
-    watch_console,
-)
-from test_browser_queue import cli, leave_line
+
+import pages as ui
 
 pytestmark = pytest.mark.browser
 
@@ -41,7 +26,7 @@ NOT_YET = "\u2013"  # what "Updated" shows before the first answer (an en dash)
 
 
 def text(page: Any, testid: str) -> str:
-    return str(page.locator(sel(testid)).inner_text()).strip()
+    return str(page.locator(ui.sel(testid)).inner_text()).strip()
 
 
 def phase(page: Any) -> str:
@@ -60,21 +45,23 @@ def row_state(page: Any, name: str) -> str | None:
     return state
 
 
-def open_wallboard(page: Any, demo: Demo, query: str = "") -> None:
+def open_wallboard(page: Any, demo: ui.Demo, query: str = "") -> None:
     page.goto(demo.desk + "/wallboard" + query)
-    wait_for(lambda: phase(page) == "board", "the wallboard")
-    wait_for(lambda: page.locator(sel("wallboard-queue-support")).count() == 1, "support tile")
+    ui.wait_for(lambda: phase(page) == "board", "the wallboard")
+    ui.wait_for(
+        lambda: page.locator(ui.sel("wallboard-queue-support")).count() == 1, "support tile"
+    )
 
 
 # Fixtures -------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def demo() -> Iterator[Demo]:
-    need_chromium()
-    with running_demo() as demo:
-        cli(demo, "queue", "set", "sales")
-        cli(
+def demo() -> Iterator[ui.Demo]:
+    ui.need_chromium()
+    with ui.running_demo() as demo:
+        ui.cli(demo, "queue", "set", "sales")
+        ui.cli(
             demo,
             "agent",
             "add",
@@ -100,59 +87,59 @@ def context(browser: Any) -> Iterator[Any]:
 
 
 def test_wallboard_follows_a_visitor_and_the_agent(
-    demo: Demo, browser: Any, context: Any, errors: list[str]
+    demo: ui.Demo, browser: Any, context: Any, errors: list[str]
 ) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    ui.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     agent = context.new_page()
-    watch_console(agent, "agent", errors)
-    login_agent(agent, demo)
+    ui.watch_console(agent, "agent", errors)
+    ui.login_agent(agent, demo)
     board = context.new_page()  # the same context: the agent's session cookie
-    watch_console(board, "wallboard", errors)
+    ui.watch_console(board, "wallboard", errors)
     # A short service-level threshold, so that a wait past it shows within the test.
     open_wallboard(board, demo, "?threshold=2")
-    assert board.locator(sel("wallboard-queue-sales")).count() == 1
+    assert board.locator(ui.sel("wallboard-queue-sales")).count() == 1
     assert text(board, "wallboard-waiting-support") == "0"
     assert text(board, "wallboard-longest-support") == "00:00"
     assert "Service level (≤ 2 s)" in text(board, "wallboard-queue-support")
-    wait_for(lambda: row_state(board, "demo") == "offline", "the demo agent offline")
+    ui.wait_for(lambda: row_state(board, "demo") == "offline", "the demo agent offline")
     assert row_state(board, "sally") == "offline"
     assert "Sally Sales" in text(board, "wallboard-agent-sally")
-    assert not board.locator(sel("wallboard-offline")).is_visible()
+    assert not board.locator(ui.sel("wallboard-offline")).is_visible()
     first_update = text(board, "wallboard-updated")
     assert first_update != NOT_YET
 
     visitor_context = browser.new_context(viewport={"width": 1280, "height": 800})
     second_context = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
-        _, panel = open_panel(visitor_context, demo)
-        fill_and_join(panel, "Wanda Waiting", "a question about my order")
-        wait_for(lambda: visitor_phase(panel) == "waiting", "the visitor in line")
-        wait_for(
+        _, panel = ui.open_panel(visitor_context, demo)
+        ui.fill_and_join(panel, "Wanda Waiting", "a question about my order")
+        ui.wait_for(lambda: ui.visitor_phase(panel) == "waiting", "the visitor in line")
+        ui.wait_for(
             lambda: text(board, "wallboard-waiting-support") == "1",
             "1 waiting on the wallboard",
             timeout=POLL_S,
         )
         # Past the 2 s threshold the tile is highlighted and the longest wait counts up.
-        tile = board.locator(sel("wallboard-queue-support"))
-        wait_for(lambda: tile.get_attribute("data-alert") == "true", "the tile highlighted")
+        tile = board.locator(ui.sel("wallboard-queue-support"))
+        ui.wait_for(lambda: tile.get_attribute("data-alert") == "true", "the tile highlighted")
         assert text(board, "wallboard-longest-support") >= "00:02"
-        assert board.locator(sel("wallboard-queue-sales")).get_attribute("data-alert") == "false"
+        assert board.locator(ui.sel("wallboard-queue-sales")).get_attribute("data-alert") == "false"
         assert text(board, "wallboard-waiting-sales") == "0"
 
         # The agent takes the visitor: nobody waits, the agent is in a call.
-        set_agent_status(agent, "available")
-        wait_for(lambda: agent.locator(sel("offer-card")).is_visible(), "the offer")
-        agent.locator(sel("offer-accept")).click()
-        wait_for(lambda: agent_phase(agent) == "in-call", "the agent in the call")
-        wait_for(
+        ui.set_agent_status(agent, "available")
+        ui.wait_for(lambda: agent.locator(ui.sel("offer-card")).is_visible(), "the offer")
+        agent.locator(ui.sel("offer-accept")).click()
+        ui.wait_for(lambda: ui.agent_phase(agent) == "in-call", "the agent in the call")
+        ui.wait_for(
             lambda: text(board, "wallboard-waiting-support") == "0",
             "0 waiting on the wallboard",
             timeout=POLL_S,
         )
-        wait_for(lambda: row_state(board, "demo") == "in_call", "the agent row in call")
+        ui.wait_for(lambda: row_state(board, "demo") == "in_call", "the agent row in call")
         assert "In call" in text(board, "wallboard-agent-demo")
         assert tile.get_attribute("data-alert") == "false"
-        wait_for(
+        ui.wait_for(
             lambda: (
                 board.evaluate(
                     """[...document.querySelectorAll('[data-testid="wallboard-agents-support"] li')]
@@ -166,50 +153,52 @@ def test_wallboard_follows_a_visitor_and_the_agent(
         assert text(board, "wallboard-sl-support") in ("0%", "100%")
 
         # A second visitor waits while the agent talks: the picture for the README.
-        _, second = open_panel(second_context, demo)
-        fill_and_join(second, "Walter Next", "")
-        wait_for(
+        _, second = ui.open_panel(second_context, demo)
+        ui.fill_and_join(second, "Walter Next", "")
+        ui.wait_for(
             lambda: text(board, "wallboard-waiting-support") == "1",
             "the second visitor waiting",
             timeout=POLL_S,
         )
-        wait_for(lambda: tile.get_attribute("data-alert") == "true", "highlighted again")
+        ui.wait_for(lambda: tile.get_attribute("data-alert") == "true", "highlighted again")
         board.bring_to_front()
-        board.screenshot(path=str(SCREENSHOTS / "wallboard.png"))
-        leave_line(second)
+        board.screenshot(path=str(ui.SCREENSHOTS / "wallboard.png"))
+        ui.leave_line(second)
     finally:
         with contextlib.suppress(Exception):
-            if page_data(agent, "callId"):
-                agent.locator(sel("agent-hangup")).click()
-            set_agent_status(agent, "offline")
+            if ui.page_data(agent, "callId"):
+                agent.locator(ui.sel("agent-hangup")).click()
+            ui.set_agent_status(agent, "offline")
         second_context.close()
         visitor_context.close()
     assert not [e for e in errors if "pageerror" in e], errors
 
 
-def test_signed_out_wallboard_asks_to_sign_in(demo: Demo, context: Any, errors: list[str]) -> None:
+def test_signed_out_wallboard_asks_to_sign_in(
+    demo: ui.Demo, context: Any, errors: list[str]
+) -> None:
     page = context.new_page()
-    watch_console(page, "wallboard", errors)
+    ui.watch_console(page, "wallboard", errors)
     page.goto(demo.desk + "/wallboard")
-    wait_for(lambda: phase(page) == "login", "the sign-in prompt")
-    assert page.locator(sel("wallboard-login-view")).is_visible()
-    assert not page.locator(sel("wallboard")).is_visible()
-    assert page.locator(f"{sel('wallboard-login-view')} a[href='/agent']").count() == 1
+    ui.wait_for(lambda: phase(page) == "login", "the sign-in prompt")
+    assert page.locator(ui.sel("wallboard-login-view")).is_visible()
+    assert not page.locator(ui.sel("wallboard")).is_visible()
+    assert page.locator(f"{ui.sel('wallboard-login-view')} a[href='/agent']").count() == 1
 
-    page.locator(sel("wallboard-username")).fill("demo")
-    page.locator(sel("wallboard-password")).fill("wrong password")
-    page.locator(sel("wallboard-login")).click()
-    wait_for(lambda: text(page, "wallboard-login-error"), "the refusal")
+    page.locator(ui.sel("wallboard-username")).fill("demo")
+    page.locator(ui.sel("wallboard-password")).fill("wrong password")
+    page.locator(ui.sel("wallboard-login")).click()
+    ui.wait_for(lambda: text(page, "wallboard-login-error"), "the refusal")
     assert phase(page) == "login"
 
-    page.locator(sel("wallboard-password")).fill(demo.password)
-    page.locator(sel("wallboard-login")).click()
-    wait_for(lambda: phase(page) == "board", "the wallboard after signing in")
+    page.locator(ui.sel("wallboard-password")).fill(demo.password)
+    page.locator(ui.sel("wallboard-login")).click()
+    ui.wait_for(lambda: phase(page) == "board", "the wallboard after signing in")
     assert text(page, "wallboard-user") == "Demo Agent"
-    wait_for(lambda: row_state(page, "demo") is not None, "the agent rows")
+    ui.wait_for(lambda: row_state(page, "demo") is not None, "the agent rows")
 
     # Server text goes in as text: an account whose display name is markup shows it as such.
-    cli(
+    ui.cli(
         demo,
         "agent",
         "add",
@@ -222,38 +211,41 @@ def test_signed_out_wallboard_asks_to_sign_in(demo: Demo, context: Any, errors: 
         stdin=SECOND_PASSWORD + "\n",
     )
     try:
-        wait_for(lambda: row_state(page, "mallory") == "offline", "the new account's row")
+        ui.wait_for(lambda: row_state(page, "mallory") == "offline", "the new account's row")
         assert "<i>Mal</i>" in text(page, "wallboard-agent-mallory")
         assert (
-            page.locator(f"{sel('wallboard-agents')} img, {sel('wallboard-agents')} i").count() == 0
+            page.locator(
+                f"{ui.sel('wallboard-agents')} img, {ui.sel('wallboard-agents')} i"
+            ).count()
+            == 0
         )
         assert page.evaluate("window.pwned") is None
     finally:
-        cli(demo, "agent", "remove", "mallory")
-    wait_for(lambda: row_state(page, "mallory") is None, "the removed account's row gone")
+        ui.cli(demo, "agent", "remove", "mallory")
+    ui.wait_for(lambda: row_state(page, "mallory") is None, "the removed account's row gone")
     assert [e for e in errors if "pageerror" in e] == []
 
 
 def test_wallboard_says_when_the_desk_cannot_be_reached(
-    demo: Demo, context: Any, errors: list[str]
+    demo: ui.Demo, context: Any, errors: list[str]
 ) -> None:
     page = context.new_page()
-    login_agent(page, demo)
+    ui.login_agent(page, demo)
     open_wallboard(page, demo)
-    wait_for(lambda: text(page, "wallboard-updated") != NOT_YET, "a first update")
-    assert not page.locator(sel("wallboard-offline")).is_visible()
+    ui.wait_for(lambda: text(page, "wallboard-updated") != NOT_YET, "a first update")
+    assert not page.locator(ui.sel("wallboard-offline")).is_visible()
 
     page.route("**/api/**", lambda route: route.abort())
-    wait_for(
-        lambda: page.locator(sel("wallboard-offline")).is_visible(),
+    ui.wait_for(
+        lambda: page.locator(ui.sel("wallboard-offline")).is_visible(),
         "the unreachable notice",
         timeout=POLL_S,
     )
     assert "cannot be reached" in text(page, "wallboard-offline")
-    assert page.locator(sel("wallboard-queue-support")).count() == 1  # the last figures stay
+    assert page.locator(ui.sel("wallboard-queue-support")).count() == 1  # the last figures stay
     page.unroute("**/api/**")
-    wait_for(
-        lambda: not page.locator(sel("wallboard-offline")).is_visible(),
+    ui.wait_for(
+        lambda: not page.locator(ui.sel("wallboard-offline")).is_visible(),
         "the notice gone",
         timeout=POLL_S,
     )

@@ -19,7 +19,7 @@ from humandesk.server import cli
 from humandesk.server.config import ENV_HELP
 
 from conftest import free_port, python_env
-from helpers import HUMANDESK, add_agent, run_humandesk, wait_ready
+from helpers import HUMANDESK, add_agent, run_humandesk, running_humandesk, wait_ready
 
 
 @pytest.fixture
@@ -327,15 +327,8 @@ def test_a_second_demo_changes_nothing(data_dir: Path) -> None:
     desk_port, shop_port = free_port(), free_port()
     env = env_for(data_dir) | {"HUMANDESK_DEMO_PASSWORD": "first-password"}
     ports = ("--port", str(desk_port), "--shop-port", str(shop_port))
-    first = subprocess.Popen(
-        [*HUMANDESK, "demo", *ports],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     desk = f"http://127.0.0.1:{desk_port}"
-    try:
-        wait_ready(desk, first)
+    with running_humandesk("demo", *ports, env=env, port=desk_port, stop=signal.SIGINT) as first:
         again = env | {"HUMANDESK_DEMO_PASSWORD": "second-password"}
         # On the same ports, and on others: the data folder is the first one's.
         for args in (ports, ("--port", str(free_port()), "--shop-port", str(free_port()))):
@@ -344,9 +337,6 @@ def test_a_second_demo_changes_nothing(data_dir: Path) -> None:
         assert login(desk, "demo", "first-password") == 200
         assert login(desk, "demo", "second-password") == 401
         assert first.poll() is None
-    finally:
-        first.send_signal(signal.SIGINT)
-        first.wait(20)
 
 
 def test_queue_rules_are_checked(data_dir: Path) -> None:

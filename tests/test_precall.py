@@ -26,6 +26,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from benchmarks.harness import stop_process
 from humandesk.server.app import ACCOUNTS
 from humandesk.server.config import Config
 from humandesk.signaling.peers import PrecallProbe
@@ -37,8 +38,7 @@ from helpers import (
     available_agent,
     open_visitor,
     origin_of,
-    stop_all,
-    wait_ready,
+    running_humandesk,
 )
 
 Client = TestClient[Any, Any]
@@ -93,12 +93,7 @@ def running_worker(**limits: str) -> Iterator[Worker]:
             time.sleep(0.1)
         yield worker
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")
@@ -411,18 +406,8 @@ def serve(redis_url: str, desk_name: str, tmp_path: Path) -> Iterator[tuple[str,
         "HUMANDESK_DATA_DIR": str(tmp_path),
         "HUMANDESK_PRECALLS_PER_MINUTE": "0",  # the test asks until the worker is up
     }
-    proc = subprocess.Popen(
-        [*HUMANDESK, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc)
-        yield url, proc.pid
-    finally:
-        stop_all([proc])
+    with running_humandesk("serve", "--port", str(port), env=env, port=port) as proc:
+        yield f"http://127.0.0.1:{port}", proc.pid
 
 
 @pytest.mark.slow

@@ -26,28 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_browser import (
-    VIEWPORT,
-    Demo,
-    agent_phase,
-    assert_video_flows,
-    call_report,
-    fill_and_join,
-    launched_chromium,
-    login_agent,
-    need_chromium,
-    open_panel,
-    page_data,
-    running_demo,
-    sel,
-    selected_pair,
-    set_agent_status,
-    visitor_phase,
-    wait_for,
-)
 
 from benchmarks.harness import stop_process
 
+import pages as ui
 from conftest import free_port, need
 
 pytestmark = pytest.mark.browser
@@ -158,7 +140,7 @@ def relay_env(turn: Turn, secret: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def turn() -> Iterator[Turn]:
-    need_chromium()
+    ui.need_chromium()
     need(Path(TURNSERVER).exists() or shutil.which(TURNSERVER) is not None, "coturn (turnserver)")
     with running_coturn() as turn:
         yield turn
@@ -166,48 +148,48 @@ def turn() -> Iterator[Turn]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with launched_chromium() as browser:
+    with ui.launched_chromium() as browser:
         yield browser
 
 
 def accept_offer(agent: Any, panel: Any) -> None:
     """The agent accepts the offer; both pages have their peer connection."""
-    wait_for(lambda: agent.locator(sel("offer-card")).is_visible(), "the offer card")
-    agent.locator(sel("offer-accept")).click()
-    wait_for(lambda: panel.evaluate("!!window.hdPeer"), "the visitor's peer connection")
-    wait_for(lambda: agent.evaluate("!!window.hdPeer"), "the agent's peer connection")
+    ui.wait_for(lambda: agent.locator(ui.sel("offer-card")).is_visible(), "the offer card")
+    agent.locator(ui.sel("offer-accept")).click()
+    ui.wait_for(lambda: panel.evaluate("!!window.hdPeer"), "the visitor's peer connection")
+    ui.wait_for(lambda: agent.evaluate("!!window.hdPeer"), "the agent's peer connection")
 
 
 def relayed_call_pairs(panel: Any, agent: Any, turn: Turn) -> list[tuple[str, dict[str, Any]]]:
     """Both sides in the call with video flowing: each side's selected candidate pair."""
-    wait_for(
-        lambda: visitor_phase(panel) == "in-call" and agent_phase(agent) == "in-call",
+    ui.wait_for(
+        lambda: ui.visitor_phase(panel) == "in-call" and ui.agent_phase(agent) == "in-call",
         "both sides in the call",
-        explain=lambda: (call_report(panel, agent), turn.output()[-3000:]),
+        explain=lambda: (ui.call_report(panel, agent), turn.output()[-3000:]),
     )
-    assert_video_flows(panel, agent)
+    ui.assert_video_flows(panel, agent)
     return [
-        (side, wait_for(partial(selected_pair, page), f"the {side}'s pair"))
+        (side, ui.wait_for(partial(ui.selected_pair, page), f"the {side}'s pair"))
         for side, page in (("visitor", panel), ("agent", agent))
     ]
 
 
-def start_call(browser: Any, demo: Demo) -> tuple[Any, Any, list[Any]]:
+def start_call(browser: Any, demo: ui.Demo) -> tuple[Any, Any, list[Any]]:
     """An agent Available, a visitor joined from the shop, the offer accepted."""
-    agent_ctx = browser.new_context(viewport=VIEWPORT)
-    visitor_ctx = browser.new_context(viewport=VIEWPORT)
+    agent_ctx = browser.new_context(viewport=ui.VIEWPORT)
+    visitor_ctx = browser.new_context(viewport=ui.VIEWPORT)
     agent = agent_ctx.new_page()
-    login_agent(agent, demo)
-    set_agent_status(agent, "available")
-    _, panel = open_panel(visitor_ctx, demo)
-    fill_and_join(panel, "Relayed Visitor", "through TURN")
+    ui.login_agent(agent, demo)
+    ui.set_agent_status(agent, "available")
+    _, panel = ui.open_panel(visitor_ctx, demo)
+    ui.fill_and_join(panel, "Relayed Visitor", "through TURN")
     accept_offer(agent, panel)
     return panel, agent, [agent_ctx, visitor_ctx]
 
 
 def test_call_through_turn_with_time_limited_credentials(browser: Any, turn: Turn) -> None:
     log_start = len(turn.output())
-    with running_demo(relay_env(turn, turn.secret)) as demo:
+    with ui.running_demo(relay_env(turn, turn.secret)) as demo:
         panel, agent, contexts = start_call(browser, demo)
         try:
             # Both pages were told to use only the relay, with a time-limited REST credential.
@@ -239,16 +221,18 @@ def test_call_through_turn_with_time_limited_credentials(browser: Any, turn: Tur
 
 def test_wrong_turn_secret_gets_no_relay(browser: Any, turn: Turn) -> None:
     log_start = len(turn.output())
-    with running_demo(relay_env(turn, "not-" + turn.secret)) as demo:
+    with ui.running_demo(relay_env(turn, "not-" + turn.secret)) as demo:
         panel, agent, contexts = start_call(browser, demo)
         try:
             # Gathering completes without a single candidate: coturn refuses the credentials.
             for page in (panel, agent):
-                gathered = wait_for(partial(gathered_candidates, page), "ICE gathering to finish")
+                gathered = ui.wait_for(
+                    partial(gathered_candidates, page), "ICE gathering to finish"
+                )
                 assert gathered["types"] == [], gathered
             time.sleep(2)
-            assert visitor_phase(panel) == "call-connecting"
-            assert agent_phase(agent) == "call-connecting"
+            assert ui.visitor_phase(panel) == "call-connecting"
+            assert ui.agent_phase(agent) == "call-connecting"
             assert agent.evaluate("window.hdPeer.connectionState") != "connected"
             # coturn refused the (well-formed, wrongly signed) REST usernames.
             log = turn.output()[log_start:]
@@ -271,25 +255,25 @@ def test_a_shift_outlives_its_credentials(browser: Any, turn: Turn) -> None:
         "HUMANDESK_TURN_TTL": str(ttl),
     }
     log_start = len(turn.output())
-    with running_demo(env) as demo:
-        agent_ctx = browser.new_context(viewport=VIEWPORT)
-        visitor_ctx = browser.new_context(viewport=VIEWPORT)
+    with ui.running_demo(env) as demo:
+        agent_ctx = browser.new_context(viewport=ui.VIEWPORT)
+        visitor_ctx = browser.new_context(viewport=ui.VIEWPORT)
         try:
             agent = agent_ctx.new_page()
-            login_agent(agent, demo)
+            ui.login_agent(agent, demo)
             signed_in = time.time()
-            _, panel = open_panel(visitor_ctx, demo)
-            fill_and_join(panel, "Patient Visitor", "waited a while")
-            wait_for(lambda: visitor_phase(panel) == "waiting", "the visitor in line")
+            _, panel = ui.open_panel(visitor_ctx, demo)
+            ui.fill_and_join(panel, "Patient Visitor", "waited a while")
+            ui.wait_for(lambda: ui.visitor_phase(panel) == "waiting", "the visitor in line")
             # Three lifetimes pass; the console never meets the sign-in form.
             while time.time() < signed_in + 3 * ttl + 5:
-                assert agent_phase(agent) != "login"
-                assert page_data(agent, "connected") == "true"
+                assert ui.agent_phase(agent) != "login"
+                assert ui.page_data(agent, "connected") == "true"
                 time.sleep(2)
             me = agent.evaluate("fetch('/api/me').then((r) => r.status)")
             assert me == 200, "the console's session was not renewed"
 
-            set_agent_status(agent, "available")
+            ui.set_agent_status(agent, "available")
             accept_offer(agent, panel)
             for page in (panel, agent):
                 (server,) = page.evaluate("window.hdPeer.getConfiguration()")["iceServers"]

@@ -8,7 +8,7 @@ import { MOVES, PHASES, initial } from "../static/agent/state.js";
 import { UNDO_MS, addOne, addPage, contactHref, removeOne } from "../static/agent/callbacks.js";
 import { backgroundWarning, handoverFrom } from "../static/agent/text.js";
 import { CLOSE, ERROR, MSG } from "../static/shared/protocol.js";
-import { describeMoves, effects, play, sent } from "./support.mjs";
+import { CHAT_EVENTS, describeMoves, effects, play, sent } from "./support.mjs";
 import { precallText } from "../static/agent/text.js";
 
 const AGENT = { name: "ada", display_name: "Ada", queues: ["support"] };
@@ -575,15 +575,7 @@ const EVENTS = [
   { type: "page_visibility", visible: true },
   { type: "chat_in_view", visible: false },
   { type: "chat_in_view", visible: true },
-  { type: MSG.CHAT, call_id: "c1", seq: 1, from: "agent", text: "hi https://x.example", at: 5 },
-  { type: MSG.CHAT, call_id: "c1", seq: 2, from: "visitor", text: "hello", at: 6 },
-  { type: MSG.CHAT_HISTORY, call_id: "c1", messages: [{ seq: 1, from: "agent", text: "hi", at: 5 }] },
-  { type: "submit_chat", text: " order 1234 " },
-  { type: "pick_file", file: { name: "a.png", size: 10, type: "image/png" }, key: "out-1" },
-  { type: "pick_file", file: { name: "a.exe", size: 10, type: "application/x-msdownload" }, key: "out-2" },
-  { type: "file_incoming", key: "in-x", name: "b.pdf", size: 10, mime: "application/pdf" },
-  { type: "file_status", key: "out-1", status: "sent", url: "blob:x" },
-  { type: "chat_seen" },
+  ...CHAT_EVENTS,
   { type: "call_media", callId: "c1", muted: false, camera_off: false },
   { type: "media_toggled", muted: true, camera_off: true },
   { type: "peer_state", state: "connected", now: 7 },

@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
+import { MSG } from "../static/shared/protocol.js";
+
 export function deepFreeze(value) {
   if (value && typeof value === "object" && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -60,3 +62,16 @@ export function describeMoves({ phases, states, moves, events, run, check = () =
     }
   });
 }
+
+/** The chat's and the files' events, which both pages take in every phase. */
+export const CHAT_EVENTS = [
+  { type: MSG.CHAT, call_id: "c1", seq: 1, from: "agent", text: "hi https://x.example", at: 5 },
+  { type: MSG.CHAT, call_id: "c1", seq: 2, from: "visitor", text: "hello", at: 6 },
+  { type: MSG.CHAT_HISTORY, call_id: "c1", messages: [{ seq: 1, from: "agent", text: "hi", at: 5 }] },
+  { type: "submit_chat", text: " order 1234 " },
+  { type: "pick_file", file: { name: "a.png", size: 10, type: "image/png" }, key: "out-1" },
+  { type: "pick_file", file: { name: "a.exe", size: 10, type: "application/x-msdownload" }, key: "out-2" },
+  { type: "file_incoming", key: "in-x", name: "b.pdf", size: 10, mime: "application/pdf" },
+  { type: "file_status", key: "out-1", status: "sent", url: "blob:x" },
+  { type: "chat_seen" },
+];

@@ -7,7 +7,7 @@ import { next } from "../static/visitor/machine.js";
 import { MOVES, PHASES, currentView, initial, nobodyFree } from "../static/visitor/state.js";
 import { statusText } from "../static/visitor/text.js";
 import { CLOSE, ERROR, MSG } from "../static/shared/protocol.js";
-import { describeMoves, effects, play, sent } from "./support.mjs";
+import { CHAT_EVENTS, describeMoves, effects, play, sent } from "./support.mjs";
 import { MAX_LOSS_PCT, MAX_RTT_MS, combine, joinResult, summarize, verdict } from "../static/visitor/precall.js";
 import { precallWords } from "../static/visitor/text.js";
 
@@ -594,15 +594,7 @@ const EVENTS = [
   { type: "precall_result", result: { status: "busy", rttMs: null, lossPct: null, path: null } },
   { type: "host_open" },
   { type: "host_hidden" },
-  { type: MSG.CHAT, call_id: "c1", seq: 1, from: "agent", text: "hi https://x.example", at: 5 },
-  { type: MSG.CHAT, call_id: "c1", seq: 2, from: "visitor", text: "hello", at: 6 },
-  { type: MSG.CHAT_HISTORY, call_id: "c1", messages: [{ seq: 1, from: "agent", text: "hi", at: 5 }] },
-  { type: "submit_chat", text: " order 1234 " },
-  { type: "pick_file", file: { name: "a.png", size: 10, type: "image/png" }, key: "out-1" },
-  { type: "pick_file", file: { name: "a.exe", size: 10, type: "application/x-msdownload" }, key: "out-2" },
-  { type: "file_incoming", key: "in-x", name: "b.pdf", size: 10, mime: "application/pdf" },
-  { type: "file_status", key: "out-1", status: "sent", url: "blob:x" },
-  { type: "chat_seen" },
+  ...CHAT_EVENTS,
   { type: "ticket_restored", ticket: "T3" },
   { type: "click_again" },
   { type: "socket_open" },
