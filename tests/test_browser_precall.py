@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 
 import pages as ui
-from conftest import REPO
 
 pytestmark = pytest.mark.browser
 
-SHOTS = REPO / "test-results"
+SHOTS = ui.SCREENSHOTS
 
 
 def precall_hook(frame: Any) -> dict[str, str]:
