@@ -84,6 +84,7 @@ class QueueConfig:
     # The desk's own.
     lease_ms: int = 20_000  # an agent's socket may be silent this long
     visitor_lease_ms: int = 60_000  # the resume window of a visitor whose socket went away
+    call_lease_ms: int = 20_000  # the grace period of a visitor in a call (then: peer_left)
     default_handle_s: float = 180.0
 
     def __post_init__(self) -> None:
@@ -134,6 +135,8 @@ RULE_RANGES: dict[str, tuple[int, int]] = {
 LEASE_RANGES: dict[str, tuple[int, int]] = {
     "lease_ms": (1_000, _HOUR_MS),
     "visitor_lease_ms": (1_000, _DAY_MS),
+    # A call's grace period: near the lease renewal (every 5 s) a live call could end by itself.
+    "call_lease_ms": (10_000, 600_000),
 }
 
 
@@ -412,16 +415,30 @@ class DeskQueue:
         )
 
     async def heartbeat(
-        self, visitors: list[str], agents: list[str], *, now_ms: int | None = None
+        self,
+        visitors: list[str],
+        agents: list[str],
+        *,
+        callers: list[str] | None = None,
+        silence_ms: list[int] | None = None,
+        now_ms: int | None = None,
     ) -> tuple[list[str], list[str]]:
-        """Renews leases; returns the (visitors, agents) that no longer hold one."""
+        """Renews leases; returns the (visitors, agents) that no longer hold one.
+
+        ``visitors`` in line keep their place for the resume window; ``callers`` (visitors in
+        a call) only for the call's grace period, counted from when the desk last heard from
+        each (``silence_ms`` ago, 0 by default), after which the call ends (``peer_left``)."""
+        callers = callers or []
         reply = await self._run(
             "heartbeat",
             {
                 "visitors": visitors,
+                "callers": callers,
+                "silence_ms": silence_ms or [0] * len(callers),
                 "agents": agents,
                 "lease_ms": self.config.lease_ms,
                 "visitor_lease_ms": self.config.visitor_lease_ms,
+                "call_lease_ms": self.config.call_lease_ms,
             },
             now_ms,
         )

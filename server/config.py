@@ -112,6 +112,8 @@ ENV_HELP: dict[str, str] = {
     "(see `humandesk queue --help`)",
     "HUMANDESK_RESUME_WINDOW": "seconds a visitor keeps their place after a reload or a "
     "dropped connection (default 60)",
+    "HUMANDESK_CALL_GRACE": "seconds a call waits for a visitor whose connection to the desk "
+    "is gone before it ends with peer_left (default 20)",
     "HUMANDESK_PRIORITY_SECRET": "key host sites use to sign a visitor's priority "
     "(data-priority-token); unset: such tokens are refused",
     "HUMANDESK_EVENT_LOOP": "uvloop (default, where installed) or asyncio",
@@ -249,13 +251,15 @@ def _brand_problem(exc: BrandError) -> str:
 
 
 def _queue_config(env: Mapping[str, str]) -> QueueConfig:
-    """The desk's queue defaults, with the offer timeout and the resume window from the
-    environment, each checked against the rules' own ranges."""
+    """The desk's queue defaults, with the offer timeout, the resume window and the call's
+    grace period from the environment, each checked against its own range."""
     values: dict[str, Any] = {}
-    for name, key in (
-        ("HUMANDESK_OFFER_TIMEOUT", "offer_timeout_ms"),
-        ("HUMANDESK_RESUME_WINDOW", "visitor_lease_ms"),
-    ):
+    names = {
+        "offer_timeout_ms": "HUMANDESK_OFFER_TIMEOUT",
+        "visitor_lease_ms": "HUMANDESK_RESUME_WINDOW",
+        "call_lease_ms": "HUMANDESK_CALL_GRACE",
+    }
+    for key, name in names.items():
         if not env.get(name):
             continue
         try:
@@ -268,9 +272,7 @@ def _queue_config(env: Mapping[str, str]) -> QueueConfig:
     try:
         return QueueConfig(**values)
     except RuleError as exc:
-        name = {"offer_timeout_ms": "HUMANDESK_OFFER_TIMEOUT"}.get(
-            exc.rule, "HUMANDESK_RESUME_WINDOW"
-        )
+        name = names.get(exc.rule, "HUMANDESK_RESUME_WINDOW")
         raise ConfigError(f"{name} {exc.must}, not {env[name]!r}") from None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -38,6 +39,10 @@ class Connection:
         self.ws = ws
         self.outbox = Outbox(ws, desk.flusher, transport)
         self.conn_id = secrets.token_hex(8)
+        # When the desk last heard from this socket (monotonic), and whether its page pings:
+        # such a page pings every few seconds in a call, so silence means its network is gone.
+        self.heard_at = time.monotonic()
+        self.pings = False
 
     def send(self, message: dict[str, Any], *, bulk: bool = False) -> None:
         self.outbox.send(message, bulk=bulk)

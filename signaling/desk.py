@@ -33,7 +33,7 @@ from humandesk.signaling.outbound import (
 )
 from humandesk.signaling.outbox import Flusher, spawn
 from humandesk.signaling.positions import PositionUpdates
-from humandesk.signaling.session import AgentPhase
+from humandesk.signaling.session import AgentPhase, VisitorPhase
 
 log = logging.getLogger(__name__)
 
@@ -288,11 +288,19 @@ class SignalingDesk:
 
     async def heartbeat(self) -> None:
         """Renews the leases of every party this process holds a socket for."""
-        visitors = [vid for vid, c in self.visitors.items() if c.session.live]
+        live = [(vid, c) for vid, c in self.visitors.items() if c.session.live]
+        # A visitor in a call holds the call's grace period, one in line the resume window.
+        # The grace runs from the last frame of a page that pings (it does so every few
+        # seconds in a call): a socket whose network is gone stays open here for a while.
+        now = time.monotonic()
+        in_call = [(vid, c) for vid, c in live if c.session.phase is VisitorPhase.IN_CALL]
+        callers = [vid for vid, _ in in_call]
+        silence = [int((now - c.heard_at) * 1000) if c.pings else 0 for _, c in in_call]
+        visitors = [vid for vid, c in live if c.session.phase is not VisitorPhase.IN_CALL]
         agents = [
             name for name, c in self.agents.items() if c.session.phase is not AgentPhase.OFFLINE
         ]
-        if not visitors and not agents:
+        if not visitors and not agents and not callers:
             return
         # In slices: one script renewing 10,000 leases holds Redis for ~25 ms, and every
         # match of every instance waits behind it; slices of 200 hold it well under 1 ms.
@@ -300,8 +308,13 @@ class SignalingDesk:
         # call_ended of a call that just ended. The script tells the visitor's channel
         # (`_lease_gone`), behind every message published before; the session decides then.
         step = HEARTBEAT_SLICE
-        for i in range(0, max(len(visitors), len(agents)), step):
-            await self.queue.heartbeat(visitors[i : i + step], agents[i : i + step])
+        for i in range(0, max(len(visitors), len(agents), len(callers)), step):
+            await self.queue.heartbeat(
+                visitors[i : i + step],
+                agents[i : i + step],
+                callers=callers[i : i + step],
+                silence_ms=silence[i : i + step],
+            )
 
     async def _reaper_loop(self) -> None:
         interval = self.settings.reaper_interval_s

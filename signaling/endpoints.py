@@ -9,6 +9,7 @@ each frame is parsed (messages.py), allowed or refused by the socket's session
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
@@ -24,6 +25,7 @@ from humandesk.signaling.messages import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     ClientMessage,
+    Ping,
     Role,
     parse,
 )
@@ -74,6 +76,7 @@ async def _serve(
             continue
         if session.closed_for is not None:
             break  # the session ended: the close is on its way
+        conn.heard_at = time.monotonic()
         message: ClientMessage | None = None
         try:
             if not bucket.take():
@@ -84,6 +87,8 @@ async def _serve(
                     {"limit": "messages", "retry_after_s": 1},
                 )
             message = parse(frame, role, max_depth=desk.settings.max_json_depth)
+            if isinstance(message, Ping):
+                conn.pings = True
             session.check(message)
             await handle(message)
         except ProtocolError as exc:
@@ -120,7 +125,10 @@ async def visitor_socket(
     conn = VisitorConn(desk, ws, request.transport)
     desk.anonymous.add(conn)
     welcome = VisitorWelcome(
-        PROTOCOL_VERSION, desk.ice_servers("v-" + conn.conn_id), desk.settings.ice_transport_policy
+        PROTOCOL_VERSION,
+        desk.ice_servers("v-" + conn.conn_id),
+        desk.settings.ice_transport_policy,
+        desk.queue.config.call_lease_ms // 1000,
     )
     conn.send(welcome.to_wire())
     visit = visitors.Visit(desk, conn, address)

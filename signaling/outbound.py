@@ -60,6 +60,7 @@ class VisitorWelcome(Outbound):
     v: int
     ice_servers: list[dict[str, Any]]
     ice_transport_policy: str
+    call_grace_s: int  # a call ends this long after the desk last heard from the visitor
     role: str = "visitor"
 
 

@@ -93,9 +93,11 @@ class Demo:
 
 
 @contextlib.contextmanager
-def running_demo(extra_env: dict[str, str] | None = None) -> Iterator[Demo]:
-    """``humandesk demo`` on free ports with a short private data folder (a unix socket lives
-    there), stopped with SIGTERM afterwards."""
+def running_demo(
+    extra_env: dict[str, str] | None = None, host: str = "127.0.0.1"
+) -> Iterator[Demo]:
+    """``humandesk demo`` on free ports of ``host`` with a short private data folder (a unix
+    socket lives there), stopped with SIGTERM afterwards."""
     data_dir = Path(tempfile.mkdtemp(prefix="hdb", dir="/tmp"))
     desk_port, shop_port = free_port(), free_port()
     env = dict(os.environ)
@@ -118,6 +120,8 @@ def running_demo(extra_env: dict[str, str] | None = None) -> Iterator[Demo]:
                 str(shop_port),
                 "--data-dir",
                 str(data_dir),
+                "--host",
+                host,
             ],
             cwd=REPO,
             env=env,
@@ -125,8 +129,8 @@ def running_demo(extra_env: dict[str, str] | None = None) -> Iterator[Demo]:
             stderr=subprocess.STDOUT,
         )
     demo = Demo(
-        desk=f"http://127.0.0.1:{desk_port}",
-        shop=f"http://127.0.0.1:{shop_port}",
+        desk=f"http://{host}:{desk_port}",
+        shop=f"http://{host}:{shop_port}",
         password=PASSWORD,
         proc=proc,
         log=log,

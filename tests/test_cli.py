@@ -221,6 +221,7 @@ BAD_SETTINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "HUMANDESK_LOGIN_LIMIT_ADDRESS": ("-1", ("queue", "list")),
     "HUMANDESK_CONFIG": ("/nonexistent/desk.toml", ("serve",)),
     "HUMANDESK_RESUME_WINDOW": ("0", ("queue", "list")),
+    "HUMANDESK_CALL_GRACE": ("5", ("queue", "list")),
     "HUMANDESK_EVENT_LOOP": ("tokio", ("queue", "list")),
     "HUMANDESK_MAX_JSON_DEPTH": ("deep", ("queue", "list")),
     "HUMANDESK_TRUSTED_PROXIES": ("the-proxy", ("queue", "list")),

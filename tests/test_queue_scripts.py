@@ -289,6 +289,47 @@ async def test_reaper_removes_parties_whose_lease_ran_out(desk: DeskQueue) -> No
     assert [v for v, _ in await desk.line("support")] == ["v1"]
 
 
+async def test_a_visitor_in_a_call_holds_only_the_calls_grace_period(desk: DeskQueue) -> None:
+    """A visitor in line keeps the place for the resume window; one in a call whose socket is
+    gone holds the call only for its grace period, then the call ends with peer_left."""
+    grace = QueueConfig().call_lease_ms
+    assert grace < QueueConfig().visitor_lease_ms
+    await desk.join(visitor(0), now_ms=T0)
+    await desk.join(visitor(1), now_ms=T0)
+    await desk.set_agent_status(agent("bea"), "available", now_ms=T0 + 1)
+    call = await desk.accept("bea", await offer_of(desk, "bea"), now_ms=T0 + 2)
+    # The last renewal of both visitors' sockets; then both go silent. The agent stays.
+    await desk.heartbeat(["v1"], ["bea"], callers=["v0"], now_ms=T0 + 3)
+    await desk.heartbeat([], ["bea"], now_ms=T0 + grace)
+    result = await desk.reap(now_ms=T0 + grace + 4)
+    assert result["visitors_gone"] == 1
+    assert await desk.redis.hget(desk.keys.calls, call) is None
+    a = await desk.agent("bea")
+    assert a and a["state"] == "wrap_up"
+    ended = [e for e in await desk.events() if e["event"] == "ended"]
+    assert ended and ended[0]["reason"] == "peer_left", ended
+    # The visitor in line still has their place.
+    assert [v for v, _ in await desk.line("support")] == ["v1"]
+
+
+async def test_the_grace_period_runs_from_when_the_desk_last_heard_from_the_caller(
+    desk: DeskQueue,
+) -> None:
+    """A socket whose network is gone stays open at the desk for a while; the renewal counts
+    the grace from the caller's last frame, so the call ends on time all the same."""
+    grace = QueueConfig().call_lease_ms
+    await desk.join(visitor(0), now_ms=T0)
+    await desk.set_agent_status(agent("bea"), "available", now_ms=T0 + 1)
+    call = await desk.accept("bea", await offer_of(desk, "bea"), now_ms=T0 + 2)
+    later = T0 + grace
+    # Still renewed, but silent for nearly the grace period: the call ends 2 ms later.
+    await desk.heartbeat([], ["bea"], callers=["v0"], silence_ms=[grace - 2], now_ms=later)
+    assert (await desk.reap(now_ms=later + 1))["visitors_gone"] == 0
+    result = await desk.reap(now_ms=later + 3)
+    assert result["visitors_gone"] == 1
+    assert await desk.redis.hget(desk.keys.calls, call) is None
+
+
 async def test_reaper_lease_has_one_holder(desk: DeskQueue) -> None:
     assert await desk.try_reaper_lease("a", 1000)
     assert not await desk.try_reaper_lease("b", 1000)

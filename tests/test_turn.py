@@ -62,29 +62,31 @@ class Turn:
     port: int
     secret: str
     log: Path
+    host: str = TURN_HOST
 
     @property
     def url(self) -> str:
-        return f"turn:{TURN_HOST}:{self.port}?transport=udp"
+        return f"turn:{self.host}:{self.port}?transport=udp"
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 @contextlib.contextmanager
-def running_coturn() -> Iterator[Turn]:
+def running_coturn(host: str = TURN_HOST) -> Iterator[Turn]:
+    """coturn listening and relaying on ``host``."""
     workdir = Path(tempfile.mkdtemp(prefix="hdturn", dir="/tmp"))
     port = free_port()
     low = random.randrange(40000, 60000, 100)
-    turn = Turn(port=port, secret=secrets.token_urlsafe(24), log=workdir / "turn.log")
+    turn = Turn(port=port, secret=secrets.token_urlsafe(24), log=workdir / "turn.log", host=host)
     proc = subprocess.Popen(
         [
             TURNSERVER,
             "-n",  # no configuration file: everything is on this command line
             "--listening-ip",
-            TURN_HOST,
+            host,
             "--relay-ip",
-            TURN_HOST,
+            host,
             "--listening-port",
             str(port),
             "--min-port",
@@ -119,7 +121,7 @@ def running_coturn() -> Iterator[Turn]:
         while True:  # coturn listens on TCP and UDP alike; TCP says when it is up
             if proc.poll() is not None:
                 raise RuntimeError(f"turnserver exited ({proc.returncode}):\n{turn.output()}")
-            with contextlib.suppress(OSError), socket.create_connection((TURN_HOST, port), 0.5):
+            with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"turnserver did not start:\n{turn.output()}")

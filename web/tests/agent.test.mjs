@@ -223,11 +223,32 @@ describe("offers and calls", () => {
     assert.equal(inCall().callSince, 2500);
   });
 
-  test("a replay right after our own reconnect keeps a live call; otherwise negotiates again", () => {
+  test("a replay keeps a live connection and restarts ICE on it; a dead one negotiates again", () => {
     let s = run(inCall(), { type: "socket_closed", code: 1006, opened: true, now: 3000 }, { type: "socket_open" }, { ...WELCOME, status: "in_call", now: 4000 }).state;
-    assert.deepEqual(run(s, { ...STARTED, now: 4100, alive: true }).fx, []);
+    // Right after our own reconnect: restart ICE only if the media path is broken.
+    assert.deepEqual(run(s, { ...STARTED, now: 4100, alive: true }).fx, [{ do: "recoverCall", onlyIfBroken: true }]);
     assert.equal(effects(run(s, { ...STARTED, now: 4100, alive: false }).fx, "restartCall").length, 1);
-    assert.equal(effects(run(s, { ...STARTED, now: 10000, alive: true }).fx, "restartCall").length, 1);
+    // The visitor came back (a new network, or a reload): an ICE restart on our connection.
+    assert.deepEqual(run(s, { ...STARTED, now: 10000, alive: true }).fx, [{ do: "recoverCall", onlyIfBroken: false }]);
+    assert.equal(effects(run(s, { ...STARTED, now: 10000, alive: false }).fx, "restartCall").length, 1);
+  });
+
+  test("quality and reconnecting: a stall shows it, media arriving again clears it", () => {
+    let r = run(inCall(), { type: "peer_quality", level: "good", rttMs: 12, lossPct: 0, kbps: 900, stalled: false });
+    assert.deepEqual(r.state.quality, { level: "good", rttMs: 12, lossPct: 0, kbps: 900 });
+    assert.equal(r.state.reconnecting, false);
+    r = run(r.state, { type: "peer_quality", level: "poor", rttMs: 12, lossPct: 0, kbps: 0, stalled: true }, { type: "peer_stalled" });
+    assert.equal(r.state.reconnecting, true);
+    assert.match(r.state.notice, /Trying to reconnect/);
+    r = run(r.state, { type: "peer_state", state: "disconnected", now: 5000 });
+    assert.equal(r.state.reconnecting, true);
+    r = run(r.state, { type: "peer_quality", level: "fair", rttMs: 250, lossPct: 0, kbps: 700, stalled: false });
+    assert.equal(r.state.reconnecting, false);
+    assert.equal(r.state.notice, "");
+    assert.equal(r.state.quality.level, "fair");
+    r = run(r.state, { type: MSG.CALL_ENDED, call_id: "c1", reason: "hangup", by: "visitor" });
+    assert.equal(r.state.quality, null);
+    assert.equal(r.state.reconnecting, false);
   });
 
   test("the visitor hangs up; the agent hangs up; a transfer", () => {

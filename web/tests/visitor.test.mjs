@@ -446,6 +446,54 @@ describe("the call", () => {
     assert.equal(r.state.link, "none");
   });
 
+  test("a lost desk: the call waits out the grace period, then ends and says so", () => {
+    const grace = run(inCall(), { ...WELCOME, call_grace_s: 12 }).state;
+    assert.equal(grace.callGraceS, 12);
+    let r = run(grace, { type: "peer_stalled" }, { type: "socket_closed", code: 1006, opened: true });
+    assert.equal(r.state.reconnecting, true);
+    assert.deepEqual(effects(r.fx, "timer").map((f) => [f.name, f.ms]), [["call-grace", 14000]]);
+    assert.equal(effects(r.fx, "retry").length, 1);
+    // Reconnects that never open do not push the end further away.
+    const again = run(r.state, { type: "socket_closed", code: 1006, opened: false });
+    assert.equal(effects(again.fx, "timer").length, 0);
+    r = run(again.state, { type: "call_grace_over" });
+    assert.equal(r.state.phase, "ended");
+    assert.match(r.state.endedMessage, /lost the connection, so the call has ended/);
+    assert.equal(r.state.callId, null);
+    assert.equal(r.state.quality, null);
+    assert.equal(r.state.link, "none");
+    assert.equal(r.state.rateCallId, null); // nothing to send a rating through
+    assert.deepEqual(effects(r.fx, "endCall").length, 1);
+    assert.deepEqual(effects(r.fx, "ticket").map((f) => f.ticket), [null]);
+  });
+
+  test("a lost desk while media still flows: the call goes on; back in time: nothing ends", () => {
+    const flowing = run(inCall(), { type: "socket_closed", code: 1006, opened: true }).state;
+    let r = run(flowing, { type: "call_grace_over" });
+    assert.equal(r.state.phase, "in-call");
+    assert.deepEqual(effects(r.fx, "timer").map((f) => f.name), ["call-grace"]);
+    const back = run(flowing, { type: "socket_open" }, WELCOME).state;
+    r = run({ ...back, reconnecting: true }, { type: "call_grace_over" });
+    assert.equal(r.state.phase, "in-call");
+    assert.equal(r.state.callId, "c1");
+  });
+
+  test("a resume refused with 4004 in a call: the call ended meanwhile, and the panel says so", () => {
+    const away = run(inCall(), { type: "socket_closed", code: 1006, opened: true }, { type: "socket_open" }, WELCOME).state;
+    const r = run(away, { type: "socket_closed", code: CLOSE.ENTRY_GONE, opened: true });
+    assert.equal(r.state.phase, "ended");
+    assert.match(r.state.endedMessage, /lost the connection/);
+  });
+
+  test("the quality indicator follows the samples; a dropped connection is reconnecting", () => {
+    let r = run(inCall(), { type: "peer_quality", level: "fair", rttMs: 220, lossPct: 0.5, kbps: 800, stalled: false });
+    assert.deepEqual(r.state.quality, { level: "fair", rttMs: 220, lossPct: 0.5, kbps: 800 });
+    r = run(r.state, { type: "peer_state", state: "disconnected", now: 2000 });
+    assert.equal(r.state.reconnecting, true);
+    r = run(r.state, { type: "peer_state", state: "connected", now: 3000 });
+    assert.equal(r.state.reconnecting, false);
+  });
+
   test("a transfer: back in line at the head of another team", () => {
     const r = run(inCall(), { type: MSG.CALL_ENDED, call_id: "c1", reason: "transferred", queue: "sales" });
     assert.equal(r.state.phase, "waiting");

@@ -3,6 +3,7 @@
 import { MSG } from "../shared/protocol.js";
 import { chatMoves, resetChat } from "../shared/chat_moves.js";
 import { mediaMoves } from "../shared/media_moves.js";
+import { connectionChanged, freshQuality, qualityMoves } from "../shared/call_quality.js";
 import { NOT_CONNECTED, endText } from "./text.js";
 import {
   endCallLocally,
@@ -18,6 +19,7 @@ import {
 } from "./steps.js";
 
 const OWN_REPLAY_MS = 5000;
+const UNSTABLE = "The connection to the visitor is unstable. Trying to reconnect…";
 
 /**
  * A transferred visitor's call starts with the notes and outcome of the agent before, saved at
@@ -34,6 +36,7 @@ function takeOverNotes(t, handover) {
 export const call = {
   ...mediaMoves(send),
   ...chatMoves({ send, me: "agent", visible: (s) => s.pageVisible && s.chatInView }),
+  ...qualityMoves((t, text) => notify(t, text, true), UNSTABLE),
 
   /** `alive`: the page's peer connection for this call id still works. */
   [MSG.CALL_STARTED](t, e) {
@@ -41,8 +44,11 @@ export const call = {
     if (s.callId === e.call_id) {
       // A replay right after our own reconnect: the media path may still be fine.
       const ownReplay = s.welcomes > 1 && s.lastWelcomeAt !== null && e.now - s.lastWelcomeAt < OWN_REPLAY_MS;
-      if (ownReplay && e.alive) return;
-      t.do("restartCall"); // the visitor came back with a new connection: negotiate again
+      // Our connection stands: restart ICE on it (the visitor's network may have changed, and
+      // restart offers sent meanwhile were lost); a visitor with a new connection answers
+      // from another DTLS fingerprint and the call is negotiated afresh (see PeerCall).
+      if (e.alive) t.do("recoverCall", { onlyIfBroken: ownReplay });
+      else t.do("restartCall"); // negotiate again from scratch
       return;
     }
     if (s.callId) endCallLocally(t);
@@ -58,6 +64,7 @@ export const call = {
     openNotes(t, String(e.call_id));
     if (handover) takeOverNotes(t, handover);
     setPhase(t, "call-connecting");
+    freshQuality(s);
     notify(t, "Connecting…", true);
     t.do("startCall", {
       callId: e.call_id,
@@ -71,6 +78,7 @@ export const call = {
   peer_state(t, e) {
     const s = t.s;
     if (!s.callId) return;
+    connectionChanged(t, e.state);
     if (e.state === "connected") {
       notify(t, "");
       if (s.phase !== "in-call") {
@@ -78,7 +86,7 @@ export const call = {
         s.callSince = e.now;
       }
     } else if (e.state === "disconnected" || e.state === "failed") {
-      notify(t, "The connection to the visitor is unstable. Trying to reconnect…", true);
+      notify(t, UNSTABLE, true);
     }
   },
 

@@ -122,6 +122,7 @@ export function agentEffects({ ui, controls, lastInput, alerts }) {
     },
     unread: (fx) => alerts.unread(fx.count), // the badge beside the chat is the view's
     restartCall: () => wire.restartCall(),
+    recoverCall: (fx) => wire.recoverCall(!!fx.onlyIfBroken),
     endCall: () => wire.endCall(),
     ring: (fx) => ring(fx.ms),
     stopRing,

@@ -62,6 +62,8 @@ export function initial() {
     lastPeerName: "", // the visitor of the call the wrap-up is for
     callSince: null,
     peerMedia: null,
+    quality: null, // {level, rttMs, lossPct, kbps} of the call's connection (shared/quality.js)
+    reconnecting: false, // the call's path broke; ICE is being restarted
     soundBlocked: false,
     chat: freshChat(), // the call's chat and files (shared/chat.js)
     pageVisible: true, // the console's tab is in view: else what arrives in the chat is unread

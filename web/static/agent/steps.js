@@ -4,6 +4,7 @@
 import { MSG } from "../shared/protocol.js";
 import { clip } from "../shared/format.js";
 import { offerAlertText } from "./text.js";
+import { freshQuality } from "../shared/call_quality.js";
 
 const NOTICE_MS = 10000;
 const RENEW_NOW = 0;
@@ -147,6 +148,7 @@ export function endCallLocally(t) {
   t.do("endCall");
   Object.assign(t.s, { callId: null, callQueue: null, callSince: null, peerMedia: null, soundBlocked: false });
   t.s.transferring = false;
+  freshQuality(t.s);
 }
 
 /** Back to no call: the words, the phase (unless signed out or replaced), a notice. */

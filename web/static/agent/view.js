@@ -4,6 +4,7 @@
 import { chatRenderer, drawChatExtras } from "../shared/chat_view.js";
 import { byTestIds, el, setText } from "../shared/dom.js";
 import { describeMediaProblem } from "../shared/media.js";
+import { renderQuality } from "../shared/call_quality.js";
 import { formatClock } from "../shared/format.js";
 import { CONNECTION_TEXT, STATUS_TEXT, backgroundWarning, callTitle, handoverFrom, precallText } from "./text.js";
 import { callbacksRenderer, renderQueueRows, transferRenderer } from "./lists.js";
@@ -22,7 +23,7 @@ const IDS = {
   accept: "offer-accept", decline: "offer-decline",
   callTitle: "agent-call-title", callTopic: "agent-call-topic", timer: "agent-call-timer",
   stage: "agent-stage", remote: "agent-remote-video", local: "agent-local-video", noVideo: "agent-no-video",
-  peerMedia: "agent-peer-media", sound: "agent-sound", idleCaption: "agent-idle-caption",
+  peerMedia: "agent-peer-media", quality: "agent-quality", sound: "agent-sound", idleCaption: "agent-idle-caption",
   deviceNotice: "agent-device-notice", deviceMessage: "agent-device-message", retryMedia: "agent-retry-media",
   mute: "agent-mute", camera: "agent-camera", hangup: "agent-hangup", wrapup: "agent-wrapup",
   wrapupAfter: "agent-wrapup-after", wrapupClock: "agent-wrapup-countdown", wrapupText: "agent-wrapup-text",
@@ -167,6 +168,7 @@ export function createView(ui, { onCallbackDone }) {
     show(ui.local, s.localVideo);
     show(ui.idleCaption, !inCall);
     show(ui.hangup, inCall);
+    renderQuality(ui.quality, s);
     show(ui.retryMedia, !inCall);
     ui.retryMedia.disabled = s.checking;
     const problem = describeMediaProblem(s.media, "the visitor");

@@ -1,16 +1,8 @@
 /* One call's WebRTC peer connection, for the agent (offerer) and the visitor (answerer). */
 
 import { openFileChannel } from "./files.js";
-
-const fingerprintOf = (sdp) => {
-  const m = /^a=fingerprint:(.+)$/m.exec(sdp || "");
-  return m ? m[1].trim() : null;
-};
-
-const ufragOf = (sdp) => {
-  const m = /^a=ice-ufrag:(.+)$/m.exec(sdp || "");
-  return m ? m[1].trim() : null;
-};
+import { fingerprintOf, freshKeyFrame, ufragOf, watchPath } from "./peer_path.js";
+import { STALL_SAMPLES } from "./quality.js";
 
 const RESTART_GRACE_MS = 4000;
 const SLOW_CONNECT_MS = 20000;
@@ -24,15 +16,20 @@ const RESTART_MIN_GAP_MS = 10000;
  *       onRemoteStream(stream), onConnectionState(state), onPeer(pc|null),
  *       onSlow() (optional: not connected SLOW_CONNECT_MS after a connection was built),
  *       onChannel(channel) (optional: the files data channel of each new connection, see files.js),
- *       refreshIce() (optional: resolves to fresh ICE servers, or null; see iceRefresher in ice.js).
+ *       refreshIce() (optional: resolves to fresh ICE servers, or null; see iceRefresher in ice.js),
+ *       onQuality(q) (optional: the connection's quality once a second, see quality.js),
+ *       onStall() (optional: nothing has arrived for a while although the connection was up),
+ *       onIceRestart(count) (optional: this side began an ICE restart).
  *
  * Signals are processed strictly in order on one promise chain, so a candidate never overtakes
  * the description it belongs to. Candidates that arrive before the remote description are queued.
  *
  * Recovery: if the peer comes back with a brand-new RTCPeerConnection (its DTLS fingerprint
  * changed, e.g. after a page reload), this side starts over with a fresh connection too;
- * the offerer re-offers, and restarts ICE when the connection drops or fails. Both sides
- * take fresh TURN credentials for an ICE restart (the call's may have expired by then).
+ * the offerer re-offers, and restarts ICE when the connection drops, fails or stalls (media
+ * stops arriving: a changed network address is seen this way seconds before ICE reports it).
+ * Both sides take fresh TURN credentials for an ICE restart (the call's may have expired by
+ * then). An ICE restart keeps the connection, its tracks and the call: only the path changes.
  */
 export class PeerCall {
   constructor(opts) {
@@ -50,6 +47,9 @@ export class PeerCall {
     this.lastRestart = 0;
     this.graceTimer = null;
     this.slowTimer = null;
+    this.quality = null; // the quality monitor of the current connection
+    this.stalled = false;
+    this.iceRestarts = 0;
   }
 
   start() {
@@ -64,12 +64,26 @@ export class PeerCall {
     this._enqueue(async () => this._build());
   }
 
+  /**
+   * The other party's signaling came back (or ours did) while this connection still stands:
+   * restart ICE at once (offerer only), since restart offers sent meanwhile may have been lost.
+   * `onlyIfBroken`: not when the media path is up.
+   */
+  recover(onlyIfBroken = false) {
+    const pc = this.pc;
+    if (!pc || this.role !== "offerer") return;
+    if (onlyIfBroken && pc.connectionState === "connected" && !this.stalled) return;
+    this.lastRestart = Date.now();
+    this._enqueue(() => this._iceRestart(pc));
+  }
+
   handleSignal(msg) {
     this._enqueue(() => this._handle(msg));
   }
 
   isAlive() {
-    return !this.closed && !!this.pc && !["failed", "closed"].includes(this.pc.connectionState);
+    // A failed connection is still worth keeping: an ICE restart brings it back.
+    return !this.closed && !!this.pc && this.pc.connectionState !== "closed";
   }
 
   close() {
@@ -88,6 +102,8 @@ export class PeerCall {
   _teardown() {
     clearTimeout(this.graceTimer);
     clearTimeout(this.slowTimer);
+    if (this.quality) this.quality.stop();
+    this.quality = null;
     const pc = this.pc;
     this.pc = null;
     if (!pc) return;
@@ -153,6 +169,7 @@ export class PeerCall {
       const state = pc.connectionState;
       this.opts.onConnectionState(state);
       clearTimeout(this.graceTimer);
+      if (state === "connected" && !this.quality) this._watch(pc);
       if (this.role !== "offerer") return;
       if (state === "failed") this._restartIce();
       else if (state === "disconnected") {
@@ -170,17 +187,52 @@ export class PeerCall {
     this.opts.onPeer(pc);
   }
 
+  /**
+   * Quality samples from the first connect on; a stall counts like a dropped connection. Back
+   * from a stall (a new path, or media arriving again), the other side's decoder waits for a
+   * key frame that the encoder would send only seconds later: pausing our video sends one now.
+   */
+  _watch(pc) {
+    const keyFrame = () => this._enqueue(() => freshKeyFrame(pc));
+    this.stalled = false;
+    this.quality = watchPath(pc, {
+      onQuality: (q) => {
+        if (pc !== this.pc) return;
+        if (this.stalled && !q.stalled) keyFrame();
+        this.stalled = q.stalled;
+        if (this.opts.onQuality) this.opts.onQuality(q);
+        if (q.stalled && q.idle === STALL_SAMPLES) {
+          if (this.opts.onStall) this.opts.onStall();
+          if (this.role === "offerer") this._restartIce();
+        }
+      },
+      onNewPath: () => {
+        if (pc === this.pc && this.stalled) keyFrame();
+      },
+    });
+  }
+
   _restartIce() {
     const now = Date.now();
     if (!this.pc || now - this.lastRestart < RESTART_MIN_GAP_MS) return;
     this.lastRestart = now;
     const pc = this.pc;
-    this._enqueue(async () => {
-      await this._freshIce(pc);
-      if (pc !== this.pc) return;
-      if (typeof pc.restartIce === "function") pc.restartIce();
-      else await this._offer(pc, { iceRestart: true });
-    });
+    this._enqueue(() => this._iceRestart(pc));
+  }
+
+  /** An ICE restart offer with fresh TURN credentials, replacing an unanswered offer. */
+  async _iceRestart(pc) {
+    await this._freshIce(pc);
+    if (pc !== this.pc) return;
+    if (pc.signalingState === "have-local-offer") await pc.setLocalDescription({ type: "rollback" });
+    if (pc !== this.pc || pc.signalingState !== "stable") return;
+    this._countRestart();
+    await this._offer(pc, { iceRestart: true });
+  }
+
+  _countRestart() {
+    this.iceRestarts += 1;
+    if (this.opts.onIceRestart) this.opts.onIceRestart(this.iceRestarts);
   }
 
   /** New TURN credentials for `pc`, before it gathers candidates again. */
@@ -231,6 +283,7 @@ export class PeerCall {
     } else if (pc.signalingState === "have-local-offer" && this.role === "offerer") {
       return; // glare: our offer wins; the other side rolls back
     } else if (current && ufragOf(current.sdp) !== ufragOf(desc.sdp)) {
+      this._countRestart();
       await this._freshIce(pc); // an ICE restart: gather with fresh credentials
       if (pc !== this.pc) return;
     }

@@ -3,8 +3,12 @@
 import { MSG } from "./protocol.js";
 
 const PING_EVERY_MS = 20000;
+// In a call the desk ends the call once it has not heard from the page for its grace period
+// (20 s by default), so the page speaks up more often.
+const PING_IN_CALL_MS = 5000;
 const STALE_AFTER_MS = 50000;
 const RESTART_JITTER_MS = 1000;
+const CHECK_WAIT_MS = 2000;
 
 export function wsUrl(path) {
   return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
@@ -25,7 +29,20 @@ export class DeskSocket {
     this.stopped = true;
     this.retryTimer = null;
     this.pingTimer = null;
+    this.checkTimer = null;
     this.lastSeen = 0;
+    this.pingEvery = PING_EVERY_MS;
+  }
+
+  /** In a call (`on`), pings every PING_IN_CALL_MS; otherwise every PING_EVERY_MS. */
+  inCall(on) {
+    const every = on ? PING_IN_CALL_MS : PING_EVERY_MS;
+    if (every === this.pingEvery) return;
+    this.pingEvery = every;
+    if (this.pingTimer) {
+      this._startPing();
+      if (on) this.send({ type: MSG.PING }); // the desk knows at once that this page pings
+    }
   }
 
   get isOpen() {
@@ -58,6 +75,22 @@ export class DeskSocket {
         /* already closing */
       }
     }
+  }
+
+  /**
+   * A proof of life on demand: a ping that must be answered within CHECK_WAIT_MS, else the
+   * socket is given up as stale (and the page connects again). For when the network under the
+   * page may have changed (the call's media stopped): a TCP connection from an address that
+   * is gone says nothing for minutes.
+   */
+  check() {
+    if (!this.isOpen || this.checkTimer) return;
+    const asked = Date.now();
+    this.send({ type: MSG.PING });
+    this.checkTimer = setTimeout(() => {
+      this.checkTimer = null;
+      if (this.ws && this.lastSeen < asked) this._drop();
+    }, CHECK_WAIT_MS);
   }
 
   /**
@@ -120,28 +153,35 @@ export class DeskSocket {
   }
 
   _startPing() {
-    this._stopPing();
+    clearInterval(this.pingTimer);
     this.pingTimer = setInterval(() => {
       // A dead TCP connection can take minutes to report close; give up on it ourselves.
       if (Date.now() - this.lastSeen > STALE_AFTER_MS) {
-        const ws = this.ws;
-        if (ws) {
-          ws.onclose = ws.onmessage = ws.onopen = ws.onerror = null;
-          try {
-            ws.close();
-          } catch (_) {
-            /* ignore */
-          }
-        }
-        this._closed(1006, "stale", true);
+        this._drop();
         return;
       }
       this.send({ type: MSG.PING });
-    }, PING_EVERY_MS);
+    }, this.pingEvery);
+  }
+
+  /** Gives up a connection that no longer answers, as if it had closed (1006 "stale"). */
+  _drop() {
+    const ws = this.ws;
+    if (ws) {
+      ws.onclose = ws.onmessage = ws.onopen = ws.onerror = null;
+      try {
+        ws.close();
+      } catch (_) {
+        /* ignore */
+      }
+    }
+    this._closed(1006, "stale", true);
   }
 
   _stopPing() {
     clearInterval(this.pingTimer);
     this.pingTimer = null;
+    clearTimeout(this.checkTimer);
+    this.checkTimer = null;
   }
 }

@@ -14,12 +14,17 @@ import { DeskSocket } from "./socket.js";
  * `controls()`: the Mute and Camera buttons. Events: `socket_open`, `socket_closed`
  * ({code, reason, opened}), `socket_retrying`, every message from the desk but `signal` and
  * `ice_servers` (which go to the call), `call_started` with `alive` (this page's connection
- * for that call still works), `peer_state`, `peer_slow`, `sound_blocked`, `call_media`.
+ * for that call still works), `peer_state`, `peer_slow`, `peer_quality` ({level, rttMs,
+ * lossPct, kbps, stalled}), `peer_stalled`, `sound_blocked`, `call_media`.
+ *
+ * When the call's media stops or its connection drops, the socket is checked at once: a
+ * changed network leaves a dead TCP connection behind, and the ICE restart needs signaling.
  */
 export function deskWire({ path, remote, stream, ready, controls }) {
   let socket = null;
   let peer = null;
   let files = null; // the call's files (its data channel), made with the first call
+  let calling = false; // a call is on: the socket pings more often (see DeskSocket.inCall)
   const ice = iceRefresher(() => socket);
 
   function onMessage(msg, dispatch) {
@@ -42,6 +47,7 @@ export function deskWire({ path, remote, stream, ready, controls }) {
         onRetry: () => socket === mine && dispatch({ type: "socket_retrying" }),
       });
       socket = mine;
+      mine.inCall(calling);
       mine.open();
     },
     disconnect() {
@@ -57,6 +63,9 @@ export function deskWire({ path, remote, stream, ready, controls }) {
       const callId = fx.callId;
       if (!files) files = fileLink(dispatch);
       files.detach();
+      window.hdIceRestarts = 0;
+      calling = true;
+      if (socket) socket.inCall(true);
       peer = new PeerCall({
         callId,
         role: fx.role,
@@ -66,9 +75,20 @@ export function deskWire({ path, remote, stream, ready, controls }) {
         getStream: () => ready().then(() => stream()),
         send: (fields) => socket && socket.send({ type: MSG.SIGNAL, call_id: callId, ...fields }),
         onRemoteStream: (s) => playRemote(remote, s, () => dispatch({ type: "sound_blocked" })),
-        onConnectionState: (state) => dispatch({ type: "peer_state", state }),
+        onConnectionState: (state) => {
+          if ((state === "disconnected" || state === "failed") && socket) socket.check();
+          dispatch({ type: "peer_state", state });
+        },
         onSlow: () => dispatch({ type: "peer_slow" }),
         onChannel: (channel) => files.attach(channel),
+        onQuality: (q) => dispatch({ type: "peer_quality", ...q }),
+        onStall: () => {
+          if (socket) socket.check();
+          dispatch({ type: "peer_stalled" });
+        },
+        onIceRestart: (count) => {
+          window.hdIceRestarts = count; // the browser tests count ICE restarts
+        },
         onPeer: (pc) => {
           window.hdPeer = pc; // the browser tests read the connection's statistics
         },
@@ -83,10 +103,14 @@ export function deskWire({ path, remote, stream, ready, controls }) {
       if (!files) files = fileLink(dispatch);
       files.send(fx.file, fx.key);
     },
+    /** The other party (or this page) reconnected to the desk: restart ICE on this connection. */
+    recoverCall: (onlyIfBroken) => peer && peer.recover(onlyIfBroken),
     endCall() {
       if (files) files.detach();
       if (peer) peer.close();
       peer = null;
+      calling = false;
+      if (socket) socket.inCall(false);
       window.hdPeer = null;
       remote.srcObject = null;
     },

@@ -3,6 +3,7 @@
 import { MSG } from "../shared/protocol.js";
 import { chatMoves, resetChat } from "../shared/chat_moves.js";
 import { mediaMoves } from "../shared/media_moves.js";
+import { connectionChanged, freshQuality, qualityMoves } from "../shared/call_quality.js";
 import { clip, teamName } from "../shared/format.js";
 import { LIVE } from "./state.js";
 import { endText } from "./text.js";
@@ -19,9 +20,12 @@ import {
   showEnded,
 } from "./steps.js";
 
+const UNSTABLE = "The connection is unstable. Trying to reconnect…";
+
 export const call = {
   ...mediaMoves(send),
   ...chatMoves({ send, me: "visitor", visible: (s) => !s.minimized }),
+  ...qualityMoves((t, text) => (t.s.notice = text), UNSTABLE),
 
   /** `alive`: the page's peer connection for this call id still works (a replay after a reconnect). */
   [MSG.CALL_STARTED](t, e) {
@@ -39,6 +43,7 @@ export const call = {
       error: "",
       notice: "",
     });
+    freshQuality(s);
     const fromLine = s.phase === "waiting";
     setPhase(t, "call-connecting");
     if (fromLine) t.do("chime"); // not when a reload resumes a running call
@@ -53,6 +58,7 @@ export const call = {
   peer_state(t, e) {
     const s = t.s;
     if (!s.callId) return;
+    connectionChanged(t, e.state);
     if (e.state === "connected") {
       s.notice = "";
       if (s.phase !== "in-call") {
@@ -60,7 +66,7 @@ export const call = {
         s.callSince = e.now;
       }
     } else if (e.state === "disconnected" || e.state === "failed") {
-      s.notice = "The connection is unstable. Trying to reconnect…";
+      s.notice = UNSTABLE;
     }
   },
 

@@ -2,7 +2,7 @@
 
 import { CLOSE, MSG } from "../shared/protocol.js";
 import { LIVE, isWarm } from "./state.js";
-import { PLACE_EXPIRED } from "./text.js";
+import { CONNECTION_LOST, PLACE_EXPIRED } from "./text.js";
 import {
   backToForm,
   callbackFailed,
@@ -17,6 +17,11 @@ import {
 } from "./steps.js";
 
 const GIVE_UP_AFTER = 5; // reconnects in a row that never opened, without a place to keep
+// After the desk's grace period it has ended the call (peer_left); the panel waits a little
+// longer, so the agent hears of the end from the desk first.
+const GRACE_MARGIN_MS = 2000;
+// A call whose media still flows outlives a desk it cannot reach; looked at again this often.
+const GRACE_RECHECK_MS = 5000;
 
 export const link = {
   socket_open(t) {
@@ -33,6 +38,11 @@ export const link = {
       // no retry. Join connects as it always did.
       disconnect(t);
       s.warmLost = true;
+      return;
+    }
+    if (e.code === CLOSE.ENTRY_GONE && s.callId) {
+      // Our call ended while we could not reach the desk.
+      lostCall(t);
       return;
     }
     if (e.code === CLOSE.INVALID_TICKET || e.code === CLOSE.ENTRY_GONE) {
@@ -69,6 +79,25 @@ export const link = {
     }
     s.link = "connecting";
     t.do("retry", { soon: e.code === CLOSE.SERVICE_RESTART });
+    // In a call: the desk ends it once it has not heard from us for its grace period.
+    if (s.callId && (e.opened || !s.graceArmed)) {
+      s.graceArmed = true;
+      t.do("timer", { name: "call-grace", ms: s.callGraceS * 1000 + GRACE_MARGIN_MS, event: { type: "call_grace_over" } });
+    }
+  },
+
+  /** The desk's grace period for the call has passed since we lost it. */
+  call_grace_over(t) {
+    const s = t.s;
+    s.graceArmed = false;
+    if (!s.callId || (s.link === "open" && s.welcomed)) return; // back in time
+    if (s.phase === "in-call" && !s.reconnecting) {
+      // Media still flows peer to peer: the call goes on while it does.
+      s.graceArmed = true;
+      t.do("timer", { name: "call-grace", ms: GRACE_RECHECK_MS, event: { type: "call_grace_over" } });
+      return;
+    }
+    lostCall(t);
   },
 
   socket_retrying(t) {
@@ -85,6 +114,7 @@ export const link = {
     s.welcomed = true;
     s.iceServers = Array.isArray(e.ice_servers) ? e.ice_servers : [];
     s.iceTransportPolicy = e.ice_transport_policy === "relay" ? "relay" : "all";
+    if (Number.isFinite(e.call_grace_s) && e.call_grace_s > 0) s.callGraceS = e.call_grace_s;
     if (isWarm(s)) return; // opened ahead of the click: the join goes out when it comes
     s.notice = "";
     if (s.ticket) send(t, resumeMessage(s));
@@ -92,3 +122,13 @@ export const link = {
     else if (s.pendingCallback) sendPendingCallback(t);
   },
 };
+
+/** The call is over for us: the desk could not be reached for its grace period. */
+function lostCall(t) {
+  t.do("clear", { name: "call-grace" });
+  t.s.graceArmed = false;
+  endCallLocally(t);
+  dropTicket(t);
+  disconnect(t);
+  showEnded(t, "ended", CONNECTION_LOST);
+}

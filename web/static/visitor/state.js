@@ -60,6 +60,8 @@ export function initial({ queue = "support", ticket = null, priorityToken = "" }
     neverWelcomed: 0, // reconnects in a row that never opened
     iceServers: [],
     iceTransportPolicy: "all",
+    callGraceS: 20, // the desk's call grace period (welcome's call_grace_s)
+    graceArmed: false, // a call waits for the desk to come back, at most callGraceS
     // devices
     checking: false, // a device check is under way
     devicesChecked: false,
@@ -90,6 +92,8 @@ export function initial({ queue = "support", ticket = null, priorityToken = "" }
     peerName: "",
     callSince: null, // when the media connected (ms)
     peerMedia: null, // {muted, camera_off} of the agent
+    quality: null, // {level, rttMs, lossPct, kbps} of the call's connection (shared/quality.js)
+    reconnecting: false, // the call's path broke; ICE is being restarted
     soundBlocked: false,
     chat: freshChat(), // the call's chat and files (shared/chat.js)
     minimized: false, // the host page hid the panel: what arrives in the chat counts as unread

@@ -2,6 +2,7 @@
  * `t.s` the state to change, `t.do(...)` an effect) and is pure like the table itself. */
 
 import { MSG, ERROR } from "../shared/protocol.js";
+import { freshQuality } from "../shared/call_quality.js";
 import { ERROR_TEXT, lineInfoText } from "./text.js";
 import { BEFORE, LIVE, isWarm } from "./state.js";
 
@@ -108,6 +109,7 @@ export function endCallLocally(t) {
   t.s.callSince = null;
   t.s.soundBlocked = false;
   t.s.peerMedia = null;
+  freshQuality(t.s);
 }
 
 export function resetWaiting(t) {

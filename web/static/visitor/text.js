@@ -25,6 +25,10 @@ const END_TEXT = {
   agent_offline: "The agent went offline.",
 };
 
+/** The call ended because this panel lost the desk for longer than the call's grace period. */
+export const CONNECTION_LOST =
+  "We lost the connection, so the call has ended. Please check your internet connection and start again if you still need help.";
+
 /** Why the call ended, from `call_ended`'s reason (and who). */
 export function endText(msg) {
   return reasonText(END_TEXT, msg);

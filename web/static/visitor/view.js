@@ -3,6 +3,7 @@
 import { chatRenderer, drawChatExtras } from "../shared/chat_view.js";
 import { byTestIds, setText } from "../shared/dom.js";
 import { describeMediaProblem } from "../shared/media.js";
+import { renderQuality } from "../shared/call_quality.js";
 import { formatClock, formatEta, ordinal, teamName } from "../shared/format.js";
 import { currentView, nobodyFree } from "./state.js";
 import { MAX_WAIT_TEXT, NOBODY_FREE_TEXT, SCORE_TEXT, callbackWords, precallWords, statusText } from "./text.js";
@@ -10,7 +11,7 @@ import { MAX_WAIT_TEXT, NOBODY_FREE_TEXT, SCORE_TEXT, callbackWords, precallWord
 export function findParts(doc = document) {
   const ids = {
     status: "hd-status", stage: "hd-stage", local: "hd-local-video", remote: "hd-remote-video",
-    noVideo: "hd-no-video", timer: "hd-call-timer", peerMedia: "hd-peer-media", sound: "hd-sound",
+    noVideo: "hd-no-video", timer: "hd-call-timer", quality: "hd-quality", peerMedia: "hd-peer-media", sound: "hd-sound",
     deviceNotice: "hd-device-notice", deviceMessage: "hd-device-message", retryMedia: "hd-retry-media",
     notice: "hd-notice", offlineNotice: "hd-offline-notice", callbackOpen: "hd-callback-open",
     form: "hd-join-form", name: "hd-name", topic: "hd-topic", join: "hd-join", lineInfo: "hd-line-info",
@@ -107,6 +108,7 @@ export function createView(ui) {
     setText(ui.peerMedia, parts.join(". "));
     show(ui.peerMedia, parts.length > 0);
     show(ui.sound, s.soundBlocked);
+    renderQuality(ui.quality, s);
     renderClock(s.callSince);
   }
 
