@@ -28,6 +28,7 @@ SUITES: dict[str, tuple[str, str, str]] = {
     "media": ("benchmarks.media_load", "media_load", "% core"),
     "abuse": ("benchmarks.abuse", "abuse", "ms"),
     "precall": ("benchmarks.precall", "precall", "cpu s"),
+    "scaling": ("benchmarks.scaling", "scaling", "ms"),
 }
 
 

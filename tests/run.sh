@@ -2,7 +2,7 @@
 # Installs what the tests need and runs them all: lint, types, unit, integration (real
 # Redis), protocol (real WebSockets), media (aiortc), browser (Chromium), TURN (coturn) and
 # the browser code's own unit tests (Node's test runner).
-# Needs only Python 3.11+; as root it also installs Debian's chromium, coturn and nodejs.
+# Needs only Python 3.11+; as root it also installs Debian's chromium, coturn, nodejs and nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,8 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v turnserver >/dev/null 2>&1 || need_apt+=(coturn)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+# The deployment's proxy (deploy/nginx.conf), run on loopback by tests/test_deploy.py.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian packages: ${need_apt[*]}"
