@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from benchmarks import Metric, harness
+from benchmarks.queue_throughput import _raw_join_rate
 from benchmarks.queue_throughput import _round as turnover_round
 from benchmarks.waiting_room import Visitor, _deliveries, _logs, _split
 from humandesk.queue.client import DeskQueue
@@ -47,15 +48,33 @@ class Load:
     match_s: float
     turnover_rate: float
     turnover_s: float
+    long_line: int
+    idle_s: float  # a still line before the moves: what waiting alone costs
 
 
-#: Moves are 1.6 s apart or more: the desk sends a line's positions at most once a second, so
+#: Moves are 1.4 s apart or more: the desk sends a line's positions at most once a second, so
 #: a move closer behind the last one would be told together with it.
 QUICK = Load(
-    visitors=900, agents=30, moves=2, gap_s=1.6, match_s=4, turnover_rate=1500, turnover_s=3
+    visitors=900,
+    agents=30,
+    moves=2,
+    gap_s=1.4,
+    match_s=3,
+    turnover_rate=1500,
+    turnover_s=2,
+    long_line=20_000,
+    idle_s=1.0,
 )
 FULL = Load(
-    visitors=6000, agents=90, moves=6, gap_s=2.0, match_s=20, turnover_rate=2000, turnover_s=10
+    visitors=6000,
+    agents=90,
+    moves=6,
+    gap_s=2.0,
+    match_s=20,
+    turnover_rate=2000,
+    turnover_s=10,
+    long_line=100_000,
+    idle_s=5.0,
 )
 #: Each agent's pause between two rounds (Available, offer, Break): ~10 offers/s at 30 agents.
 AGENT_PAUSE_S = (1.0, 5.0)
@@ -71,8 +90,10 @@ class Step:
     reach_all_ms: list[float]  # per move: until the last visitor heard of it
     reached: int
     expected: int
-    server_cpu_ms_per_move: float
-    redis_cpu_ms_per_move: float
+    server_cpu_ms_per_move: float  # all processes, less their idle share
+    redis_cpu_ms_per_move: float  # the leave script and the processes' reads, less idle
+    server_idle_share: float  # CPU seconds per second of all processes, line still
+    redis_idle_share: float
     match_ms: list[float]
     match_errors: int
     load_before: float
@@ -134,25 +155,36 @@ async def _step(redis_url: str, n: int, load: Load) -> Step:
             rss = [s.rss_kib() / 1024 for s in servers]
             harness.log(f"scaling n={n}: {load.visitors} waiting, {held} per process")
 
-            # Position fan-out: the head leaves, everyone behind moves up.
+            # Position fan-out: the head leaves, everyone behind moves up. Nothing else
+            # changes the line meanwhile, so the line after move k is the first one less
+            # its first k+1 (no reads of the line by the benchmark in Redis's share).
             redis = Redis.from_url(redis_url)
             try:
                 queue = DeskQueue(redis, desk)
+                line = await queue.line_ids("support")
                 await asyncio.gather(*(w.call({"cmd": "reset"}) for w in crowd))
+                # Idle first: what the processes and Redis spend with the line still
+                # (heartbeats, leases), to take out of the moves' share.
+                cpu0 = sum(s.cpu_seconds() for s in servers)
+                redis_cpu0 = await _redis_cpu(redis)
+                t0 = harness.now()
+                await asyncio.sleep(load.idle_s)
+                idle_s = harness.now() - t0
+                server_idle = (sum(s.cpu_seconds() for s in servers) - cpu0) / idle_s
+                redis_idle = (await _redis_cpu(redis) - redis_cpu0) / idle_s
                 starts: list[float] = []
                 ranks: list[dict[str, int]] = []
                 cpu0 = sum(s.cpu_seconds() for s in servers)
                 redis_cpu0 = await _redis_cpu(redis)
-                for _ in range(load.moves):
-                    head = (await queue.line("support"))[0][0]
+                t0 = harness.now()
+                for k in range(load.moves):
                     starts.append(harness.now())
-                    await queue.leave(head, "left")
-                    line = await queue.line("support")
-                    ranks.append({vid: i + 1 for i, (vid, _score) in enumerate(line)})
+                    await queue.leave(line[k], "left")
+                    ranks.append({vid: i + 1 for i, vid in enumerate(line[k + 1 :])})
                     await asyncio.sleep(load.gap_s)
                 end = harness.now()
-                server_cpu = sum(s.cpu_seconds() for s in servers) - cpu0
-                redis_cpu = await _redis_cpu(redis) - redis_cpu0
+                server_cpu = sum(s.cpu_seconds() for s in servers) - cpu0 - server_idle * (end - t0)
+                redis_cpu = await _redis_cpu(redis) - redis_cpu0 - redis_idle * (end - t0)
             finally:
                 await redis.aclose()
             visitors: list[Visitor] = await _logs(crowd)
@@ -196,6 +228,8 @@ async def _step(redis_url: str, n: int, load: Load) -> Step:
         # The leave script itself is in Redis's share, not the servers'.
         server_cpu_ms_per_move=1000 * server_cpu / load.moves,
         redis_cpu_ms_per_move=1000 * redis_cpu / load.moves,
+        server_idle_share=server_idle,
+        redis_idle_share=redis_idle,
         match_ms=match_ms,
         match_errors=sum(int(r["errors"]) for r in results),
         load_before=load_before,
@@ -212,6 +246,11 @@ class Primary:
     backlog_growth: int
     errors: int
     load_before: float
+    saturated_joins_per_s: float  # the join script pipelined as fast as one client sends
+    saturated_redis_busy: float
+    long_line: int
+    line_read_ms: float  # Redis CPU for one read of the whole long line (a fan-out's read)
+    bytes_per_visitor: float  # Redis memory per waiting visitor (used_memory)
 
 
 async def _primary(redis_url: str, redis_pid: int, load: Load) -> Primary:
@@ -230,6 +269,7 @@ async def _primary(redis_url: str, redis_pid: int, load: Load) -> Primary:
     def rate(name: str) -> float:
         return (after.get(name, 0) - before.get(name, 0)) / visitors * result.served_rate
 
+    saturated, busy, line_read_ms, per_visitor = await _long_line(redis_url, load.long_line)
     return Primary(
         joins_per_s=result.arrival_rate,
         matches_per_s=result.served_rate,
@@ -239,7 +279,35 @@ async def _primary(redis_url: str, redis_pid: int, load: Load) -> Primary:
         backlog_growth=result.growth,
         errors=result.errors,
         load_before=load_before,
+        saturated_joins_per_s=saturated,
+        saturated_redis_busy=busy,
+        long_line=load.long_line,
+        line_read_ms=line_read_ms,
+        bytes_per_visitor=per_visitor,
     )
+
+
+async def _long_line(redis_url: str, count: int) -> tuple[float, float, float, float]:
+    """Fills a line of ``count`` with the join script, pipelined as fast as one client can
+    (joins/s, Redis's CPU share meanwhile and its memory per visitor), then reads the whole
+    line as a process does for a fan-out from the front: Redis CPU milliseconds per read."""
+    desk = "sl" + uuid.uuid4().hex[:8]
+    redis = Redis.from_url(redis_url)
+    try:
+        memory0 = int((await redis.info("memory"))["used_memory"])
+        cpu0, t0 = await _redis_cpu(redis), harness.now()
+        joins_per_s = await _raw_join_rate(redis_url, desk, count)
+        busy = (await _redis_cpu(redis) - cpu0) / (harness.now() - t0)
+        memory = int((await redis.info("memory"))["used_memory"]) - memory0
+        queue = DeskQueue(redis, desk)
+        reads = 10
+        cpu0 = await _redis_cpu(redis)
+        for _ in range(reads):
+            assert len(await queue.line_ids("support")) == count
+        line_read_ms = 1000 * (await _redis_cpu(redis) - cpu0) / reads
+    finally:
+        await redis.aclose()
+    return joins_per_s, busy, line_read_ms, memory / count
 
 
 def _step_metrics(step: Step, baseline_reach: float | None) -> list[Metric]:
@@ -277,6 +345,15 @@ def _step_metrics(step: Step, baseline_reach: float | None) -> list[Metric]:
             ok=True,
         ),
         Metric.make(
+            f"scaling.waiting_server_cpu{tag}",
+            100 * step.server_idle_share,
+            "% of a core",
+            baseline=None,
+            target="reported (all processes, line still; Redis "
+            f"{100 * step.redis_idle_share:.1f}%)",
+            ok=True,
+        ),
+        Metric.make(
             f"scaling.match_latency_p50{tag}",
             p50,
             "ms",
@@ -306,7 +383,9 @@ async def run(quick: bool) -> list[Metric]:
                 f"RSS {[round(r) for r in step.rss_mib]} MiB; reach-all per move "
                 f"{[round(x) for x in step.reach_all_ms]} ms ({step.reached}/{step.expected}); "
                 f"server CPU {step.server_cpu_ms_per_move:.0f} ms/move, Redis "
-                f"{step.redis_cpu_ms_per_move:.1f} ms/move; match p50 "
+                f"{step.redis_cpu_ms_per_move:.1f} ms/move (idle: servers "
+                f"{100 * step.server_idle_share:.1f}%, Redis {100 * step.redis_idle_share:.1f}%"
+                f" of a core); match p50 "
                 f"{harness.pct(step.match_ms, 50):.2f} ms p99 {harness.pct(step.match_ms, 99):.2f}"
                 f" ms over {len(step.match_ms)} offers, {step.match_errors} errors"
             )
@@ -317,7 +396,11 @@ async def run(quick: bool) -> list[Metric]:
         f"{primary.joins_per_s:.0f} joins/s, {primary.matches_per_s:.0f} matches/s, "
         f"{primary.publishes_per_s:.0f} publishes/s, {primary.scripts_per_s:.0f} scripts/s "
         f"at {100 * primary.redis_busy:.0f}% of a core (backlog growth "
-        f"{primary.backlog_growth}, {primary.errors} errors)"
+        f"{primary.backlog_growth}, {primary.errors} errors); the join script pipelined: "
+        f"{primary.saturated_joins_per_s:.0f} joins/s at {100 * primary.saturated_redis_busy:.0f}% "
+        f"of a core; a line of {primary.long_line} read whole in "
+        f"{primary.line_read_ms:.1f} ms of Redis CPU, {primary.bytes_per_visitor:.0f} bytes "
+        "of Redis memory per visitor"
     )
     one = max(steps[0].reach_all_ms) if steps[0].reach_all_ms else None
     rows = [m for step in steps for m in _step_metrics(step, one)]
@@ -343,6 +426,37 @@ async def run(quick: bool) -> list[Metric]:
                 ok=served,
             )
         )
+    rows.append(
+        Metric.make(
+            "scaling.redis_primary.joins_saturated",
+            primary.saturated_joins_per_s,
+            "joins/s",
+            baseline=primary.saturated_joins_per_s / max(primary.saturated_redis_busy, 1e-9),
+            ratio=primary.saturated_redis_busy,
+            target="reported (one pipelining client; baseline: at 100% of Redis's core)",
+            ok=True,
+        )
+    )
+    rows.append(
+        Metric.make(
+            f"scaling.redis_primary.line_read[n={primary.long_line}]",
+            primary.line_read_ms,
+            "ms",
+            baseline=None,
+            target="reported (Redis CPU per whole-line read: one per process and fan-out)",
+            ok=True,
+        )
+    )
+    rows.append(
+        Metric.make(
+            "scaling.redis_primary.memory_per_visitor",
+            primary.bytes_per_visitor,
+            "bytes",
+            baseline=None,
+            target="reported (used_memory per waiting visitor, long line)",
+            ok=True,
+        )
+    )
     rows.append(
         Metric.make(
             "scaling.redis_primary.cpu_share",
