@@ -440,6 +440,13 @@ def running_topology() -> Iterator[Topology]:
         conf = conf.replace("/etc/nginx/certs/", f"{certs}/")
         conf = replace_once(conf, "/var/run/nginx.pid", str(workdir / "nginx.pid"))
         conf = replace_once(conf, "access_log /dev/stdout", f"access_log {workdir}/access.log")
+        # Buffers in the test's folder, not the package's /var/lib/nginx.
+        conf = replace_once(
+            conf,
+            "http {",
+            f"http {{\n    client_body_temp_path {workdir}/body;\n"
+            f"    proxy_temp_path {workdir}/proxy;",
+        )
         (workdir / "nginx.conf").write_text(conf)
         nginx = [NGINX, "-p", f"{workdir}/", "-c", str(workdir / "nginx.conf")]
         checked = subprocess.run([*nginx, "-t"], capture_output=True, text=True)
