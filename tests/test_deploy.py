@@ -44,7 +44,7 @@ import pytest
 from benchmarks.harness import HOST, find_redis_server, free_port, stop_process, wait_http
 
 from conftest import REPO, need
-from helpers import Peer, add_agent
+from helpers import Peer, add_agent, run_humandesk
 
 DEPLOY = REPO / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
@@ -55,6 +55,7 @@ VENV_BIN = Path(sys.executable).parent
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 TURNSERVER = os.environ.get("HUMANDESK_TURNSERVER") or shutil.which("turnserver") or "turnserver"
 DESKS = ("desk1", "desk2", "desk3")
+AGENT_ADDRESS = "127.0.0.2"
 
 #: What an operator puts into deploy/.env, for the loopback run.
 DOT_ENV = {
@@ -502,6 +503,12 @@ def test_compose_topology_serves_a_call_through_the_tls_proxy() -> None:
 
         asyncio.run(call_through_proxy(topo))
 
+        # The desk took the agent's address from the proxy's X-Forwarded-For.
+        audit = run_humandesk("audit", "--json", env=topo.desk_env["desk1"])
+        assert audit.returncode == 0, audit.stderr
+        logins = [e for e in map(json.loads, audit.stdout.splitlines()) if e["action"] == "login"]
+        assert [e["address"] for e in logins] == [AGENT_ADDRESS], audit.stdout
+
         # nginx writes a WebSocket's line when it closes.
         access_log = topo.workdir / "access.log"
         deadline = time.monotonic() + 10
@@ -527,7 +534,10 @@ async def call_through_proxy(topo: Topology) -> None:
     tls = ssl.create_default_context(cafile=str(topo.ca))
     origin = topo.origin
     jar = aiohttp.CookieJar(unsafe=True)  # the desk's address is an IP address here
-    async with aiohttp.ClientSession(cookie_jar=jar) as agent_http:
+    # The agent comes from 127.0.0.2 (Linux routes 127.0.0.0/8 to lo): nginx connects to
+    # the desk from 127.0.0.1, so only X-Forwarded-For, from a trusted proxy, names it.
+    connector = aiohttp.TCPConnector(local_addr=(AGENT_ADDRESS, 0))
+    async with aiohttp.ClientSession(cookie_jar=jar, connector=connector) as agent_http:
         # Plain HTTP only redirects to HTTPS.
         resp = await agent_http.get(
             f"http://{HOST}:{topo.ports['proxy_http']}/agent", allow_redirects=False
