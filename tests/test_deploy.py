@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import fnmatch
 import ipaddress
 import json
 import os
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,6 +274,67 @@ def test_dockerfile_passes_hadolint_and_runs_unprivileged() -> None:
     for source in copied:
         if not source.startswith("--"):
             assert f"!{source}" in ignore, f"{source} is copied but ignored"
+
+
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Whether the build context leaves ``path`` out: Docker's rules, as far as
+    .dockerignore uses them (the last matching pattern wins, ``!`` takes back in, a
+    pattern naming a folder covers what is in it, ``**/`` matches any depth or none)."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for raw in patterns:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line.removeprefix("!").rstrip("/")
+        options = {pattern, pattern.removeprefix("**/")}
+        if any(fnmatch.fnmatchcase(p, o) for p in prefixes for o in options):
+            ignored = not negate
+    return ignored
+
+
+def test_the_image_build_context_builds_the_package(tmp_path: Path) -> None:
+    """What the build stage does, without Docker: the files .dockerignore lets into the
+    context become a wheel holding the scripts, templates and static files the server
+    needs (`pip install .` in the image builds the same wheel)."""
+    patterns = (REPO / ".dockerignore").read_text().splitlines()
+    for left_out in (".venv/bin/python", ".git/HEAD", "tests/conftest.py", "deploy/.env",
+                     "humandesk-data/secret_key", "server/__pycache__/cli.cpython-311.pyc",
+                     "web/tests/machine.test.mjs"):  # fmt: skip
+        assert dockerignored(left_out, patterns), left_out
+    context = tmp_path / "context"
+    copied = 0
+    for top in ("pyproject.toml", "README.md", "server", "signaling", "queue", "web"):
+        sources = [REPO / top] if (REPO / top).is_file() else (REPO / top).rglob("*")
+        for source in sources:
+            relative = source.relative_to(REPO).as_posix()
+            if source.is_file() and not dockerignored(relative, patterns):
+                (context / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, context / relative)
+                copied += 1
+    assert (context / "server" / "cli.py").exists() and copied > 50
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w",
+         str(tmp_path / "dist"), str(context)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = (tmp_path / "dist").glob("humandesk-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    needed_files = (
+        "humandesk/server/cli.py",
+        "humandesk/queue/scripts/join.lua",
+        "humandesk/web/templates/visitor.html",
+        "humandesk/web/static/widget.js",
+    )
+    for needed in needed_files:
+        assert needed in names, f"{needed} is not in the image's package"
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    with zipfile.ZipFile(wheel) as archive:
+        assert "humandesk = humandesk.server.cli:main" in archive.read(entry_points).decode()
 
 
 # The topology, running -----------------------------------------------------------------------
