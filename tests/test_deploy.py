@@ -210,7 +210,7 @@ def test_compose_topology_has_what_the_deployment_needs() -> None:
     turn = services["coturn"]["command"]
     assert f"--static-auth-secret={DOT_ENV['HUMANDESK_TURN_SECRET']}" in turn
     conf = (DEPLOY / "turnserver.conf").read_text().splitlines()
-    assert "use-auth-secret" in conf and "no-loopback-peers" in conf
+    assert "use-auth-secret" in conf and "denied-peer-ip=127.0.0.0-127.255.255.255" in conf
     # The proxy publishes TLS and mounts the nginx configuration that is tested below.
     proxy = services["proxy"]
     assert "443:443" in proxy["ports"]
@@ -469,6 +469,8 @@ def running_topology() -> Iterator[Topology]:
              "--pidfile", str(workdir / "turn.pid")],
         )  # fmt: skip
         wait_port(ports["coturn"], topo.procs["coturn"], "coturn", topo.logs["coturn"])
+        # coturn goes on past an option it does not know: its log must not say so.
+        assert "Bad configuration format" not in topo.output("coturn"), topo.output("coturn")
 
         # Three desk servers: the image's command, the image's and the service's environment.
         command = [str(VENV_BIN / image.cmd[0]), *image.cmd[1:]]
@@ -559,6 +561,17 @@ def test_compose_topology_serves_a_call_through_the_tls_proxy() -> None:
             assert subprocess.run(check, env=env, timeout=30).returncode == 0
         dead = {**os.environ, "HUMANDESK_PORT": str(free_port())}
         assert subprocess.run(check, env=dead, capture_output=True, timeout=30).returncode != 0
+
+        # Redis took the redis service's persistence settings.
+        import redis
+
+        client = redis.Redis(host=HOST, port=topo.ports["redis"])
+        try:
+            assert client.config_get("appendonly") == {"appendonly": "yes"}
+            assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
+            assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        finally:
+            client.close()
 
         # An agent account, as `docker compose run --rm desk1 humandesk agent add ...`.
         added = add_agent(topo.desk_env["desk1"], "ada", "correct horse battery")
