@@ -28,6 +28,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -390,6 +391,14 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path) ->
     raise AssertionError(f"{what} did not listen on {port}:\n{log.read_text()[-3000:]}")
 
 
+def wait_ready(topo: Topology, name: str) -> None:
+    """Waits for a desk server's /readyz; its log in the failure if it exits."""
+    try:
+        wait_http(f"http://{HOST}:{topo.ports[name]}/readyz", topo.procs[name])
+    except RuntimeError as exc:
+        raise AssertionError(f"{exc}\n{topo.output(name)[-3000:]}") from None
+
+
 def replace_once(text: str, old: str, new: str) -> str:
     assert text.count(old) == 1, f"{old!r} is not in the file once"
     return text.replace(old, new)
@@ -405,6 +414,7 @@ class Topology:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
     ca: Path | None = None
+    desk_command: list[str] = field(default_factory=list)
 
     @property
     def origin(self) -> str:
@@ -413,7 +423,7 @@ class Topology:
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         log = self.workdir / f"{name}.log"
         self.logs[name] = log
-        with open(log, "wb") as out:
+        with open(log, "ab") as out:
             self.procs[name] = subprocess.Popen(
                 args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.workdir
             )
@@ -475,9 +485,13 @@ def running_topology() -> Iterator[Topology]:
         # Three desk servers: the image's command, the image's and the service's environment.
         command = [str(VENV_BIN / image.cmd[0]), *image.cmd[1:]]
         assert Path(command[0]).exists(), command
+        topo.desk_command = command
         for name in DESKS:
             env = {k: v for k, v in image.env.items() if k != "PATH"}
-            env.update({k: str(v) for k, v in services[name]["environment"].items()})
+            # A variable without a value (null) is passed from compose's own environment:
+            # unset here.
+            service_env = services[name]["environment"].items()
+            env.update({k: str(v) for k, v in service_env if v is not None})
             env = {k: loopback_value(v, ports) for k, v in env.items()}
             env.update(
                 PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
@@ -492,7 +506,7 @@ def running_topology() -> Iterator[Topology]:
             topo.desk_env[name] = env
             topo.start(name, command, env)
         for name in DESKS:
-            wait_http(f"http://{HOST}:{ports[name]}/readyz", topo.procs[name])
+            wait_ready(topo, name)
 
         # nginx, with deploy/nginx.conf: the upstreams, listeners and files on loopback.
         certs = workdir / "certs"
@@ -579,6 +593,12 @@ def test_compose_topology_serves_a_call_through_the_tls_proxy() -> None:
 
         asyncio.run(call_through_proxy(topo))
 
+        # A rolling restart behind the proxy: each server in turn gets SIGTERM, drains and
+        # exits 0, and is started again; the waiting visitor, wherever its socket is, is
+        # moved with 1012, reconnects through nginx to a server still running and resumes
+        # its place.
+        asyncio.run(rolling_restart_through_proxy(topo))
+
         # The desk took the agent's address from the proxy's X-Forwarded-For.
         audit = run_humandesk("audit", "--json", env=topo.desk_env["desk1"])
         assert audit.returncode == 0, audit.stderr
@@ -592,7 +612,8 @@ def test_compose_topology_serves_a_call_through_the_tls_proxy() -> None:
             upstreams(access_log, "/ws/visitor") and upstreams(access_log, "/ws/agent")
         ):
             time.sleep(0.1)
-        (visitor_server,) = upstreams(access_log, "/ws/visitor")
+        # The call's visitor closed first; the rolling restart's sockets come after.
+        visitor_server = upstreams(access_log, "/ws/visitor")[0]
         (agent_server,) = upstreams(access_log, "/ws/agent")
         # Least connections put the two sockets on different servers: the call went
         # through Redis from one process to another, with no sticky session.
@@ -663,3 +684,55 @@ async def call_through_proxy(topo: Topology) -> None:
             await visitor.expect("call_ended")
             await visitor.ws.close()
         await agent.ws.close()
+
+
+def restart(topo: Topology, name: str) -> int:
+    """SIGTERM to one desk server; once it has exited (its code returned), the same command
+    again, until it is ready."""
+    proc = topo.procs[name]
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(60)
+    topo.start(name, topo.desk_command, topo.desk_env[name])
+    wait_ready(topo, name)
+    return code
+
+
+async def rolling_restart_through_proxy(topo: Topology) -> None:
+    assert topo.ca is not None
+    tls = ssl.create_default_context(cafile=str(topo.ca))
+    origin = topo.origin
+    async with aiohttp.ClientSession() as http:
+        visitor = await Peer.welcomed(
+            await http.ws_connect(f"{origin}/ws/visitor", origin=origin, ssl=tls)
+        )
+        await visitor.send({"type": "join", "queue": "support", "name": "Rolling"})
+        queued = await visitor.expect("queued")
+        moves = 0
+        for name in DESKS:
+            stopping = asyncio.create_task(asyncio.to_thread(restart, topo, name))
+            # The visitor's socket is closed with 1012 if it was on this server.
+            while not stopping.done():
+                try:
+                    msg = await visitor.ws.receive(timeout=0.2)
+                except TimeoutError:
+                    continue
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    visitor.seen.append(json.loads(msg.data))
+                    continue
+                assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1012, msg
+                moves += 1
+                visitor = await Peer.welcomed(
+                    await http.ws_connect(f"{origin}/ws/visitor", origin=origin, ssl=tls)
+                )
+                await visitor.send({"type": "resume", "ticket": queued["ticket"]})
+                again = await visitor.expect("queued")
+                assert again["visitor_id"] == queued["visitor_id"]
+                assert again["position"] == queued["position"]
+            assert await stopping == 0, f"{name} did not exit 0:\n{topo.output(name)[-3000:]}"
+        # Its socket was on one of the three (and may have moved to one restarted later):
+        # it moved at least once, kept its place every time, and is still served.
+        assert moves >= 1
+        await visitor.send({"type": "ping"})
+        await visitor.expect("pong")
+        await visitor.send({"type": "leave"})
+        await visitor.expect("left")
