@@ -28,6 +28,7 @@ SUITES: dict[str, tuple[str, str, str]] = {
     "media": ("benchmarks.media_load", "media_load", "% core"),
     "abuse": ("benchmarks.abuse", "abuse", "ms"),
     "precall": ("benchmarks.precall", "precall", "cpu s"),
+    "scaling": ("benchmarks.scaling", "scaling", "ms"),
 }
 
 
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks",
         description="Measure the desk against its limits (baselines measured in the same run).",
     )
-    parser.add_argument("--quick", action="store_true", help="small loads, under 2 minutes")
+    parser.add_argument("--quick", action="store_true", help="small loads, under 3 minutes")
     parser.add_argument(
         "--only", action="append", choices=sorted(SUITES), help="run only this suite (repeatable)"
     )

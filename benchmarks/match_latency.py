@@ -128,8 +128,9 @@ async def worker(config: dict[str, Any], io: harness.WorkerIO) -> None:
                 )
                 io.reply({"evalsha": evalsha, "ws_one_way": ws_one_way})
             elif cmd["cmd"] == "run":
+                pause = tuple(cmd.get("pause", PAUSE_S))
                 available, joined, errors = await _run(
-                    session, url, support, sales_offers, cmd["seconds"], cmd["probes"]
+                    session, url, support, sales_offers, cmd["seconds"], cmd["probes"], pause
                 )
                 io.reply({"available": available, "joined": joined, "errors": errors})
     finally:
@@ -146,6 +147,7 @@ async def _run(
     sales_offers: asyncio.Queue[float],
     seconds: float,
     probes: int,
+    pause: tuple[float, ...] = PAUSE_S,
 ) -> tuple[list[float], list[float], int]:
     deadline = harness.now() + seconds
     available: list[float] = []
@@ -155,7 +157,7 @@ async def _run(
 
     async def cycle(agent: Agent) -> None:
         nonlocal errors
-        await asyncio.sleep(rng.uniform(0, PAUSE_S[1]))
+        await asyncio.sleep(min(rng.uniform(0, pause[1]), max(0.0, deadline - harness.now())))
         while harness.now() < deadline:
             try:
                 t0 = harness.now()
@@ -168,7 +170,8 @@ async def _run(
                 errors += 1
                 harness.log(f"match latency: agent {agent.name}: {type(exc).__name__}")
                 return
-            await asyncio.sleep(rng.uniform(*PAUSE_S))
+            # No pause past the end: the run lasts ``seconds``, not up to a pause more.
+            await asyncio.sleep(min(rng.uniform(*pause), max(0.0, deadline - harness.now())))
 
     async def probe() -> None:
         nonlocal errors
