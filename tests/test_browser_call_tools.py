@@ -3,18 +3,23 @@ screen picked by Chromium itself (``--auto-select-desktop-capture-source``, whic
 headless): a camera and microphone switch in the middle of a call keeps the call and its
 video flowing without a new offer, the choice is kept for the next visit, the visitor's screen
 shows large at the agent and stops (the button, and the browser's own Stop), Enlarge makes the
-panel large, and a phone on its side (667 x 375) has the whole call in view.
+panel large, and a phone on its side (667 x 375) has the whole call in view. Against an aiortc
+agent, whose offer has no line for a screen, the screen goes in the camera's place.
 
 Screenshots go to ``test-results/`` (the shared screen at both sides, the phone's call)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from humandesk.signaling.peers import DeskPeer
 
 import pages as ui
 from conftest import REPO
@@ -429,3 +434,77 @@ def test_a_phone_on_its_side_has_the_whole_call_in_view(
         assert not [e for e in errors if "pageerror" in e], errors
     finally:
         context.close()
+
+
+class ThreadedAgent:
+    """An aiortc agent (signaling/peers.py) on an event loop of its own, beside the sync
+    browser: its offer has one video line, as any client's without a line for a screen."""
+
+    def __init__(self, demo: ui.Demo) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.peer: DeskPeer = self.run(self._signed_in(demo))
+
+    async def _signed_in(self, demo: ui.Demo) -> DeskPeer:
+        peer = DeskPeer(demo.desk, "agent", origin=demo.desk)  # its session on this loop
+        await peer.login("demo", demo.password)
+        await peer.connect()
+        return peer
+
+    def run(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def width(self) -> int:
+        frame = self.peer.last_frame
+        return int(frame.width) if frame is not None else 0
+
+    def told_screen(self) -> list[bool]:
+        return [bool(m.get("screen")) for m in self.peer.seen if m.get("type") == "peer_media"]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.run(self.peer.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def test_without_a_screen_line_the_screen_goes_in_the_cameras_place(
+    browser: Any, demo: ui.Demo, errors: list[str]
+) -> None:
+    agent = ThreadedAgent(demo)
+    context = browser.new_context(viewport=ui.VIEWPORT)
+    try:
+        shop, panel = ui.open_panel(context, demo)
+        ui.watch_console(shop, "shop", errors)
+        ui.fill_and_join(panel, "Old Client Caller", "a question")
+        ui.wait_for(lambda: ui.visitor_phase(panel) == "waiting", "the visitor in line")
+        agent.run(agent.peer.go_available())
+        agent.run(agent.peer.accept_next_offer())
+        ui.wait_for(lambda: ui.visitor_phase(panel) == "in-call", "the visitor in the call")
+        ui.wait_for(lambda: agent.width() == 640, "the visitor's camera at the agent")
+        sdp = local_sdp(panel)
+        camera_label = sending(panel, "video")["label"]
+
+        panel.locator(ui.sel("hd-share-screen")).click()
+        # One video line: the screen takes the camera's place on it, without a new answer.
+        ui.wait_for(lambda: agent.width() == 1280, "the screen at the agent")
+        assert sending_all(panel, "video") == [sending(panel, "video")["label"]]
+        assert sending(panel, "video")["label"].startswith("screen")
+        assert panel.locator(ui.sel("hd-sharing")).is_visible()
+        ui.wait_for(lambda: agent.told_screen()[-1:] == [True], "peer_media with screen")
+        assert local_sdp(panel) == sdp
+
+        panel.locator(ui.sel("hd-share-screen")).click()
+        ui.wait_for(lambda: agent.width() == 640, "the camera back at the agent")
+        assert sending_all(panel, "video") == [camera_label]
+        ui.wait_for(lambda: agent.told_screen()[-1:] == [False], "peer_media without screen")
+        frames = agent.peer.frames_received
+        ui.wait_for(lambda: agent.peer.frames_received > frames + 30, "the camera flowing")
+        assert local_sdp(panel) == sdp
+        panel.locator(ui.sel("hd-hangup")).click()
+        ui.wait_for(lambda: ui.visitor_phase(panel) == "ended", "the call ended")
+        assert not [e for e in errors if "pageerror" in e], errors
+    finally:
+        context.close()
+        agent.close()
