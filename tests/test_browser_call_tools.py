@@ -508,3 +508,47 @@ def test_without_a_screen_line_the_screen_goes_in_the_cameras_place(
     finally:
         context.close()
         agent.close()
+
+
+# A visitor without a camera: every request for video fails as on a machine without one.
+NO_CAMERA_JS = """(() => {
+    const md = navigator.mediaDevices;
+    const ask = md.getUserMedia.bind(md);
+    md.getUserMedia = (c) => c && c.video
+        ? Promise.reject(new DOMException("no camera", "NotFoundError"))
+        : ask(c);
+})();"""
+
+
+def test_a_visitor_without_a_camera_shares_their_screen_on_its_own_line(
+    browser: Any, demo: ui.Demo, agent: Any, errors: list[str]
+) -> None:
+    context = browser.new_context(viewport=ui.VIEWPORT)
+    context.add_init_script(NO_CAMERA_JS)
+    try:
+        shop, panel = ui.open_panel(context, demo)
+        ui.watch_console(shop, "shop", errors)
+        assert ui.page_data(panel, "audioOnly") == "true"
+        ui.fill_and_join(panel, "Voice Only Sharer", "a question")
+        ui.wait_for(lambda: ui.visitor_phase(panel) == "waiting", "the visitor in line")
+        ui.set_agent_status(agent, "available")
+        ui.wait_for(lambda: agent.locator(ui.sel("offer-card")).is_visible(), "the offer card")
+        agent.locator(ui.sel("offer-accept")).click()
+        ui.wait_for(lambda: ui.visitor_phase(panel) == "in-call", "the visitor in the call")
+        assert sending_all(panel, "video") == []
+        share = panel.locator(ui.sel("hd-share-screen"))
+        assert share.is_enabled()
+        share.click()
+        screen = agent.locator(ui.sel("agent-screen-video"))
+        ui.wait_for(lambda: screen.is_visible(), "the agent's screen view")
+        ui.wait_for(lambda: remote_width(agent, "agent-screen-video") == 1280, "the screen")
+        keeps_decoding(agent, "the agent seeing the screen", sender=panel)
+        assert [label[:7] for label in sending_all(panel, "video")] == ["screen:"]
+        share.click()
+        ui.wait_for(lambda: screen.is_hidden(), "the screen view gone")
+        assert sending_all(panel, "video") == []
+        assert ui.visitor_phase(panel) == "in-call"
+        hang_up(panel, agent)
+        assert not [e for e in errors if "pageerror" in e], errors
+    finally:
+        context.close()

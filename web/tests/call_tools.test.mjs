@@ -247,14 +247,17 @@ describe("sharing the screen", () => {
     assert.equal(r.state.shareBusy, false);
     assert.equal(r.state.sharing, false);
     assert.equal(r.state.notice, "");
-    r = run(asked, { type: "share_failed", reason: "NoVideoSender" });
+    r = run(asked, { type: "share_failed", reason: "NotReadableError" });
     assert.equal(r.state.notice, SHARE_FAILED);
     assert.deepEqual(sent(r.fx), []);
   });
 
-  test("only in a call, only where the browser can, only with a camera to stand in for", () => {
+  test("only in a call, only where the browser can", () => {
     assert.deepEqual(run(ready(), { type: "click_share", ...FLAGS }).fx, []);
     assert.deepEqual(run(inCall({ canShare: false }), { type: "click_share", ...FLAGS }).fx, []);
+  });
+
+  test("a voice-only visitor shares on the call's screen line; without one there is nothing to send on", () => {
     const voice = run(ready(), { type: "devices", audioOnly: true, hasVideo: false, problem: "no_camera" }).state;
     const call = run(
       voice,
@@ -262,9 +265,13 @@ describe("sharing the screen", () => {
       { type: MSG.QUEUED, ticket: "T1", queue: "support", position: 1, eta_seconds: 0 },
       STARTED
     ).state;
-    const r = run(call, { type: "click_share", ...FLAGS });
-    assert.equal(effects(r.fx, "startShare").length, 0);
-    assert.equal(r.state.notice, SHARE_NEEDS_CAMERA);
+    const asked = run(call, { type: "click_share", ...FLAGS });
+    assert.equal(effects(asked.fx, "startShare").length, 1);
+    const shared = run(asked.state, { type: "share_started", muted: false, camera_off: true });
+    assert.deepEqual(mediaSent(shared.fx), [{ type: MSG.MEDIA, muted: false, camera_off: true, screen: true }]);
+    const failed = run(asked.state, { type: "share_failed", reason: "NoVideoSender" });
+    assert.equal(failed.state.notice, SHARE_NEEDS_CAMERA);
+    assert.equal(failed.state.shareBusy, false);
   });
 
   test("the call ends (any way) while sharing: the share stops with it", () => {

@@ -181,11 +181,13 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
       const flags = () => controls().current();
       let display = null;
       try {
-        display = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
-        const track = display.getVideoTracks()[0];
+        // The call's line for a screen, else the camera's sender (a voice-only visitor has none).
         const line = wire.screenLine();
         const sender = line ? line.sender : videoSender(wire.pc());
-        if (!track || !sender) throw Object.assign(new Error("no video sender"), { name: "NoVideoSender" });
+        if (!sender) throw Object.assign(new Error("no video sender"), { name: "NoVideoSender" });
+        display = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+        const track = display.getVideoTracks()[0];
+        if (!track) throw Object.assign(new Error("no screen"), { name: "NoScreen" });
         if ("contentHint" in track) track.contentHint = "detail"; // text stays sharp
         await sender.replaceTrack(track);
         endShare();

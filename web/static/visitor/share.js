@@ -6,7 +6,8 @@ import { mediaMessage } from "../shared/media_moves.js";
 import { send, startPrecall, stopPrecall } from "./steps.js";
 
 export const SHARE_FAILED = "Your screen could not be shared. The agent still sees your camera.";
-export const SHARE_NEEDS_CAMERA = "Screen sharing needs a camera in the call: the screen is sent in its place.";
+export const SHARE_NEEDS_CAMERA =
+  "Screen sharing needs a camera in this call: the screen would be sent in its place.";
 
 /** The phases of a call: the only ones with a screen to share or a panel to enlarge. */
 export const CALL_PHASES = new Set(["call-connecting", "in-call"]);
@@ -48,10 +49,6 @@ export const share = {
       return;
     }
     if (!s.canShare) return;
-    if (!s.hasVideo) {
-      s.notice = SHARE_NEEDS_CAMERA;
-      return;
-    }
     s.shareBusy = true;
     t.do("startShare");
   },
@@ -74,10 +71,14 @@ export const share = {
     if (t.s.sharing) shareOver(t, e);
   },
 
-  /** `reason`: the browser's error name; NotAllowedError is the visitor's own Cancel. */
+  /**
+   * `reason`: the browser's error name; NotAllowedError is the visitor's own Cancel;
+   * NoVideoSender: the call has neither a line for a screen nor a camera to stand in for.
+   */
   share_failed(t, e) {
     t.s.shareBusy = false;
-    if (e.reason !== "NotAllowedError" && e.reason !== "AbortError") t.s.notice = SHARE_FAILED;
+    if (e.reason === "NoVideoSender") t.s.notice = SHARE_NEEDS_CAMERA;
+    else if (e.reason !== "NotAllowedError" && e.reason !== "AbortError") t.s.notice = SHARE_FAILED;
   },
 
   /** Enlarge / Make smaller: the host page resizes the panel's frame. */

@@ -174,8 +174,7 @@ export function createView(ui) {
     if (s.switching) ui.cameraSelect.disabled = ui.micSelect.disabled = true;
     const inCall = !!s.callId && (s.phase === "call-connecting" || s.phase === "in-call");
     show(ui.share, s.canShare);
-    ui.share.disabled = !inCall || s.shareBusy || !s.hasVideo;
-    ui.share.title = s.hasVideo ? "" : "Screen sharing needs a camera in the call";
+    ui.share.disabled = !inCall || s.shareBusy;
     ui.share.setAttribute("aria-pressed", String(s.sharing));
     setText(ui.share.querySelector(".label"), s.sharing ? "Stop sharing" : "Share screen");
     show(ui.sharing, s.sharing);
