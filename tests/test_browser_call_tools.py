@@ -462,7 +462,21 @@ class ThreadedAgent:
     def told_screen(self) -> list[bool]:
         return [bool(m.get("screen")) for m in self.peer.seen if m.get("type") == "peer_media"]
 
+    async def _status(self, *wanted: str) -> None:
+        while (await self.peer.expect("status"))["status"] not in wanted:
+            pass
+
+    async def _offline(self) -> None:
+        """After the call: the wrap-up done and Offline, so the next test's agent starts so."""
+        await self._status("wrap_up")
+        await self.peer.send({"type": "wrapup", "action": "done"})
+        await self._status("available", "offered")
+        await self.peer.send({"type": "status", "status": "offline"})
+        await self._status("offline")
+
     def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.run(self._offline())
         with contextlib.suppress(Exception):
             self.run(self.peer.close())
         self.loop.call_soon_threadsafe(self.loop.stop)
