@@ -22,11 +22,10 @@ import pytest
 from humandesk.signaling.peers import DeskPeer
 
 import pages as ui
-from conftest import REPO
 
 pytestmark = pytest.mark.browser
 
-SHOTS = REPO / "test-results"
+SHOTS = ui.SCREENSHOTS
 PHONE = {"width": 667, "height": 375}
 FAKE_DEVICE = "--use-fake-device-for-media-stream"
 TOOL_FLAGS = [
