@@ -18,10 +18,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis as sync_redis
+from redis.asyncio import Redis as AsyncRedis
 from redis.cluster import key_slot
 
+from humandesk.queue.connection import RedisClient, is_cluster
 from humandesk.queue.keys import DeskKeys
 
 HOST = "127.0.0.1"
@@ -238,3 +241,44 @@ def running_cluster(binary: str, primaries: int = 3, *options: str) -> Iterator[
         yield cluster
     finally:
         cluster.stop()
+
+
+class Listener:
+    """Messages of a desk's channels, heard as the desk's own servers hear them: with classic
+    SUBSCRIBE on one Redis, with sharded SSUBSCRIBE on the primary of the channels' slot on a
+    cluster. Sharded types read as the classic ones (``smessage`` as ``message``)."""
+
+    NAMES = {"smessage": "message", "ssubscribe": "subscribe", "sunsubscribe": "unsubscribe"}
+
+    def __init__(self, pubsub: Any, node_client: Any = None) -> None:
+        self.pubsub = pubsub
+        self._node_client = node_client
+
+    @classmethod
+    async def open(cls, redis: RedisClient, *channels: str) -> Listener:
+        if not is_cluster(redis):
+            pubsub = redis.pubsub()
+            await pubsub.subscribe(*channels)
+            return cls(pubsub)
+        await redis.initialize()
+        node = redis.get_node_from_key(channels[0])
+        assert node is not None
+        client = AsyncRedis(host=node.host, port=int(node.port))
+        pubsub = client.pubsub()
+        await pubsub.ssubscribe(*channels)
+        return cls(pubsub, client)
+
+    async def get_message(
+        self, ignore_subscribe_messages: bool = False, timeout: float = 0.0
+    ) -> dict[str, Any] | None:
+        message = await self.pubsub.get_message(
+            ignore_subscribe_messages=ignore_subscribe_messages, timeout=timeout
+        )
+        if message is not None:
+            message = {**message, "type": self.NAMES.get(message["type"], message["type"])}
+        return message  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        await self.pubsub.aclose()
+        if self._node_client is not None:
+            await self._node_client.aclose()
