@@ -49,10 +49,24 @@ def cluster_redis_server() -> str | None:
     return binary if found and int(found.group(1)) >= 7 else None
 
 
-def _free_port() -> int:
+def _free(port: int) -> bool:
     with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _node_port() -> int:
+    """A free port whose cluster bus port (itself + 10000, the one every version uses) is
+    free too."""
+    while True:
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            port = int(s.getsockname()[1])
+        if port < 55_000 and _free(port + 10_000):
+            return port
 
 
 def slot_of_desk(desk: str) -> int:
@@ -64,7 +78,6 @@ def slot_of_desk(desk: str) -> int:
 class Node:
     port: int
     dir: str
-    bus_port: int  # the cluster bus (by default port + 10000, which may not exist)
     proc: subprocess.Popen[bytes] | None = None
     id: str = ""
 
@@ -82,10 +95,12 @@ class Node:
 
 @dataclass
 class Cluster:
-    """``primaries`` primaries (nodes 0..n-1) and a replica of each (node n+i of node i)."""
+    """``primaries`` primaries (nodes 0..n-1) and, with ``replicas``, a replica of each
+    (node n+i of node i)."""
 
     binary: str
     primaries: int = 3
+    replicas: bool = True
     nodes: list[Node] = field(default_factory=list)
     options: tuple[str, ...] = ()
 
@@ -95,8 +110,8 @@ class Cluster:
         return self.nodes[0].url
 
     def start(self) -> None:
-        for _ in range(self.primaries * 2):
-            node = Node(_free_port(), tempfile.mkdtemp(prefix="hd-cluster-"), _free_port())
+        for _ in range(self.primaries * (2 if self.replicas else 1)):
+            node = Node(_node_port(), tempfile.mkdtemp(prefix="hd-cluster-"))
             self.nodes.append(node)
             self._launch(node)
         for node in self.nodes:
@@ -104,12 +119,13 @@ class Cluster:
         per = SLOTS // self.primaries
         for i in range(self.primaries):
             last = SLOTS - 1 if i == self.primaries - 1 else (i + 1) * per - 1
-            self.nodes[i].client().execute_command("CLUSTER ADDSLOTSRANGE", i * per, last)
+            # ADDSLOTS, not ADDSLOTSRANGE (7.0+): a 6.2 node can be a cluster too.
+            self.nodes[i].client().execute_command("CLUSTER ADDSLOTS", *range(i * per, last + 1))
         first = self.nodes[0].client()
         for node in self.nodes[1:]:
-            first.execute_command("CLUSTER MEET", HOST, node.port, node.bus_port)
+            first.execute_command("CLUSTER MEET", HOST, node.port)
         self._until(lambda: all(self._known(n) == len(self.nodes) for n in self.nodes))
-        for i in range(self.primaries):
+        for i in range(self.primaries if self.replicas else 0):
             replica = self.nodes[self.primaries + i]
             replica.client().execute_command("CLUSTER REPLICATE", self.nodes[i].id)
         self._until(self._healthy)
@@ -132,7 +148,6 @@ class Cluster:
                 "--appendonly", "no",
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", "nodes.conf",
-                "--cluster-port", str(node.bus_port),
                 "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
                 "--daemonize", "no",
                 "--repl-diskless-sync-delay", "0",
@@ -234,8 +249,10 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster(binary: str, primaries: int = 3, *options: str) -> Iterator[Cluster]:
-    cluster = Cluster(binary, primaries, options=options)
+def running_cluster(
+    binary: str, primaries: int = 3, *options: str, replicas: bool = True
+) -> Iterator[Cluster]:
+    cluster = Cluster(binary, primaries, replicas, options=options)
     try:
         cluster.start()
         yield cluster

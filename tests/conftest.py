@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from cluster import Cluster, cluster_redis_server, running_cluster
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from humandesk.queue.client import DeskQueue, QueueConfig
 from humandesk.queue.connection import RedisClient
 
+from cluster import Cluster, cluster_redis_server, running_cluster
 from helpers import desk_config, find_redis_server, redis_server
 from helpers import free_port as free_port  # tests import it from here
 

@@ -42,7 +42,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 import pytest
-from cluster import Cluster, Listener
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -67,6 +66,7 @@ from humandesk.queue.client import (
 )
 from humandesk.queue.stats import queue_stats
 
+from cluster import Cluster, Listener
 from conftest import CLUSTER_WAIT_MS, REDIS_MODES
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

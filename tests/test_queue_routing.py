@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import pytest
-from cluster import Listener
 
 from humandesk.queue.client import (
     AgentInfo,
@@ -18,6 +17,7 @@ from humandesk.queue.client import (
     QueueError,
 )
 
+from cluster import Listener
 from conftest import REDIS_MODES
 
 

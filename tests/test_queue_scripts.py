@@ -8,7 +8,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from cluster import Listener
 
 from humandesk.queue.client import (
     AgentInfo,
@@ -21,6 +20,7 @@ from humandesk.queue.connection import RedisClient
 from humandesk.queue.stats import events_between
 from humandesk.queue.waits import QueueSnapshot, estimate_wait_seconds
 
+from cluster import Listener
 from conftest import REDIS_MODES, MakeRedis
 
 
