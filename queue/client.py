@@ -18,9 +18,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 
-from humandesk.queue.connection import RedisClient, is_cluster, publish, publish_command
+from humandesk.queue.connection import (
+    CLUSTER_UNAVAILABLE,
+    RedisClient,
+    is_cluster,
+    publish,
+    publish_command,
+)
 from humandesk.queue.hours import HoursError, Schedule
 from humandesk.queue.keys import NAME_RE, DeskKeys, lua_prelude
 from humandesk.queue.waits import QueueSnapshot, estimate_wait_seconds
@@ -324,6 +331,8 @@ class DeskQueue:
                     raw = await self._replicated(self._scripts[op], keys, json.dumps(payload))
                 else:
                     raw = await self._scripts[op](keys=keys, args=[json.dumps(payload)])
+            except CLUSTER_UNAVAILABLE:
+                raise
             except ResponseError as exc:
                 code, _, detail = str(exc).partition(" ")
                 if code in ("stale_queues", "unknown_queue") and attempt == 1:
@@ -347,7 +356,12 @@ class DeskQueue:
             # on a cluster, though the command is routed by its first key like any other.
             pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, arg)
             pipe.execute_command("WAIT", 1, self.replica_wait_ms, target_nodes=node)
-            raw, acked = await pipe.execute(raise_on_error=False)
+            try:
+                raw, acked = await pipe.execute(raise_on_error=False)
+            except RedisClusterException as exc:
+                # redis-py retried the pipeline after a lost connection and could not route
+                # it as built (the slot moved): nothing ran this time; ask again later.
+                raise RedisConnectionError(f"the desk's slot is moving: {exc}") from exc
             if isinstance(raw, NoScriptError) and attempt == 1:
                 # A promoted replica, or a node that restarted, has an empty script cache.
                 await self.redis.script_load(script.script)

@@ -14,8 +14,26 @@ from typing import Literal, TypeAlias, TypeGuard
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ClusterDownError, SlotNotCoveredError, TryAgainError
 
-__all__ = ["PublishCommand", "RedisClient", "is_cluster", "publish", "publish_command"]
+__all__ = [
+    "CLUSTER_UNAVAILABLE",
+    "PublishCommand",
+    "RedisClient",
+    "is_cluster",
+    "publish",
+    "publish_command",
+]
+
+#: A cluster's answers that mean "not now", as a refused connection does on one server: no
+#: primary for the slot yet during a failover (CLUSTERDOWN), a slot being moved (TRYAGAIN),
+#: a slot no node is known to serve. Two of them are error replies (ResponseError): the
+#: queue client lets them through as they are, never as a script's refusal.
+CLUSTER_UNAVAILABLE: tuple[type[Exception], ...] = (
+    ClusterDownError,
+    TryAgainError,
+    SlotNotCoveredError,
+)
 
 #: The client a desk is given: redis-py's for one server, or its cluster client.
 RedisClient: TypeAlias = Redis | RedisCluster
@@ -31,9 +49,9 @@ def publish_command(redis: RedisClient) -> PublishCommand:
     return "SPUBLISH" if is_cluster(redis) else "PUBLISH"
 
 
-async def publish(redis: RedisClient, channel: str, message: str) -> None:
-    """Publishes ``message`` on ``channel`` with the command of the client's kind."""
+async def publish(redis: RedisClient, channel: str, message: str) -> int:
+    """Publishes ``message`` on ``channel`` with the command of the client's kind; returns
+    how many subscribed connections it reached."""
     if is_cluster(redis):
-        await redis.spublish(channel, message)
-    else:
-        await redis.publish(channel, message)
+        return int(await redis.spublish(channel, message))
+    return int(await redis.publish(channel, message))

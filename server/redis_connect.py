@@ -18,6 +18,8 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from humandesk.queue.connection import RedisClient
 from humandesk.queue.keys import DeskKeys
@@ -25,6 +27,9 @@ from humandesk.queue.keys import DeskKeys
 __all__ = ["MODES", "ClusterRefused", "check_cluster", "connect", "drop_idle_connections"]
 
 MODES = ("single", "cluster")
+#: How many times a cluster call that lost its node is tried again after asking the cluster
+#: where the slot lives (see :func:`connect`).
+CLUSTER_RETRIES = 2
 #: The oldest server with sharded pub/sub (SPUBLISH, SSUBSCRIBE).
 MIN_CLUSTER_VERSION = (7, 0)
 
@@ -37,12 +42,17 @@ def connect(url: str, mode: str, *, max_connections: int = 64) -> RedisClient:
     """The client of a desk. A connect that takes seconds means a hung server (a dead one
     refuses at once): give up on it."""
     if mode == "cluster":
-        # Per node: a burst of calls waits for a free connection instead of failing.
+        # Per node: a burst of calls waits for a free connection instead of failing. A call
+        # that finds its node gone asks the cluster again a few times (CLUSTER_RETRIES), not
+        # redis-py's ten: while a failover runs, the desk answers `unavailable` and the
+        # pages send again, rather than holding every request (and, for a pipeline, closing
+        # every connection and sleeping between attempts).
         return RedisCluster.from_url(
             url,
             max_connections=max_connections,
             socket_connect_timeout=5,
             socket_timeout=10,
+            retry=Retry(NoBackoff(), CLUSTER_RETRIES),
         )
     # A blocking pool: a burst of Redis calls (thousands of sockets closing at once) waits
     # for a connection instead of failing with MaxConnectionsError.

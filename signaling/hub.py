@@ -20,26 +20,33 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisClusterException
 
 from humandesk.queue.connection import RedisClient, is_cluster, publish
-from humandesk.signaling.outage import Outage
+from humandesk.signaling.outage import UNAVAILABLE, Outage
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], None]
 
+#: How long after a reconnect the hub counts as recovering (see :attr:`Hub.recovering`).
+RECOVERY_S = 10.0
 #: Longest wait between reconnects. On a cluster, where the slot is found again by asking
 #: any node, it is shorter: a failover takes the node timeout and about a second more, and
 #: the hub should be back soon after, not up to 5 s later.
 MAX_DELAY_S = 5.0
 CLUSTER_MAX_DELAY_S = 1.0
+
+
+#: What ends a pub/sub connection without being a bug: Redis unreachable, or a socket error.
+RECONNECT: tuple[type[BaseException], ...] = (*UNAVAILABLE, OSError)
 
 
 class SlotMoved(RedisConnectionError):
@@ -63,6 +70,7 @@ class Hub:
         self._keepalive = slot_key + "hub" if self.sharded else "hd:hub:keepalive"
         self._node_client: Redis | None = None  # on a cluster: the slot's primary
         self.node = ""  # on a cluster: host:port of the node the hub listens on
+        self._reconnected_at: float | None = None  # monotonic time of the last resubscribe
         self._handlers: dict[str, list[Handler]] = {}
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
@@ -99,8 +107,18 @@ class Hub:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(pubsub.aclose(), 2)  # type: ignore[no-untyped-call]
 
-    async def publish(self, channel: str, message: dict[str, Any]) -> None:
-        await publish(self.redis, channel, json.dumps(message))
+    async def publish(self, channel: str, message: dict[str, Any]) -> int:
+        """Publishes ``message``; returns how many subscribed connections (server processes
+        listening for that party) it reached."""
+        return await publish(self.redis, channel, json.dumps(message))
+
+    @property
+    def recovering(self) -> bool:
+        """Whether this hub reconnected a short while ago: other processes' hubs, which
+        lost their connections at the same moment (a Redis restart, a failover), may still be
+        resubscribing, and a message published now can reach nobody."""
+        at = self._reconnected_at
+        return at is not None and time.monotonic() - at < RECOVERY_S
 
     def subscribe(self, channel: str, handler: Handler) -> None:
         """Adds a handler; the channel is subscribed (in a batch, soon) if it is new."""
@@ -148,7 +166,7 @@ class Hub:
                 await self._subscribe(pubsub, add[i : i + 500])
             for i in range(0, len(drop), 500):
                 await self._unsubscribe(pubsub, drop[i : i + 500])
-        except (RedisConnectionError, RedisTimeoutError, OSError):
+        except RECONNECT:
             self._pending |= set(pending)
 
     async def _subscribe(self, pubsub: PubSub, channels: list[str]) -> None:
@@ -168,10 +186,13 @@ class Hub:
         the cluster where that is now when ``refresh``, i.e. after a lost connection)."""
         if not is_cluster(self.redis):
             return self.redis.pubsub(ignore_subscribe_messages=True)
-        await self.redis.initialize()  # once: the client learns the slots on first use
-        if refresh:
-            await self.redis.nodes_manager.initialize()
-        node = self.redis.get_node_from_key(self._slot_key)
+        try:
+            await self.redis.initialize()  # once: the client learns the slots on first use
+            if refresh:
+                await self.redis.nodes_manager.initialize()
+            node = self.redis.get_node_from_key(self._slot_key)
+        except RedisClusterException as exc:  # no node could be asked, or none serves it
+            raise RedisConnectionError(str(exc)) from exc
         if node is None:
             raise RedisConnectionError("no node serves the desk's slot")
         kwargs = node.connection_kwargs
@@ -215,6 +236,8 @@ class Hub:
                 self._pubsub = pubsub
                 self._pending.clear()
                 self._ready.set()
+                if refresh:
+                    self._reconnected_at = time.monotonic()
                 delay = 0.1
                 for callback in self._resync:
                     callback()
@@ -224,7 +247,7 @@ class Hub:
             except SlotMoved as exc:
                 log.warning("%s; following the desk's slot", exc)
                 delay = 0.0
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except RECONNECT as exc:
                 self.outage.failed(exc)
             except Exception:
                 log.exception("pub/sub reader failed; reconnecting")
