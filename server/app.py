@@ -615,8 +615,16 @@ async def metrics(request: web.Request) -> web.Response:
     now = await queue.clock_ms()
     midnight = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     per_queue = await queue_stats(queue, int(midnight.timestamp() * 1000), now, None, now)
+    text = prometheus_text(per_queue)
+    if queue.replica_wait_ms:  # cluster mode: changes no replica confirmed (docs/cluster.md)
+        text += (
+            "# HELP humandesk_redis_unreplicated_total Queue changes no replica confirmed in "
+            "HUMANDESK_REDIS_WAIT_MS (this process).\n"
+            "# TYPE humandesk_redis_unreplicated_total counter\n"
+            f"humandesk_redis_unreplicated_total {queue.unreplicated}\n"
+        )
     return web.Response(
-        text=prometheus_text(per_queue),
+        text=text,
         headers={"Content-Type": PROMETHEUS_CONTENT_TYPE, "Cache-Control": "no-store"},
     )
 
