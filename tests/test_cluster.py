@@ -424,3 +424,45 @@ async def test_a_failover_of_the_desks_primary_mid_soak_loses_no_visitor(
         f"{visitors} visitors served once each, {len(soak.relayed)} signals relayed, "
         f"lost: {len(soak.lost)}"
     )
+
+
+async def test_a_manual_failover_moves_the_desk_and_the_servers_follow(
+    own_cluster: Cluster, tmp_path: Path
+) -> None:
+    """`CLUSTER FAILOVER` on the replica: the old primary, alive, becomes a replica and takes
+    the servers' subscriptions back; they follow the slot to the new primary, and a waiting
+    visitor and a new one are both offered, through the new primary, to an agent on the other
+    server."""
+    desk = own_cluster.desk_on(2, stem="m" + uuid.uuid4().hex[:8])
+    slot = slot_of_desk(desk)
+    primary = own_cluster.owner(slot)
+    replica = own_cluster.replica_of(primary)
+    env = desk_env(own_cluster.url, desk, tmp_path)
+    added = await asyncio.to_thread(add_agent, env, "ada", PASSWORD)
+    assert added.returncode == 0, added.stderr
+    with serving(env, 2, tmp_path) as (one, two):
+        async with session() as http:
+            before = await open_visitor(http, one.base)
+            await ask(before, {"type": "join", "name": "Before"}, ("queued",))
+            replica.client().execute_command("CLUSTER FAILOVER")
+            started = time.monotonic()
+            await asyncio.to_thread(promoted_at, own_cluster, slot, replica)
+            after = await open_visitor(http, one.base)
+            await ask(after, {"type": "join", "name": "After"}, ("queued",))
+            agent = await open_agent(http, two.base, "ada")
+            await ask(agent, {"type": "status", "status": "available"}, ("status",))
+            offer = await agent.expect("offer")
+            assert offer["visitor"]["name"] == "Before"
+            await ask(agent, {"type": "accept", "offer_id": offer["offer_id"]}, ("call_started",))
+            call = (await before.expect("call_started"))["call_id"]
+            await ask(agent, {"type": "hangup", "call_id": call}, ("call_ended",))
+            assert (await before.expect("call_ended"))["call_id"] == call
+            offer = await agent.expect("offer")
+            assert offer["visitor"]["name"] == "After"
+            took = time.monotonic() - started
+        texts = [server.text() for server in (one, two)]
+    assert own_cluster.owner(slot) is replica and primary.alive
+    for text in texts:
+        assert "no longer serves the desk's slot; following the desk's slot" in text, text
+        assert "Traceback" not in text, text
+    print(f"manual failover of slot {slot}: both visitors offered {took:.2f} s after it began")
