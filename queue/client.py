@@ -53,6 +53,8 @@ OPS = (
     "render",
     "chat",
 )
+#: How long scripts run without WAIT after a replica failed to confirm one in time.
+UNREPLICATED_PAUSE_S = 1.0
 STRATEGIES = ("longest-idle", "fewest-calls", "round-robin", "random")
 
 AgentStatus = Literal["available", "break", "offline"]
@@ -281,6 +283,7 @@ class DeskQueue:
         self.replica_wait_ms = replica_wait_ms if is_cluster(redis) else 0
         #: Scripts whose writes no replica confirmed within ``replica_wait_ms``.
         self.unreplicated = 0
+        self._unreplicated_until = 0.0  # monotonic time until which scripts skip WAIT
         self._queues: list[str] | None = None
         self._rules_seen: dict[str, str] = {}  # queue -> its stored rules, as last read
 
@@ -347,8 +350,14 @@ class DeskQueue:
 
         A replica that does not confirm in time (it is down or far behind) does not fail the
         operation: the primary has made the change and told its subscribers; the count of such
-        scripts is kept in ``unreplicated`` (and shown in /metrics)."""
+        scripts is kept in ``unreplicated`` (and shown in /metrics). For UNREPLICATED_PAUSE_S
+        after that the scripts run without WAIT, so a primary left without a replica (a
+        failover promoted it, and the failed node is not back yet) costs one wait a second,
+        not one per change."""
         assert is_cluster(self.redis)
+        if time.monotonic() < self._unreplicated_until:
+            self.unreplicated += 1
+            return await script(keys=keys, args=[arg])
         for attempt in (1, 2):
             node = self.redis.get_node_from_key(keys[0])
             pipe = self.redis.pipeline(transaction=False)
@@ -370,6 +379,7 @@ class DeskQueue:
                 raise raw
             if not isinstance(acked, int) or acked < 1:
                 self.unreplicated += 1
+                self._unreplicated_until = time.monotonic() + UNREPLICATED_PAUSE_S
             return raw
         raise AssertionError("unreachable")
 

@@ -28,6 +28,7 @@ from conftest import need, python_env
 from helpers import HUMANDESK, Peer, add_agent, find_redis_server, free_port, wait_ready
 
 PASSWORD = "correct horse"
+METRICS_TOKEN = "scrape-the-cluster"
 
 
 def cluster_binary() -> str:
@@ -54,6 +55,7 @@ def desk_env(url: str, desk: str, data_dir: Path, **extra: str) -> dict[str, str
         HUMANDESK_MESSAGES_PER_SECOND="1000",
         HUMANDESK_MESSAGE_BURST="1000",
         HUMANDESK_EVENT_LOOP="asyncio",
+        HUMANDESK_METRICS_TOKEN=METRICS_TOKEN,
     )
     env.update(extra)
     return env
@@ -334,6 +336,15 @@ async def soak_agent(
     await agent.ws.close()
 
 
+async def unreplicated_count(http: aiohttp.ClientSession, base: str) -> int:
+    headers = {"Authorization": "Bearer " + METRICS_TOKEN}
+    async with http.get(base + "/metrics", headers=headers) as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    line = next(x for x in text.splitlines() if x.startswith("humandesk_redis_unreplicated"))
+    return int(line.split()[-1])
+
+
 def promoted_at(cluster: Cluster, slot: int, replica: Any) -> float:
     """Waits until the cluster says ``replica`` serves ``slot``: the time."""
     deadline = time.monotonic() + 60
@@ -393,10 +404,13 @@ async def test_a_failover_of_the_desks_primary_mid_soak_loses_no_visitor(
             serving_again = (await asyncio.wait_for(asyncio.gather(*crowd), 120))[visitors // 2]
             done.set()
             await asyncio.wait_for(asyncio.gather(*agents), 30)
+            # The promoted replica has no replica of its own: its changes go unconfirmed.
+            unreplicated = [await unreplicated_count(http, server.base) for server in servers]
         promoted = own_cluster.owner(slot)
         logs = [server.text() for server in servers]
     names = [f"v{i}" for i in range(visitors)]
     assert promoted is replica
+    assert sum(unreplicated) > 0
     assert {n: len(soak.served.get(n, [])) for n in names} == dict.fromkeys(names, 1)
     assert {n: soak.ended.get(n) for n in names} == {n: soak.served[n] for n in names}
     assert soak.lost == []
@@ -422,7 +436,7 @@ async def test_a_failover_of_the_desks_primary_mid_soak_loses_no_visitor(
         f"{replica.port}), promoted {took_over - killed:.2f} s after the kill; desk serving "
         f"again {serving_again - killed:.2f} s after the kill; "
         f"{visitors} visitors served once each, {len(soak.relayed)} signals relayed, "
-        f"lost: {len(soak.lost)}"
+        f"lost: {len(soak.lost)}; changes no replica confirmed since: {sum(unreplicated)}"
     )
 
 
