@@ -234,10 +234,19 @@ class Hub:
                 if not channels:
                     await self._subscribe(pubsub, [self._keepalive])
                 self._pubsub = pubsub
-                self._pending.clear()
+                # Channels added or dropped while the subscribes above were under way stay
+                # pending, and are flushed now that the connection is ready.
+                self._pending -= set(channels)
                 self._ready.set()
+                if self._pending:
+                    self._schedule_flush()
                 if refresh:
                     self._reconnected_at = time.monotonic()
+                    log.info(
+                        "pub/sub resubscribed %d channel(s)%s",
+                        len(channels),
+                        f" on Redis node {self.node}" if self.sharded else "",
+                    )
                 delay = 0.1
                 for callback in self._resync:
                     callback()

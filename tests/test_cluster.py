@@ -401,7 +401,13 @@ async def test_a_failover_of_the_desks_primary_mid_soak_loses_no_visitor(
                 if probe:
                     took_over = await promotion
                 await asyncio.sleep(0.1)
-            serving_again = (await asyncio.wait_for(asyncio.gather(*crowd), 120))[visitors // 2]
+            try:
+                times = await asyncio.wait_for(asyncio.gather(*crowd), 120)
+            except TimeoutError:
+                unserved = [f"v{i}" for i in range(visitors) if f"v{i}" not in soak.ended]
+                logs = "\n".join(server.text()[-3000:] for server in servers)
+                raise AssertionError(f"not served: {unserved}; lost: {soak.lost}\n{logs}") from None
+            serving_again = times[visitors // 2]
             done.set()
             await asyncio.wait_for(asyncio.gather(*agents), 30)
             # The promoted replica has no replica of its own: its changes go unconfirmed.
