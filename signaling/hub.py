@@ -27,7 +27,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException
+from redis.exceptions import RedisClusterException, ResponseError
 
 from humandesk.queue.connection import RedisClient, is_cluster, publish
 from humandesk.signaling.outage import UNAVAILABLE, Outage
@@ -205,6 +205,13 @@ class Hub:
             socket_keepalive=True,
         )
         self.node = node.name
+        # The slot map may be a moment behind a failover: a node that is no longer a primary
+        # would take subscriptions its new primary's messages never reach.
+        role = await self._node_client.role()
+        kind = role[0].decode() if isinstance(role[0], bytes) else str(role[0])
+        if kind != "master":
+            await self._close(None)
+            raise SlotMoved(f"Redis node {node.name} is a {kind} now")
         # Subscribe confirmations are read: a `sunsubscribe` the hub did not ask for means
         # the slot has moved.
         return self._node_client.pubsub(ignore_subscribe_messages=False)
@@ -255,9 +262,15 @@ class Hub:
                 raise
             except SlotMoved as exc:
                 log.warning("%s; following the desk's slot", exc)
-                delay = 0.0
+                delay = 0.05
             except RECONNECT as exc:
                 self.outage.failed(exc)
+            except ResponseError as exc:
+                if not str(exc).startswith("MOVED"):
+                    log.exception("pub/sub reader failed; reconnecting")
+                else:  # subscribed where the slot map said, a moment before it changed
+                    log.warning("%s; following the desk's slot", exc)
+                    delay = 0.05
             except Exception:
                 log.exception("pub/sub reader failed; reconnecting")
             finally:
