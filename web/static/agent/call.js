@@ -107,9 +107,7 @@ export const call = {
   },
 
   [MSG.PEER_MEDIA](t, e) {
-    if (t.s.callId && e.call_id === t.s.callId) {
-      t.s.peerMedia = { muted: !!e.muted, camera_off: !!e.camera_off, screen: !!e.screen };
-    }
+    if (t.s.callId && e.call_id === t.s.callId) t.s.peerMedia = { muted: !!e.muted, camera_off: !!e.camera_off };
   },
 
   [MSG.CALL_ENDED](t, e) {
