@@ -63,6 +63,7 @@ READY_PING_TIMEOUT_S = 2.0
 ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 HOST_RE = re.compile(r"(?:[A-Za-z0-9_.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 MAX_LOGIN_BODY = 4096
+MAX_PRECALL_BODY = 64 * 1024  # a complete SDP offer is a few KiB; refused with 413 above
 #: Lifetime of the TURN credentials of a pre-call test: it lasts seconds.
 PRECALL_TURN_TTL_S: Final = 120
 LAST_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last moment ISO 8601 writes
@@ -70,6 +71,20 @@ LAST_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last momen
 
 def json_error(status: int, error: str, **extra: Any) -> web.Response:
     return web.json_response({"error": error, **extra}, status=status)
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes | web.Response:
+    """The request's body, or 413 when it is (or says it is) longer than ``limit``: a declared
+    length is refused before anything is read, so a client that announces more than it sends
+    is not waited for."""
+    if request.content_length is not None and request.content_length > limit:
+        return json_error(413, "body_too_large")
+    raw = bytearray()
+    while chunk := await request.content.read(limit + 1 - len(raw)):
+        raw += chunk  # a chunked body has no Content-Length to refuse it by
+        if len(raw) > limit:
+            return json_error(413, "body_too_large")
+    return bytes(raw)
 
 
 def json_object(request: web.Request, raw: bytes) -> dict[str, Any] | web.Response:
@@ -389,14 +404,10 @@ def _same_origin_post(request: web.Request) -> None:
 
 async def login(request: web.Request) -> web.Response:
     _same_origin_post(request)
-    if request.content_length is not None and request.content_length > MAX_LOGIN_BODY:
-        return json_error(413, "body_too_large")
-    raw = bytearray()
-    while chunk := await request.content.read(MAX_LOGIN_BODY + 1 - len(raw)):
-        raw += chunk  # a chunked body has no Content-Length to refuse it by
-        if len(raw) > MAX_LOGIN_BODY:
-            return json_error(413, "body_too_large")
-    body = json_object(request, bytes(raw))
+    raw = await read_limited(request, MAX_LOGIN_BODY)
+    if isinstance(raw, web.Response):
+        return raw
+    body = json_object(request, raw)
     if isinstance(body, web.Response):
         return body
     username, password = body.get("username"), body.get("password")
@@ -693,7 +704,10 @@ async def precall_offer(request: web.Request) -> web.Response:
     pre-call worker with a complete SDP answer, or refused (see docs/protocol.md)."""
     _visitor_origin(request)
     config = request.app[CONFIG]
-    body = json_object(request, await request.read())
+    raw = await read_limited(request, MAX_PRECALL_BODY)
+    if isinstance(raw, web.Response):
+        return raw
+    body = json_object(request, raw)
     if isinstance(body, web.Response):
         return body
     sdp = body.get("sdp")
