@@ -73,10 +73,10 @@ def json_error(status: int, error: str, **extra: Any) -> web.Response:
     return web.json_response({"error": error, **extra}, status=status)
 
 
-async def read_limited(request: web.Request, limit: int) -> bytes | web.Response:
-    """The request's body, or 413 when it is (or says it is) longer than ``limit``: a declared
-    length is refused before anything is read, so a client that announces more than it sends
-    is not waited for."""
+async def json_body(request: web.Request, limit: int) -> dict[str, Any] | web.Response:
+    """The request's body as a strict I-JSON object, or the refusal: 413 when it is (or says
+    it is) longer than ``limit`` -- a declared length is refused before anything is read, so
+    a client that announces more than it sends is not waited for -- else 400."""
     if request.content_length is not None and request.content_length > limit:
         return json_error(413, "body_too_large")
     raw = bytearray()
@@ -84,11 +84,6 @@ async def read_limited(request: web.Request, limit: int) -> bytes | web.Response
         raw += chunk  # a chunked body has no Content-Length to refuse it by
         if len(raw) > limit:
             return json_error(413, "body_too_large")
-    return bytes(raw)
-
-
-def json_object(request: web.Request, raw: bytes) -> dict[str, Any] | web.Response:
-    """A request body read as a strict I-JSON object, or the 400 that refuses it."""
     try:
         # Strict UTF-8 first: json.loads(bytes) would let encoded surrogates through.
         body = load_json(raw.decode("utf-8"), max_depth=request.app[CONFIG].max_json_depth)
@@ -404,10 +399,7 @@ def _same_origin_post(request: web.Request) -> None:
 
 async def login(request: web.Request) -> web.Response:
     _same_origin_post(request)
-    raw = await read_limited(request, MAX_LOGIN_BODY)
-    if isinstance(raw, web.Response):
-        return raw
-    body = json_object(request, raw)
+    body = await json_body(request, MAX_LOGIN_BODY)
     if isinstance(body, web.Response):
         return body
     username, password = body.get("username"), body.get("password")
@@ -704,10 +696,7 @@ async def precall_offer(request: web.Request) -> web.Response:
     pre-call worker with a complete SDP answer, or refused (see docs/protocol.md)."""
     _visitor_origin(request)
     config = request.app[CONFIG]
-    raw = await read_limited(request, MAX_PRECALL_BODY)
-    if isinstance(raw, web.Response):
-        return raw
-    body = json_object(request, raw)
+    body = await json_body(request, MAX_PRECALL_BODY)
     if isinstance(body, web.Response):
         return body
     sdp = body.get("sdp")
