@@ -5,7 +5,8 @@
  * a file is a JSON header {kind: "file", id, name, mime, size}, its bytes in binary chunks of
  * 16 KiB, then {kind: "end", id}; the receiver answers {kind: "ack", id, ok, reason}. The
  * sender waits on `bufferedamountlow` whenever more than HIGH_WATER bytes are queued. Both
- * sides apply the same size and type rules (chat.js). Events: `file_incoming`, `file_status`. */
+ * sides apply the same size and type rules (chat.js). The receiver keys each file by its own
+ * count, never by the sender's id (acks carry that back). Events: `file_incoming`, `file_status`. */
 
 import { fileRefusal } from "./chat.js";
 
@@ -23,6 +24,7 @@ export function openFileChannel(pc) {
 export function fileLink(dispatch) {
   let channel = null;
   let incoming = null; // the file being received: {id, key, meta, parts, got, refused}
+  let received = 0; // this page's own count of incoming files: their keys
   let sending = Promise.resolve();
 
   const status = (key, fields) => dispatch({ type: "file_status", key, ...fields });
@@ -71,7 +73,10 @@ export function fileLink(dispatch) {
 
   function header(msg) {
     const meta = { name: String(msg.name || "file").slice(0, 255), mime: String(msg.mime || ""), size: Number(msg.size) };
-    const key = "in-" + String(msg.id).slice(0, 64);
+    // The key is this page's own: the sender's id restarts when its page reloads, and an id
+    // seen before would take over the entry (and link) of an earlier file.
+    received += 1;
+    const key = "in-" + received;
     const refused = fileRefusal(meta);
     incoming = { id: msg.id, key, meta, parts: [], got: 0, refused };
     dispatch({ type: "file_incoming", key, ...meta, refused });
