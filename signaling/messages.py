@@ -82,8 +82,12 @@ class Signal:
 
 @dataclass(frozen=True)
 class Media:
+    """What a party sends of its own media: muted, camera off, and a screen shared in place of
+    the camera (the other side shows that picture large, as a screen)."""
+
     muted: bool
     camera_off: bool
+    screen: bool = False
     type: Literal["media"] = "media"
 
     def to_peer(self, call_id: str | None) -> dict[str, Any]:
@@ -93,6 +97,7 @@ class Media:
             "call_id": call_id,
             "muted": self.muted,
             "camera_off": self.camera_off,
+            "screen": self.screen,
         }
 
 
@@ -297,7 +302,11 @@ def parse(frame: str | bytes, role: Role, *, max_depth: int = MAX_JSON_DEPTH) ->
         case "signal":
             return Signal(fields.ident("call_id"), *signal_parts(fields))
         case "media":
-            return Media(muted=fields.flag("muted"), camera_off=fields.flag("camera_off"))
+            return Media(
+                muted=fields.flag("muted"),
+                camera_off=fields.flag("camera_off"),
+                screen=fields.flag("screen", default=False),
+            )
         case "hangup":
             return Hangup(call_id=fields.ident("call_id"))
         case "chat":

@@ -283,8 +283,10 @@ INBOUND_JS = """async (kind) => {
     if (!pc) return null;
     const stats = await pc.getStats();
     let found = null;
+    // The busiest line of that kind: a call also has an idle line for a shared screen.
     stats.forEach((r) => {
-        if (r.type === "inbound-rtp" && r.kind === kind) {
+        if (r.type === "inbound-rtp" && r.kind === kind
+            && (!found || (r.packetsReceived || 0) >= found.packetsReceived)) {
             found = {
                 framesDecoded: r.framesDecoded || 0,
                 packetsReceived: r.packetsReceived || 0,

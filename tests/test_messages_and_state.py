@@ -73,6 +73,7 @@ def test_join_is_normalised() -> None:
             "too_large",
         ),
         (frame(type="media", muted=1, camera_off=False), "bad_message"),
+        (frame(type="media", muted=False, camera_off=False, screen="yes"), "bad_message"),
     ],
 )
 def test_bad_visitor_frames(raw: str | bytes, code: str) -> None:

@@ -106,7 +106,20 @@ async def test_full_call_flow(client: Client) -> None:
     end_of_candidates = await agent.expect("signal")
     assert "candidate" in end_of_candidates and end_of_candidates["candidate"] is None
     await agent.send({"type": "media", "muted": True, "camera_off": False})
-    assert (await visitor.expect("peer_media"))["muted"] is True
+    told = await visitor.expect("peer_media")
+    assert told["muted"] is True and told["screen"] is False  # screen: false unless sent
+    # The visitor shares their screen in place of the camera, and stops: the agent is told.
+    await visitor.send({"type": "media", "muted": False, "camera_off": False, "screen": True})
+    shared = await agent.expect("peer_media")
+    assert shared == {
+        "type": "peer_media",
+        "call_id": call,
+        "muted": False,
+        "camera_off": False,
+        "screen": True,
+    }
+    await visitor.send({"type": "media", "muted": False, "camera_off": False, "screen": False})
+    assert (await agent.expect("peer_media"))["screen"] is False
 
     await visitor.send({"type": "hangup", "call_id": call})
     ended_v = await visitor.expect("call_ended")

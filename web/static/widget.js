@@ -53,7 +53,8 @@
   const ACCENT_HOVER = "#095c53";
   const ON_ACCENT = "#ffffff"; // the desk serves this file with its brand's colours in these three
   const Z = "2147483000";
-  const NARROW = window.matchMedia("(max-width: 519px)");
+  // A phone, upright or on its side (667 x 375): the panel takes the whole screen.
+  const NARROW = window.matchMedia("(max-width: 519px), (max-height: 519px)");
   const REDUCED_MOTION = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
 
   const PHASE_LABEL = {
@@ -62,6 +63,8 @@
     "call-connecting": "Return to call",
     "in-call": "Return to call",
   };
+
+  const CALL_PHASE = { "call-connecting": true, "in-call": true };
 
   // The host page's own sessionStorage (we run first-party here): is a conversation under way,
   // and, for panels denied third-party storage, their ticket.
@@ -93,6 +96,7 @@
   let phase = "";
   let unread = 0; // chat lines the panel got while hidden
   let badge = null;
+  let large = false; // the visitor enlarged the call (desktop only; a phone shows it full screen)
 
   /** Inline styles with !important so host-page rules such as `button { ... }` cannot reach in. */
   function css(el, props) {
@@ -207,7 +211,8 @@
     iframe = document.createElement("iframe");
     iframe.id = "humandesk-panel";
     iframe.title = "Talk to a person";
-    iframe.setAttribute("allow", "camera; microphone; autoplay");
+    // display-capture: the visitor may share their screen with the agent during a call.
+    iframe.setAttribute("allow", "camera; microphone; autoplay; display-capture");
     iframe.setAttribute("data-testid", "hd-frame");
     iframe.src =
       deskBase +
@@ -229,6 +234,7 @@
     iframe.addEventListener("load", () => {
       panelLoaded = true;
       tellPanel({ type: "restore", ticket: store.get(TICKET_KEY), page: pageAddress() });
+      tellPanel({ type: "layout", narrow: NARROW.matches });
       if (open) tellPanel({ type: "open", page: pageAddress() });
     });
     document.body.appendChild(iframe);
@@ -237,6 +243,24 @@
   function layout() {
     if (!iframe) return;
     const narrow = NARROW.matches;
+    if (large && !narrow) {
+      // Enlarged: most of the window, with a margin that keeps the page's edges in sight.
+      css(iframe, {
+        display: open ? "block" : "none",
+        top: "16px",
+        bottom: "16px",
+        left: "16px",
+        right: "16px",
+        width: "calc(100vw - 32px)",
+        height: "calc(100vh - 32px)",
+        "max-width": "none",
+        "max-height": "none",
+        "border-radius": "16px",
+        "box-shadow": "0 18px 48px rgba(15, 23, 42, 0.28), 0 4px 12px rgba(15, 23, 42, 0.14)",
+      });
+      css(launcher, { display: open ? "none" : "inline-flex" });
+      return;
+    }
     css(iframe, {
       display: open ? "block" : "none",
       top: narrow ? "0" : "auto",
@@ -295,8 +319,12 @@
     const data = ev.data;
     if (!data || typeof data !== "object" || data.source !== "humandesk") return;
     if (data.type === "minimize") hide(true);
-    else if (data.type === "state" && typeof data.phase === "string") {
+    else if (data.type === "size") {
+      large = data.large === true && !!CALL_PHASE[phase];
+      layout();
+    } else if (data.type === "state" && typeof data.phase === "string") {
       phase = data.phase;
+      if (!CALL_PHASE[phase]) large = false; // the call is over: the usual size again
       store.set(PHASE_KEY, PHASE_LABEL[phase] ? phase : null);
       render();
     } else if (data.type === "unread" && typeof data.count === "number") {
@@ -309,7 +337,10 @@
 
   function init() {
     buildLauncher();
-    const onChange = () => layout();
+    const onChange = () => {
+      layout();
+      tellPanel({ type: "layout", narrow: NARROW.matches });
+    };
     if (NARROW.addEventListener) NARROW.addEventListener("change", onChange);
     else if (NARROW.addListener) NARROW.addListener(onChange);
     render();

@@ -15,7 +15,12 @@ function element(tag) {
   const listeners = {};
   return {
     tagName: tag,
-    style: { setProperty() {} },
+    style: {
+      props: {},
+      setProperty(name, value) {
+        this.props[name] = value;
+      },
+    },
     attrs: {},
     listeners,
     setAttribute(name, value) {
@@ -41,7 +46,7 @@ function element(tag) {
  * Runs the loader on a page at `href` with these attributes on its script tag; returns the
  * messages it posts to the panel (with their target origins) and the page's HumanDesk API.
  */
-function shop(href, attrs = {}) {
+function shop(href, attrs = {}, { narrow = false } = {}) {
   const posted = [];
   const frames = [];
   const script = element("script");
@@ -50,8 +55,10 @@ function shop(href, attrs = {}) {
   const body = element("body");
   body.appendChild = (child) => {
     if (child.tagName === "iframe") frames.push(child);
+    if (child.tagName === "button") body.launcher = child;
   };
-  const media = { matches: false, addEventListener() {} };
+  const media = { matches: narrow, addEventListener() {} };
+  const heard = [];
   const url = new URL(href);
   const page = {
     location: { href: url.href, origin: url.origin, pathname: url.pathname, search: url.search, hash: url.hash },
@@ -69,7 +76,9 @@ function shop(href, attrs = {}) {
       addEventListener() {},
     },
     matchMedia: () => media,
-    addEventListener() {},
+    addEventListener(type, fn) {
+      if (type === "message") heard.push(fn);
+    },
     sessionStorage: { getItem: () => null, setItem() {}, removeItem() {} },
   };
   page.window = page;
@@ -77,10 +86,15 @@ function shop(href, attrs = {}) {
   vm.runInContext(SOURCE, page);
   page.HumanDesk.open();
   frames[0].fire("load");
-  return { posted, frame: frames[0], page };
+  const frame = frames[0];
+  /** The panel in the frame tells the loader something (from the desk's origin). */
+  const fromPanel = (msg) => {
+    for (const fn of heard) fn({ origin: DESK, source: frame.contentWindow, data: { source: "humandesk", ...msg } });
+  };
+  return { posted, frame, page, fromPanel, launcher: body.launcher };
 }
 
-const pages = (posted) => posted.map(([msg]) => [msg.type, msg.page]);
+const pages = (posted) => posted.filter(([msg]) => msg.type !== "layout").map(([msg]) => [msg.type, msg.page]);
 
 describe("data-send-page: what the panel is told of the page the visitor is on", () => {
   test("by default the path: the address without its query string or fragment", () => {
@@ -110,5 +124,47 @@ describe("data-send-page: what the panel is told of the page the visitor is on",
     page.HumanDesk.open();
     assert.deepEqual({ ...posted.at(-1)[0] }, { source: "humandesk", type: "open", page: "https://shop.example/checkout" });
     assert.doesNotMatch(frame.src, /shoes|page=/);
+  });
+});
+
+describe("the call: screen sharing, a phone on its side, an enlarged call", () => {
+  test("the frame may share the screen (display-capture), with camera, microphone and sound", () => {
+    const { frame } = shop(PAGE);
+    assert.deepEqual(frame.attrs.allow.split("; ").sort(), ["autoplay", "camera", "display-capture", "microphone"]);
+  });
+
+  test("the panel is told whether it is shown full screen: on a phone, upright or on its side", () => {
+    const wide = shop(PAGE).posted.filter(([msg]) => msg.type === "layout");
+    assert.deepEqual(wide.map(([msg, origin]) => [msg.narrow, origin]), [[false, DESK]]);
+    const phone = shop(PAGE, {}, { narrow: true });
+    assert.deepEqual(phone.posted.filter(([m]) => m.type === "layout").map(([m]) => m.narrow), [true]);
+    // Full screen, and the launcher (which it would cover) out of the way.
+    assert.equal(phone.frame.style.props.width, "100%");
+    assert.equal(phone.frame.style.props.height, "100%");
+    assert.equal(phone.launcher.style.props.display, "none");
+  });
+
+  test("Enlarge in a call makes the frame large and hides the launcher; smaller, or the call's end, undoes it", () => {
+    const { frame, fromPanel, launcher } = shop(PAGE);
+    assert.equal(frame.style.props.width, "380px");
+    fromPanel({ type: "size", large: true }); // not in a call: nothing to enlarge
+    assert.equal(frame.style.props.width, "380px");
+    fromPanel({ type: "state", phase: "in-call" });
+    fromPanel({ type: "size", large: true });
+    assert.equal(frame.style.props.width, "calc(100vw - 32px)");
+    assert.equal(frame.style.props.height, "calc(100vh - 32px)");
+    assert.equal(launcher.style.props.display, "none");
+    fromPanel({ type: "size", large: false });
+    assert.equal(frame.style.props.width, "380px");
+    assert.equal(launcher.style.props.display, "inline-flex");
+    fromPanel({ type: "size", large: true });
+    fromPanel({ type: "state", phase: "ended" });
+    assert.equal(frame.style.props.width, "380px");
+    assert.equal(launcher.style.props.display, "inline-flex");
+    // A phone ignores it: the panel is full screen already.
+    const phone = shop(PAGE, {}, { narrow: true });
+    phone.fromPanel({ type: "state", phase: "in-call" });
+    phone.fromPanel({ type: "size", large: true });
+    assert.equal(phone.frame.style.props.width, "100%");
   });
 });

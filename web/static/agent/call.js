@@ -107,7 +107,9 @@ export const call = {
   },
 
   [MSG.PEER_MEDIA](t, e) {
-    if (t.s.callId && e.call_id === t.s.callId) t.s.peerMedia = { muted: !!e.muted, camera_off: !!e.camera_off };
+    if (t.s.callId && e.call_id === t.s.callId) {
+      t.s.peerMedia = { muted: !!e.muted, camera_off: !!e.camera_off, screen: !!e.screen };
+    }
   },
 
   [MSG.CALL_ENDED](t, e) {

@@ -1,8 +1,10 @@
 /* The agent console's effects: what the transition table asks for, done to the world (the
  * socket, the peer connection, the camera, timers, HTTP calls, focus). */
 
+import { deviceMemory, deviceOf, listDevices, switchDevice } from "../shared/devices.js";
 import { namedTimers } from "../shared/dom.js";
 import { getLocalMedia, stopStream, unmuteRemote } from "../shared/media.js";
+import { micMeter } from "../shared/meter.js";
 import { signIn } from "../shared/signin.js";
 import { ring, stopRing } from "../shared/sound.js";
 import { deskWire } from "../shared/wire.js";
@@ -42,18 +44,57 @@ export function agentEffects({ ui, controls, lastInput, alerts }) {
   const timers = namedTimers();
   let media = { stream: null, audioOnly: true };
   let mediaReady = Promise.resolve();
+  let callDispatch = null;
   const wire = deskWire({
     path: "/ws/agent",
     remote: ui.remote,
     stream: () => media.stream,
     ready: () => mediaReady,
     controls,
+    // The visitor's screen comes on the call's own line for it, beside the camera.
+    onPeer(pc) {
+      pc.addEventListener("track", (ev) => {
+        const line = wire.screenLine();
+        if (!line || ev.transceiver !== line.transceiver) return;
+        ui.screenVideo.srcObject = new MediaStream([ev.track]);
+        if (callDispatch) callDispatch({ type: "screen_line", on: true });
+      });
+    },
   });
+
+  const memory = deviceMemory();
+  // Web Audio starts at the agent's first gesture (the sign-in is one).
+  const meter = micMeter(ui.micLevel, {
+    canStart: () => !navigator.userActivation || navigator.userActivation.hasBeenActive,
+  });
+  for (const kind of ["pointerdown", "keydown"]) {
+    document.addEventListener(kind, () => meter.activate(), { capture: true, passive: true });
+  }
+
+  /** The pickers' lists, and the devices in use. */
+  async function refreshDevices(dispatch) {
+    const found = await listDevices();
+    const stream = media.stream;
+    const camera = stream ? deviceOf(stream.getVideoTracks()[0]) : "";
+    const mic = stream ? deviceOf(stream.getAudioTracks()[0]) : "";
+    dispatch({ type: "device_list", ...found, camera, mic });
+  }
+  let listening = false;
 
   function checkDevices(dispatch) {
     mediaReady = (async () => {
+      meter.detach();
       stopStream(media.stream);
-      media = await getLocalMedia();
+      media = await getLocalMedia(memory.get());
+      if (media.stream) {
+        meter.attach(media.stream);
+        const md = navigator.mediaDevices;
+        if (!listening && md && md.addEventListener) {
+          listening = true;
+          md.addEventListener("devicechange", () => refreshDevices(dispatch));
+        }
+        await refreshDevices(dispatch);
+      }
       const hasVideo = !!media.stream && !media.audioOnly;
       dispatch({ type: "devices", hasVideo, problem: media.problem, micError: media.micError });
     })();
@@ -108,13 +149,40 @@ export function agentEffects({ ui, controls, lastInput, alerts }) {
       controls().reset();
     },
     releaseMedia() {
+      meter.detach();
       stopStream(media.stream);
       media = { stream: null, audioOnly: true };
       ui.local.srcObject = null;
       controls().sync();
     },
     syncControls: () => controls().sync(),
-    startCall: (fx, dispatch) => wire.startCall(fx, dispatch),
+    async switchDevice(fx, dispatch) {
+      const kind = fx.kind === "camera" ? "video" : "audio";
+      let ok = false;
+      if (media.stream) {
+        try {
+          await switchDevice({ stream: media.stream, kind, id: fx.id, pc: wire.pc() });
+          memory.set(fx.kind, fx.id);
+          ok = true;
+        } catch (err) {
+          console.warn("humandesk: device switch failed", err);
+        }
+      }
+      if (ok && kind === "audio") meter.attach(media.stream);
+      if (ok && kind === "video") {
+        ui.local.srcObject = null;
+        ui.local.srcObject = media.stream;
+      }
+      controls().sync();
+      dispatch({ type: "device_switched", kind: fx.kind, ok });
+      refreshDevices(dispatch);
+    },
+    startCall(fx, dispatch) {
+      callDispatch = dispatch;
+      ui.screenVideo.srcObject = null;
+      dispatch({ type: "screen_line", on: false });
+      wire.startCall(fx, dispatch);
+    },
     sendFile: (fx, dispatch) => wire.sendFile(fx, dispatch),
     revokeUrls: (fx) => fx.urls.forEach((url) => URL.revokeObjectURL(url)),
     clearChatInput() {

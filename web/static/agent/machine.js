@@ -7,6 +7,7 @@
  * ms). Effects are plain objects (`{do: "send", msg}`, ...) that effects.js carries out. */
 
 import { machine } from "../shared/loop.js";
+import { deviceMoves } from "../shared/device_moves.js";
 import { MSG } from "../shared/protocol.js";
 import { call } from "./call.js";
 import { callbacks } from "./callbacks.js";
@@ -15,6 +16,7 @@ import { link } from "./link.js";
 import { notes } from "./notes.js";
 import { offers } from "./offer.js";
 import { session } from "./session.js";
+import { notify } from "./steps.js";
 
 const console_ = {
   /** The camera check finished: `hasVideo`, `problem`, `micError`. */
@@ -35,12 +37,18 @@ const console_ = {
     t.do("checkDevices");
   },
 
+  /** The call's line for a shared screen is up (`on`), or a new call starts without one yet. */
+  screen_line(t, e) {
+    t.s.screenBeside = !!e.on;
+  },
+
   notice_expired(t, e) {
     if (t.s.notice === e.text) t.s.notice = "";
   },
 };
 
-const table = machine({ ...console_, ...session, ...link, ...offers, ...call, ...notes, ...callbacks, ...errors });
+const devices = deviceMoves({ say: (t, text) => notify(t, text) });
+const table = machine({ ...console_, ...session, ...link, ...offers, ...call, ...devices, ...notes, ...callbacks, ...errors });
 const FROM_DESK = new Set(Object.values(MSG));
 
 /** The console's next state and effects; the desk's messages count only on an open socket. */

@@ -1,6 +1,7 @@
 /* The agent console's state: its phases, where each may go next, and the console at the start. */
 
 import { freshChat } from "../shared/chat.js";
+import { NO_DEVICES } from "../shared/device_moves.js";
 
 /**
  * loading: asking the desk who is signed in; login: the sign-in form; idle: the console,
@@ -86,5 +87,11 @@ export function initial() {
     closing: [], // ids of requests being closed
     undo: [], // "Done" not yet sent, oldest first: [{id, name}]; undoable for UNDO_MS
     moreBusy: false,
+    // the camera and microphone pickers: what the browser offers and what is in use
+    devices: NO_DEVICES,
+    switching: null, // camera | mic: a switch under way
+    // the call has a line for the visitor's screen, beside the camera (else a screen comes in
+    // the camera's place)
+    screenBeside: false,
   };
 }

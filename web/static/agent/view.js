@@ -2,6 +2,7 @@
  * countdowns (offer, wrap-up) and the call timer tick here, between states. */
 
 import { chatRenderer, drawChatExtras } from "../shared/chat_view.js";
+import { fillPicker } from "../shared/devices.js";
 import { byTestIds, el, setText } from "../shared/dom.js";
 import { describeMediaProblem } from "../shared/media.js";
 import { renderQuality } from "../shared/call_quality.js";
@@ -44,8 +45,15 @@ const IDS = {
   callbackUndoButton: "agent-callback-undo-button",
 };
 
+/** The call's own tools: the device pickers, the microphone meter, the visitor's screen. */
+const TOOL_IDS = {
+  devices: "agent-devices", cameraSelect: "agent-camera-select", micSelect: "agent-mic-select",
+  micLevel: "agent-mic-level", screenVideo: "agent-screen-video", screenLabel: "agent-screen-label",
+};
+
 export function findParts(doc = document) {
   const ui = byTestIds(IDS, doc);
+  Object.assign(ui, byTestIds(TOOL_IDS, doc));
   ui.body = doc.body;
   ui.offerBadges = doc.querySelector(".offer-badges");
   return ui;
@@ -196,6 +204,25 @@ export function createView(ui, { onCallbackDone }) {
     drawChatExtras(ui, s.chat);
   }
 
+  /** The pickers, and the visitor's shared screen shown large over the whole stage. */
+  function renderTools(s) {
+    const d = s.devices;
+    show(ui.devices, d.cameras.length + d.mics.length > 0);
+    fillPicker(ui.cameraSelect, d.cameras, d.camera);
+    fillPicker(ui.micSelect, d.mics, d.mic);
+    if (s.switching) ui.cameraSelect.disabled = ui.micSelect.disabled = true;
+    const screen = !!(s.callId && s.peerMedia && s.peerMedia.screen);
+    if (!s.screenBeside) {
+      // A screen in the camera's place: the visitor's picture is the screen.
+      const source = screen ? ui.remote.srcObject : null;
+      if (ui.screenVideo.srcObject !== source) ui.screenVideo.srcObject = source;
+    } // else the effects gave it the screen line's own track
+    show(ui.screenVideo, screen);
+    show(ui.screenLabel, screen);
+    ui.stage.classList.toggle("peer-screen", screen);
+    ui.stage.classList.toggle("screen-beside", screen && s.screenBeside);
+  }
+
   function renderNotes(notes) {
     show(ui.notesCard, !!notes.callId);
     if (ui.notes.value !== notes.text) ui.notes.value = notes.text;
@@ -243,6 +270,7 @@ export function createView(ui, { onCallbackDone }) {
     renderWrapup(s);
     renderCall(s);
     renderNotes(s.notes);
+    renderTools(s);
     drawCallbacks(s.callbacks, s.closing, s.moreBusy, s.undo);
   };
 }

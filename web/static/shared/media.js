@@ -1,5 +1,7 @@
 /* The camera and microphone: asking for them, saying what went wrong, playing the other side. */
 
+import { DEVICE_GONE, preferredConstraints } from "./devices.js";
+
 const CAMERA_PROBLEM = {
   NotAllowedError: "camera_blocked",
   SecurityError: "camera_blocked",
@@ -10,14 +12,25 @@ const CAMERA_PROBLEM = {
 };
 
 /**
- * Camera + microphone, falling back to the microphone alone.
+ * Camera + microphone, falling back to the microphone alone; `preferred` ({camera, mic}:
+ * device ids remembered from a visit before) are asked for first.
  * Resolves (never rejects) to {stream, audioOnly, problem}; problem is null when both worked,
  * a camera_* / no_camera code when only audio worked, "no_media" (+ micError) when nothing did.
  */
-export async function getLocalMedia() {
+export async function getLocalMedia(preferred = null) {
   const md = navigator.mediaDevices;
   if (!md || !md.getUserMedia) {
     return { stream: null, audioOnly: true, problem: "no_media", micError: "unsupported" };
+  }
+  const wanted = preferredConstraints(preferred);
+  if (wanted) {
+    try {
+      const stream = await md.getUserMedia(wanted);
+      return { stream, audioOnly: stream.getVideoTracks().length === 0, problem: null };
+    } catch (err) {
+      // Refused: asking again would only prompt again. Gone or busy: any device will do.
+      if (!DEVICE_GONE.has(err && err.name)) return audioOnly(md, (err && err.name) || "Error");
+    }
   }
   let cameraError;
   try {
@@ -26,6 +39,11 @@ export async function getLocalMedia() {
   } catch (err) {
     cameraError = (err && err.name) || "Error";
   }
+  return audioOnly(md, cameraError);
+}
+
+/** The microphone alone, after the camera failed with `cameraError`. */
+async function audioOnly(md, cameraError) {
   try {
     const stream = await md.getUserMedia({ audio: true });
     return { stream, audioOnly: true, problem: CAMERA_PROBLEM[cameraError] || "camera_failed" };

@@ -4,6 +4,14 @@
 import { MSG } from "./protocol.js";
 
 /**
+ * The `media` message: Mute and Camera (`flags`: {muted, camera_off}), and whether a screen
+ * is sent in place of the camera (only the visitor panel shares one).
+ */
+export function mediaMessage(s, flags) {
+  return { type: MSG.MEDIA, muted: !!flags.muted, camera_off: !!flags.camera_off, screen: !!s.sharing };
+}
+
+/**
  * The handlers for `call_media`, `media_toggled`, `sound_blocked` and `click_sound`, to spread
  * into a page's table of moves. `send(t, msg)` is the page's own (false while not connected).
  */
@@ -13,13 +21,13 @@ export function mediaMoves(send) {
     call_media(t, e) {
       if (t.s.callId !== e.callId || t.s.link === "none") return;
       t.do("syncControls");
-      send(t, { type: MSG.MEDIA, muted: e.muted, camera_off: e.camera_off });
+      send(t, mediaMessage(t.s, e));
     },
 
     /** Mute or Camera was pressed. */
     media_toggled(t, e) {
       t.s.localVideo = !e.camera_off;
-      if (t.s.callId) send(t, { type: MSG.MEDIA, muted: e.muted, camera_off: e.camera_off });
+      if (t.s.callId) send(t, mediaMessage(t.s, e));
     },
 
     sound_blocked(t) {

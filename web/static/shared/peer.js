@@ -4,6 +4,22 @@ import { openFileChannel } from "./files.js";
 import { fingerprintOf, freshKeyFrame, ufragOf, watchPath } from "./peer_path.js";
 import { STALL_SAMPLES } from "./quality.js";
 
+/**
+ * The mid of the offer's second video line: the agent's place for the visitor's shared
+ * screen (null: the offer has none).
+ */
+export function screenMidOf(sdp) {
+  let videos = 0;
+  let inScreen = false;
+  for (const line of String(sdp || "").split(/\r?\n/)) {
+    if (line.startsWith("m=")) {
+      if (line.startsWith("m=video")) videos += 1;
+      inScreen = line.startsWith("m=video") && videos === 2;
+    } else if (inScreen && line.startsWith("a=mid:")) return line.slice(6).trim();
+  }
+  return null;
+}
+
 const RESTART_GRACE_MS = 4000;
 const SLOW_CONNECT_MS = 20000;
 const RESTART_MIN_GAP_MS = 10000;
@@ -50,6 +66,7 @@ export class PeerCall {
     this.quality = null; // the quality monitor of the current connection
     this.stalled = false;
     this.iceRestarts = 0;
+    this.screen = null; // the transceiver of the line for a shared screen
   }
 
   start() {
@@ -150,8 +167,11 @@ export class PeerCall {
     }
 
     let remote = null;
+    // A second video line for a shared screen: nothing flows on it until the visitor shares;
+    // then the screen goes there (replaceTrack, no new offer) and the camera stays on its own.
+    this.screen = this.role === "offerer" ? pc.addTransceiver("video", { direction: "recvonly" }) : null;
     pc.ontrack = (ev) => {
-      if (pc !== this.pc) return;
+      if (pc !== this.pc || (this.screen && ev.transceiver === this.screen)) return;
       const s = ev.streams && ev.streams[0];
       if (s) remote = s;
       else {
@@ -288,6 +308,7 @@ export class PeerCall {
       if (pc !== this.pc) return;
     }
     await pc.setRemoteDescription(desc); // an answerer with a local offer rolls back implicitly
+    this._screenLine(pc, desc.sdp);
     await this._flush(pc);
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
@@ -326,5 +347,25 @@ export class PeerCall {
       // Candidates from a superseded session fail here; that is expected.
       console.debug("humandesk: candidate ignored", err);
     }
+  }
+
+  /**
+   * The call's line for a shared screen once both sides agreed on it (null: none, e.g. an
+   * offer from a page without one): the visitor's `{sender}`, the agent's `{transceiver}`.
+   */
+  screenLine() {
+    const t = this.screen;
+    if (!t || !this.pc || t.stopped) return null;
+    if (this.role === "answerer" && t.currentDirection === "sendonly") return { sender: t.sender };
+    if (this.role === "offerer" && t.currentDirection === "recvonly") return { transceiver: t };
+    return null;
+  }
+
+  /** The answerer offers to send on the offer's screen line (the answer says sendonly). */
+  _screenLine(pc, sdp) {
+    if (this.role !== "answerer") return;
+    const mid = screenMidOf(sdp);
+    this.screen = (mid !== null && pc.getTransceivers().find((t) => t.mid === mid)) || null;
+    if (this.screen && this.screen.direction === "recvonly") this.screen.direction = "sendonly";
   }
 }

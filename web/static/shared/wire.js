@@ -11,7 +11,8 @@ import { DeskSocket } from "./socket.js";
 /**
  * `path`: the socket's (/ws/visitor, /ws/agent); `remote`: the <video> for the other party;
  * `stream()` and `ready()`: the camera's stream and the promise of the check under way;
- * `controls()`: the Mute and Camera buttons. Events: `socket_open`, `socket_closed`
+ * `controls()`: the Mute and Camera buttons; `onPeer(pc)`: each connection the call builds.
+ * Events: `socket_open`, `socket_closed`
  * ({code, reason, opened}), `socket_retrying`, every message from the desk but `signal` and
  * `ice_servers` (which go to the call), `call_started` with `alive` (this page's connection
  * for that call still works), `peer_state`, `peer_slow`, `peer_quality` ({level, rttMs,
@@ -20,7 +21,7 @@ import { DeskSocket } from "./socket.js";
  * When the call's media stops or its connection drops, the socket is checked at once: a
  * changed network leaves a dead TCP connection behind, and the ICE restart needs signaling.
  */
-export function deskWire({ path, remote, stream, ready, controls }) {
+export function deskWire({ path, remote, stream, ready, controls, onPeer = () => {} }) {
   let socket = null;
   let peer = null;
   let files = null; // the call's files (its data channel), made with the first call
@@ -91,11 +92,16 @@ export function deskWire({ path, remote, stream, ready, controls }) {
         },
         onPeer: (pc) => {
           window.hdPeer = pc; // the browser tests read the connection's statistics
+          if (pc) onPeer(pc); // a new connection: what it sends may need setting again
         },
       });
       peer.start();
       ready().then(() => dispatch({ type: "call_media", callId, ...controls().current() }));
     },
+    /** The call's RTCPeerConnection now (null between calls). */
+    pc: () => (peer ? peer.pc : null),
+    /** The call's line for a shared screen, when both sides have one (PeerCall.screenLine). */
+    screenLine: () => (peer ? peer.screenLine() : null),
     /** The other party came back with a new connection: negotiate again. */
     restartCall: () => peer && peer.restart(),
     /** A file picked for the call (`file`, `key`), sent peer to peer. */

@@ -1,6 +1,7 @@
 /* The visitor panel's effects: what the transition table asks for, done to the world (the
  * socket, the peer connection, the camera, timers, the host page, storage, focus). */
 
+import { deviceMemory, deviceOf, listDevices, switchDevice, videoSender } from "../shared/devices.js";
 import { namedTimers } from "../shared/dom.js";
 import { getLocalMedia, stopStream, unmuteRemote } from "../shared/media.js";
 import { micMeter } from "../shared/meter.js";
@@ -23,13 +24,50 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
   const meter = micMeter(ui.micLevel, {
     canStart: () => host.embedded || !navigator.userActivation || navigator.userActivation.hasBeenActive,
   });
+  const memory = deviceMemory();
+  // The screen shared: {track, sender, beside}; `beside`: on the call's own line for a screen,
+  // the camera going on as well; else in the camera's place (a call without that line).
+  let share = null;
+  let shareDispatch = null;
   const wire = deskWire({
     path: "/ws/visitor",
     remote: ui.remote,
     stream: () => media.stream,
     ready: () => mediaReady,
     controls,
+    // A new connection in the middle of a share (the other page reloaded) sends the camera
+    // it was built with: the share is over, and the visitor sees so (they may share again).
+    onPeer() {
+      if (share && shareDispatch) shareDispatch({ type: "share_ended", ...controls().current() });
+    },
   });
+
+  /** The pickers' lists, and the devices in use. */
+  async function refreshDevices(dispatch) {
+    const found = await listDevices();
+    const stream = media.stream;
+    const camera = stream ? deviceOf(stream.getVideoTracks()[0]) : "";
+    const mic = stream ? deviceOf(stream.getAudioTracks()[0]) : "";
+    dispatch({ type: "device_list", ...found, camera, mic });
+  }
+  let listening = false;
+  function watchDevices(dispatch) {
+    const md = navigator.mediaDevices;
+    if (listening || !md || !md.addEventListener) return;
+    listening = true;
+    md.addEventListener("devicechange", () => refreshDevices(dispatch));
+  }
+
+  /** The camera goes back in the screen's place. */
+  function endShare() {
+    if (!share) return;
+    const { track, sender, beside } = share;
+    share = null;
+    track.stop();
+    const camera = media.stream ? media.stream.getVideoTracks()[0] || null : null;
+    sender.replaceTrack(beside ? null : camera).catch(() => {}); // closed: nothing to put back
+    ui.local.srcObject = media.stream && !media.audioOnly ? media.stream : null;
+  }
 
   function checkDevices(dispatch) {
     if (deviceCheck) return;
@@ -37,7 +75,11 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
       meter.detach();
       stopStream(media.stream);
       ui.local.srcObject = null;
-      media = await getLocalMedia();
+      media = await getLocalMedia(memory.get());
+      if (media.stream) {
+        watchDevices(dispatch);
+        await refreshDevices(dispatch); // the labels, now that the browser granted the devices
+      }
       const hasVideo = !!media.stream && media.stream.getVideoTracks().length > 0;
       dispatch({ type: "devices", audioOnly: media.audioOnly, hasVideo, problem: media.problem, micError: media.micError });
     })().finally(() => (deviceCheck = null));
@@ -111,6 +153,57 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
       ui.local.srcObject = null;
     },
     syncControls: () => controls().sync(),
+    async switchDevice(fx, dispatch) {
+      const kind = fx.kind === "camera" ? "video" : "audio";
+      let ok = false;
+      if (media.stream) {
+        try {
+          const pc = wire.pc();
+          // While the screen is sent in the camera's place it stays there; the new camera waits.
+          const keepSending = !(share && !share.beside && kind === "video");
+          await switchDevice({ stream: media.stream, kind, id: fx.id, pc, keepSending });
+          memory.set(fx.kind, fx.id);
+          ok = true;
+        } catch (err) {
+          console.warn("humandesk: device switch failed", err);
+        }
+      }
+      if (ok && kind === "audio") meter.attach(media.stream);
+      if (ok && kind === "video" && !share) {
+        ui.local.srcObject = null;
+        ui.local.srcObject = media.stream;
+      }
+      controls().sync();
+      dispatch({ type: "device_switched", kind: fx.kind, ok });
+      refreshDevices(dispatch);
+    },
+    async startShare(fx, dispatch) {
+      const flags = () => controls().current();
+      let display = null;
+      try {
+        // The call's line for a screen, else the camera's sender (a voice-only visitor has none).
+        const line = wire.screenLine();
+        const sender = line ? line.sender : videoSender(wire.pc());
+        if (!sender) throw Object.assign(new Error("no video sender"), { name: "NoVideoSender" });
+        display = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+        const track = display.getVideoTracks()[0];
+        if (!track) throw Object.assign(new Error("no screen"), { name: "NoScreen" });
+        if ("contentHint" in track) track.contentHint = "detail"; // text stays sharp
+        await sender.replaceTrack(track);
+        endShare();
+        share = { track, sender, beside: !!line };
+        shareDispatch = dispatch;
+        track.addEventListener("ended", () => {
+          if (share && share.track === track) dispatch({ type: "share_ended", ...flags() });
+        });
+        ui.local.srcObject = display; // the visitor sees what they share
+        dispatch({ type: "share_started", ...flags() });
+      } catch (err) {
+        stopStream(display);
+        dispatch({ type: "share_failed", reason: (err && err.name) || "Error" });
+      }
+    },
+    stopShare: () => endShare(),
     startCall: (fx, dispatch) => wire.startCall(fx, dispatch),
     sendFile: (fx, dispatch) => wire.sendFile(fx, dispatch),
     revokeUrls: (fx) => fx.urls.forEach((url) => URL.revokeObjectURL(url)),
@@ -118,7 +211,10 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
       ui.chatInput.value = "";
     },
     unread: (fx) => host.post({ type: "unread", count: fx.count }),
-    endCall: () => wire.endCall(),
+    endCall() {
+      endShare();
+      wire.endCall();
+    },
     chime,
     unmuteRemote: () => unmuteRemote(ui.remote),
     prefillCallback() {

@@ -25,10 +25,11 @@ export function takePriorityToken() {
 
 /**
  * The host page (`origin`: its origin, "" when the panel is opened on its own). `post(msg)`
- * tells it something; `listen(onOpen, onRestore, onHidden)` hears "open", "restore" and
- * "hidden" (the panel was minimised) from it; `page()` is the page the visitor is on as the
- * loader last told it (its data-send-page: "" for none), or null when no loader said (an old
- * one, or the panel on its own).
+ * tells it something; `listen(onOpen, onRestore, onHidden, onLayout)` hears "open",
+ * "restore", "hidden" (the panel was minimised) and "layout" (`narrow`: the loader shows the
+ * panel full screen) from it; `page()` is the page the visitor is on as the loader last told
+ * it (its data-send-page: "" for none), or null when no loader said (an old one, or the panel
+ * on its own).
  */
 export function hostPage(origin) {
   const embedded = !!origin && window.parent !== window;
@@ -44,7 +45,7 @@ export function hostPage(origin) {
         /* the host navigated away */
       }
     },
-    listen(onOpen, onRestore, onHidden = () => {}) {
+    listen(onOpen, onRestore, onHidden = () => {}, onLayout = () => {}) {
       window.addEventListener("message", (ev) => {
         if (!origin || ev.origin !== origin || ev.source !== window.parent) return;
         const data = ev.data;
@@ -53,6 +54,7 @@ export function hostPage(origin) {
         if (data.type === "open") onOpen();
         else if (data.type === "restore") onRestore(data.ticket);
         else if (data.type === "hidden") onHidden();
+        else if (data.type === "layout") onLayout(data.narrow === true);
       });
     },
   };

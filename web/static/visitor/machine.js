@@ -13,6 +13,7 @@ import { callback } from "./callback.js";
 import { errors } from "./errors.js";
 import { line } from "./line.js";
 import { link } from "./link.js";
+import { afterCall, share } from "./share.js";
 import {
   applyAvailability,
   backToForm,
@@ -143,18 +144,24 @@ const panel = {
   },
 };
 
-const table = machine({ ...panel, ...link, ...line, ...call, ...callback, ...errors });
+const table = machine({ ...panel, ...link, ...line, ...call, ...share, ...callback, ...errors });
 const FROM_DESK = new Set(Object.values(MSG));
 
 /**
  * The panel's next state and effects; the desk's messages count only on an open socket. When
  * the phase changes and the step moved the keyboard nowhere itself, the keyboard goes to the
  * new phase's main control (focusPrimary), if it is in the panel already: never taken from
- * the host page.
+ * the host page. Out of a call, a screen still shared stops and the panel goes back to its
+ * size (afterCall).
  */
 export function next(state, event) {
   if (FROM_DESK.has(event.type) && state.link !== "open") return [state, []];
-  const [after, fx] = table(state, event);
+  let [after, fx] = table(state, event);
+  if (after.sharing || after.shareBusy || after.large) {
+    const t = new Step(after);
+    afterCall(t);
+    if (t.fx.length) [after, fx] = [t.s, [...fx, ...t.fx]];
+  }
   if (after.phase !== state.phase && !fx.some((f) => f.do === "focus")) {
     const t = new Step(after);
     focusPrimary(t, { ifInPanel: true });

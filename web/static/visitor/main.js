@@ -31,7 +31,12 @@ const effects = visitorEffects({
   firstLook: fetchAvailability(queue, 2500),
 });
 const page = run({
-  state: initial({ queue, ticket: null, priorityToken: takePriorityToken() }),
+  state: initial({
+    queue,
+    ticket: null,
+    priorityToken: takePriorityToken(),
+    canShare: !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia),
+  }),
   next,
   render: createView(ui),
   perform: (fx) => effects.perform(fx, dispatch),
@@ -54,7 +59,8 @@ host.listen(
     tickets.restore(ticket);
     dispatch({ type: "ticket_restored", ticket: tickets.get() });
   },
-  () => dispatch({ type: "host_hidden" })
+  () => dispatch({ type: "host_hidden" }),
+  (narrow) => dispatch({ type: "host_layout", narrow })
 );
 ui.close.addEventListener("click", minimize);
 ui.callbackClose.addEventListener("click", minimize);
@@ -86,6 +92,10 @@ ui.hangup.addEventListener("click", () => dispatch({ type: "click_hangup" }));
 ui.sound.addEventListener("click", () => dispatch({ type: "click_sound" }));
 ui.retryMedia.addEventListener("click", () => dispatch({ type: "retry_media" }));
 ui.again.addEventListener("click", () => dispatch({ type: "click_again" }));
+ui.share.addEventListener("click", () => dispatch({ type: "click_share", ...controls.current() }));
+ui.enlarge.addEventListener("click", () => dispatch({ type: "click_enlarge" }));
+ui.cameraSelect.addEventListener("change", () => dispatch({ type: "choose_device", kind: "camera", id: ui.cameraSelect.value }));
+ui.micSelect.addEventListener("change", () => dispatch({ type: "choose_device", kind: "mic", id: ui.micSelect.value }));
 
 /* The call's chat and files ------------------------------------------------------------- */
 

@@ -1,6 +1,7 @@
 /* The visitor panel's state: its phases, what each shows, and where each may go next. */
 
 import { freshChat } from "../shared/chat.js";
+import { NO_DEVICES } from "../shared/device_moves.js";
 
 /** Each phase: the status line's words and the view it shows. */
 export const PHASES = {
@@ -44,9 +45,10 @@ export const MOVES = {
 
 /**
  * The panel before anything happened. `queue`: the line it was opened for; `ticket`: a place in
- * line kept from before a reload; `priorityToken`: the host site's word for this visitor.
+ * line kept from before a reload; `priorityToken`: the host site's word for this visitor;
+ * `canShare`: the browser can share a screen.
  */
-export function initial({ queue = "support", ticket = null, priorityToken = "" } = {}) {
+export function initial({ queue = "support", ticket = null, priorityToken = "", canShare = false } = {}) {
   return {
     phase: "checking",
     home: queue, // the line the panel is for
@@ -117,6 +119,16 @@ export function initial({ queue = "support", ticket = null, priorityToken = "" }
     notice: "",
     error: "",
     endedMessage: "",
+    // the camera and microphone pickers: what the browser offers and what is in use
+    devices: NO_DEVICES,
+    switching: null, // camera | mic: a switch under way
+    // screen sharing (in a call): the browser can (getDisplayMedia), it is asking, it is on
+    canShare,
+    shareBusy: false,
+    sharing: false,
+    // the host page: null until the loader says whether it shows the panel full screen
+    hostNarrow: null,
+    large: false, // the host shows the panel large (asked with Enlarge, in a call)
   };
 }
 

@@ -1,12 +1,19 @@
 /* The visitor panel on screen: `render(state)` draws every part of it from the state alone. */
 
 import { chatRenderer, drawChatExtras } from "../shared/chat_view.js";
+import { fillPicker } from "../shared/devices.js";
 import { byTestIds, setText } from "../shared/dom.js";
 import { describeMediaProblem } from "../shared/media.js";
 import { renderQuality } from "../shared/call_quality.js";
 import { formatClock, formatEta, ordinal, teamName } from "../shared/format.js";
 import { currentView, nobodyFree } from "./state.js";
 import { MAX_WAIT_TEXT, NOBODY_FREE_TEXT, SCORE_TEXT, callbackWords, precallWords, statusText } from "./text.js";
+
+/** The call's own tools: the device pickers, Share screen and Enlarge. */
+const TOOL_IDS = {
+  devices: "hd-devices", cameraSelect: "hd-camera-select", micSelect: "hd-mic-select",
+  share: "hd-share-screen", sharing: "hd-sharing", enlarge: "hd-enlarge",
+};
 
 export function findParts(doc = document) {
   const ids = {
@@ -34,6 +41,7 @@ export function findParts(doc = document) {
     chatSend: "hd-chat-send", fileInput: "hd-file-input",
   };
   const ui = byTestIds(ids, doc);
+  Object.assign(ui, byTestIds(TOOL_IDS, doc));
   ui.body = doc.body;
   ui.stars = Array.from(doc.querySelectorAll(".stars .star"));
   ui.views = Array.from(doc.querySelectorAll("section[data-view]"));
@@ -92,10 +100,11 @@ export function createView(ui) {
   function renderStage(s) {
     const inCall = s.phase === "call-connecting" || s.phase === "in-call";
     ui.stage.classList.toggle("is-call", inCall);
-    ui.stage.classList.toggle("no-local-video", !s.localVideo);
+    const picture = s.localVideo || s.sharing; // a shared screen shows in the camera's place
+    ui.stage.classList.toggle("no-local-video", !picture);
     ui.stage.classList.toggle("peer-camera-off", !!(s.peerMedia && s.peerMedia.camera_off));
-    show(ui.noVideo, !s.localVideo);
-    show(ui.local, s.localVideo);
+    show(ui.noVideo, !picture);
+    show(ui.local, picture);
     show(ui.retryMedia, !inCall);
     ui.retryMedia.disabled = s.checking;
     const problem = describeMediaProblem(s.media, "the person who answers");
@@ -157,6 +166,29 @@ export function createView(ui) {
     show(ui.ratingThanks, !!s.ratingThanks);
   }
 
+  function renderTools(s) {
+    const d = s.devices;
+    show(ui.devices, d.cameras.length + d.mics.length > 0);
+    fillPicker(ui.cameraSelect, d.cameras, d.camera);
+    fillPicker(ui.micSelect, d.mics, d.mic);
+    if (s.switching) ui.cameraSelect.disabled = ui.micSelect.disabled = true;
+    const inCall = !!s.callId && (s.phase === "call-connecting" || s.phase === "in-call");
+    show(ui.share, s.canShare);
+    ui.share.disabled = !inCall || s.shareBusy;
+    ui.share.setAttribute("aria-pressed", String(s.sharing));
+    setText(ui.share.querySelector(".label"), s.sharing ? "Stop sharing" : "Share screen");
+    show(ui.sharing, s.sharing);
+    ui.stage.classList.toggle("is-sharing", s.sharing);
+    show(ui.enlarge, inCall && s.hostNarrow === false);
+    ui.enlarge.setAttribute("aria-pressed", String(s.large));
+    const words = s.large ? "Make the call smaller" : "Enlarge the call";
+    if (ui.enlarge.getAttribute("aria-label") !== words) {
+      ui.enlarge.setAttribute("aria-label", words);
+      ui.enlarge.title = words;
+    }
+    ui.body.classList.toggle("is-large", s.large);
+  }
+
   return function render(s) {
     const view = currentView(s);
     const body = ui.body.dataset;
@@ -180,5 +212,6 @@ export function createView(ui) {
     drawChat(s.chat, { visitor: "You", agent: s.peerName || "Agent" });
     drawChatExtras(ui, s.chat);
     ui.chatSend.disabled = !s.callId;
+    renderTools(s);
   };
 }
