@@ -17,10 +17,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 
+from humandesk.queue.connection import (
+    CLUSTER_UNAVAILABLE,
+    RedisClient,
+    is_cluster,
+    publish,
+    publish_command,
+)
 from humandesk.queue.hours import HoursError, Schedule
 from humandesk.queue.keys import NAME_RE, DeskKeys, lua_prelude
 from humandesk.queue.waits import QueueSnapshot, estimate_wait_seconds
@@ -46,6 +53,8 @@ OPS = (
     "render",
     "chat",
 )
+#: How long scripts run without WAIT after a replica failed to confirm one in time.
+UNREPLICATED_PAUSE_S = 1.0
 STRATEGIES = ("longest-idle", "fewest-calls", "round-robin", "random")
 
 AgentStatus = Literal["available", "break", "offline"]
@@ -240,24 +249,41 @@ class JoinResult:
     offered: bool = False  # the join itself offered the visitor to an agent
 
 
-def load_script_source(op: str) -> str:
-    """The full source EVALSHA runs for ``op``: the key table generated from queue/keys.py,
-    the shared prelude (lib.lua) and the op script."""
+def load_script_source(op: str, publish: str = "PUBLISH") -> str:
+    """The full source EVALSHA runs for ``op``: the key table generated from queue/keys.py
+    (with the command the scripts publish with), the shared prelude (lib.lua) and the op
+    script."""
     lib = (SCRIPTS_DIR / "lib.lua").read_text()
     body = (SCRIPTS_DIR / f"{op}.lua").read_text()
-    return lua_prelude() + lib + "\n" + body
+    return lua_prelude(publish) + lib + "\n" + body
 
 
 class DeskQueue:
     """The queue of one desk: named queues of visitors and the agents who serve them."""
 
-    def __init__(self, redis: Redis, desk: str = "main", config: QueueConfig | None = None) -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        desk: str = "main",
+        config: QueueConfig | None = None,
+        *,
+        replica_wait_ms: int = 0,
+    ) -> None:
+        """``replica_wait_ms`` (on a cluster client only; 0: off): after each script, wait up
+        to this long for a replica to confirm it has the script's writes (``WAIT 1``), so a
+        failover to that replica loses nothing the script's caller was told (docs/cluster.md).
+        """
         self.redis = redis
         self.keys = DeskKeys(desk)
         self.config = config or QueueConfig()
+        command = publish_command(redis)
         self._scripts: dict[str, AsyncScript] = {
-            op: redis.register_script(load_script_source(op)) for op in OPS
+            op: redis.register_script(load_script_source(op, command)) for op in OPS
         }
+        self.replica_wait_ms = replica_wait_ms if is_cluster(redis) else 0
+        #: Scripts whose writes no replica confirmed within ``replica_wait_ms``.
+        self.unreplicated = 0
+        self._unreplicated_until = 0.0  # monotonic time until which scripts skip WAIT
         self._queues: list[str] | None = None
         self._rules_seen: dict[str, str] = {}  # queue -> its stored rules, as last read
 
@@ -288,7 +314,7 @@ class DeskQueue:
 
     async def _queues_changed(self, name: str) -> None:
         message = {"type": "queues_changed", "queue": name}
-        await self.redis.publish(self.keys.queues_channel, json.dumps(message))
+        await publish(self.redis, self.keys.queues_channel, json.dumps(message))
 
     # Operations ----------------------------------------------------------------------------
 
@@ -302,16 +328,59 @@ class DeskQueue:
             }
             if now_ms is not None:
                 payload["now"] = now_ms
+            keys = self.keys.script_keys(queues)
             try:
-                raw = await self._scripts[op](
-                    keys=self.keys.script_keys(queues), args=[json.dumps(payload)]
-                )
+                if self.replica_wait_ms:
+                    raw = await self._replicated(self._scripts[op], keys, json.dumps(payload))
+                else:
+                    raw = await self._scripts[op](keys=keys, args=[json.dumps(payload)])
+            except CLUSTER_UNAVAILABLE:
+                raise
             except ResponseError as exc:
                 code, _, detail = str(exc).partition(" ")
                 if code in ("stale_queues", "unknown_queue") and attempt == 1:
                     continue
                 raise QueueError(code, detail) from None
             return json.loads(_text(raw))
+        raise AssertionError("unreachable")
+
+    async def _replicated(self, script: AsyncScript, keys: list[str], arg: str) -> Any:
+        """Runs ``script`` and ``WAIT 1 <replica_wait_ms>`` in one round trip on the
+        connection to the desk's primary (WAIT counts the writes of its own connection).
+
+        A replica that does not confirm in time (it is down or far behind) does not fail the
+        operation: the primary has made the change and told its subscribers; the count of such
+        scripts is kept in ``unreplicated`` (and shown in /metrics). For UNREPLICATED_PAUSE_S
+        after that the scripts run without WAIT, so a primary left without a replica (a
+        failover promoted it, and the failed node is not back yet) costs one wait a second,
+        not one per change."""
+        assert is_cluster(self.redis)
+        if time.monotonic() < self._unreplicated_until:
+            self.unreplicated += 1
+            return await script(keys=keys, args=[arg])
+        for attempt in (1, 2):
+            node = self.redis.get_node_from_key(keys[0])
+            pipe = self.redis.pipeline(transaction=False)
+            # EVALSHA through execute_command: redis-py refuses the pipelined evalsha method
+            # on a cluster, though the command is routed by its first key like any other.
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, arg)
+            pipe.execute_command("WAIT", 1, self.replica_wait_ms, target_nodes=node)
+            try:
+                raw, acked = await pipe.execute(raise_on_error=False)
+            except RedisClusterException as exc:
+                # redis-py retried the pipeline after a lost connection and could not route
+                # it as built (the slot moved): nothing ran this time; ask again later.
+                raise RedisConnectionError(f"the desk's slot is moving: {exc}") from exc
+            if isinstance(raw, NoScriptError) and attempt == 1:
+                # A promoted replica, or a node that restarted, has an empty script cache.
+                await self.redis.script_load(script.script)
+                continue
+            if isinstance(raw, Exception):
+                raise raw
+            if not isinstance(acked, int) or acked < 1:
+                self.unreplicated += 1
+                self._unreplicated_until = time.monotonic() + UNREPLICATED_PAUSE_S
+            return raw
         raise AssertionError("unreachable")
 
     async def join(

@@ -155,9 +155,13 @@ class DeskKeys:
 
 
 @cache
-def lua_prelude() -> str:
+def lua_prelude(publish: str = "PUBLISH") -> str:
     """The Lua that names the scripts' keys (``K``, ``NSTATIC``, ``QUEUE_KEY_NAMES``) and
-    channel prefixes, from the tables above: the scripts never count ``KEYS`` by hand."""
+    channel prefixes, from the tables above: the scripts never count ``KEYS`` by hand.
+
+    ``publish`` is the command the scripts publish with (``PUBLISH``, or ``SPUBLISH`` on a
+    cluster: queue/connection.py). It is chosen once per client, so a script's source, and
+    with it its SHA, differs between the two kinds and the hot path never asks which."""
     entries = ", ".join(f"{name} = KEYS[{i}]" for i, name in enumerate(STATIC_KEYS, start=1))
     queue_names = ", ".join(f"'{name}'" for name in QUEUE_KEYS)
     return (
@@ -169,4 +173,5 @@ def lua_prelude() -> str:
         f"local TO_VISITOR, TO_AGENT, ABOUT_QUEUE = '{TO_VISITOR}', '{TO_AGENT}', "
         f"'{ABOUT_QUEUE}'\n"
         "local CALLBACKS_CHANNEL = PREFIX .. 'callbacks'\n"
+        f"local PUBLISH = '{publish}'\n"
     )

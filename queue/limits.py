@@ -15,8 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from redis.asyncio import Redis
-
+from humandesk.queue.connection import RedisClient
 from humandesk.queue.keys import DeskKeys
 
 __all__ = ["AbuseLimits", "Limiter", "Refusal"]
@@ -63,7 +62,7 @@ class Limiter:
     LOCAL_WAITING_S = 1.0
     LOCAL_MAX = 10_000  # addresses remembered at most (older ones are forgotten first)
 
-    def __init__(self, redis: Redis, keys: DeskKeys, limits: AbuseLimits) -> None:
+    def __init__(self, redis: RedisClient, keys: DeskKeys, limits: AbuseLimits) -> None:
         self.redis = redis
         self.keys = keys
         self.limits = limits

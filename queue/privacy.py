@@ -21,9 +21,8 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
-
 from humandesk.queue.client import SCRIPTS_DIR, DeskQueue, QueueError, _text
+from humandesk.queue.connection import RedisClient, publish, publish_command
 
 DAY_MS = 86_400_000
 DEFAULT_RETENTION_DAYS = 90
@@ -111,6 +110,7 @@ async def purge(
             "batch": batch,
             "cursor": cursor,
             "channel": desk.keys.callbacks_channel,
+            "publish": publish_command(desk.redis),
         }
         raw = await script(keys=purge_keys(desk), args=[json.dumps(payload)])
         runs += 1
@@ -224,7 +224,7 @@ async def erase(
     for cb_id, queue in callbacks.items():
         if queue is not None:  # consoles drop it as they drop a closed one
             message = {"type": "callback_closed", "id": cb_id, "queue": queue}
-            await desk.redis.publish(k.callbacks_channel, json.dumps(message))
+            await publish(desk.redis, k.callbacks_channel, json.dumps(message))
 
     events = await _erase_events(desk, wanted, calls, set(callbacks))
     return ErasureResult(
@@ -281,7 +281,7 @@ def anonymous_event(member: bytes | str) -> dict[str, str]:
 
 
 async def _scan_json(
-    redis: Redis, key: str, count: int
+    redis: RedisClient, key: str, count: int
 ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """(field, decoded JSON object) of a hash, a page of about ``count`` at a time."""
     cursor = 0

@@ -9,9 +9,8 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from redis.asyncio import Redis
-
 from humandesk.queue.client import AgentInfo, DeskQueue
+from humandesk.queue.connection import RedisClient, publish
 from humandesk.queue.keys import NAME_RE, DeskKeys
 from humandesk.server.auth import DUMMY_HASH, hash_password, verify_password
 
@@ -98,7 +97,7 @@ def parse_queue_levels(specs: list[str]) -> tuple[list[str], dict[str, int]]:
 class Accounts:
     """The agent accounts of one desk, kept in Redis beside its queues."""
 
-    def __init__(self, redis: Redis, queue: DeskQueue) -> None:
+    def __init__(self, redis: RedisClient, queue: DeskQueue) -> None:
         self.redis = redis
         self.queue = queue
         self.key = queue.keys.accounts
@@ -216,7 +215,7 @@ class Accounts:
         """Closes the consoles of sessions older than ``account.epoch`` and puts the agent
         Offline. Sockets first, so a console cannot choose Available after the Offline."""
         message = {"type": "_revoked", "reason": str(reason), "epoch": account.epoch}
-        await self.redis.publish(self.queue.keys.agent_channel(account.name), json.dumps(message))
+        await publish(self.redis, self.queue.keys.agent_channel(account.name), json.dumps(message))
         if await self.queue.agent(account.name) is not None:
             await self.queue.set_agent_status(account.info(), "offline", _OFFLINE_REASON[reason])
 
@@ -286,7 +285,7 @@ class LoginThrottle:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         keys: DeskKeys,
         *,
         per_account: int = 10,

@@ -17,9 +17,9 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
 
 from humandesk.queue.client import DeskQueue
+from humandesk.queue.connection import RedisClient
 from humandesk.queue.keys import NAME_RE
 from humandesk.queue.stats import queue_stats
 from humandesk.server.accounts import Account, Accounts, LoginThrottle, Revoked
@@ -30,6 +30,7 @@ from humandesk.server.config import Config
 from humandesk.server.embedded_redis import RedisHealth
 from humandesk.server.precall import Workers
 from humandesk.server.queues import load_file
+from humandesk.server.redis_connect import connect, drop_idle_connections
 from humandesk.server.reports import PROMETHEUS_CONTENT_TYPE, calls_to_csv, prometheus_text
 from humandesk.server.turn import ice_servers
 from humandesk.signaling.codes import ProtocolError
@@ -44,7 +45,7 @@ from humandesk.web import STATIC_DIR, asset_versions, render
 log = logging.getLogger(__name__)
 
 CONFIG: Final = web.AppKey("config", Config)
-REDIS: Final = web.AppKey("redis", Redis)
+REDIS: Final = web.AppKey[RedisClient]("redis")
 QUEUE: Final = web.AppKey("queue", DeskQueue)
 ACCOUNTS: Final = web.AppKey("accounts", Accounts)
 SIGNER: Final = web.AppKey("signer", TokenSigner)
@@ -617,8 +618,16 @@ async def metrics(request: web.Request) -> web.Response:
     now = await queue.clock_ms()
     midnight = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     per_queue = await queue_stats(queue, int(midnight.timestamp() * 1000), now, None, now)
+    text = prometheus_text(per_queue)
+    if queue.replica_wait_ms:  # cluster mode: changes no replica confirmed (docs/cluster.md)
+        text += (
+            "# HELP humandesk_redis_unreplicated_total Queue changes no replica confirmed in "
+            "HUMANDESK_REDIS_WAIT_MS (this process).\n"
+            "# TYPE humandesk_redis_unreplicated_total counter\n"
+            f"humandesk_redis_unreplicated_total {queue.unreplicated}\n"
+        )
     return web.Response(
-        text=prometheus_text(per_queue),
+        text=text,
         headers={"Content-Type": PROMETHEUS_CONTENT_TYPE, "Cache-Control": "no-store"},
     )
 
@@ -856,19 +865,8 @@ async def _drain(app: web.Application) -> None:
 async def _desk_context(app: web.Application) -> Any:
     config = app[CONFIG]
     assert config.redis_url is not None
-    # A blocking pool: a burst of Redis calls (thousands of sockets closing at once) waits
-    # for a connection instead of failing with MaxConnectionsError. A connect that takes
-    # seconds means a hung server (a dead one refuses at once): give up on it.
-    redis = Redis(
-        connection_pool=BlockingConnectionPool.from_url(
-            config.redis_url,
-            max_connections=64,
-            timeout=10,
-            health_check_interval=15,
-            socket_connect_timeout=5,
-        )
-    )
-    queue = DeskQueue(redis, config.desk, config.queue)
+    redis = connect(config.redis_url, config.redis_mode)
+    queue = DeskQueue(redis, config.desk, config.queue, replica_wait_ms=config.redis_wait_ms)
     for name in config.queues:
         await queue.add_queue(name)
     if config.config_file is not None:
@@ -891,11 +889,11 @@ async def _desk_context(app: web.Application) -> Any:
             config.turn_ttl_s,
         )
 
-    outage = Outage(on_start=lambda: redis.connection_pool.disconnect(inuse_connections=False))
+    outage = Outage(on_start=lambda: drop_idle_connections(redis))
     audit = AuditLog(redis, queue.keys, max_entries=config.audit_max_entries)
     desk = SignalingDesk(
         queue,
-        Hub(redis, outage),
+        Hub(redis, outage, slot_key=queue.keys.prefix),
         signer,
         ice,
         SignalingSettings(

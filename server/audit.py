@@ -21,9 +21,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from redis.asyncio import Redis
-
 from humandesk.queue.client import DeskQueue
+from humandesk.queue.connection import RedisClient
 from humandesk.queue.keys import DeskKeys
 from humandesk.queue.privacy import PurgeResult, Retention, purge
 
@@ -91,7 +90,7 @@ class AuditLog:
     """The audit log of one desk."""
 
     def __init__(
-        self, redis: Redis, keys: DeskKeys, *, max_entries: int = DEFAULT_MAX_ENTRIES
+        self, redis: RedisClient, keys: DeskKeys, *, max_entries: int = DEFAULT_MAX_ENTRIES
     ) -> None:
         self.redis = redis
         self.key = keys.audit

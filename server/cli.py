@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from humandesk.queue.client import DeskQueue
 from humandesk.queue.keys import NAME_RE
@@ -49,6 +50,7 @@ from humandesk.server.queues import (
     load_file,
     parse_rules,
 )
+from humandesk.server.redis_connect import ClusterRefused, check_cluster, connect
 from humandesk.web import render
 
 log = logging.getLogger("humandesk")
@@ -321,6 +323,10 @@ def desk_redis(
 
     For the long-running commands (serve, demo) the embedded Redis is supervised: restarted
     when it dies, its health shown by /readyz and /healthz (see :func:`desk_app`)."""
+    if config.redis_mode == "cluster" and not config.redis_url:
+        raise CommandError(
+            "HUMANDESK_REDIS_MODE=cluster needs HUMANDESK_REDIS_URL (any node of the cluster)"
+        )
     if config.redis_url:
         yield config, None
         return
@@ -364,7 +370,7 @@ def desk_app(config: Config, embedded: EmbeddedRedis | None) -> web.Application:
 @contextlib.asynccontextmanager
 async def accounts_for(config: Config) -> AsyncIterator[Accounts]:
     assert config.redis_url is not None
-    redis = Redis.from_url(config.redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
+    redis = connect(config.redis_url, config.redis_mode, max_connections=4)
     try:
         queue = DeskQueue(redis, config.desk, config.queue)
         yield Accounts(redis, queue)
@@ -666,8 +672,12 @@ def port_error(
 
 
 def check_redis(config: Config) -> None:
-    """Ends the command (exit code 3) if the desk's Redis does not answer."""
+    """Ends the command (exit code 3) if the desk's Redis does not answer; on a cluster,
+    also (exit code 2) if it cannot run the desk as configured (:func:`check_cluster`)."""
     assert config.redis_url is not None
+    if config.redis_mode == "cluster":
+        check_desk_cluster(config)
+        return
 
     async def ping() -> None:
         redis = Redis.from_url(
@@ -679,6 +689,27 @@ def check_redis(config: Config) -> None:
             await redis.aclose()
 
     asyncio.run(ping())
+
+
+def check_desk_cluster(config: Config) -> None:
+    async def check(url: str) -> str:
+        redis = connect(url, "cluster")
+        assert isinstance(redis, RedisCluster)
+        try:
+            return await check_cluster(redis, config.desk, config.redis_wait_ms)
+        finally:
+            await redis.aclose()
+
+    assert config.redis_url is not None
+    try:
+        where = asyncio.run(check(config.redis_url))
+    except ClusterRefused as exc:
+        raise CommandError(str(exc)) from None
+    except (redis_errors.RedisError, redis_errors.RedisClusterException, OSError) as exc:
+        raise CommandError(
+            f"cannot reach the Redis Cluster at {config.redis_url}: {exc}", EXIT_UNAVAILABLE
+        ) from None
+    log.info("desk %r on the cluster: %s", config.desk, where)
 
 
 @contextlib.contextmanager

@@ -11,12 +11,11 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from redis.asyncio import Redis
-
 from humandesk.queue.client import DeskQueue
 from humandesk.queue.privacy import ErasureError, erase
 from humandesk.server.audit import AuditAction, AuditLog, cli_actor, purge_and_record
 from humandesk.server.config import Config
+from humandesk.server.redis_connect import connect
 
 COMMANDS = ("privacy", "audit")
 DURATION_RE = re.compile(r"^(\d+)([smhd])$")
@@ -94,7 +93,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 async def run(args: argparse.Namespace, config: Config) -> int:
     """Runs ``privacy ...`` or ``audit`` against ``config.redis_url``."""
     assert config.redis_url is not None
-    redis = Redis.from_url(config.redis_url, socket_connect_timeout=5)
+    redis = connect(config.redis_url, config.redis_mode, max_connections=4)
     try:
         desk = DeskQueue(redis, config.desk, config.queue)
         audit = AuditLog(redis, desk.keys, max_entries=config.audit_max_entries)

@@ -48,6 +48,11 @@ ENV_HELP: dict[str, str] = {
     "HUMANDESK_HOST": "address to listen on (default 127.0.0.1)",
     "HUMANDESK_PORT": "port to listen on (default 8080)",
     "HUMANDESK_REDIS_URL": "Redis 6.2+ or Valkey URL; unset = a private embedded redis-server",
+    "HUMANDESK_REDIS_MODE": "single (default: one Redis server) or cluster: a Redis 7+ or "
+    "Valkey Cluster, HUMANDESK_REDIS_URL naming any of its nodes (docs/cluster.md)",
+    "HUMANDESK_REDIS_WAIT_MS": "cluster mode: after every queue change, wait up to this many "
+    "ms for a replica to confirm it, so a failover loses nothing acknowledged (default 100; "
+    "0: do not wait). A desk whose primary has no replica is refused at start unless 0",
     "HUMANDESK_DATA_DIR": "folder of the embedded Redis and the generated secret key "
     "(default ~/.local/share/humandesk)",
     "HUMANDESK_REDIS_RESTARTS": "failed restarts in a row after which the embedded Redis is "
@@ -290,6 +295,8 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     redis_url: str | None = None
+    redis_mode: str = "single"  # or "cluster" (server/redis_connect.py)
+    redis_wait_ms: int = 100  # cluster mode: WAIT 1 <ms> after every queue script
     data_dir: Path = field(default_factory=default_data_dir)
     desk: str = "main"
     secret_key: str = ""
@@ -347,6 +354,16 @@ class Config:
             values["port"] = parse_port(env["HUMANDESK_PORT"], "HUMANDESK_PORT")
         if env.get("HUMANDESK_REDIS_URL"):
             values["redis_url"] = env["HUMANDESK_REDIS_URL"].strip()
+        if env.get("HUMANDESK_REDIS_MODE"):
+            mode = env["HUMANDESK_REDIS_MODE"].strip().lower()
+            if mode not in ("single", "cluster"):
+                raise ConfigError(
+                    f"HUMANDESK_REDIS_MODE must be single or cluster, not "
+                    f"{env['HUMANDESK_REDIS_MODE']!r}"
+                )
+            values["redis_mode"] = mode
+        if env.get("HUMANDESK_REDIS_WAIT_MS"):
+            values["redis_wait_ms"] = _number(env, "HUMANDESK_REDIS_WAIT_MS", int, minimum=0)
         if env.get("HUMANDESK_DATA_DIR"):
             values["data_dir"] = Path(env["HUMANDESK_DATA_DIR"])
         if env.get("HUMANDESK_REDIS_RESTARTS"):

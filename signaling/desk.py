@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SLICE = 200  # leases renewed per heartbeat script (~0.7 ms of Redis each)
 AWAY_SLICE = 200  # visitors marked away per script
+#: How long a relayed signal that reached nobody just after a reconnect is published again.
+RELAY_RETRY_S = 5.0
 
 
 class TicketSigner(Protocol):
@@ -252,7 +254,17 @@ class SignalingDesk:
         payload = (
             message.to_wire() if isinstance(message, Signal) else message.to_peer(session.call_id)
         )
-        await self.hub.publish(to(session.peer or ""), payload)
+        channel = to(session.peer or "")
+        if await self.hub.publish(channel, payload) or not self.hub.recovering:
+            return  # heard; or the other party's socket is away (it will renegotiate)
+        # Nobody heard it, just after a reconnect: the other party's process may still be
+        # resubscribing (a failover cuts every process's pub/sub at once). Signaling has no
+        # replay, so publish again until it is heard, for a bounded time.
+        deadline = time.monotonic() + RELAY_RETRY_S
+        while time.monotonic() < deadline and session.call_id is not None:
+            await asyncio.sleep(0.05)
+            if await self.hub.publish(channel, payload):
+                return
 
     def ice_message(self, user_id: str) -> dict[str, Any]:
         """Fresh ICE servers (new TURN credentials), for an ICE restart."""
@@ -353,18 +365,47 @@ class SignalingDesk:
             log.exception("housekeeping failed")
 
     def _resync(self) -> None:
-        """After a pub/sub reconnect: messages may have been lost, so re-read what matters."""
+        """After a pub/sub reconnect: messages may have been lost, so re-read what matters:
+        places in line, each agent's status and offer, and the ``call_started`` of a call
+        that began while the hub was away (a call's end is found by the heartbeat)."""
         self.outage.recovered()
         for queue in list(self.positions.watched):
             self.positions.mark_dirty(queue)
         for conn in list(self.agents.values()):
             spawn(self._resync_agent(conn))
+        for visitor in list(self.visitors.values()):
+            spawn(self._resync_visitor(visitor))
 
     async def _resync_agent(self, conn: AgentConn) -> None:
         try:
-            self.tell_agent(conn, await self.queue.render(agent=conn.name))
+            rendered = await self.queue.render(agent=conn.name)
+            self.tell_agent(conn, rendered)
+            call = rendered.call if rendered.state == "in_call" else None
+            if call and conn.session.call_id != call:
+                await self._tell_call(conn, call, offerer=True)
         except UNAVAILABLE as exc:
             self.outage.failed(exc)
+
+    async def _resync_visitor(self, conn: VisitorConn) -> None:
+        visitor_id = conn.session.visitor_id
+        if visitor_id is None:
+            return
+        try:
+            record = await self.queue.visitor(visitor_id)
+            if record is None or record.get("state") != "in_call" or not record.get("call"):
+                return
+            if conn.session.call_id != record["call"]:
+                await self._tell_call(conn, str(record["call"]), offerer=False)
+        except UNAVAILABLE as exc:
+            self.outage.failed(exc)
+
+    async def _tell_call(
+        self, conn: AgentConn | VisitorConn, call_id: str, *, offerer: bool
+    ) -> None:
+        """Delivers a call's ``call_started`` that the socket never got, as a replay."""
+        rendered = await self.queue.render(call=call_id)
+        if rendered.call_started is not None:
+            conn.deliver({**rendered.call_started[0 if offerer else 1], "replay": True})
 
     @staticmethod
     def tell_agent(conn: AgentConn, rendered: Rendered) -> None:

@@ -16,17 +16,21 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from humandesk.queue.connection import CLUSTER_UNAVAILABLE
+
 __all__ = ["UNAVAILABLE", "Outage"]
 
 log = logging.getLogger("humandesk.redis")
 
 #: Exceptions that mean "Redis cannot be reached now" (BusyLoadingError, a Redis loading its
-#: data after a restart, is a ConnectionError), as opposed to a bug.
+#: data after a restart, is a ConnectionError; on a cluster, a slot without a primary for the
+#: moment of a failover), as opposed to a bug.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
     TimeoutError,
     ConnectionError,
+    *CLUSTER_UNAVAILABLE,
 )
 
 #: How long clients are told to wait before they try again.

@@ -1,7 +1,13 @@
-"""Shared fixtures: a real redis-server for the whole test session, one fresh desk per test."""
+"""Shared fixtures: a real redis-server for the whole test session, one fresh desk per test.
+
+A module runs its tests on a Redis Cluster too by overriding ``redis_mode`` with a
+parametrised fixture (``params=REDIS_MODES``): ``redis``, ``desk_name`` and ``desk`` then come
+from a real cluster of three primaries with a replica each (tests/cluster.py), started once
+per session, and the desk's slot sits on a primary other than the one the URL names."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import uuid
@@ -12,9 +18,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from humandesk.queue.client import DeskQueue, QueueConfig
+from humandesk.queue.connection import RedisClient
 
+from cluster import Cluster, cluster_redis_server, running_cluster
 from helpers import desk_config, find_redis_server, redis_server
 from helpers import free_port as free_port  # tests import it from here
 
@@ -45,22 +54,74 @@ def redis_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def desk_name() -> str:
-    """A desk of its own for each test, so tests never see each other's keys."""
-    return "t" + uuid.uuid4().hex[:10]
+#: What ``redis_mode`` may be: a module that overrides it with these params runs twice.
+REDIS_MODES = ("single", "cluster")
+#: Cluster-mode desks wait this long for a replica after each script, as a server does.
+CLUSTER_WAIT_MS = 100
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Cluster]:
+    """A real Redis Cluster (three primaries, a replica each) on loopback, for the session."""
+    binary = cluster_redis_server()
+    need(binary is not None, "redis-server 7+ (Debian's redis-server) for a Redis Cluster")
+    assert binary is not None
+    with running_cluster(binary) as cluster:
+        yield cluster
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
+def redis_mode() -> str:
+    """single: the session's one redis-server. Override it to run a module on a cluster."""
+    return "single"
+
+
+_cluster_desks = itertools.count()
 
 
 @pytest.fixture
-async def desk(redis: Redis, desk_name: str) -> DeskQueue:
-    queue = DeskQueue(redis, desk_name, QueueConfig())
+def desk_name(request: pytest.FixtureRequest, redis_mode: str) -> str:
+    """A desk of its own for each test, so tests never see each other's keys; on a cluster,
+    one whose slot sits on primary 1 or 2, never on node 0 (the one in the URL)."""
+    name = "t" + uuid.uuid4().hex[:10]
+    if redis_mode != "cluster":
+        return name
+    cluster: Cluster = request.getfixturevalue("redis_cluster")
+    return cluster.desk_on(1 + next(_cluster_desks) % 2, stem=name)
+
+
+#: ``make_redis()``: a new client of the test's Redis (one server or the cluster).
+MakeRedis = Callable[[], RedisClient]
+
+
+@pytest.fixture
+async def make_redis(request: pytest.FixtureRequest, redis_mode: str) -> AsyncIterator[MakeRedis]:
+    made: list[RedisClient] = []
+
+    def make() -> RedisClient:
+        client: RedisClient
+        if redis_mode == "cluster":
+            cluster: Cluster = request.getfixturevalue("redis_cluster")
+            client = RedisCluster.from_url(cluster.url)
+        else:
+            client = Redis.from_url(request.getfixturevalue("redis_url"))
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.aclose()
+
+
+@pytest.fixture
+async def redis(make_redis: MakeRedis) -> RedisClient:
+    return make_redis()
+
+
+@pytest.fixture
+async def desk(redis: RedisClient, desk_name: str, redis_mode: str) -> DeskQueue:
+    wait = CLUSTER_WAIT_MS if redis_mode == "cluster" else 0
+    queue = DeskQueue(redis, desk_name, QueueConfig(), replica_wait_ms=wait)
     await queue.add_queue("support")
     await queue.add_queue("sales")
     return queue

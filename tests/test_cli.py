@@ -198,6 +198,8 @@ BAD_SETTINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "HUMANDESK_HOST": ("no such host!", ("serve",)),
     "HUMANDESK_PORT": ("abc", ("serve",)),
     "HUMANDESK_REDIS_URL": ("localhost:6379", ("queue", "list")),
+    "HUMANDESK_REDIS_MODE": ("sharded", ("queue", "list")),
+    "HUMANDESK_REDIS_WAIT_MS": ("soon", ("queue", "list")),
     "HUMANDESK_DATA_DIR": ("/dev/null/desk", ("queue", "list")),
     "HUMANDESK_REDIS_RESTARTS": ("two", ("queue", "list")),
     "HUMANDESK_DESK": ("my {desk}", ("queue", "list")),

@@ -53,6 +53,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from humandesk.queue.client import (
     STRATEGIES,
@@ -64,6 +65,9 @@ from humandesk.queue.client import (
     QueueError,
 )
 from humandesk.queue.stats import queue_stats
+
+from cluster import Cluster, Listener
+from conftest import CLUSTER_WAIT_MS, REDIS_MODES
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 EXAMPLES = int(os.environ.get("HUMANDESK_MODEL_EXAMPLES", "100"))
@@ -785,11 +789,13 @@ def _text(value: bytes | str) -> str:
 class QueueMachine(RuleBasedStateMachine):
     """Drives ``DeskQueue`` on a real Redis and checks it against :class:`Model`."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, target: Target) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.redis: Redis = Redis.from_url(redis_url)
-        self.desk = DeskQueue(self.redis, "m" + uuid.uuid4().hex[:12], CFG)
+        self.redis: Redis = target.client()
+        self.desk = DeskQueue(
+            self.redis, target.desk_name(), CFG, replica_wait_ms=target.replica_wait_ms
+        )
         for q in QUEUES:
             self.run(self.desk.add_queue(q))
         self.model = Model({q: self._effective_rules({}) for q in QUEUES})
@@ -1162,8 +1168,7 @@ class QueueMachine(RuleBasedStateMachine):
         vid, name = c.visitor, c.agent
         if how != "visitor" and not self.model.agents[name].connected:
             how = "visitor"
-        pubsub = self.redis.pubsub()
-        self.run(pubsub.subscribe(self.desk.keys.visitor_channel(vid)))
+        pubsub = self.run(Listener.open(self.redis, self.desk.keys.visitor_channel(vid)))
         try:
             assert self._next_published(pubsub)["type"] == "subscribe"
             if how == "agent_offline":
@@ -1573,14 +1578,43 @@ class QueueMachine(RuleBasedStateMachine):
             assert got.agents == dict(by_state), f"{q}.agents: {got.agents} vs {by_state}"
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a machine runs: a new client of the test's Redis, and a new desk on it."""
+
+    client: Callable[[], Any]
+    desk_name: Callable[[], str]
+    replica_wait_ms: int = 0
+
+
+@pytest.fixture(params=REDIS_MODES)
+def redis_mode(request: pytest.FixtureRequest) -> str:
+    """The model runs on one Redis and on a Redis Cluster."""
+    return str(request.param)
+
+
 # Passing takes ~15 s. A failure is shrunk for up to 300 s (Hypothesis' own limit) before the
 # minimal failing sequence is printed: allow that rather than the suite-wide per-test limit.
 @pytest.mark.timeout(600)
-def test_queue_matches_the_model(redis_url: str) -> None:
+def test_queue_matches_the_model(redis_mode: str, request: pytest.FixtureRequest) -> None:
+    examples = EXAMPLES
+    if redis_mode == "cluster":
+        # The scripts' rules do not change with the mode: a quarter of the examples shows
+        # them holding through the cluster client, WAIT after each script and SPUBLISH.
+        cluster: Cluster = request.getfixturevalue("redis_cluster")
+        target = Target(
+            lambda: RedisCluster.from_url(cluster.url),
+            lambda: cluster.desk_on(1, stem="m" + uuid.uuid4().hex[:12]),
+            CLUSTER_WAIT_MS,
+        )
+        examples = max(1, EXAMPLES // 4)
+    else:
+        url = request.getfixturevalue("redis_url")
+        target = Target(lambda: Redis.from_url(url), lambda: "m" + uuid.uuid4().hex[:12])
     run_state_machine_as_test(
-        lambda: QueueMachine(redis_url),
+        lambda: QueueMachine(target),
         settings=settings(
-            max_examples=EXAMPLES,
+            max_examples=examples,
             stateful_step_count=STEPS,
             deadline=None,
             derandomize=IN_CI,

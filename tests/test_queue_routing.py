@@ -17,6 +17,16 @@ from humandesk.queue.client import (
     QueueError,
 )
 
+from cluster import Listener
+from conftest import REDIS_MODES
+
+
+@pytest.fixture(params=REDIS_MODES)
+def redis_mode(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on one Redis and on a Redis Cluster."""
+    return str(request.param)
+
+
 T0 = 1_800_000_000_000
 CFG = QueueConfig()
 
@@ -193,8 +203,9 @@ async def test_max_wait_offers_callback_or_overflows(desk: DeskQueue) -> None:
     await desk.set_queue_rules("sales", {"max_wait_ms": 60_000, "overflow": "support"})
     await desk.join(visitor(1, "support"), now_ms=T0 + 10)
     await desk.join(visitor(2, "sales"), now_ms=T0)
-    pubsub = desk.redis.pubsub()
-    await pubsub.subscribe(desk.keys.visitor_channel("v1"), desk.keys.visitor_channel("v2"))
+    pubsub = await Listener.open(
+        desk.redis, desk.keys.visitor_channel("v1"), desk.keys.visitor_channel("v2")
+    )
     await desk.heartbeat(["v1", "v2"], [], now_ms=T0 + 59_000)
     result = await desk.reap(now_ms=T0 + 60_011)
     assert result["max_wait"] == 2
@@ -209,7 +220,7 @@ async def test_max_wait_offers_callback_or_overflows(desk: DeskQueue) -> None:
             got[data["type"]] = data
         if "moved" in got and "max_wait" in got:
             break
-    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await pubsub.aclose()
     assert got["moved"]["queue"] == "support" and got["moved"]["reason"] == "max_wait"
     assert got["max_wait"]["queue"] == "support"
     # Reported once only.

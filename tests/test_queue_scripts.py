@@ -8,7 +8,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 from humandesk.queue.client import (
     AgentInfo,
@@ -17,8 +16,19 @@ from humandesk.queue.client import (
     QueueConfig,
     QueueError,
 )
+from humandesk.queue.connection import RedisClient
 from humandesk.queue.stats import events_between
 from humandesk.queue.waits import QueueSnapshot, estimate_wait_seconds
+
+from cluster import Listener
+from conftest import REDIS_MODES, MakeRedis
+
+
+@pytest.fixture(params=REDIS_MODES)
+def redis_mode(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on one Redis and on a Redis Cluster."""
+    return str(request.param)
+
 
 T0 = 1_800_000_000_000
 
@@ -56,7 +66,7 @@ async def test_unknown_queue_is_refused(desk: DeskQueue) -> None:
 
 
 async def test_join_is_refused_when_the_rules_changed_since_admission(
-    desk: DeskQueue, redis: Redis, desk_name: str
+    desk: DeskQueue, redis: RedisClient, desk_name: str
 ) -> None:
     admitted = await desk.admission("support", cached=True)
     assert admitted.open and admitted.priority == 0
@@ -337,10 +347,10 @@ async def test_reaper_lease_has_one_holder(desk: DeskQueue) -> None:
 
 
 async def test_no_double_booking_when_many_agents_go_available_at_once(
-    redis_url: str, desk_name: str
+    make_redis: MakeRedis, desk_name: str
 ) -> None:
     # Many independent clients (as many server instances would) race on one desk.
-    clients = [Redis.from_url(redis_url) for _ in range(8)]
+    clients = [make_redis() for _ in range(8)]
     desks = [DeskQueue(c, desk_name) for c in clients]
     await desks[0].add_queue("support")
     await asyncio.gather(*(desks[i % 8].join(visitor(i)) for i in range(30)))
@@ -368,13 +378,12 @@ async def test_no_double_booking_when_many_agents_go_available_at_once(
         if not isinstance(r, str)
     )
     assert await clients[0].hlen(desks[0].keys.calls) == 30
-    for c in clients:
-        await c.aclose()
 
 
 async def test_scripts_publish_offers_to_the_agent_channel(desk: DeskQueue) -> None:
-    pubsub = desk.redis.pubsub()
-    await pubsub.subscribe(desk.keys.agent_channel("bea"), desk.keys.queue_channel("support"))
+    pubsub = await Listener.open(
+        desk.redis, desk.keys.agent_channel("bea"), desk.keys.queue_channel("support")
+    )
     await desk.join(visitor(0), now_ms=T0)
     await desk.set_agent_status(agent("bea"), "available", now_ms=T0 + 1500)
     got: list[dict[str, Any]] = []

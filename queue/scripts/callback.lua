@@ -21,7 +21,7 @@ save(K.callbacks, cb.id, cb)
 cb.visitor_id = nil -- consoles never see visitor ids
 redis.call('ZADD', K.callbacks_open, NOW, cb.id)
 log_event('callback_requested', { callback = cb.id, queue = cb.queue })
-redis.call('PUBLISH', CALLBACKS_CHANNEL, cjson.encode({ type = 'callback_added', item = cb }))
+redis.call(PUBLISH, CALLBACKS_CHANNEL, cjson.encode({ type = 'callback_added', item = cb }))
 match()
 announce()
 return cjson.encode({ id = cb.id })

@@ -16,6 +16,6 @@ cb.outcome = P.outcome
 save(K.callbacks, P.id, cb)
 redis.call('ZREM', K.callbacks_open, P.id)
 log_event('callback_closed', { callback = P.id, queue = cb.queue, agent = P.agent })
-redis.call('PUBLISH', CALLBACKS_CHANNEL, cjson.encode({ type = 'callback_closed', id = P.id,
+redis.call(PUBLISH, CALLBACKS_CHANNEL, cjson.encode({ type = 'callback_closed', id = P.id,
   queue = cb.queue }))
 return cjson.encode({ ok = true })

@@ -67,11 +67,11 @@ local function log_event(kind, fields)
 end
 
 local function to_visitor(id, msg)
-  redis.call('PUBLISH', PREFIX .. TO_VISITOR .. id, cjson.encode(msg))
+  redis.call(PUBLISH, PREFIX .. TO_VISITOR .. id, cjson.encode(msg))
 end
 
 local function to_agent(name, msg)
-  redis.call('PUBLISH', PREFIX .. TO_AGENT .. name, cjson.encode(msg))
+  redis.call(PUBLISH, PREFIX .. TO_AGENT .. name, cjson.encode(msg))
 end
 
 -- Queues whose line or agents changed during this script, each with the first place in line
@@ -88,7 +88,7 @@ end
 local function announce()
   for q, from in pairs(TOUCHED) do
     if QK[q] then
-      redis.call('PUBLISH', PREFIX .. ABOUT_QUEUE .. q, cjson.encode({
+      redis.call(PUBLISH, PREFIX .. ABOUT_QUEUE .. q, cjson.encode({
         type = 'queue', queue = q,
         waiting = redis.call('ZCARD', QK[q].waiting),
         available = redis.call('ZCARD', QK[q].idle),

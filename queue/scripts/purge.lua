@@ -4,7 +4,7 @@
 --
 -- KEYS: call_records, records_by_time, callbacks, callbacks_open, events, anonymous_events,
 -- audit (queue/privacy.py PURGE_KEYS, names from queue/keys.py).
--- ARGV[1]: JSON {parts, cutoff, audit_cutoff, batch, cursor, channel}:
+-- ARGV[1]: JSON {parts, cutoff, audit_cutoff, batch, cursor, channel, publish}:
 --   parts         the parts to work on this run (records, callbacks, events,
 --                 anonymous_events, audit); a part that reported nothing more is left out
 --   cutoff        Unix ms: call records answered, callback requests made and events logged
@@ -13,6 +13,7 @@
 --   batch         at most this many records, callbacks (scanned), events per run
 --   cursor        where the scan of the callbacks hash goes on ("0" to start)
 --   channel       the consoles' callbacks channel, told of each open request that goes
+--   publish       the command that tells them: PUBLISH, or SPUBLISH on a cluster
 -- Returns {records, callbacks, events, anonymous_events, audit, cursor, more = {part = bool}}.
 
 local P = cjson.decode(ARGV[1])
@@ -64,7 +65,7 @@ if parts.callbacks then
       redis.call('HDEL', K.callbacks, fields[i])
       if redis.call('ZREM', K.callbacks_open, fields[i]) == 1 then
         -- Consoles drop it as they drop a closed one.
-        redis.call('PUBLISH', P.channel, cjson.encode({ type = 'callback_closed', id = fields[i],
+        redis.call(P.publish, P.channel, cjson.encode({ type = 'callback_closed', id = fields[i],
           queue = cb.queue }))
       end
       out.callbacks = out.callbacks + 1
