@@ -41,6 +41,7 @@ from humandesk.signaling.hub import Hub
 from humandesk.signaling.jsonwire import holds_lone_surrogate, load_json
 from humandesk.signaling.outage import RETRY_AFTER_S, UNAVAILABLE, Outage
 from humandesk.web import STATIC_DIR, asset_versions, render
+from humandesk.web.i18n import negotiate, widget_words
 
 log = logging.getLogger(__name__)
 
@@ -258,9 +259,28 @@ async def brand_logo(request: web.Request) -> web.Response:
     )
 
 
+#: The cookie that keeps an agent's or supervisor's choice of language (the console's chooser).
+LANGUAGE_COOKIE: Final = "humandesk_lang"
+
+
+def page_language(request: web.Request, chosen: str | None) -> str:
+    """The language of a page: ``chosen`` (the embed's ``lang``, a staff member's cookie) if
+    shipped, else the browser's ``Accept-Language``, else ``HUMANDESK_LANGUAGE``."""
+    return negotiate(chosen, request.headers.get("Accept-Language"), request.app[CONFIG].language)
+
+
+def staff_language(request: web.Request) -> str:
+    return page_language(request, request.cookies.get(LANGUAGE_COOKIE))
+
+
 async def index_page(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    html = render("index.html", desk_url=own_origin(request), **brand_context(config))
+    html = render(
+        "index.html",
+        staff_language(request),
+        desk_url=own_origin(request),
+        **brand_context(config),
+    )
     return web.Response(
         text=html, content_type="text/html", headers=page_headers(request, "'none'")
     )
@@ -276,7 +296,8 @@ async def visitor_page(request: web.Request) -> web.Response:
         host = ""
     if host and config.allowed_origins and host not in config.allowed_origins:
         host = ""
-    html = render("visitor.html", queue=queue, host_origin=host, **brand_context(config))
+    lang = page_language(request, request.query.get("lang"))
+    html = render("visitor.html", lang, queue=queue, host_origin=host, **brand_context(config))
     return web.Response(
         text=html, content_type="text/html", headers=page_headers(request, frame_ancestors(config))
     )
@@ -284,7 +305,7 @@ async def visitor_page(request: web.Request) -> web.Response:
 
 async def agent_page(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    html = render("agent.html", **brand_context(config))
+    html = render("agent.html", staff_language(request), **brand_context(config))
     return web.Response(
         text=html, content_type="text/html", headers=page_headers(request, "'none'")
     )
@@ -307,7 +328,7 @@ async def wallboard_page(request: web.Request) -> web.Response:
                     text="This screen is for supervisors. Ask one to give you the role.",
                     headers=page_headers(request, "'none'"),
                 )
-    html = render("wallboard.html", **brand_context(config))
+    html = render("wallboard.html", staff_language(request), **brand_context(config))
     return web.Response(
         text=html, content_type="text/html", headers=page_headers(request, "'none'")
     )
@@ -319,8 +340,14 @@ WIDGET_COLORS = {"--accent": "ACCENT", "--accent-hover": "ACCENT_HOVER", "--on-a
 
 async def widget_js(request: web.Request) -> web.Response:
     """The embed script, in the brand's colours (the launcher sits on the shop's page)."""
-    palette = request.app[CONFIG].brand.palette
+    config = request.app[CONFIG]
+    palette = config.brand.palette
     text = (STATIC_DIR / "widget.js").read_text()
+    words = json.dumps(widget_words(), ensure_ascii=False, separators=(",", ":"))
+    text = text.replace("const WORDS = {};", f"const WORDS = {words};", 1)
+    text = text.replace(
+        'const DESK_LANGUAGE = "en";', f'const DESK_LANGUAGE = "{config.language}";', 1
+    )
     if palette:
         for name, const in WIDGET_COLORS.items():
             text = re.sub(

@@ -21,6 +21,7 @@ from humandesk.server.audit import DEFAULT_MAX_ENTRIES
 from humandesk.server.brand import Brand, BrandError, load_brand
 from humandesk.signaling.codes import MAX_JSON_DEPTH
 from humandesk.signaling.limits import PrecallLimits
+from humandesk.web.i18n import DEFAULT_LANGUAGE, LANGUAGES
 
 # Abuse limits: environment variable -> (AbuseLimits field, type).
 LIMIT_ENV: dict[str, tuple[str, type]] = {
@@ -77,6 +78,8 @@ ENV_HELP: dict[str, str] = {
     "that is not in a call, an offer or a wrap-up signs out (default 0: never)",
     "HUMANDESK_DRAIN_TIMEOUT": "seconds a stopping server (SIGTERM) waits for its sockets, "
     "closed with 1012 to reconnect elsewhere, before it exits (default 25)",
+    "HUMANDESK_LANGUAGE": "the pages' language when neither the embed script's data-lang "
+    "nor the browser's languages name a shipped one: en (default), es, pl, is, de or fr",
     "HUMANDESK_BRAND_NAME": "the desk's name on its pages (default humandesk; or [brand] name "
     "in the TOML file)",
     "HUMANDESK_BRAND_COLOR": "the accent colour, #rrggbb; text on it is white or near-black, "
@@ -321,6 +324,7 @@ class Config:
     heartbeat_s: float = 5.0
     reaper_interval_s: float = 0.5
     brand: Brand = field(default_factory=Brand)  # name, accent colour, logo (brand.py)
+    language: str = DEFAULT_LANGUAGE  # the pages' last resort (web/i18n.py)
     retention_days: int = DEFAULT_RETENTION_DAYS
     audit_retention_days: int = DEFAULT_AUDIT_RETENTION_DAYS
     audit_max_entries: int = DEFAULT_MAX_ENTRIES
@@ -403,6 +407,14 @@ class Config:
             if env.get(name):
                 zero_ok = key in ("idle_signout_s", "drain_timeout_s")
                 values[key] = _number(env, name, int, minimum=0 if zero_ok else 1)
+        if env.get("HUMANDESK_LANGUAGE"):
+            language = env["HUMANDESK_LANGUAGE"].strip().lower()
+            if language not in LANGUAGES:
+                raise ConfigError(
+                    f"HUMANDESK_LANGUAGE must be one of {', '.join(LANGUAGES)}, "
+                    f"not {env['HUMANDESK_LANGUAGE']!r}"
+                )
+            values["language"] = language
         if env.get("HUMANDESK_METRICS_TOKEN"):
             values["metrics_token"] = env["HUMANDESK_METRICS_TOKEN"]
         limits = {

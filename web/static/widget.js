@@ -1,6 +1,7 @@
 /* humandesk embed loader.
  *   <script src="https://desk.example/widget.js" data-queue="support" async></script>
- * Optional: data-label="Talk to a person", data-side="right" | "left",
+ * Optional: data-label="Talk to a person", data-side="right" | "left", data-lang="pl" (the
+ * launcher's and panel's language; default: the browser's languages, else the desk's),
  * data-priority-token="<JWT>" (the host site vouches for this visitor's priority; see docs/protocol.md),
  * data-send-page="path" | "full" | "none" (what the agent is told of the page the visitor is on:
  * its address without query string and fragment, the whole address, or nothing; default path).
@@ -28,8 +29,18 @@
   // The desk may live under a path prefix; the loader sits at <prefix>/widget.js or <prefix>/static/widget.js.
   const deskBase = deskOrigin + deskUrl.pathname.replace(/\/(?:static\/)?widget\.js$/, "");
 
+  // The launcher's words in every shipped language, and the desk's default language: the desk
+  // fills both in when it serves this file (from the catalogs the panel uses too).
+  const WORDS = {};
+  const DESK_LANGUAGE = "en";
+  const LANG = [script.getAttribute("data-lang") || "", ...((window.navigator && window.navigator.languages) || [])]
+    .map((tag) => String(tag).toLowerCase().split(/[-_]/)[0])
+    .concat(DESK_LANGUAGE)
+    .find((tag) => tag === "en" || Object.prototype.hasOwnProperty.call(WORDS, tag)) || "en";
+  const _ = (msgid) => (WORDS[LANG] && WORDS[LANG][msgid]) || msgid;
+
   const queue = script.getAttribute("data-queue") || "support";
-  const defaultLabel = script.getAttribute("data-label") || "Talk to a person";
+  const defaultLabel = script.getAttribute("data-label") || _("Talk to a person");
   const side = script.getAttribute("data-side") === "left" ? "left" : "right";
   // Handed to the panel in the URL fragment: browsers never send a fragment to a server, so the
   // token stays out of the desk's access logs and out of Referer headers.
@@ -58,10 +69,10 @@
   const REDUCED_MOTION = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
 
   const PHASE_LABEL = {
-    connecting: "You're in line",
-    waiting: "You're in line",
-    "call-connecting": "Return to call",
-    "in-call": "Return to call",
+    connecting: _("You're in line"),
+    waiting: _("You're in line"),
+    "call-connecting": _("Return to call"),
+    "in-call": _("Return to call"),
   };
 
   const CALL_PHASE = { "call-connecting": true, "in-call": true };
@@ -137,7 +148,7 @@
     labelEl.textContent = defaultLabel;
     badge = document.createElement("span");
     badge.setAttribute("data-testid", "hd-unread");
-    badge.setAttribute("aria-label", "unread messages");
+    badge.setAttribute("aria-label", _("unread messages"));
     css(badge, {
       display: "none",
       "min-width": "20px",
@@ -210,7 +221,7 @@
   function buildIframe() {
     iframe = document.createElement("iframe");
     iframe.id = "humandesk-panel";
-    iframe.title = "Talk to a person";
+    iframe.title = _("Talk to a person");
     // display-capture: the visitor may share their screen with the agent during a call.
     iframe.setAttribute("allow", "camera; microphone; autoplay; display-capture");
     iframe.setAttribute("data-testid", "hd-frame");
@@ -220,6 +231,8 @@
       encodeURIComponent(queue) +
       "&host=" +
       encodeURIComponent(location.origin) +
+      "&lang=" +
+      encodeURIComponent(LANG) +
       (priorityToken ? "#priority_token=" + encodeURIComponent(priorityToken) : "");
     css(iframe, {
       position: "fixed",

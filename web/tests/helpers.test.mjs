@@ -16,12 +16,13 @@ import * as wallboard from "../static/wallboard/model.js";
 import { play } from "./support.mjs";
 
 describe("format", () => {
-  test("ordinal and plural", () => {
+  test("ordinal and counts", () => {
     assert.deepEqual([1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111].map(format.ordinal), [
       "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th",
     ]);
-    assert.equal(format.plural(1, "minute"), "1 minute");
-    assert.equal(format.plural(0, "minute"), "0 minutes");
+    assert.equal(format.countOf(1, "minute"), "1 minute");
+    assert.equal(format.countOf(0, "minute"), "0 minutes");
+    assert.equal(format.countOf(3, "hour"), "3 hours");
   });
 
   test("clip counts code points and never halves an emoji", () => {

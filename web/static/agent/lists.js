@@ -2,7 +2,8 @@
  * lines a call can be transferred to. Visitor text goes in as text, never as HTML. */
 
 import { el, setText } from "../shared/dom.js";
-import { formatDateTime, formatDuration, plural } from "../shared/format.js";
+import { formatDateTime, formatDuration } from "../shared/format.js";
+import { ngettext } from "../shared/i18n.js";
 import { contactHref } from "./callbacks.js";
 
 /** "Waiting now": one row per line, in the order they came; rows are only ever added. */
@@ -26,7 +27,7 @@ export function renderQueueRows(list, names, queues) {
     setText(count, String(waiting));
     count.dataset.waiting = String(waiting);
     const available = Number(info.agents_available) || 0;
-    setText(count.nextElementSibling, `waiting · ${plural(available, "agent")} available`);
+    setText(count.nextElementSibling, ngettext("waiting · {n} agent available", "waiting · {n} agents available", available));
     count.parentElement.classList.toggle("has-waiting", waiting > 0);
   }
 }

@@ -1,7 +1,8 @@
 /* Signing in and out, the session kept alive while the console is open, idle sign-out. */
 
 import { MSG } from "../shared/protocol.js";
-import { plural } from "../shared/format.js";
+import { countOf } from "../shared/format.js";
+import { _ } from "../shared/i18n.js";
 import { SESSION_END_TEXT } from "./text.js";
 import { flushUndo } from "./callbacks.js";
 import {
@@ -102,6 +103,6 @@ export const session = {
     if (["in_call", "wrap_up", "offered"].includes(s.status)) return;
     if (e.idleMs < s.idleSignoutS * 1000) return;
     const minutes = Math.max(1, Math.round(s.idleSignoutS / 60));
-    signOut(t, `You were signed out after ${plural(minutes, "minute")} without activity.`);
+    signOut(t, _("You were signed out after {wait} without activity.", { wait: countOf(minutes, "minute") }));
   },
 };

@@ -1,15 +1,25 @@
-/* Words and numbers as the pages show them. Pure functions: no DOM, no clock unless given. */
+/* Words and numbers as the pages show them, in the page's language (i18n.js). Pure functions:
+ * no DOM, no clock unless given. */
 
-/** 1 -> "1st", 22 -> "22nd", 13 -> "13th". */
+import { _, locale, ngettext } from "./i18n.js";
+
+/** A place in line as the page's language writes it: 1st, 22nd (en); 3.º (es); 1er, 3e (fr);
+ * 3. (de, pl, is). */
 export function ordinal(n) {
+  const lang = locale();
+  if (lang === "es") return `${n}.º`;
+  if (lang === "fr") return n === 1 ? "1er" : `${n}e`;
+  if (lang !== "en") return `${n}.`;
   const suffixes = ["th", "st", "nd", "rd"];
   const v = n % 100;
   return n + (suffixes[(v - 20) % 10] || suffixes[v] || suffixes[0]);
 }
 
-/** (1, "minute") -> "1 minute", (3, "minute") -> "3 minutes". */
-export function plural(n, word) {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
+/** "5 seconds", "1 minute", "3 hours": a count of `unit` (second, minute, hour). */
+export function countOf(n, unit) {
+  if (unit === "second") return ngettext("{n} second", "{n} seconds", n);
+  if (unit === "hour") return ngettext("{n} hour", "{n} hours", n);
+  return ngettext("{n} minute", "{n} minutes", n);
 }
 
 /**
@@ -25,12 +35,12 @@ export function clip(text, max) {
 /** "under a minute", "about 3 minutes", ... for an ETA in seconds (null: unknown). */
 export function formatEta(seconds) {
   if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {
-    return "we will be with you as soon as we can";
+    return _("we will be with you as soon as we can");
   }
-  if (seconds < 60) return "under a minute";
+  if (seconds < 60) return _("under a minute");
   const minutes = Math.round(seconds / 60);
-  if (minutes < 60) return "about " + plural(minutes, "minute");
-  return "over an hour";
+  if (minutes < 60) return ngettext("about {n} minute", "about {n} minutes", minutes);
+  return _("over an hour");
 }
 
 /** 65 -> "1:05", 3725 -> "1:02:05". */
@@ -47,23 +57,23 @@ export function teamName(queue) {
   return String(queue || "").replace(/[-_.]+/g, " ").trim() || "support";
 }
 
-/** "today at 9:00", "tomorrow at 09:00", "on Monday at 9:00 AM", in the reader's locale. */
+/** "today at 9:00", "tomorrow at 09:00", "on Monday at 9:00 AM", in the page's language. */
 export function formatOpening(when, now) {
-  const time = when.toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
+  const time = when.toLocaleTimeString(locale(), { hour: "numeric", minute: "2-digit" });
   const midnight = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
   const days = Math.round((midnight(when) - midnight(now)) / 86400000);
-  if (days <= 0) return `today at ${time}`;
-  if (days === 1) return `tomorrow at ${time}`;
+  if (days <= 0) return _("today at {time}", { time });
+  if (days === 1) return _("tomorrow at {time}", { time });
   const options = days < 7 ? { weekday: "long" } : { weekday: "long", day: "numeric", month: "long" };
-  return `on ${when.toLocaleDateString([], options)} at ${time}`;
+  return _("on {day} at {time}", { day: when.toLocaleDateString(locale(), options), time });
 }
 
 /**
  * A moment with its date, as the reader's locale writes it: "1 Dec 2026, 14:05" (en-GB),
- * "01.12.2026, 14:05" (de-DE); "" for no moment (desk clock, Unix ms). `locales` and
- * `timeZone` default to the reader's.
+ * "01.12.2026, 14:05" (de-DE); "" for no moment (desk clock, Unix ms). `locales` defaults to
+ * the page's language, `timeZone` to the reader's.
  */
-export function formatDateTime(ms, locales = undefined, timeZone = undefined) {
+export function formatDateTime(ms, locales = locale(), timeZone = undefined) {
   const when = new Date(ms === null || ms === undefined || ms === "" ? NaN : Number(ms));
   if (!Number.isFinite(when.getTime())) return "";
   return new Intl.DateTimeFormat(locales, { dateStyle: "medium", timeStyle: "short", timeZone }).format(when);
@@ -73,9 +83,9 @@ export function formatDateTime(ms, locales = undefined, timeZone = undefined) {
 export function formatDuration(ms) {
   const minutes = Math.round(Number(ms) / 60000);
   if (!Number.isFinite(minutes)) return "";
-  if (minutes < 1) return "under a minute";
-  if (minutes < 90) return plural(minutes, "minute");
-  return plural(Math.round(minutes / 60), "hour");
+  if (minutes < 1) return _("under a minute");
+  if (minutes < 90) return countOf(minutes, "minute");
+  return countOf(Math.round(minutes / 60), "hour");
 }
 
 /**
@@ -84,15 +94,15 @@ export function formatDuration(ms) {
  */
 export function reasonText(table, msg) {
   const entry = table[msg.reason];
-  return typeof entry === "string" ? entry : (entry && entry[msg.by]) || "The call has ended.";
+  return typeof entry === "string" ? entry : (entry && entry[msg.by]) || _("The call has ended.");
 }
 
 /** A pre-call test's numbers: "42 ms round trip · 0% loss · direct" (parts it has). */
 export function precallNumbers(rttMs, lossPct, path) {
   const parts = [];
-  if (typeof rttMs === "number") parts.push(`${Math.round(rttMs)} ms round trip`);
-  if (typeof lossPct === "number") parts.push(`${lossPct}% loss`);
-  if (path === "relay") parts.push("relayed");
-  else if (path === "direct") parts.push("direct");
+  if (typeof rttMs === "number") parts.push(_("{ms} ms round trip", { ms: Math.round(rttMs) }));
+  if (typeof lossPct === "number") parts.push(_("{pct}% loss", { pct: lossPct }));
+  if (path === "relay") parts.push(_("relayed"));
+  else if (path === "direct") parts.push(_("direct"));
   return parts.join(" · ");
 }

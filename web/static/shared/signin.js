@@ -1,13 +1,14 @@
 /* Signing in through /api/login: the same words in the agent console and on the wallboard. */
 
-import { plural } from "./format.js";
+import { countOf } from "./format.js";
+import { _ } from "./i18n.js";
 
 /** What a sign-in answer means to the person at the form: { error, wrongPassword } or {}. */
 export function signInProblem(status, retryAfter) {
   if (status === 401) return { error: "Wrong username or password", wrongPassword: true };
   if (status === 429) {
     const minutes = Math.max(1, Math.ceil((Number(retryAfter) || 60) / 60));
-    return { error: `Too many failed sign-ins. Try again in ${plural(minutes, "minute")}.` };
+    return { error: _("Too many failed sign-ins. Try again in {wait}.", { wait: countOf(minutes, "minute") }) };
   }
   if (status < 200 || status > 299) return { error: `Sign-in failed (HTTP ${status}). Try again.` };
   return {};

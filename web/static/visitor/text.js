@@ -1,7 +1,8 @@
 /* What the visitor panel says. Pure functions of the state and the desk's messages. */
 
 import { ERROR } from "../shared/protocol.js";
-import { formatEta, formatOpening, ordinal, plural, precallNumbers, reasonText } from "../shared/format.js";
+import { countOf, formatEta, formatOpening, ordinal, precallNumbers, reasonText } from "../shared/format.js";
+import { _, ngettext } from "../shared/i18n.js";
 import { PHASES, nobodyFree } from "./state.js";
 
 export const ERROR_TEXT = {
@@ -47,7 +48,7 @@ export function statusText(s) {
 /** "too many … from your network" with the time to wait, for a `rate_limited` refusal. */
 export function limitedText(msg) {
   const seconds = Math.max(1, Number(msg.retry_after_s) || 60);
-  const when = seconds < 90 ? plural(seconds, "second") : plural(Math.ceil(seconds / 60), "minute");
+  const when = seconds < 90 ? countOf(seconds, "second") : countOf(Math.ceil(seconds / 60), "minute");
   if (msg.limit === "waiting") return "Too many people from your network are already waiting. Please try again later.";
   if (msg.limit === "callbacks") return `Too many call-back requests came from your network. Please try again in ${when}.`;
   return `Too many people are joining from your network right now. Please try again in ${when}.`;
