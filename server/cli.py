@@ -52,6 +52,7 @@ from humandesk.server.queues import (
 )
 from humandesk.server.redis_connect import ClusterRefused, check_cluster, connect
 from humandesk.web import render
+from humandesk.web.i18n import LANGUAGES
 
 log = logging.getLogger("humandesk")
 
@@ -759,10 +760,16 @@ async def _collector(_app: web.Application) -> AsyncIterator[None]:
 def shop_app(desk_url: str, queue: str) -> web.Application:
     """The demo shop: a page on another origin that embeds the widget with one script tag."""
 
-    async def page(_request: web.Request) -> web.Response:
-        return web.Response(
-            text=render("shop.html", desk_url=desk_url, queue=queue), content_type="text/html"
+    async def page(request: web.Request) -> web.Response:
+        # ?lang=pl puts data-lang="pl" on the embed script, as a shop in Poland would.
+        lang = request.query.get("lang", "")
+        html = render(
+            "shop.html",
+            desk_url=desk_url,
+            queue=queue,
+            widget_lang=lang if lang in LANGUAGES else "",
         )
+        return web.Response(text=html, content_type="text/html")
 
     app = web.Application()
     app.router.add_get("/", page)

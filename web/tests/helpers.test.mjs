@@ -122,7 +122,7 @@ test("device advice", () => {
   assert.match(describeMediaProblem({ problem: "camera_blocked" }), /blocked the camera/);
   assert.match(describeMediaProblem({ problem: "no_camera" }), /No camera found/);
   assert.match(describeMediaProblem({ problem: "camera_busy" }), /another app/);
-  assert.match(describeMediaProblem({ problem: "no_media", micError: "NotAllowedError" }, "Sam"), /see and hear Sam, but they will not hear you/);
+  assert.match(describeMediaProblem({ problem: "no_media", micError: "NotAllowedError" }), /see and hear the other person, but they will not hear you/);
   assert.match(describeMediaProblem({ problem: "no_media", micError: "unsupported" }), /cannot use a camera/);
 });
 

@@ -2,9 +2,10 @@
  * quality.js) and whether it is reconnecting (the path broke: ICE is being restarted). */
 
 import { setText } from "./dom.js";
+import { _ } from "./i18n.js";
 
-const WORDS = { good: "Connection: good", fair: "Connection: fair", poor: "Connection: poor" };
-export const RECONNECTING_WORDS = "Reconnecting…";
+const WORDS = { good: _("Connection: good"), fair: _("Connection: fair"), poor: _("Connection: poor") };
+export const RECONNECTING_WORDS = _("Reconnecting…");
 
 /** A call's connection state before its first quality sample. */
 export function freshQuality(s) {
@@ -57,7 +58,11 @@ export function renderQuality(node, s) {
   setText(node.querySelector(".quality-words"), s.reconnecting ? RECONNECTING_WORDS : WORDS[level]);
   const q = s.quality;
   const figures = q
-    ? [q.rttMs === null ? null : `round trip ${q.rttMs} ms`, `loss ${q.lossPct} %`, `${q.kbps} kbit/s`]
+    ? [
+        q.rttMs === null ? null : _("round trip {ms} ms", { ms: q.rttMs }),
+        _("loss {pct} %", { pct: q.lossPct }),
+        _("{kbps} kbit/s", { kbps: q.kbps }),
+      ]
     : [];
   node.title = figures.filter(Boolean).join(", ");
 }

@@ -3,6 +3,7 @@
  * side is chat_view.js; the data channel, files.js. */
 
 import { clip } from "./format.js";
+import { _, locale, ngettext } from "./i18n.js";
 
 /** The longest line of chat the desk takes (code points, as it counts them). */
 export const MAX_CHAT_CHARS = 1000;
@@ -10,12 +11,12 @@ export const MAX_CHAT_CHARS = 1000;
 /** Files: at most this many bytes, of these types (docs/protocol.md, Chat). */
 export const MAX_FILE_BYTES = 5 * 1024 * 1024;
 export const FILE_TYPES = Object.freeze({
-  "image/jpeg": "JPEG image",
-  "image/png": "PNG image",
-  "image/gif": "GIF image",
-  "image/webp": "WebP image",
+  "image/jpeg": _("JPEG image"),
+  "image/png": _("PNG image"),
+  "image/gif": _("GIF image"),
+  "image/webp": _("WebP image"),
   "application/pdf": "PDF",
-  "text/plain": "text file",
+  "text/plain": _("text file"),
 });
 
 /** Why a file cannot be sent or taken (null: it can). `file`: {size, mime}. */
@@ -29,12 +30,12 @@ export function fileRefusal(file) {
 
 /** What a refusal means, in words. */
 export const FILE_REFUSAL_TEXT = Object.freeze({
-  empty: "That file is empty.",
-  too_big: `That file is too big: files up to ${MAX_FILE_BYTES / (1024 * 1024)} MB can be sent.`,
-  type: "That type of file cannot be sent: photos (JPEG, PNG, GIF, WebP), PDF and text files can.",
-  peer: "The other side cannot receive files right now (the call is not connected).",
-  failed: "The file could not be sent: the connection dropped.",
-  refused: "The other side refused the file.",
+  empty: _("That file is empty."),
+  too_big: _("That file is too big: files up to {mb} MB can be sent.", { mb: MAX_FILE_BYTES / (1024 * 1024) }),
+  type: _("That type of file cannot be sent: photos (JPEG, PNG, GIF, WebP), PDF and text files can."),
+  peer: _("The other side cannot receive files right now (the call is not connected)."),
+  failed: _("The file could not be sent: the connection dropped."),
+  refused: _("The other side refused the file."),
 });
 
 /** An empty transcript for the call `callId`. */
@@ -124,7 +125,9 @@ export function safeHref(candidate) {
 
 /** "1.2 MB", "340 KB", "12 bytes". */
 export function formatBytes(n) {
-  if (n >= 1024 * 1024) return (n / (1024 * 1024)).toFixed(1) + " MB";
-  if (n >= 1024) return Math.round(n / 1024) + " KB";
-  return n + " bytes";
+  const number = (value, digits) =>
+    new Intl.NumberFormat(locale(), { maximumFractionDigits: digits, minimumFractionDigits: digits }).format(value);
+  if (n >= 1024 * 1024) return _("{size} MB", { size: number(n / (1024 * 1024), 1) });
+  if (n >= 1024) return _("{size} KB", { size: number(Math.round(n / 1024), 0) });
+  return ngettext("{n} byte", "{n} bytes", n);
 }

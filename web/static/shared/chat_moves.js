@@ -4,6 +4,7 @@
 
 import { FILE_REFUSAL_TEXT, addLine, chatText, fileRefusal, fileUrls, freshChat, putFile } from "./chat.js";
 import { MSG } from "./protocol.js";
+import { _ } from "./i18n.js";
 
 /** A new transcript for the call `callId`, letting the old one's object URLs go. */
 export function resetChat(t, callId) {
@@ -51,7 +52,7 @@ export function chatMoves({ send, me, visible }) {
       if (send(t, { type: MSG.CHAT, call_id: t.s.callId, text })) {
         t.s.chat = { ...t.s.chat, notice: "" };
         t.do("clearChatInput");
-      } else t.s.chat = { ...t.s.chat, notice: "Not connected: your message was not sent. Try again in a moment." };
+      } else t.s.chat = { ...t.s.chat, notice: _("Not connected: your message was not sent. Try again in a moment.") };
     },
 
     /** A file was picked: `file` (the File), `key` (this page's id for it). */

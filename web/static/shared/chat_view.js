@@ -4,11 +4,12 @@
 
 import { el, setText } from "./dom.js";
 import { formatBytes, linkParts } from "./chat.js";
+import { _, locale } from "./i18n.js";
 
 const time = (at) => {
   if (!at) return "";
   const d = new Date(at);
-  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return d.toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit" });
 };
 
 /** The text of a chat line, its links as <a> elements. */
@@ -25,13 +26,13 @@ export function textNodes(doc, text) {
 }
 
 const FILE_STATUS = {
-  sending: "Sending…",
-  sent: "Sent",
-  delivered: "Delivered",
-  receiving: "Receiving…",
+  sending: _("Sending…"),
+  sent: _("Sent"),
+  delivered: _("Delivered"),
+  receiving: _("Receiving…"),
   received: "",
   refused: "",
-  failed: "Not sent",
+  failed: _("Not sent"),
 };
 
 function fileBody(entry) {

@@ -1,5 +1,7 @@
 /* The Mute and Camera buttons of a call. Both pages have the same pair. */
 
+import { _ } from "./i18n.js";
+
 /**
  * `onChange({muted, camera_off})` lets the page tell the other party; `sync()` re-reads the
  * stream (after Try again), `reset()` turns both back on. The pressed state of the two buttons
@@ -19,15 +21,15 @@ export function mediaControls({ muteButton, cameraButton, getStream, onChange })
     const cameraOff = state.camera_off || !hasVideo;
     muteButton.disabled = !hasAudio;
     muteButton.setAttribute("aria-pressed", String(muted));
-    muteButton.querySelector(".label").textContent = !hasAudio ? "No mic" : muted ? "Unmute" : "Mute";
+    muteButton.querySelector(".label").textContent = !hasAudio ? _("No mic") : muted ? _("Unmute") : _("Mute");
     cameraButton.disabled = !hasVideo;
     cameraButton.setAttribute("aria-pressed", String(cameraOff));
-    // Without a camera there is nothing to turn on: say so instead of offering "Camera on".
+    // Without a camera there is nothing to turn on: say so instead of offering _("Camera on").
     cameraButton.querySelector(".label").textContent = !hasVideo
-      ? "No camera"
+      ? _("No camera")
       : cameraOff
-        ? "Camera on"
-        : "Camera off";
+        ? _("Camera on")
+        : _("Camera off");
   };
   const apply = () => {
     for (const t of tracks("audio")) t.enabled = !state.muted;

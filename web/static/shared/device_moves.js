@@ -1,11 +1,13 @@
 /* The moves of the camera and microphone pickers, alike on the visitor panel and the agent
  * console: the lists the browser offers, a choice, and the switch's outcome. */
 
+import { _ } from "./i18n.js";
+
 export const NO_DEVICES = Object.freeze({ cameras: [], mics: [], camera: "", mic: "" });
 
 export const SWITCH_FAILED = {
-  camera: "That camera could not be started. The call goes on with the one before.",
-  mic: "That microphone could not be started. The call goes on with the one before.",
+  camera: _("That camera could not be started. The call goes on with the one before."),
+  mic: _("That microphone could not be started. The call goes on with the one before."),
 };
 
 /**

@@ -2,6 +2,8 @@
  * visit, and a switch in the middle of a call that swaps the track the connection sends
  * (`RTCRtpSender.replaceTrack`), so the call goes on without a new offer. */
 
+import { _ } from "./i18n.js";
+
 const STORE_KEY = "humandesk-devices";
 
 /**
@@ -10,13 +12,16 @@ const STORE_KEY = "humandesk-devices";
  * device then gets a plain numbered name, and entries without an id are left out (nothing
  * could be switched to them).
  */
+function unnamed(kind, n) {
+  return kind === "videoinput" ? _("Camera {n}", { n }) : _("Microphone {n}", { n });
+}
+
 export function devicesOf(list, kind) {
-  const noun = kind === "videoinput" ? "Camera" : "Microphone";
   const out = [];
   for (const d of list || []) {
     if (!d || d.kind !== kind || !d.deviceId) continue;
     if (out.some((o) => o.id === d.deviceId)) continue;
-    out.push({ id: d.deviceId, label: String(d.label || "").trim() || `${noun} ${out.length + 1}` });
+    out.push({ id: d.deviceId, label: String(d.label || "").trim() || unnamed(kind, out.length + 1) });
   }
   return out;
 }

@@ -1,6 +1,7 @@
 /* The camera and microphone: asking for them, saying what went wrong, playing the other side. */
 
 import { DEVICE_GONE, preferredConstraints } from "./devices.js";
+import { _ } from "./i18n.js";
 
 const CAMERA_PROBLEM = {
   NotAllowedError: "camera_blocked",
@@ -53,32 +54,32 @@ async function audioOnly(md, cameraError) {
 }
 
 /** One sentence (or two) telling a person what happened to their devices and what to do. */
-export function describeMediaProblem(result, peer = "the other person") {
+export function describeMediaProblem(result) {
   switch (result.problem) {
     case null:
     case undefined:
       return "";
     case "camera_blocked":
-      return "Your browser blocked the camera. You can still talk by voice. " +
-        "To use video, allow the camera in the address bar and press Try again.";
+      return _("Your browser blocked the camera. You can still talk by voice. " +
+        "To use video, allow the camera in the address bar and press Try again.");
     case "no_camera":
-      return "No camera found. You can still talk by voice. " +
-        "If you plug in a camera, press Try again.";
+      return _("No camera found. You can still talk by voice. " +
+        "If you plug in a camera, press Try again.");
     case "camera_busy":
-      return "Your camera is being used by another app. You can still talk by voice. " +
-        "Close the other app and press Try again.";
+      return _("Your camera is being used by another app. You can still talk by voice. " +
+        "Close the other app and press Try again.");
     case "camera_failed":
-      return "Your camera could not be started. You can still talk by voice. Press Try again to retry.";
+      return _("Your camera could not be started. You can still talk by voice. Press Try again to retry.");
     default:
       if (result.micError === "NotAllowedError" || result.micError === "SecurityError") {
-        return "Your browser blocked the camera and microphone. You can still join: you will see and hear " +
-          `${peer}, but they will not hear you. To talk, allow them in the address bar and press Try again.`;
+        return _("Your browser blocked the camera and microphone. You can still join: you will see and hear " +
+          "the other person, but they will not hear you. To talk, allow them in the address bar and press Try again.");
       }
       if (result.micError === "unsupported") {
-        return `This browser cannot use a camera or microphone here. You can still see and hear ${peer}.`;
+        return _("This browser cannot use a camera or microphone here. You can still see and hear the other person.");
       }
-      return "No camera or microphone could be started. You can still join: you will see and hear " +
-        `${peer}, but they will not hear you. Press Try again after checking your devices.`;
+      return _("No camera or microphone could be started. You can still join: you will see and hear " +
+        "the other person, but they will not hear you. Press Try again after checking your devices.");
   }
 }
 

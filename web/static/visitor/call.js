@@ -19,8 +19,9 @@ import {
   setPhase,
   showEnded,
 } from "./steps.js";
+import { _ } from "../shared/i18n.js";
 
-const UNSTABLE = "The connection is unstable. Trying to reconnect…";
+const UNSTABLE = _("The connection is unstable. Trying to reconnect…");
 
 export const call = {
   ...mediaMoves(send),
@@ -71,7 +72,7 @@ export const call = {
   },
 
   peer_slow(t) {
-    t.s.notice = "Still connecting… If this takes much longer, your network may be blocking video calls.";
+    t.s.notice = _("Still connecting… If this takes much longer, your network may be blocking video calls.");
   },
 
   [MSG.PEER_MEDIA](t, e) {
@@ -85,18 +86,20 @@ export const call = {
     if (e.reason === "transferred") {
       // A blind transfer: the agent passed us to another line, where we wait at the head. The
       // socket and the ticket stay (we are still in line); only the peer connection goes.
-      const who = s.peerName || "Our agent";
       endCallLocally(t);
       if (typeof e.queue === "string" && e.queue) s.queue = e.queue;
       resetWaiting(t);
       setPhase(t, "waiting");
-      s.notice = `${who} passed you to our ${teamName(s.queue)} team — you're next.`;
+      const team = teamName(s.queue);
+      s.notice = s.peerName
+        ? _("{name} passed you to our {team} team — you're next.", { name: s.peerName, team })
+        : _("Our agent passed you to our {team} team — you're next.", { team });
       return;
     }
     const callId = s.callId;
     endCallLocally(t);
     dropTicket(t);
-    showEnded(t, "ended", endText(e) + " Thank you for talking to us.");
+    showEnded(t, "ended", _("{why} Thank you for talking to us.", { why: endText(e) }));
     offerRating(t, callId);
   },
 
@@ -106,7 +109,7 @@ export const call = {
     const sent = send(t, { type: MSG.HANGUP, call_id: callId });
     endCallLocally(t);
     dropTicket(t);
-    showEnded(t, "ended", "You ended the call. Thank you for talking to us.");
+    showEnded(t, "ended", _("You ended the call. Thank you for talking to us."));
     // The socket stays open for the rating (the desk's call_ended for it is ignored).
     if (sent) offerRating(t, callId);
     else disconnect(t);
@@ -137,10 +140,10 @@ export const call = {
   },
 
   rating_timeout(t) {
-    finishRating(t, "Sorry, we could not send your feedback.");
+    finishRating(t, _("Sorry, we could not send your feedback."));
   },
 
   [MSG.RATED](t, e) {
-    if (e.call_id === t.s.rateCallId) finishRating(t, "Thank you for your feedback!");
+    if (e.call_id === t.s.rateCallId) finishRating(t, _("Thank you for your feedback!"));
   },
 };

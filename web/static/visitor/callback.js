@@ -16,6 +16,7 @@ import {
   send,
   setPhase,
 } from "./steps.js";
+import { _ } from "../shared/i18n.js";
 
 const CALLBACK_WAIT_MS = 10000;
 const AVAILABILITY_TIMEOUT_MS = 4000;
@@ -48,7 +49,7 @@ export const callback = {
     const name = String(e.name || "").trim();
     const contact = String(e.contact || "").trim();
     if (!name) {
-      s.callbackError = "Please tell us your name.";
+      s.callbackError = _("Please tell us your name.");
       t.do("focus", { target: "callback-name" });
       return;
     }
@@ -77,7 +78,7 @@ export const callback = {
   },
 
   callback_timeout(t) {
-    callbackFailed(t, "We could not send your request. Please try again.");
+    callbackFailed(t, _("We could not send your request. Please try again."));
   },
 
   [MSG.CALLBACK_SAVED](t) {
@@ -92,7 +93,10 @@ export const callback = {
     dropTicket(t);
     disconnect(t);
     s.callbackOpen = false;
-    s.savedText = `Thanks, ${req.name}. We'll get back to you at ${req.contact} as soon as we can.`;
+    s.savedText = _("Thanks, {name}. We'll get back to you at {contact} as soon as we can.", {
+      name: req.name,
+      contact: req.contact,
+    });
     s.callbackError = "";
     t.do("clearCallback");
     s.notice = "";

@@ -13,6 +13,7 @@ import {
   send,
   setPhase,
 } from "./steps.js";
+import { _ } from "../shared/i18n.js";
 
 const UNAVAILABLE_RETRIES = 10;
 /** The messages sent again by themselves after `unavailable` (the desk's Redis was down). */
@@ -29,7 +30,7 @@ function retryUnavailable(t, msg) {
     return false;
   }
   s.unavailableRetries += 1;
-  s.notice = "We are having trouble reaching the help desk. Trying again…";
+  s.notice = _("We are having trouble reaching the help desk. Trying again…");
   const ms = 1000 * (Number(msg.retry_after_s) || 2);
   t.do("timer", { name: "resend-" + msg.in_reply_to, ms, jitter: 0.25, event: { type: "resend", what: msg.in_reply_to } });
   return true;
@@ -37,9 +38,9 @@ function retryUnavailable(t, msg) {
 
 /** Why a line of chat was not sent, in words. */
 export function chatRefusal(e) {
-  if (e.code === ERROR.CHAT_FULL) return "This call's chat is full: no more messages can be sent in it.";
-  if (e.code === ERROR.RATE_LIMITED) return "Too many messages at once: your last one was not sent.";
-  return "Your message was not sent.";
+  if (e.code === ERROR.CHAT_FULL) return _("This call's chat is full: no more messages can be sent in it.");
+  if (e.code === ERROR.RATE_LIMITED) return _("Too many messages at once: your last one was not sent.");
+  return _("Your message was not sent.");
 }
 
 export const errors = {
@@ -89,7 +90,7 @@ export const errors = {
       s.error =
         e.code === ERROR.RATE_LIMITED
           ? limitedText(e)
-          : ERROR_TEXT[e.code] || e.message || "We could not add you to the line.";
+          : ERROR_TEXT[e.code] || e.message || _("We could not add you to the line.");
       t.do("focus", { target: "name" });
       return;
     }
@@ -104,10 +105,10 @@ export const errors = {
       callbackFailed(
         t,
         e.code === ERROR.BAD_MESSAGE
-          ? "Please check your name and your phone number or email."
+          ? _("Please check your name and your phone number or email.")
           : e.code === ERROR.RATE_LIMITED
             ? limitedText(e)
-            : ERROR_TEXT[e.code] || "We could not send your request. Please try again."
+            : ERROR_TEXT[e.code] || _("We could not send your request. Please try again.")
       );
       return;
     }
@@ -118,9 +119,9 @@ export const errors = {
         t.do("timer", { name: "rating-retry", ms: 1000, event: { type: "resend_rating" } });
         return;
       }
-      finishRating(t, "Sorry, we could not save your feedback.");
+      finishRating(t, _("Sorry, we could not save your feedback."));
       return;
     }
-    s.error = ERROR_TEXT[e.code] || e.message || "Something went wrong.";
+    s.error = ERROR_TEXT[e.code] || e.message || _("Something went wrong.");
   },
 };

@@ -20,6 +20,7 @@ import {
   stopPrecall,
   warmUp,
 } from "./steps.js";
+import { _ } from "../shared/i18n.js";
 
 const LEAVE_WAIT_MS = 4000; // `left` normally answers at once; never leave the visitor stuck
 
@@ -45,7 +46,7 @@ export const line = {
     if (s.phase !== "ready") return;
     const name = String(e.name || "").trim();
     if (!name) {
-      s.error = "Please tell us your name.";
+      s.error = _("Please tell us your name.");
       t.do("focus", { target: "name" });
       return;
     }
@@ -112,7 +113,9 @@ export const line = {
     else if (e.reason === "max_wait") s.position = null;
     if (e.reason === "max_wait") {
       s.maxWait = false;
-      s.notice = `It is busy right now, so we moved you to our ${teamName(s.queue)} team. You keep your place.`;
+      s.notice = _("It is busy right now, so we moved you to our {team} team. You keep your place.", {
+        team: teamName(s.queue),
+      });
     }
   },
 

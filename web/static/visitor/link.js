@@ -15,6 +15,7 @@ import {
   sendPendingCallback,
   showEnded,
 } from "./steps.js";
+import { _ } from "../shared/i18n.js";
 
 const GIVE_UP_AFTER = 5; // reconnects in a row that never opened, without a place to keep
 // After the desk's grace period it has ended the call (peer_left); the panel waits a little
@@ -57,24 +58,24 @@ export const link = {
     }
     if (e.code === CLOSE.REPLACED) {
       endCallLocally(t);
-      showEnded(t, "error", "This conversation continued in another window or tab.");
+      showEnded(t, "error", _("This conversation continued in another window or tab."));
       return;
     }
     if (e.code === CLOSE.POLICY || e.code === CLOSE.TOO_BIG) {
       endCallLocally(t);
-      showEnded(t, "error", "The connection to the desk was closed because of an error.");
+      showEnded(t, "error", _("The connection to the desk was closed because of an error."));
       return;
     }
     if (!LIVE.has(s.phase)) {
       disconnect(t);
-      if (s.callbackRequest) callbackFailed(t, "We could not reach the desk. Please try again.");
+      if (s.callbackRequest) callbackFailed(t, _("We could not reach the desk. Please try again."));
       if (s.rateCallId) finishRating(t, ""); // nothing left to send it through
       return;
     }
     if (!e.opened) s.neverWelcomed += 1;
     // The desk cannot be reached at all and we have no place to keep: stop trying.
     if (!s.ticket && s.neverWelcomed >= GIVE_UP_AFTER) {
-      showEnded(t, "error", "We cannot reach the support desk right now. Please try again in a moment.");
+      showEnded(t, "error", _("We cannot reach the support desk right now. Please try again in a moment."));
       return;
     }
     s.link = "connecting";
@@ -101,7 +102,7 @@ export const link = {
   },
 
   socket_retrying(t) {
-    if (["waiting", "in-call", "call-connecting"].includes(t.s.phase)) t.s.notice = "Connection lost. Reconnecting…";
+    if (["waiting", "in-call", "call-connecting"].includes(t.s.phase)) t.s.notice = _("Connection lost. Reconnecting…");
   },
 
   warm_idle(t) {

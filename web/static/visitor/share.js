@@ -4,10 +4,11 @@
 import { deviceMoves } from "../shared/device_moves.js";
 import { mediaMessage } from "../shared/media_moves.js";
 import { send, startPrecall, stopPrecall } from "./steps.js";
+import { _ } from "../shared/i18n.js";
 
-export const SHARE_FAILED = "Your screen could not be shared. The agent still sees your camera.";
+export const SHARE_FAILED = _("Your screen could not be shared. The agent still sees your camera.");
 export const SHARE_NEEDS_CAMERA =
-  "Screen sharing needs a camera in this call: the screen would be sent in its place.";
+  _("Screen sharing needs a camera in this call: the screen would be sent in its place.");
 
 /** The phases of a call: the only ones with a screen to share or a panel to enlarge. */
 export const CALL_PHASES = new Set(["call-connecting", "in-call"]);

@@ -2,21 +2,22 @@
 
 import { freshChat } from "../shared/chat.js";
 import { NO_DEVICES } from "../shared/device_moves.js";
+import { _ } from "../shared/i18n.js";
 
 /** Each phase: the status line's words and the view it shows. */
 export const PHASES = {
-  checking: { text: "Checking camera and microphone…", view: "form" },
-  ready: { text: "Ready to join", view: "form" },
-  closed: { text: "Closed right now", view: "callback" },
-  callback: { text: "Ask for a call back", view: "callback" },
-  "callback-saved": { text: "We'll call you back", view: "callback-saved" },
-  connecting: { text: "Connecting…", view: "waiting" },
-  waiting: { text: "Waiting in line", view: "waiting" },
-  "call-connecting": { text: "Connecting call…", view: "call" },
-  "in-call": { text: "In call", view: "call" },
-  ended: { text: "Call ended", view: "ended" },
-  left: { text: "You left the line", view: "ended" },
-  error: { text: "Something went wrong", view: "ended" },
+  checking: { text: _("Checking camera and microphone…"), view: "form" },
+  ready: { text: _("Ready to join"), view: "form" },
+  closed: { text: _("Closed right now"), view: "callback" },
+  callback: { text: _("Ask for a call back"), view: "callback" },
+  "callback-saved": { text: _("We'll call you back"), view: "callback-saved" },
+  connecting: { text: _("Connecting…"), view: "waiting" },
+  waiting: { text: _("Waiting in line"), view: "waiting" },
+  "call-connecting": { text: _("Connecting call…"), view: "call" },
+  "in-call": { text: _("In call"), view: "call" },
+  ended: { text: _("Call ended"), view: "ended" },
+  left: { text: _("You left the line"), view: "ended" },
+  error: { text: _("Something went wrong"), view: "ended" },
 };
 
 /** In line or in a call: the socket is kept (and reconnected). */

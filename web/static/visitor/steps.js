@@ -5,6 +5,7 @@ import { MSG, ERROR } from "../shared/protocol.js";
 import { freshQuality } from "../shared/call_quality.js";
 import { ERROR_TEXT, lineInfoText } from "./text.js";
 import { BEFORE, LIVE, isWarm } from "./state.js";
+import { _ } from "../shared/i18n.js";
 
 // A socket opened ahead of the click is let go after this long without a join, well inside
 // the lifetime of the TURN credentials its `welcome` carried.
@@ -229,7 +230,7 @@ export function sendRating(t) {
   if (!s.rateCallId || !s.score) return;
   const msg = { type: MSG.RATE, call_id: s.rateCallId, score: s.score, comment: s.ratingComment };
   if (!send(t, msg)) {
-    finishRating(t, "Sorry, we could not send your feedback.");
+    finishRating(t, _("Sorry, we could not send your feedback."));
     return;
   }
   t.do("timer", { name: "rating-sent", ms: 8000, event: { type: "rating_timeout" } });

@@ -8,6 +8,7 @@ import { renderQuality } from "../shared/call_quality.js";
 import { formatClock, formatEta, ordinal, teamName } from "../shared/format.js";
 import { currentView, nobodyFree } from "./state.js";
 import { MAX_WAIT_TEXT, NOBODY_FREE_TEXT, SCORE_TEXT, callbackWords, precallWords, statusText } from "./text.js";
+import { _ } from "../shared/i18n.js";
 
 /** The call's own tools: the device pickers, Share screen and Enlarge. */
 const TOOL_IDS = {
@@ -73,18 +74,18 @@ export function createView(ui) {
   }
 
   function renderLine(s) {
-    setText(ui.join, s.nobodyIn ? "Wait in line anyway" : "Join the line");
+    setText(ui.join, s.nobodyIn ? _("Wait in line anyway") : _("Join the line"));
     ui.join.disabled = s.phase !== "ready" || s.checking;
     setText(ui.lineInfo, s.lineInfo);
     show(ui.offlineNotice, s.offlineNotice);
     const moved = s.queue !== s.home;
     show(ui.queueName, moved);
-    setText(ui.queueName, moved ? `Waiting for our ${teamName(s.queue)} team` : "");
+    setText(ui.queueName, moved ? _("Waiting for our {team} team", { team: teamName(s.queue) }) : "");
     ui.position.dataset.position = s.position ? String(s.position) : "";
-    setText(ui.position, s.position ? `You are ${ordinal(s.position)} in line` : "Finding your place in line…");
+    setText(ui.position, s.position ? _("You are {place} in line", { place: ordinal(s.position) }) : _("Finding your place in line…"));
     const nobody = nobodyFree(s);
     const figure = s.etaShown && typeof s.eta === "number";
-    setText(ui.eta, figure ? "Expected wait: " + formatEta(s.eta) : "");
+    setText(ui.eta, figure ? _("Expected wait: {eta}", { eta: formatEta(s.eta) }) : "");
     if (figure) ui.eta.dataset.etaS = String(s.eta);
     else delete ui.eta.dataset.etaS;
     setText(ui.etaReason, s.etaReason);
@@ -107,13 +108,17 @@ export function createView(ui) {
     show(ui.local, picture);
     show(ui.retryMedia, !inCall);
     ui.retryMedia.disabled = s.checking;
-    const problem = describeMediaProblem(s.media, "the person who answers");
+    const problem = describeMediaProblem(s.media);
     setText(ui.deviceMessage, problem);
     show(ui.deviceNotice, !!problem);
-    const who = s.peerName || "The agent";
+    const name = s.peerName;
     const parts = [];
-    if (s.peerMedia && s.peerMedia.muted) parts.push(`${who} muted their microphone`);
-    if (s.peerMedia && s.peerMedia.camera_off) parts.push(`${who} turned their camera off`);
+    if (s.peerMedia && s.peerMedia.muted) {
+      parts.push(name ? _("{name} muted their microphone", { name }) : _("The agent muted their microphone"));
+    }
+    if (s.peerMedia && s.peerMedia.camera_off) {
+      parts.push(name ? _("{name} turned their camera off", { name }) : _("The agent turned their camera off"));
+    }
     setText(ui.peerMedia, parts.join(". "));
     show(ui.peerMedia, parts.length > 0);
     show(ui.sound, s.soundBlocked);
@@ -149,14 +154,14 @@ export function createView(ui) {
     show(ui.callbackBack, !!words.back);
     setText(ui.callbackError, s.callbackError);
     ui.callbackSubmit.disabled = !!s.callbackRequest;
-    setText(ui.callbackSubmit, s.callbackRequest ? "Sending…" : "Call me back");
+    setText(ui.callbackSubmit, s.callbackRequest ? _("Sending…") : _("Call me back"));
     setText(ui.callbackSavedMessage, s.savedText);
     show(ui.talkNowOffer, s.phase === "callback-saved" && s.freeNow);
   }
 
   function renderRating(s) {
     show(ui.rating, s.rateCallId !== null);
-    setText(ui.ratingQuestion, s.peerName ? `How was your call with ${s.peerName}?` : "How was your call?");
+    setText(ui.ratingQuestion, s.peerName ? _("How was your call with {name}?", { name: s.peerName }) : _("How was your call?"));
     for (const star of ui.stars) star.setAttribute("aria-pressed", String(Number(star.dataset.score) === s.score));
     paintStars(ui, s.score);
     setText(ui.ratingLabel, SCORE_TEXT[s.score] || "");
@@ -176,12 +181,12 @@ export function createView(ui) {
     show(ui.share, s.canShare);
     ui.share.disabled = !inCall || s.shareBusy;
     ui.share.setAttribute("aria-pressed", String(s.sharing));
-    setText(ui.share.querySelector(".label"), s.sharing ? "Stop sharing" : "Share screen");
+    setText(ui.share.querySelector(".label"), s.sharing ? _("Stop sharing") : _("Share screen"));
     show(ui.sharing, s.sharing);
     ui.stage.classList.toggle("is-sharing", s.sharing);
     show(ui.enlarge, inCall && s.hostNarrow === false);
     ui.enlarge.setAttribute("aria-pressed", String(s.large));
-    const words = s.large ? "Make the call smaller" : "Enlarge the call";
+    const words = s.large ? _("Make the call smaller") : _("Enlarge the call");
     if (ui.enlarge.getAttribute("aria-label") !== words) {
       ui.enlarge.setAttribute("aria-label", words);
       ui.enlarge.title = words;
@@ -209,7 +214,7 @@ export function createView(ui) {
     renderPrecall(s);
     renderCallback(s);
     renderRating(s);
-    drawChat(s.chat, { visitor: "You", agent: s.peerName || "Agent" });
+    drawChat(s.chat, { visitor: _("You"), agent: s.peerName || _("Agent") });
     drawChatExtras(ui, s.chat);
     ui.chatSend.disabled = !s.callId;
     renderTools(s);
