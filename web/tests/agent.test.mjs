@@ -9,7 +9,8 @@ import { UNDO_MS, addOne, addPage, contactHref, removeOne } from "../static/agen
 import { backgroundWarning, handoverFrom } from "../static/agent/text.js";
 import { CLOSE, ERROR, MSG } from "../static/shared/protocol.js";
 import { CHAT_EVENTS, describeMoves, effects, play, sent } from "./support.mjs";
-import { precallText } from "../static/agent/text.js";
+import { endText, precallText } from "../static/agent/text.js";
+import { languageCookie, wireLanguageChooser } from "../static/shared/language.js";
 
 const AGENT = { name: "ada", display_name: "Ada", queues: ["support"] };
 const WELCOME = {
@@ -657,5 +658,53 @@ describe("the visitor's pre-call test on the offer card", () => {
     const r = run(available(), { ...OFFER, visitor: { ...OFFER.visitor, precall } });
     assert.equal(r.state.phase, "offered");
     assert.deepEqual(r.state.offer.visitor.precall, precall);
+  });
+});
+
+describe("words without the visitor's name", () => {
+  test("a call's end and a transfer say 'the visitor' in a sentence of their own", () => {
+    assert.equal(endText({ reason: "hangup", by: "visitor" }, ""), "The visitor hung up.");
+    assert.equal(endText({ reason: "hangup", by: "visitor" }, "Vi"), "Vi hung up.");
+    assert.equal(endText({ reason: "peer_left" }, ""), "The connection to the visitor was lost.");
+    assert.equal(endText({ reason: "transferred", queue: "sales" }, ""), "You passed the visitor to the sales line.");
+    assert.equal(endText({ reason: "transferred" }, "Vi"), "You passed Vi to the other line.");
+    assert.equal(endText({ reason: "whatever" }, "Vi"), "The call has ended.");
+    // A name is the visitor's own text, placeholders and all.
+    assert.equal(endText({ reason: "transferred", queue: "sales" }, "{queue}"), "You passed {queue} to the sales line.");
+  });
+
+  test("a nameless call-back request: announced, and Done then Undo", () => {
+    const item = { id: "n", contact: "+44 20 7946 0000", created: 5 };
+    let r = run(idle(), { type: MSG.CALLBACK_ADDED, item });
+    assert.equal(r.state.notice, "New call-back request from a visitor.");
+    r = run(r.state, { type: "click_callback_done", id: "n" });
+    assert.deepEqual(r.state.undo, [{ id: "n", name: "" }]);
+  });
+
+  test("the handover's head, with and without the agent and the line", () => {
+    assert.equal(handoverFrom({ agent: "", queue: "sales", notes: "x", disposition: "" }), "Notes from the agent before (sales)");
+    assert.equal(handoverFrom({ agent: "", queue: "", notes: "", disposition: "" }), "No notes from the agent before");
+    assert.equal(handoverFrom({ agent: "Ada", queue: "", notes: "", disposition: "odd one" }), "Notes from Ada · Outcome: odd one");
+  });
+});
+
+describe("the language chooser", () => {
+  test("a language code becomes the cookie the desk reads; anything else does not", () => {
+    assert.equal(languageCookie("de"), "humandesk_lang=de; path=/; max-age=31536000; SameSite=Lax");
+    assert.equal(languageCookie("de; path=/x"), "");
+    assert.equal(languageCookie(""), "");
+  });
+
+  test("a choice sets the cookie and loads the page again; the same language does nothing", () => {
+    const listeners = {};
+    const select = { value: "en", disabled: false, addEventListener: (type, fn) => (listeners[type] = fn) };
+    const doc = { cookie: "", querySelectorAll: (selector) => (selector === "select[data-language-chooser]" ? [select] : []) };
+    let reloads = 0;
+    wireLanguageChooser(doc, () => (reloads += 1));
+    listeners.change();
+    assert.deepEqual([doc.cookie, reloads], ["", 0]);
+    select.value = "pl";
+    listeners.change();
+    assert.deepEqual([doc.cookie, reloads, select.disabled], ["humandesk_lang=pl; path=/; max-age=31536000; SameSite=Lax", 1, true]);
   });
 });

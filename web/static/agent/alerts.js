@@ -2,6 +2,8 @@
  * and a desktop notification (the Notification API). The transition table decides when
  * (steps.js alertOffer, quietOffer); this module does it to the document. */
 
+import { _ } from "../shared/i18n.js";
+
 const BLINK_MS = 1000;
 /** The badge icon of a pending offer: a red disc with its count (an SVG, no file to fetch). */
 const badge = (count) =>
@@ -47,7 +49,7 @@ export function pageAlerts(doc = document) {
     if (!shown) return;
     try {
       shown.close();
-    } catch (_) {
+    } catch (_err) {
       /* gone already */
     }
     shown = null;
@@ -66,7 +68,7 @@ export function pageAlerts(doc = document) {
     quiet,
     unread(count) {
       if (blink) return; // an offer's title wins; quiet() puts the page's own back
-      doc.title = count ? `(${count}) New message · ${baseTitle}` : baseTitle;
+      doc.title = count ? _("({count}) New message · {title}", { count, title: baseTitle }) : baseTitle;
     },
     notify({ tag, title, body }) {
       close();
@@ -77,7 +79,7 @@ export function pageAlerts(doc = document) {
           n.close();
         };
         shown = n;
-      } catch (_) {
+      } catch (_err) {
         /* a browser that allows them only from a service worker: the title and icon remain */
       }
     },
@@ -92,7 +94,7 @@ export function pageAlerts(doc = document) {
       try {
         const asked = Notification.requestPermission(answer); // old Safari: a callback
         if (asked && typeof asked.then === "function") asked.then(answer, () => answer());
-      } catch (_) {
+      } catch (_err) {
         answer();
       }
     },

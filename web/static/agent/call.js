@@ -4,6 +4,7 @@ import { MSG } from "../shared/protocol.js";
 import { chatMoves, resetChat } from "../shared/chat_moves.js";
 import { mediaMoves } from "../shared/media_moves.js";
 import { connectionChanged, freshQuality, qualityMoves } from "../shared/call_quality.js";
+import { _ } from "../shared/i18n.js";
 import { NOT_CONNECTED, endText } from "./text.js";
 import {
   endCallLocally,
@@ -19,7 +20,7 @@ import {
 } from "./steps.js";
 
 const OWN_REPLAY_MS = 5000;
-const UNSTABLE = "The connection to the visitor is unstable. Trying to reconnect…";
+const UNSTABLE = _("The connection to the visitor is unstable. Trying to reconnect…");
 
 /**
  * A transferred visitor's call starts with the notes and outcome of the agent before, saved at
@@ -65,7 +66,7 @@ export const call = {
     if (handover) takeOverNotes(t, handover);
     setPhase(t, "call-connecting");
     freshQuality(s);
-    notify(t, "Connecting…", true);
+    notify(t, _("Connecting…"), true);
     t.do("startCall", {
       callId: e.call_id,
       role: e.role === "answerer" ? "answerer" : "offerer",
@@ -103,7 +104,7 @@ export const call = {
   },
 
   peer_slow(t) {
-    notify(t, "Still connecting to the visitor. One of the networks may be blocking video calls.", true);
+    notify(t, _("Still connecting to the visitor. One of the networks may be blocking video calls."), true);
   },
 
   [MSG.PEER_MEDIA](t, e) {
@@ -116,7 +117,7 @@ export const call = {
     if (!t.s.callId || e.call_id !== t.s.callId) return;
     flushNotes(t);
     endCallLocally(t);
-    idleView(t, endText(e));
+    idleView(t, (name) => endText(e, name));
   },
 
   click_hangup(t) {
@@ -124,7 +125,7 @@ export const call = {
     flushNotes(t);
     send(t, { type: MSG.HANGUP, call_id: t.s.callId });
     endCallLocally(t);
-    idleView(t, "You ended the call.");
+    idleView(t, _("You ended the call."));
   },
 
   /** "+30 s" (`action`: extend) or "Done, I'm ready" (done) in the wrap-up. */
@@ -146,7 +147,7 @@ export const call = {
     flushNotes(t);
     if (send(t, { type: MSG.TRANSFER, call_id: s.callId, queue })) {
       s.transferring = true;
-      notify(t, `Transferring to ${queue}…`, true);
+      notify(t, _("Transferring to {queue}…", { queue }), true);
     } else notify(t, NOT_CONNECTED);
   },
 };

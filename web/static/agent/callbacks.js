@@ -5,6 +5,7 @@
  * page goes away). Undo within it sends nothing, so the request was never closed. */
 
 import { MSG } from "../shared/protocol.js";
+import { _, ngettext } from "../shared/i18n.js";
 import { NOT_CONNECTED } from "./text.js";
 import { notify, send } from "./steps.js";
 
@@ -62,7 +63,7 @@ export function addOne(list, item) {
 /** A request closed or deleted (`callback_closed`): the pages behind it move up one. */
 export function removeOne(list, id) {
   const index = list.items.findIndex((c) => idOf(c) === String(id));
-  const items = index >= 0 ? list.items.filter((_, i) => i !== index) : list.items;
+  const items = index >= 0 ? list.items.filter((_item, i) => i !== index) : list.items;
   const paged = index >= 0 && index < list.paged ? list.paged - 1 : list.paged;
   const total = Math.max(items.length, list.total - 1);
   return { items, total, paged, seen: items.map(idOf) };
@@ -83,8 +84,10 @@ export function flushUndo(t) {
 }
 
 function announce(t, fresh) {
-  if (fresh.length === 1) notify(t, `New call-back request from ${fresh[0].name || "a visitor"}.`);
-  else if (fresh.length > 1) notify(t, `${fresh.length} new call-back requests.`);
+  if (fresh.length === 1) {
+    const name = fresh[0].name;
+    notify(t, name ? _("New call-back request from {name}.", { name }) : _("New call-back request from a visitor."));
+  } else if (fresh.length > 1) notify(t, ngettext("{n} new call-back request.", "{n} new call-back requests.", fresh.length));
 }
 
 export const callbacks = {
@@ -122,7 +125,7 @@ export const callbacks = {
     if (s.closing.includes(id) || s.undo.some((u) => u.id === id)) return;
     const item = s.callbacks.items.find((c) => idOf(c) === id);
     if (!item) return;
-    s.undo = s.undo.concat([{ id, name: String(item.name || "a visitor") }]);
+    s.undo = s.undo.concat([{ id, name: String(item.name || "") }]); // "": a visitor who gave none
     t.do("timer", { name: timerOf(id), ms: UNDO_MS, event: { type: "callback_done_due", id } });
   },
 

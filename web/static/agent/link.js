@@ -1,7 +1,8 @@
 /* The console's socket: welcomed, closed (by close code), retried, replaced by another window. */
 
 import { CLOSE, MSG } from "../shared/protocol.js";
-import { SESSION_END_TEXT, UNAVAILABLE_TEXT } from "./text.js";
+import { _ } from "../shared/i18n.js";
+import { POLICY_CLOSED_TEXT, SESSION_END_TEXT, UNAVAILABLE_RECONNECTING } from "./text.js";
 import {
   addQueueRows,
   connect,
@@ -60,8 +61,8 @@ export const link = {
       sessionEnded(t, SESSION_END_TEXT[e.reason] || SESSION_END_TEXT.session_expired);
       return;
     }
-    if (e.code === CLOSE.POLICY) notify(t, "The desk closed the connection after too many errors. Reconnecting…", true);
-    if (e.code === CLOSE.TRY_AGAIN) notify(t, UNAVAILABLE_TEXT + " Reconnecting…", true);
+    if (e.code === CLOSE.POLICY) notify(t, POLICY_CLOSED_TEXT, true);
+    if (e.code === CLOSE.TRY_AGAIN) notify(t, UNAVAILABLE_RECONNECTING, true);
     // The upgrade itself was refused: most often the session cookie has expired.
     if (!e.opened) {
       s.checkingSession = true;
@@ -108,7 +109,7 @@ export const link = {
     if (Array.isArray(e.desk_queues)) setDeskQueues(t, e.desk_queues);
     const status = e.status || "offline";
     setStatus(t, status, undefined, undefined, e.now);
-    if (s.notice.endsWith("Reconnecting…")) notify(t, "");
+    if (s.notice === POLICY_CLOSED_TEXT || s.notice === UNAVAILABLE_RECONNECTING) notify(t, "");
     // After a short drop, put the agent back in the state they chose (the desk's lease made them Offline).
     const shortDrop = s.disconnectedAt !== null && e.now - s.disconnectedAt < SHORT_DROP_MS;
     if (s.welcomes > 1 && shortDrop && status === "offline" && s.wantedStatus && s.wantedStatus !== "offline") {
@@ -117,7 +118,7 @@ export const link = {
     s.disconnectedAt = null;
     if (s.callId && status !== "in_call") {
       endCallLocally(t);
-      idleView(t, "The call ended while you were disconnected.");
+      idleView(t, _("The call ended while you were disconnected."));
     }
   },
 };

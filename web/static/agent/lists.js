@@ -3,7 +3,7 @@
 
 import { el, setText } from "../shared/dom.js";
 import { formatDateTime, formatDuration } from "../shared/format.js";
-import { ngettext } from "../shared/i18n.js";
+import { _, formatNumber, ngettext } from "../shared/i18n.js";
 import { contactHref } from "./callbacks.js";
 
 /** "Waiting now": one row per line, in the order they came; rows are only ever added. */
@@ -18,7 +18,7 @@ export function renderQueueRows(list, names, queues) {
       count = el("span", "queue-count", "–");
       count.dataset.testid = "queue-waiting-" + name;
       count.setAttribute("aria-labelledby", label.id);
-      li.append(label, count, el("span", "queue-sub", "waiting"));
+      li.append(label, count, el("span", "queue-sub", _("waiting")));
       list.append(li);
     }
     const info = queues[name];
@@ -39,7 +39,7 @@ export function transferRenderer(select) {
     const key = others.join("\n");
     if (key !== shown) {
       shown = key;
-      select.replaceChildren(new Option("Choose a line…", ""), ...others.map((q) => new Option(q, q)));
+      select.replaceChildren(new Option(_("Choose a line…"), ""), ...others.map((q) => new Option(q, q)));
     }
     if (select.value !== choice) select.value = choice;
   };
@@ -48,7 +48,7 @@ export function transferRenderer(select) {
 /** One call-back request; `onDone(id)` when its Done button is pressed. */
 function callbackItem(item, closing, onDone) {
   const id = String(item.id);
-  const name = String(item.name || "A visitor");
+  const name = String(item.name || "");
   const li = el("li", "callback-item");
   li.dataset.testid = "agent-callback";
   li.dataset.callbackId = id;
@@ -57,7 +57,7 @@ function callbackItem(item, closing, onDone) {
   when.dataset.testid = "agent-callback-time";
   const created = new Date(Number(item.created));
   if (Number.isFinite(created.getTime())) when.dateTime = created.toISOString();
-  head.append(el("span", "callback-name", name), when);
+  head.append(el("span", "callback-name", name || _("A visitor")), when);
   // A phone number or an email address is a link (tel:, mailto:); anything else is text.
   const contact = el("p", "callback-contact");
   const text = String(item.contact || "");
@@ -68,20 +68,29 @@ function callbackItem(item, closing, onDone) {
     contact.append(link);
   } else contact.textContent = text;
   contact.dataset.testid = "agent-callback-contact";
-  const facts = [item.queue ? `${item.queue} line` : ""];
-  if (Number(item.waited_ms) > 0) facts.push(`waited ${formatDuration(item.waited_ms)} first`);
+  const facts = [item.queue ? _("{queue} line", { queue: item.queue }) : ""];
+  if (Number(item.waited_ms) > 0) facts.push(_("waited {wait} first", { wait: formatDuration(item.waited_ms) }));
   li.append(head, contact);
   if (item.note) li.append(el("p", "callback-note", String(item.note)));
   const foot = el("div", "callback-item-foot");
-  const done = el("button", "button small secondary", "Done");
+  const done = el("button", "button small secondary", _("Done"));
   done.type = "button";
   done.dataset.testid = "agent-callback-done";
-  done.setAttribute("aria-label", `Done: called ${name} back`);
+  done.setAttribute("aria-label", name ? _("Done: called {name} back", { name }) : _("Done: called a visitor back"));
   done.disabled = closing.includes(id);
   done.addEventListener("click", () => onDone(id));
   foot.append(el("span", "callback-meta", facts.filter(Boolean).join(" · ")), done);
   li.append(foot);
   return li;
+}
+
+/** The Undo toast's words for a request closed just now (`name`: "" when the visitor gave none). */
+function undoText(name) {
+  return name ? _("Called {name} back: request closed.", { name }) : _("Called a visitor back: request closed.");
+}
+
+function undoLabel(name) {
+  return name ? _("Undo: keep the request from {name} open", { name }) : _("Undo: keep the request from a visitor open");
 }
 
 /**
@@ -105,8 +114,8 @@ export function callbacksRenderer(ui, onDone) {
     const last = undo.length ? undo[undo.length - 1] : null;
     ui.callbackUndo.hidden = !last;
     ui.callbackUndo.dataset.callbackId = last ? last.id : "";
-    setText(ui.callbackUndoText, last ? `Called ${last.name} back: request closed.` : "");
-    ui.callbackUndoButton.setAttribute("aria-label", last ? `Undo: keep the request from ${last.name} open` : "Undo");
+    setText(ui.callbackUndoText, last ? undoText(last.name) : "");
+    ui.callbackUndoButton.setAttribute("aria-label", last ? undoLabel(last.name) : _("Undo"));
     const total = Math.max(0, list.total - undo.length);
     ui.callbacksEmpty.hidden = total > 0;
     ui.callbacksCount.hidden = total === 0;
@@ -115,6 +124,7 @@ export function callbacksRenderer(ui, onDone) {
     const more = list.total - list.items.length; // not yet loaded (the held ones are)
     ui.callbacksMore.hidden = more <= 0;
     ui.callbacksMore.disabled = moreBusy;
-    setText(ui.callbacksMore, `Show ${Math.min(more, 50)} more of ${more}`);
+    const next = Math.min(more, 50);
+    setText(ui.callbacksMore, ngettext("Show {n} more of {total}", "Show {n} more of {total}", next, { total: formatNumber(more) }));
   };
 }

@@ -3,6 +3,7 @@
  * (machine.js), its state to the view (view.js), its effects to effects.js. */
 
 import { mediaControls } from "../shared/controls.js";
+import { wireLanguageChooser } from "../shared/language.js";
 import { run } from "../shared/loop.js";
 import { unlock } from "../shared/sound.js";
 import { notificationPermission, pageAlerts } from "./alerts.js";
@@ -35,6 +36,8 @@ controls = mediaControls({
   getStream: effects.stream,
   onChange: (current) => stamped({ type: "media_toggled", ...current }),
 });
+
+wireLanguageChooser();
 
 /* Input: the idle clock, and audio, which may only start after a gesture. */
 for (const type of ["pointerdown", "keydown"]) {

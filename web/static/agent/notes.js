@@ -1,6 +1,7 @@
 /* Call notes: typed during the call or its wrap-up, saved by themselves, restored on reload. */
 
 import { MSG } from "../shared/protocol.js";
+import { _ } from "../shared/i18n.js";
 import { flushNotes, notesState, openNotes, saveNotes } from "./steps.js";
 
 const SAVE_AFTER_MS = 1000;
@@ -14,7 +15,7 @@ export const notes = {
     t.do("clear", { name: "notes" });
     if (e.now) saveNotes(t);
     else {
-      notesState(t, "editing", "Editing…");
+      notesState(t, "editing", _("Editing…"));
       t.do("timer", { name: "notes", ms: SAVE_AFTER_MS, event: { type: "notes_due" } });
     }
   },
@@ -32,7 +33,7 @@ export const notes = {
     const [edits, ...rest] = current.sent;
     t.s.notes = { ...current, sent: rest };
     if (e.call_id !== current.callId || edits === undefined) return;
-    if (!current.dirty && edits === current.edits) notesState(t, "saved", "Saved");
+    if (!current.dirty && edits === current.edits) notesState(t, "saved", _("Saved"));
   },
 
   /** After a reload in a call or its wrap-up: the notes the desk saved, unless typed since. */
@@ -46,6 +47,6 @@ export const notes = {
       text: typeof e.notes === "string" ? e.notes : "",
       disposition: typeof e.disposition === "string" ? e.disposition : "",
     };
-    notesState(t, "saved", "Saved");
+    notesState(t, "saved", _("Saved"));
   },
 };

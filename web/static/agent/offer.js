@@ -1,7 +1,7 @@
 /* The agent's status, the lines they serve, and offers of a visitor (accept, decline). */
 
 import { MSG } from "../shared/protocol.js";
-import { NOT_CONNECTED, OFFER_CANCELLED_TEXT } from "./text.js";
+import { NOT_CONNECTED, NOT_CONNECTED_STATUS, OFFER_CANCELLED_TEXT, OFFER_WITHDRAWN_TEXT } from "./text.js";
 import { setDeskQueues } from "./link.js";
 import {
   alertOffer,
@@ -41,7 +41,7 @@ export const offers = {
     // Going Available is the gesture to ask for desktop notifications at: once, never on load.
     if (e.status === "available" && !t.s.notifyAsked) askNotifications(t);
     if (!send(t, { type: MSG.STATUS, status: e.status })) {
-      notify(t, "Not connected to the desk yet. Your status will be set when the connection is back.", true);
+      notify(t, NOT_CONNECTED_STATUS, true);
     }
   },
 
@@ -96,7 +96,7 @@ export const offers = {
     // After our own decline the card is already gone and there is nothing to say.
     if (!t.s.offer || e.offer_id !== t.s.offer.id) return;
     hideOffer(t);
-    notify(t, OFFER_CANCELLED_TEXT[e.reason] || "The offer was withdrawn.");
+    notify(t, OFFER_CANCELLED_TEXT[e.reason] || OFFER_WITHDRAWN_TEXT);
   },
 
   click_accept(t) {

@@ -40,7 +40,7 @@ export const session = {
   me(t, e) {
     if (t.s.phase !== "loading") return;
     if (e.agent) enterConsole(t, e.agent);
-    else showLogin(t, e.failed ? "Cannot reach the desk right now. You can still try to sign in." : "");
+    else showLogin(t, e.failed ? _("Cannot reach the desk right now. You can still try to sign in.") : "");
   },
 
   submit_login(t, e) {
@@ -48,7 +48,7 @@ export const session = {
     if (s.phase !== "login" || s.loginBusy) return;
     const username = String(e.username || "").trim();
     if (!username || !e.password) {
-      s.loginError = "Enter your username and password.";
+      s.loginError = _("Enter your username and password.");
       return;
     }
     s.loginBusy = true;
@@ -71,7 +71,7 @@ export const session = {
   },
 
   click_logout(t) {
-    if (t.s.agent) signOut(t, "You are signed out.");
+    if (t.s.agent) signOut(t, _("You are signed out."));
   },
 
   /** POST /api/logout done (or failed: the cookie expires on its own). */

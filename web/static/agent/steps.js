@@ -3,6 +3,7 @@
 
 import { MSG } from "../shared/protocol.js";
 import { clip } from "../shared/format.js";
+import { _ } from "../shared/i18n.js";
 import { offerAlertText } from "./text.js";
 import { freshQuality } from "../shared/call_quality.js";
 
@@ -151,12 +152,15 @@ export function endCallLocally(t) {
   freshQuality(t.s);
 }
 
-/** Back to no call: the words, the phase (unless signed out or replaced), a notice. */
+/**
+ * Back to no call: the words, the phase (unless signed out or replaced), a notice.
+ * `message`: the notice, or a function of the visitor's name ("" when they gave none) to it.
+ */
 export function idleView(t, message) {
-  const name = (t.s.peer && t.s.peer.name) || "the visitor";
+  const name = (t.s.peer && t.s.peer.name) || "";
   t.s.peer = null;
   if (t.s.phase !== "replaced" && t.s.phase !== "login") setPhase(t, "idle");
-  notify(t, message.replace("{name}", name));
+  notify(t, typeof message === "function" ? message(name) : message);
 }
 
 /** A fresh transfer control for the call's line (the other lines of the desk). */
@@ -246,8 +250,8 @@ export function saveNotes(t) {
     disposition: clip(notes.disposition, 64),
   };
   if (!send(t, msg)) {
-    notesState(t, "error", "Not saved yet: offline"); // stays dirty: saved once we are back
+    notesState(t, "error", _("Not saved yet: offline")); // stays dirty: saved once we are back
     return;
   }
-  t.s.notes = { ...t.s.notes, dirty: false, sent: [...notes.sent, notes.edits], state: "saving", label: "Saving…" };
+  t.s.notes = { ...t.s.notes, dirty: false, sent: [...notes.sent, notes.edits], state: "saving", label: _("Saving…") };
 }

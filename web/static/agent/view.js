@@ -7,7 +7,8 @@ import { byTestIds, el, setText } from "../shared/dom.js";
 import { describeMediaProblem } from "../shared/media.js";
 import { renderQuality } from "../shared/call_quality.js";
 import { formatClock } from "../shared/format.js";
-import { CONNECTION_TEXT, STATUS_TEXT, backgroundWarning, callTitle, handoverFrom, precallText } from "./text.js";
+import { _ } from "../shared/i18n.js";
+import { CONNECTION_TEXT, STATUS_TEXT, answerWithin, backgroundWarning, callTitle, handoverFrom, precallText } from "./text.js";
 import { callbacksRenderer, renderQueueRows, transferRenderer } from "./lists.js";
 
 const IDS = {
@@ -42,7 +43,7 @@ const IDS = {
   chatForm: "agent-chat-form", chatInput: "agent-chat-input", chatSend: "agent-chat-send",
   fileInput: "agent-file-input", chatUnread: "agent-chat-unread",
   callbackUndo: "agent-callback-undo", callbackUndoText: "agent-callback-undo-text",
-  callbackUndoButton: "agent-callback-undo-button",
+  callbackUndoButton: "agent-callback-undo-button", language: "agent-language",
 };
 
 /** The call's own tools: the device pickers, the microphone meter, the visitor's screen. */
@@ -77,22 +78,49 @@ function ticker(ms) {
   };
 }
 
-/** What the agent before knew, on the offer of a visitor they transferred (null: none). */
-function renderHandover(ui, handover) {
+/** A line of the chat so far on the offer card: who wrote it (the visitor, the agent before), and what. */
+function handoverLine(line, visitorName, agentName) {
+  const from = line.from || line.by || "";
+  const who = from === "visitor" ? visitorName || _("Visitor") : from === "agent" ? agentName || _("Agent") : from;
+  const text = line.text || "";
+  return who ? _("{who}: {text}", { who, text }) : text;
+}
+
+/**
+ * What the agent before knew, on the offer of a visitor they transferred (null: none);
+ * `visitorName`: the offered visitor's ("" when none given).
+ */
+function renderHandover(ui, handover, visitorName) {
   show(ui.offerHandover, !!handover);
   const chat = (handover && handover.chat) || [];
   setText(ui.offerHandoverFrom, handover ? handoverFrom(handover) : "");
   setText(ui.offerNotes, handover ? handover.notes : "");
   show(ui.offerNotes, !!(handover && handover.notes));
   // The chat so far, where the desk keeps one with the call: a line per message.
-  const key = JSON.stringify(chat);
+  const key = JSON.stringify([chat, visitorName]);
   if (ui.offerChat.dataset.key !== key) {
     ui.offerChat.dataset.key = key;
     ui.offerChat.replaceChildren(
-      ...chat.map((line) => el("li", "", `${line.from || line.by || ""}: ${line.text || ""}`.replace(/^: /, "")))
+      ...chat.map((line) => el("li", "", handoverLine(line, visitorName, handover.agent)))
     );
   }
   show(ui.offerChat, chat.length > 0);
+}
+
+/** What the visitor turned off: their microphone, their camera ("": neither). */
+function peerMediaText(media) {
+  const muted = !!(media && media.muted);
+  const cameraOff = !!(media && media.camera_off);
+  if (muted && cameraOff) return _("Visitor muted their microphone. Visitor's camera is off");
+  if (muted) return _("Visitor muted their microphone");
+  if (cameraOff) return _("Visitor's camera is off");
+  return "";
+}
+
+/** The wrap-up's countdown: "Next visitor in 42 s", "Next visitor in 1:05". */
+function nextVisitorIn(seconds) {
+  if (seconds < 60) return _("Next visitor in {seconds} s", { seconds });
+  return _("Next visitor in {time}", { time: formatClock(seconds) });
 }
 
 export function createView(ui, { onCallbackDone }) {
@@ -108,7 +136,7 @@ export function createView(ui, { onCallbackDone }) {
     offerTick(offer, () => {
       const now = performance.now();
       const left = Math.max(0, offer.deadline - now);
-      setText(ui.offerCountdown, left > 0 ? `Answer within ${Math.ceil(left / 1000)} s` : "Time is up");
+      setText(ui.offerCountdown, left > 0 ? answerWithin(Math.ceil(left / 1000)) : _("Time is up"));
       ui.offerCountdown.dataset.remainingMs = String(Math.round(left));
       ui.offerBar.style.width = (offer.timeout ? (100 * left) / offer.timeout : 0) + "%";
       setText(ui.offerWaited, formatClock(offer.waited + (now - offer.received) / 1000));
@@ -116,19 +144,19 @@ export function createView(ui, { onCallbackDone }) {
     if (!offer) return;
     const v = offer.visitor;
     const priority = Number(v.priority) || 0;
-    setText(ui.offerPriority, priority > 0 ? `Priority ${priority}` : "");
+    setText(ui.offerPriority, priority > 0 ? _("Priority {priority}", { priority }) : "");
     show(ui.offerPriority, priority > 0);
-    setText(ui.offerTransferred, v.transferred_from ? `Transferred from ${v.transferred_from}` : "");
+    setText(ui.offerTransferred, v.transferred_from ? _("Transferred from {queue}", { queue: v.transferred_from }) : "");
     show(ui.offerTransferred, !!v.transferred_from);
     show(ui.offerBadges, priority > 0 || !!v.transferred_from);
-    setText(ui.offerName, v.name || "A visitor");
-    setText(ui.offerTopic, v.topic || "No topic given");
+    setText(ui.offerName, v.name || _("A visitor"));
+    setText(ui.offerTopic, v.topic || _("No topic given"));
     ui.offerTopic.classList.toggle("muted", !v.topic);
     setText(ui.offerQueue, offer.queue);
     show(ui.offerAudioOnly, !!v.audio_only);
     setText(ui.offerPage, v.page || "");
     show(ui.offerPageRow, !!v.page);
-    renderHandover(ui, offer.handover);
+    renderHandover(ui, offer.handover, v.name || "");
     const precall = v.precall && typeof v.precall === "object" ? v.precall : null;
     const words = precallText(precall);
     show(ui.offerPrecall, !!words);
@@ -145,21 +173,21 @@ export function createView(ui, { onCallbackDone }) {
   function renderWrapup(s) {
     const on = s.status === "wrap_up";
     show(ui.wrapup, on);
-    setText(ui.wrapupAfter, s.lastPeerName ? `After your call with ${s.lastPeerName}` : "After your call");
+    setText(ui.wrapupAfter, s.lastPeerName ? _("After your call with {name}", { name: s.lastPeerName }) : _("After your call"));
     ui.wrapupExtend.disabled = s.wrapupBusy;
     ui.wrapupDone.disabled = s.wrapupBusy;
     const until = s.wrapupUntil;
     wrapupTick(on ? `${until}/${s.wrapupTotal}` : null, () => {
       if (until === null) {
         setText(ui.wrapupClock, "–:––");
-        setText(ui.wrapupText, "Next visitor when the wrap-up ends");
+        setText(ui.wrapupText, _("Next visitor when the wrap-up ends"));
         return;
       }
       const left = Math.max(0, until - performance.now());
       const seconds = Math.ceil(left / 1000);
       ui.wrapup.dataset.remainingMs = String(Math.round(left));
       setText(ui.wrapupClock, formatClock(seconds));
-      setText(ui.wrapupText, left > 0 ? `Next visitor in ${seconds < 60 ? seconds + " s" : formatClock(seconds)}` : "Ready for the next visitor…");
+      setText(ui.wrapupText, left > 0 ? nextVisitorIn(seconds) : _("Ready for the next visitor…"));
       ui.wrapupBar.style.width = (s.wrapupTotal ? Math.min(100, (100 * left) / s.wrapupTotal) : 0) + "%";
     });
   }
@@ -179,14 +207,12 @@ export function createView(ui, { onCallbackDone }) {
     renderQuality(ui.quality, s);
     show(ui.retryMedia, !inCall);
     ui.retryMedia.disabled = s.checking;
-    const problem = describeMediaProblem(s.media, "the visitor");
+    const problem = describeMediaProblem(s.media);
     setText(ui.deviceMessage, problem);
     show(ui.deviceNotice, !!problem);
-    const parts = [];
-    if (s.peerMedia && s.peerMedia.muted) parts.push("Visitor muted their microphone");
-    if (s.peerMedia && s.peerMedia.camera_off) parts.push("Visitor's camera is off");
-    setText(ui.peerMedia, parts.join(". "));
-    show(ui.peerMedia, parts.length > 0);
+    const peerWords = peerMediaText(s.peerMedia);
+    setText(ui.peerMedia, peerWords);
+    show(ui.peerMedia, !!peerWords);
     show(ui.sound, s.soundBlocked);
     show(ui.timer, s.callSince !== null);
     callTick(s.callSince, () => setText(ui.timer, formatClock((performance.now() - s.callSince) / 1000)));
@@ -200,7 +226,7 @@ export function createView(ui, { onCallbackDone }) {
     const wrapUpChat = s.status === "wrap_up" && s.chat.entries.length > 0;
     show(ui.chatWrap, inCall || wrapUpChat);
     show(ui.chatForm, inCall);
-    drawChat(s.chat, { agent: "You", visitor: (s.peer && s.peer.name) || "Visitor" });
+    drawChat(s.chat, { agent: _("You"), visitor: (s.peer && s.peer.name) || _("Visitor") });
     drawChatExtras(ui, s.chat);
   }
 
@@ -221,6 +247,14 @@ export function createView(ui, { onCallbackDone }) {
     show(ui.screenLabel, screen);
     ui.stage.classList.toggle("peer-screen", screen);
     ui.stage.classList.toggle("screen-beside", screen && s.screenBeside);
+  }
+
+  /** A new language loads the page again: not while a visitor is offered or in a call. */
+  function renderLanguage(phase) {
+    const busy = phase === "offered" || phase === "call-connecting" || phase === "in-call";
+    if (!ui.language || ui.language.disabled === busy) return;
+    ui.language.disabled = busy;
+    ui.language.title = busy ? _("You can change the language after the call.") : _("Language");
   }
 
   function renderNotes(notes) {
@@ -250,6 +284,7 @@ export function createView(ui, { onCallbackDone }) {
     setText(ui.connection, CONNECTION_TEXT[s.connection]);
     setText(ui.notice, s.notice);
     show(ui.replaced, s.phase === "replaced");
+    renderLanguage(s.phase);
     // status
     ui.status.dataset.status = s.status;
     setText(ui.status, STATUS_TEXT[s.status] || s.status);

@@ -5,12 +5,12 @@ import { _ } from "./i18n.js";
 
 /** What a sign-in answer means to the person at the form: { error, wrongPassword } or {}. */
 export function signInProblem(status, retryAfter) {
-  if (status === 401) return { error: "Wrong username or password", wrongPassword: true };
+  if (status === 401) return { error: _("Wrong username or password"), wrongPassword: true };
   if (status === 429) {
     const minutes = Math.max(1, Math.ceil((Number(retryAfter) || 60) / 60));
     return { error: _("Too many failed sign-ins. Try again in {wait}.", { wait: countOf(minutes, "minute") }) };
   }
-  if (status < 200 || status > 299) return { error: `Sign-in failed (HTTP ${status}). Try again.` };
+  if (status < 200 || status > 299) return { error: _("Sign-in failed (HTTP {status}). Try again.", { status }) };
   return {};
 }
 
@@ -24,8 +24,8 @@ export async function signIn(username, password) {
       credentials: "same-origin",
       body: JSON.stringify({ username, password }),
     });
-  } catch (_) {
-    return { error: "Cannot reach the desk. Check your connection and try again." };
+  } catch (_err) {
+    return { error: _("Cannot reach the desk. Check your connection and try again.") };
   }
   const problem = signInProblem(res.status, res.headers.get("Retry-After"));
   if (problem.error) return problem;

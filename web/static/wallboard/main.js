@@ -1,6 +1,7 @@
 /* The supervisors' wallboard: every queue and agent of the desk, live, for a wall screen.
  * Polls /api/stats and /api/agents every 2 seconds; signs in like the agent console. */
 
+import { wireLanguageChooser } from "../shared/language.js";
 import { run } from "../shared/loop.js";
 import { signIn } from "../shared/signin.js";
 import { initial, next, statsUrl } from "./model.js";
@@ -87,6 +88,8 @@ const { dispatch } = run({
   render: createView(ui),
   perform: (fx, dispatchFx) => ACTIONS[fx.do](fx, dispatchFx),
 });
+
+wireLanguageChooser();
 
 ui.loginForm.addEventListener("submit", (ev) => {
   ev.preventDefault();

@@ -1,26 +1,27 @@
 /* The wallboard's state and what it shows, as pure functions: the page's phases (a transition
  * table like the other pages'), the tiles' figures and the agents' rows. */
 
+import { _, locale } from "../shared/i18n.js";
 import { machine } from "../shared/loop.js";
 
 /** The agents' states in the order a supervisor reads them, with their labels. */
 export const STATES = {
-  in_call: "In call",
-  offered: "Ringing",
-  available: "Available",
-  wrap_up: "Wrap-up",
-  break: "Break",
-  offline: "Offline",
+  in_call: _("In call"),
+  offered: _("Ringing"),
+  available: _("Available"),
+  wrap_up: _("Wrap-up"),
+  break: _("Break"),
+  offline: _("Offline"),
 };
 const STATE_ORDER = Object.keys(STATES);
 
 /** The tile's agent counts: an agent being offered a visitor is still counted Available. */
 export const TILE_STATES = [
-  ["available", "Available"],
-  ["in_call", "In call"],
-  ["wrap_up", "Wrap-up"],
-  ["break", "Break"],
-  ["offline", "Offline"],
+  ["available", _("Available")],
+  ["in_call", _("In call")],
+  ["wrap_up", _("Wrap-up")],
+  ["break", _("Break")],
+  ["offline", _("Offline")],
 ];
 
 /** loading -> login | board; login -> board; board -> login (the session ended). */
@@ -98,7 +99,8 @@ export function clock(seconds) {
 }
 
 export function percent(ratio) {
-  return ratio === null || ratio === undefined ? "–" : `${Math.round(ratio * 100)}%`;
+  if (ratio === null || ratio === undefined) return "–";
+  return new Intl.NumberFormat(locale(), { style: "percent", maximumFractionDigits: 0 }).format(Math.round(ratio * 100) / 100);
 }
 
 /**
@@ -152,7 +154,7 @@ export function sortAgents(agents) {
  * in).
  */
 export function stateSince(a, nowMs) {
-  if (a.state === "wrap_up" && a.until_ms) return `${clock((a.until_ms - nowMs) / 1000)} left`;
+  if (a.state === "wrap_up" && a.until_ms) return _("{time} left", { time: clock((a.until_ms - nowMs) / 1000) });
   return clock(a.since_ms ? (nowMs - a.since_ms) / 1000 : null);
 }
 

@@ -2,7 +2,14 @@
  * inserted as text (textContent), never as HTML. */
 
 import { byTestIds, el, setText } from "../shared/dom.js";
+import { _, formatNumber, locale, ngettext } from "../shared/i18n.js";
 import { STATES, TILE_STATES, sortAgents, stateReason, stateSince, tile } from "./model.js";
+
+const CONNECTION_TEXT = {
+  connecting: _("Connecting…"),
+  connected: _("Live"),
+  disconnected: _("Desk unreachable"),
+};
 
 export function findParts(doc = document) {
   const ids = {
@@ -33,16 +40,16 @@ function makeTile(name) {
   node.dataset.queue = name;
   node.dataset.alert = "false";
   const head = el("header", "wb-tile-head");
-  const badge = el("span", "wb-alert-badge", "Over threshold");
+  const badge = el("span", "wb-alert-badge", _("Over threshold"));
   badge.hidden = true;
   head.append(el("h2", "wb-tile-title", name), badge);
   const live = el("div", "wb-live");
-  const waiting = stat("Waiting now", `wallboard-waiting-${name}`, true);
-  const longest = stat("Longest wait now", `wallboard-longest-${name}`, true);
+  const waiting = stat(_("Waiting now"), `wallboard-waiting-${name}`, true);
+  const longest = stat(_("Longest wait now"), `wallboard-longest-${name}`, true);
   live.append(waiting.box, longest.box);
   const agents = el("ul", "wb-agent-counts");
   agents.dataset.testid = `wallboard-agents-${name}`;
-  agents.setAttribute("aria-label", "Agents");
+  agents.setAttribute("aria-label", _("Agents"));
   const counts = {};
   for (const [key, label] of TILE_STATES) {
     const item = el("li", "wb-count");
@@ -54,12 +61,12 @@ function makeTile(name) {
   }
   const today = el("div", "wb-today");
   const grid = el("div", "wb-today-grid");
-  const answered = stat("Answered", `wallboard-answered-${name}`);
-  const abandoned = stat("Abandoned", `wallboard-abandoned-${name}`);
-  const sl = stat("Service level", `wallboard-sl-${name}`);
-  const aht = stat("Avg handle time", `wallboard-aht-${name}`);
+  const answered = stat(_("Answered"), `wallboard-answered-${name}`);
+  const abandoned = stat(_("Abandoned"), `wallboard-abandoned-${name}`);
+  const sl = stat(_("Service level"), `wallboard-sl-${name}`);
+  const aht = stat(_("Avg handle time"), `wallboard-aht-${name}`);
   grid.append(answered.box, abandoned.box, sl.box, aht.box);
-  today.append(el("h3", "wb-today-title", "Today"), grid);
+  today.append(el("h3", "wb-today-title", _("Today")), grid);
   node.append(head, live, agents, today);
   const slLabel = sl.box.querySelector(".wb-label");
   return { node, badge, waiting: waiting.value, longest: longest.value, counts, answered: answered.value, abandoned: abandoned.value, sl: sl.value, slLabel, aht: aht.value };
@@ -71,7 +78,7 @@ function agentRow(a, nowMs) {
   tr.dataset.state = a.state;
   const who = el("td", "wb-agent-name");
   who.append(el("span", "", a.display_name || a.name));
-  if (a.role === "supervisor") who.append(el("span", "badge wb-role", "Supervisor"));
+  if (a.role === "supervisor") who.append(el("span", "badge wb-role", _("Supervisor")));
   const pill = el("td", "wb-agent-state");
   const label = el("span", "wb-state", STATES[a.state] || String(a.state));
   label.dataset.state = a.state;
@@ -112,7 +119,7 @@ export function createView(ui) {
       t.node.dataset.alert = String(f.alert);
       t.node.dataset.waiting = String(f.waiting);
       t.badge.hidden = !f.alert;
-      setText(t.badge, `Over ${f.threshold} s`);
+      setText(t.badge, _("Over {seconds} s", { seconds: f.threshold }));
       for (const [key] of TILE_STATES) {
         setText(t.counts[key].n, String(f.counts[key]));
         t.counts[key].item.dataset.count = String(f.counts[key]);
@@ -120,7 +127,7 @@ export function createView(ui) {
       setText(t.answered, f.answered);
       setText(t.abandoned, f.abandoned);
       setText(t.sl, f.serviceLevel);
-      setText(t.slLabel, `Service level (≤ ${f.threshold} s)`);
+      setText(t.slLabel, _("Service level (≤ {seconds} s)", { seconds: f.threshold }));
       setText(t.aht, f.handleTime);
     }
     ui.noQueues.hidden = names.length > 0;
@@ -132,7 +139,7 @@ export function createView(ui) {
     ui.noAgents.hidden = rows.length > 0;
     ui.agents.hidden = rows.length === 0;
     const online = rows.filter((a) => a.state !== "offline").length;
-    setText(ui.summary, `${online} of ${rows.length} signed in`);
+    setText(ui.summary, ngettext("{online} of {n} signed in", "{online} of {n} signed in", rows.length, { online: formatNumber(online) }));
   }
 
   return function render(s) {
@@ -142,7 +149,7 @@ export function createView(ui) {
     ui.board.hidden = s.phase !== "board";
     ui.connection.hidden = !s.connectionShown;
     ui.connection.dataset.state = s.connection;
-    setText(ui.connection, s.connection === "connected" ? "Live" : s.connection === "disconnected" ? "Desk unreachable" : "Connecting…");
+    setText(ui.connection, CONNECTION_TEXT[s.connection] || CONNECTION_TEXT.connecting);
     ui.offline.hidden = s.connection !== "disconnected";
     ui.body.classList.toggle("is-stale", s.connection === "disconnected");
     setText(ui.user, s.user);
@@ -153,7 +160,7 @@ export function createView(ui) {
       renderQueues(s.data.stats, s.data.agents);
       renderAgents(s.data.agents, s.data.nowMs);
       const when = new Date(s.data.at);
-      setText(ui.updated, when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }));
+      setText(ui.updated, when.toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit", second: "2-digit" }));
       ui.updated.dateTime = when.toISOString();
     }
   };
