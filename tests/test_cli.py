@@ -234,6 +234,7 @@ BAD_SETTINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "HUMANDESK_DEMO_PASSWORD": ("short", ("demo",)),
     "HUMANDESK_DRAIN_TIMEOUT": ("soon", ("queue", "list")),
     "HUMANDESK_BRAND_NAME": ("x" * 200, ("queue", "list")),
+    "HUMANDESK_LANGUAGE": ("klingon", ("queue", "list")),
     "HUMANDESK_BRAND_COLOR": ("teal", ("queue", "list")),
     "HUMANDESK_BRAND_LOGO": ("/nonexistent/logo.png", ("queue", "list")),
     "HUMANDESK_CHAT_MAX_MESSAGES": ("-1", ("queue", "list")),
