@@ -124,19 +124,25 @@ class Limiter:
 
     async def admit_precall(self, address: str) -> Refusal | None:
         """A pre-call test from ``address``: within the tests a minute?"""
-        known = self._remembered("precall", address)
-        if known is not None:
-            return known
-        wait = await self.take("precall", address, self.limits.precalls_per_minute, 60)
-        if not wait:
-            return None
-        return self._remember("precall", address, Refusal("precalls", wait), wait)
+        return await self._admit_rate(
+            "precall", "precalls", address, self.limits.precalls_per_minute, 60
+        )
 
     async def admit_callback(self, address: str) -> Refusal | None:
-        known = self._remembered("callback", address)
+        """A callback request from ``address``: within the requests an hour?"""
+        return await self._admit_rate(
+            "callback", "callbacks", address, self.limits.callbacks_per_hour, 3600
+        )
+
+    async def _admit_rate(
+        self, kind: str, limit: str, address: str, per_window: int, window_s: float
+    ) -> Refusal | None:
+        """One token of ``kind`` for ``address``, or the refusal (remembered here until its
+        wait is over, so a flood costs no round trips)."""
+        known = self._remembered(kind, address)
         if known is not None:
             return known
-        wait = await self.take("callback", address, self.limits.callbacks_per_hour, 3600)
+        wait = await self.take(kind, address, per_window, window_s)
         if not wait:
             return None
-        return self._remember("callback", address, Refusal("callbacks", wait), wait)
+        return self._remember(kind, address, Refusal(limit, wait), wait)

@@ -32,6 +32,7 @@ from humandesk.signaling.messages import (
 )
 from humandesk.signaling.outbound import AgentWelcome, NotesRestored, NotesSaved, Pong, Queues
 from humandesk.signaling.refusals import queue_error
+from humandesk.signaling.resync import replay_call, tell_agent
 
 __all__ = ["HANDLERS", "Shift", "greet"]
 
@@ -148,13 +149,13 @@ async def greet(desk: SignalingDesk, conn: AgentConn, agent: AgentInfo) -> None:
         },
     )
     conn.send(welcome.to_wire())
-    desk.tell_agent(conn, rendered)
+    tell_agent(conn, rendered)
     await _restore_notes(
         desk, conn, {"in_call": rendered.call, "wrap_up": rendered.last_call}.get(rendered.state)
     )
     # A reloaded console: re-offer the call so the visitor sees the agent again, and the chat.
     call = rendered.call if rendered.state == "in_call" else None
-    if call and await desk.replay_call(call, visitor=False, agent=True):
+    if call and await replay_call(desk, call, visitor=False, agent=True):
         await send_history(desk, call, desk.keys.agent_channel(agent.name))
     conn.send(Queues(await desk.agent_counts(conn.queues)).to_wire())
     conn.send(await desk.consoles.callbacks_message(conn.queues))

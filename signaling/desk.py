@@ -19,7 +19,6 @@ from aiohttp import web
 
 from humandesk.queue.client import (
     DeskQueue,
-    Rendered,
 )
 from humandesk.queue.limits import AbuseLimits, Limiter
 from humandesk.signaling.codes import MAX_JSON_DEPTH, CloseCode
@@ -33,6 +32,7 @@ from humandesk.signaling.outbound import (
 )
 from humandesk.signaling.outbox import Flusher, spawn
 from humandesk.signaling.positions import PositionUpdates
+from humandesk.signaling.resync import resync
 from humandesk.signaling.session import AgentPhase, VisitorPhase
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class SignalingDesk:
         self._housekeeping_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.hub.on_resync(self._resync)
+        self.hub.on_resync(lambda: resync(self))
         await self.hub.start()
         self._tasks = [
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
@@ -363,73 +363,3 @@ class SignalingDesk:
             self.outage.failed(exc)  # it runs again at the next interval
         except Exception:
             log.exception("housekeeping failed")
-
-    def _resync(self) -> None:
-        """After a pub/sub reconnect: messages may have been lost, so re-read what matters:
-        places in line, each agent's status and offer, and the ``call_started`` of a call
-        that began while the hub was away (a call's end is found by the heartbeat)."""
-        self.outage.recovered()
-        for queue in list(self.positions.watched):
-            self.positions.mark_dirty(queue)
-        for conn in list(self.agents.values()):
-            spawn(self._resync_agent(conn))
-        for visitor in list(self.visitors.values()):
-            spawn(self._resync_visitor(visitor))
-
-    async def _resync_agent(self, conn: AgentConn) -> None:
-        try:
-            rendered = await self.queue.render(agent=conn.name)
-            self.tell_agent(conn, rendered)
-            call = rendered.call if rendered.state == "in_call" else None
-            if call and conn.session.call_id != call:
-                await self._tell_call(conn, call, offerer=True)
-        except UNAVAILABLE as exc:
-            self.outage.failed(exc)
-
-    async def _resync_visitor(self, conn: VisitorConn) -> None:
-        visitor_id = conn.session.visitor_id
-        if visitor_id is None:
-            return
-        try:
-            record = await self.queue.visitor(visitor_id)
-            if record is None or record.get("state") != "in_call" or not record.get("call"):
-                return
-            if conn.session.call_id != record["call"]:
-                await self._tell_call(conn, str(record["call"]), offerer=False)
-        except UNAVAILABLE as exc:
-            self.outage.failed(exc)
-
-    async def _tell_call(
-        self, conn: AgentConn | VisitorConn, call_id: str, *, offerer: bool
-    ) -> None:
-        """Delivers a call's ``call_started`` that the socket never got, as a replay."""
-        rendered = await self.queue.render(call=call_id)
-        if rendered.call_started is not None:
-            conn.deliver({**rendered.call_started[0 if offerer else 1], "replay": True})
-
-    @staticmethod
-    def tell_agent(conn: AgentConn, rendered: Rendered) -> None:
-        """Tells a console the agent's status and pending offer (after a connect or a lost
-        pub/sub connection), as the scripts render them."""
-        if rendered.status is not None:
-            conn.deliver(rendered.status)
-        if rendered.offer is not None:
-            conn.deliver(rendered.offer)
-
-    async def replay_call(self, call_id: str, *, visitor: bool, agent: bool) -> bool:
-        """Re-sends ``call_started`` after a reconnect, so the parties negotiate afresh.
-
-        The agent, as offerer, then makes a new offer; the visitor's page notices the new
-        DTLS fingerprint and answers with a new connection. Returns False if the call ended.
-        """
-        rendered = await self.queue.render(call=call_id)
-        if rendered.call_started is None:
-            return False
-        offerer, answerer = rendered.call_started
-        if agent:
-            channel = self.keys.agent_channel(str(rendered.agent))
-            await self.hub.publish(channel, {**offerer, "replay": True})
-        if visitor:
-            channel = self.keys.visitor_channel(str(rendered.visitor))
-            await self.hub.publish(channel, {**answerer, "replay": True})
-        return True

@@ -26,26 +26,15 @@ from humandesk.queue.waits import QueueSnapshot, grew, growth_reason
 from humandesk.signaling.actions import Action, Close, EntryGone, Forget, Send, Watch
 from humandesk.signaling.codes import CloseCode, ProtocolError
 from humandesk.signaling.messages import (
-    Accept,
-    Callback,
-    CallbacksPage,
     Chat,
     ClientMessage,
-    CloseCallback,
-    Decline,
     Hangup,
-    Join,
-    Leave,
     Media,
     Notes,
-    Ping,
     Rate,
-    RefreshIce,
-    Resume,
     SetStatus,
     Signal,
     Transfer,
-    Wrapup,
 )
 from humandesk.signaling.outbound import CallEnded, Position, Queued
 
@@ -91,6 +80,43 @@ def _check_call(msg: Signal | Media | Hangup | Chat, call_id: str | None) -> Non
         raise ProtocolError("wrong_state", "that is not your current call", msg.type)
 
 
+# The phases in which each client message is allowed (None: any). `rate`, `notes` and
+# `status` have conditions of their own, checked in the sessions' `check`.
+_IN_CALL = dict.fromkeys(("signal", "media", "hangup", "chat"), frozenset({"in_call"}))
+_VISITOR_MAY: dict[str, frozenset[str] | None] = {
+    **dict.fromkeys(("ping", "refresh_ice"), None),
+    "callback": frozenset({"new", "waiting"}),
+    **dict.fromkeys(("join", "resume"), frozenset({"new"})),
+    "leave": frozenset({"waiting"}),
+    **_IN_CALL,
+}
+_AGENT_MAY: dict[str, frozenset[str] | None] = {
+    **dict.fromkeys(("ping", "close_callback", "refresh_ice", "callbacks"), None),
+    "wrapup": frozenset({"wrap_up"}),
+    "transfer": frozenset({"in_call"}),
+    **dict.fromkeys(("accept", "decline"), frozenset({"offered"})),
+    **_IN_CALL,
+}
+
+
+def _check_phase(msg: ClientMessage, phase: str, may: dict[str, frozenset[str] | None]) -> None:
+    allowed = may.get(msg.type, frozenset())
+    if allowed is not None and phase not in allowed:
+        raise _wrong(msg, phase)
+
+
+def _call_ended(
+    record: dict[str, Any] | None, visitor_id: str | None, call_id: str | None
+) -> CallEnded | None:
+    """The ``call_ended`` of ``call_id`` if its record says it ended for this visitor (and
+    was not handed on by a transfer)."""
+    if not call_id or record is None or record.get("visitor_id") != visitor_id:
+        return None
+    if record.get("ended") is None or record.get("end_reason") == "transferred":
+        return None
+    return CallEnded(call_id, record.get("end_reason"), record.get("ended_by"))
+
+
 def _replaced(event: dict[str, Any], conn_id: str) -> list[Action]:
     """Another socket took the party over (not this one): this one closes (4009)."""
     if event.get("conn") == conn_id:
@@ -122,30 +148,13 @@ class VisitorSession:
 
     def check(self, msg: ClientMessage) -> None:
         """Raises ``wrong_state`` unless ``msg`` is allowed now."""
-        if isinstance(msg, Ping | RefreshIce):
-            return
-        if isinstance(msg, Callback):
-            if self.phase not in (VisitorPhase.NEW, VisitorPhase.WAITING):
-                raise _wrong(msg, self.phase)
-            return
         if isinstance(msg, Rate):
             if self.phase is not VisitorPhase.DONE or msg.call_id != self.call_id or self.rated:
                 raise _wrong(msg, "not after a call of yours")
             return
-        if isinstance(msg, Join | Resume):
-            if self.phase is not VisitorPhase.NEW:
-                raise _wrong(msg, self.phase)
-            return
-        if isinstance(msg, Leave):
-            if self.phase is not VisitorPhase.WAITING:
-                raise _wrong(msg, self.phase)
-            return
+        _check_phase(msg, self.phase, _VISITOR_MAY)
         if isinstance(msg, Signal | Media | Hangup | Chat):
-            if self.phase is not VisitorPhase.IN_CALL:
-                raise _wrong(msg, self.phase)
             _check_call(msg, self.call_id)
-            return
-        raise _wrong(msg, self.phase)
 
     #: A visitor's session is never ended by the desk while its socket lives (an agent's
     #: is, on expiry or revocation): the frame loop asks both.
@@ -230,17 +239,9 @@ class VisitorSession:
         """
         if not self.live:
             return []
-        ended = (
-            record is not None
-            and call_id is not None
-            and call_id == self.call_id
-            and record.get("visitor_id") == self.visitor_id
-            and record.get("ended") is not None
-            and record.get("end_reason") != "transferred"
-        )
-        if ended and record is not None and call_id is not None:
-            ended_as = CallEnded(call_id, record.get("end_reason"), record.get("ended_by"))
-            return self.deliver(ended_as.to_wire())
+        ended = _call_ended(record, self.visitor_id, call_id)
+        if ended is not None and call_id == self.call_id:
+            return self.deliver(ended.to_wire())
         self.left()
         return [Forget(), Close(CloseCode.ENTRY_GONE, "entry_gone")]
 
@@ -251,16 +252,10 @@ class VisitorSession:
         was in (its record says so: the visitor's, ended, not transferred), the end was
         published while no socket of theirs listened (a reconnect, a server restart): the
         visitor is told ``call_ended`` now, as if they had stayed. Otherwise 4004."""
-        if (
-            call_id
-            and record is not None
-            and record.get("visitor_id") == visitor_id
-            and record.get("ended") is not None
-            and record.get("end_reason") != "transferred"
-        ):
+        ended = _call_ended(record, visitor_id, call_id)
+        if ended is not None:
             self.visitor_id, self.call_id, self.phase = visitor_id, call_id, VisitorPhase.IN_CALL
-            ended_as = CallEnded(call_id, record.get("end_reason"), record.get("ended_by"))
-            return self.deliver(ended_as.to_wire())
+            return self.deliver(ended.to_wire())
         return [Close(CloseCode.ENTRY_GONE, "entry_gone")]
 
     def show_place(self, position: int, eta: int | None, snapshot: QueueSnapshot) -> list[Action]:
@@ -329,34 +324,19 @@ class AgentSession:
 
     def check(self, msg: ClientMessage) -> None:
         """Raises ``wrong_state`` unless ``msg`` is allowed now."""
-        if isinstance(msg, Ping | CloseCallback | RefreshIce | CallbacksPage):
-            return
-        if isinstance(msg, Wrapup):
-            if self.phase is not AgentPhase.WRAP_UP:
-                raise _wrong(msg, self.phase)
-            return
         if isinstance(msg, Notes):
             if msg.call_id not in (self.call_id, self.last_call_id) or msg.call_id is None:
                 raise _wrong(msg, "not for your current or last call")
-            return
-        if isinstance(msg, Transfer):
-            if self.phase is not AgentPhase.IN_CALL or msg.call_id != self.call_id:
-                raise _wrong(msg, self.phase)
             return
         if isinstance(msg, SetStatus):
             if self.phase is AgentPhase.IN_CALL and msg.status != "offline":
                 raise _wrong(msg, "in a call")
             return
-        if isinstance(msg, Accept | Decline):
-            if self.phase is not AgentPhase.OFFERED:
-                raise _wrong(msg, self.phase)
-            return
+        _check_phase(msg, self.phase, _AGENT_MAY)
+        if isinstance(msg, Transfer) and msg.call_id != self.call_id:
+            raise _wrong(msg, self.phase)
         if isinstance(msg, Signal | Media | Hangup | Chat):
-            if self.phase is not AgentPhase.IN_CALL:
-                raise _wrong(msg, self.phase)
             _check_call(msg, self.call_id)
-            return
-        raise _wrong(msg, self.phase)
 
     def end(self, code: int, reason: str) -> list[Action]:
         """Ends the session for good (expired, revoked): one close, then nothing more."""

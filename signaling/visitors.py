@@ -39,6 +39,7 @@ from humandesk.signaling.messages import (
 )
 from humandesk.signaling.outbound import CallbackSaved, Left, Pong, Rated
 from humandesk.signaling.refusals import CloseSocket, limited, queue_error
+from humandesk.signaling.resync import replay_call
 from humandesk.signaling.session import VisitorPhase
 
 __all__ = ["HANDLERS", "Visit"]
@@ -258,7 +259,7 @@ async def _take_over(
     conn.session.queued(visitor_id, str(record["queue"]))
     if record["state"] == "in_call":
         # A reload during a call: both sides start a fresh peer connection.
-        if await desk.replay_call(str(record["call"]), visitor=True, agent=True):
+        if await replay_call(desk, str(record["call"]), visitor=True, agent=True):
             # The page is built afresh: it shows the chat again, after the call_started.
             await send_history(desk, str(record["call"]), desk.keys.visitor_channel(visitor_id))
             return
