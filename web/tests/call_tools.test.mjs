@@ -14,7 +14,7 @@ import { chosenId, deviceMemory, devicesOf, preferredConstraints } from "../stat
 import { getLocalMedia } from "../static/shared/media.js";
 import { screenMidOf } from "../static/shared/peer.js";
 import { MSG } from "../static/shared/protocol.js";
-import { effects, play, sent } from "./support.mjs";
+import { agentInCall, effects, play, sent } from "./support.mjs";
 
 const OPEN_LINE = { open: true, agents_online: 1, agents_available: 1, waiting: 0, eta_seconds: 0 };
 const CAMERA = { type: "devices", audioOnly: false, hasVideo: true, problem: null };
@@ -298,17 +298,8 @@ describe("sharing the screen", () => {
   });
 
   test("the agent sees the share: peer_media's screen flag", () => {
-    const me = { name: "ada", display_name: "Ada", queues: ["support"] };
     const agentRun = (state, ...events) => play(agentNext, state, ...events);
-    let s = agentRun(
-      agentInitial(),
-      { type: "me", agent: me },
-      { type: "devices", hasVideo: true },
-      { type: "socket_open" },
-      { type: MSG.WELCOME, now: 100, agent: me, status: "offline", desk_queues: ["support"], ice_servers: [], session: {} },
-      { type: MSG.CALL_STARTED, now: 2000, call_id: "c1", role: "offerer", queue: "support", peer: { name: "Vi" }, alive: false }
-    ).state;
-    s = agentRun(s, { type: MSG.PEER_MEDIA, call_id: "c1", muted: false, camera_off: false, screen: true }).state;
+    let s = agentRun(agentInCall(), { type: MSG.PEER_MEDIA, call_id: "c1", muted: false, camera_off: false, screen: true }).state;
     assert.deepEqual(s.peerMedia, { muted: false, camera_off: false, screen: true });
     s = agentRun(s, { type: MSG.PEER_MEDIA, call_id: "c1", muted: false, camera_off: false }).state;
     assert.equal(s.peerMedia.screen, false); // an older panel that says nothing of screens

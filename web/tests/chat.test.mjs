@@ -5,12 +5,11 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { next as agentNext } from "../static/agent/machine.js";
-import { initial as agentInitial } from "../static/agent/state.js";
 import { FILE_TYPES, MAX_FILE_BYTES, addLine, chatText, fileRefusal, freshChat, linkParts, safeHref } from "../static/shared/chat.js";
 import { ERROR, MSG } from "../static/shared/protocol.js";
 import { next as visitorNext } from "../static/visitor/machine.js";
 import { initial as visitorInitial } from "../static/visitor/state.js";
-import { effects, play, sent } from "./support.mjs";
+import { agentInCall, effects, play, sent } from "./support.mjs";
 
 describe("links in chat text", () => {
   test("http and https addresses become links, the rest stays text", () => {
@@ -154,20 +153,6 @@ describe("the visitor's chat", () => {
     assert.equal(r.state.phase, "call-connecting");
   });
 });
-
-// The agent console, in a call.
-const AGENT = { name: "ada", display_name: "Ada", queues: ["support"] };
-function agentInCall() {
-  return play(
-    agentNext,
-    agentInitial(),
-    { type: "me", agent: AGENT },
-    { type: "devices", hasVideo: true },
-    { type: "socket_open" },
-    { type: MSG.WELCOME, now: 1, agent: AGENT, status: "available", desk_queues: ["support"], ice_servers: [], session: {} },
-    { type: MSG.CALL_STARTED, now: 2, call_id: "c1", role: "offerer", queue: "support", peer: { name: "Vi" }, alive: false }
-  ).state;
-}
 
 describe("the agent's chat", () => {
   test("lines both ways; unread while the console's tab is out of view", () => {

@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
+import { next as agentNext } from "../static/agent/machine.js";
+import { initial as agentInitial } from "../static/agent/state.js";
 import { MSG } from "../static/shared/protocol.js";
 
 export function deepFreeze(value) {
@@ -75,3 +77,17 @@ export const CHAT_EVENTS = [
   { type: "file_status", key: "out-1", status: "sent", url: "blob:x" },
   { type: "chat_seen" },
 ];
+
+/** The agent console in a call: Ada, signed in and available, took call c1 with "Vi". */
+export function agentInCall() {
+  const agent = { name: "ada", display_name: "Ada", queues: ["support"] };
+  return play(
+    agentNext,
+    agentInitial(),
+    { type: "me", agent },
+    { type: "devices", hasVideo: true },
+    { type: "socket_open" },
+    { type: MSG.WELCOME, now: 1, agent, status: "available", desk_queues: ["support"], ice_servers: [], session: {} },
+    { type: MSG.CALL_STARTED, now: 2, call_id: "c1", role: "offerer", queue: "support", peer: { name: "Vi" }, alive: false }
+  ).state;
+}

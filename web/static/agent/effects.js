@@ -1,13 +1,9 @@
 /* The agent console's effects: what the transition table asks for, done to the world (the
  * socket, the peer connection, the camera, timers, HTTP calls, focus). */
 
-import { deviceMemory, deviceOf, listDevices, switchDevice } from "../shared/devices.js";
-import { namedTimers } from "../shared/dom.js";
-import { getLocalMedia, stopStream, unmuteRemote } from "../shared/media.js";
-import { micMeter } from "../shared/meter.js";
+import { callEffects } from "../shared/call_effects.js";
 import { signIn } from "../shared/signin.js";
 import { ring, stopRing } from "../shared/sound.js";
-import { deskWire } from "../shared/wire.js";
 
 /** GET /api/me: the signed-in agent, or null; throws when the desk cannot be reached. */
 export async function fetchMe() {
@@ -41,72 +37,44 @@ async function renewSession() {
  * notifications (alerts.js).
  */
 export function agentEffects({ ui, controls, lastInput, alerts }) {
-  const timers = namedTimers();
-  let media = { stream: null, audioOnly: true };
-  let mediaReady = Promise.resolve();
   let callDispatch = null;
-  const wire = deskWire({
-    path: "/ws/agent",
-    remote: ui.remote,
-    stream: () => media.stream,
-    ready: () => mediaReady,
+  const call = callEffects({
+    ui,
     controls,
+    path: "/ws/agent",
+    // Web Audio starts at the agent's first gesture (the sign-in is one).
+    meterMayStart: () => !navigator.userActivation || navigator.userActivation.hasBeenActive,
     // The visitor's screen comes on the call's own line for it, beside the camera.
     onPeer(pc) {
       pc.addEventListener("track", (ev) => {
-        const line = wire.screenLine();
+        const line = call.wire.screenLine();
         if (!line || ev.transceiver !== line.transceiver) return;
         ui.screenVideo.srcObject = new MediaStream([ev.track]);
         if (callDispatch) callDispatch({ type: "screen_line", on: true });
       });
     },
   });
-
-  const memory = deviceMemory();
-  // Web Audio starts at the agent's first gesture (the sign-in is one).
-  const meter = micMeter(ui.micLevel, {
-    canStart: () => !navigator.userActivation || navigator.userActivation.hasBeenActive,
-  });
+  const { wire, meter, timers } = call;
   for (const kind of ["pointerdown", "keydown"]) {
     document.addEventListener(kind, () => meter.activate(), { capture: true, passive: true });
   }
 
-  /** The pickers' lists, and the devices in use. */
-  async function refreshDevices(dispatch) {
-    const found = await listDevices();
-    const stream = media.stream;
-    const camera = stream ? deviceOf(stream.getVideoTracks()[0]) : "";
-    const mic = stream ? deviceOf(stream.getAudioTracks()[0]) : "";
-    dispatch({ type: "device_list", ...found, camera, mic });
-  }
-  let listening = false;
-
   function checkDevices(dispatch) {
-    mediaReady = (async () => {
-      meter.detach();
-      stopStream(media.stream);
-      media = await getLocalMedia(memory.get());
-      if (media.stream) {
-        meter.attach(media.stream);
-        const md = navigator.mediaDevices;
-        if (!listening && md && md.addEventListener) {
-          listening = true;
-          md.addEventListener("devicechange", () => refreshDevices(dispatch));
-        }
-        await refreshDevices(dispatch);
+    call.ready = (async () => {
+      await call.reopen();
+      if (call.media.stream) {
+        meter.attach(call.media.stream);
+        await call.listDevices(dispatch);
       }
-      const hasVideo = !!media.stream && !media.audioOnly;
-      dispatch({ type: "devices", hasVideo, problem: media.problem, micError: media.micError });
+      const { stream, audioOnly, problem, micError } = call.media;
+      dispatch({ type: "devices", hasVideo: !!stream && !audioOnly, problem, micError });
     })();
   }
 
   const FOCUS = { username: () => ui.username, password: () => ui.password };
 
   const ACTIONS = {
-    send: (fx) => wire.send(fx.msg),
-    connect: (fx, dispatch) => wire.connect(dispatch),
-    disconnect: () => wire.disconnect(),
-    retry: (fx) => wire.retry(fx.soon),
+    ...call.actions,
     async checkSession(fx, dispatch) {
       try {
         dispatch({ type: "session_checked", agent: await fetchMe() });
@@ -114,10 +82,6 @@ export function agentEffects({ ui, controls, lastInput, alerts }) {
         dispatch({ type: "session_checked", failed: true });
       }
     },
-    timer(fx, dispatch) {
-      timers.set(fx.name, fx.ms, () => dispatch(fx.event), fx.repeat);
-    },
-    clear: (fx) => timers.clear(fx.name),
     renew(fx, dispatch) {
       timers.set("renew", fx.after, async () => dispatch({ type: "renewed", ...(await renewSession()) }));
     },
@@ -145,48 +109,19 @@ export function agentEffects({ ui, controls, lastInput, alerts }) {
     },
     checkDevices: (fx, dispatch) => checkDevices(dispatch),
     preview() {
+      const media = call.media;
       ui.local.srcObject = media.stream && !media.audioOnly ? media.stream : null;
       controls().reset();
     },
     releaseMedia() {
-      meter.detach();
-      stopStream(media.stream);
-      media = { stream: null, audioOnly: true };
-      ui.local.srcObject = null;
+      call.release();
       controls().sync();
-    },
-    syncControls: () => controls().sync(),
-    async switchDevice(fx, dispatch) {
-      const kind = fx.kind === "camera" ? "video" : "audio";
-      let ok = false;
-      if (media.stream) {
-        try {
-          await switchDevice({ stream: media.stream, kind, id: fx.id, pc: wire.pc() });
-          memory.set(fx.kind, fx.id);
-          ok = true;
-        } catch (err) {
-          console.warn("humandesk: device switch failed", err);
-        }
-      }
-      if (ok && kind === "audio") meter.attach(media.stream);
-      if (ok && kind === "video") {
-        ui.local.srcObject = null;
-        ui.local.srcObject = media.stream;
-      }
-      controls().sync();
-      dispatch({ type: "device_switched", kind: fx.kind, ok });
-      refreshDevices(dispatch);
     },
     startCall(fx, dispatch) {
       callDispatch = dispatch;
       ui.screenVideo.srcObject = null;
       dispatch({ type: "screen_line", on: false });
       wire.startCall(fx, dispatch);
-    },
-    sendFile: (fx, dispatch) => wire.sendFile(fx, dispatch),
-    revokeUrls: (fx) => fx.urls.forEach((url) => URL.revokeObjectURL(url)),
-    clearChatInput() {
-      ui.chatInput.value = "";
     },
     unread: (fx) => alerts.unread(fx.count), // the badge beside the chat is the view's
     restartCall: () => wire.restartCall(),
@@ -199,13 +134,12 @@ export function agentEffects({ ui, controls, lastInput, alerts }) {
     desktopNotify: (fx) => alerts.notify(fx),
     closeNotification: () => alerts.close(),
     askNotifications: (fx, dispatch) => alerts.ask((permission) => dispatch({ type: "notify_permission", permission })),
-    unmuteRemote: () => unmuteRemote(ui.remote),
   };
 
   return {
     perform(fx, dispatch) {
       ACTIONS[fx.do](fx, dispatch);
     },
-    stream: () => media.stream,
+    stream: () => call.media.stream,
   };
 }

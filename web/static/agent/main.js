@@ -2,7 +2,9 @@
  * requests. This module wires the page together: the DOM's events go to the transition table
  * (machine.js), its state to the view (view.js), its effects to effects.js. */
 
+import { wireChatForm } from "../shared/chat_view.js";
 import { mediaControls } from "../shared/controls.js";
+import { wirePickers } from "../shared/devices.js";
 import { wireLanguageChooser } from "../shared/language.js";
 import { run } from "../shared/loop.js";
 import { unlock } from "../shared/sound.js";
@@ -62,8 +64,7 @@ on(ui.decline, "click", () => ({ type: "click_decline" }));
 on(ui.hangup, "click", () => ({ type: "click_hangup" }));
 on(ui.sound, "click", () => ({ type: "click_sound" }));
 on(ui.retryMedia, "click", () => ({ type: "retry_media" }));
-on(ui.cameraSelect, "change", () => ({ type: "choose_device", kind: "camera", id: ui.cameraSelect.value }));
-on(ui.micSelect, "change", () => ({ type: "choose_device", kind: "mic", id: ui.micSelect.value }));
+wirePickers(ui, stamped);
 on(ui.wrapupExtend, "click", () => ({ type: "click_wrapup", action: "extend" }));
 on(ui.wrapupDone, "click", () => ({ type: "click_wrapup", action: "done" }));
 on(ui.callbacksMore, "click", () => ({ type: "click_callbacks_more" }));
@@ -77,18 +78,7 @@ on(ui.notes, "input", edited(false));
 on(ui.disposition, "change", edited(true));
 on(ui.notes, "blur", () => ({ type: "notes_blur" }));
 on(ui.transferQueue, "change", () => ({ type: "transfer_choice", queue: ui.transferQueue.value }));
-let filesPicked = 0;
-ui.chatForm.addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  stamped({ type: "submit_chat", text: ui.chatInput.value });
-});
-ui.fileInput.addEventListener("change", () => {
-  for (const file of Array.from(ui.fileInput.files || [])) {
-    filesPicked += 1;
-    stamped({ type: "pick_file", file, key: "out-" + filesPicked });
-  }
-  ui.fileInput.value = "";
-});
+wireChatForm(ui, stamped);
 if (typeof IntersectionObserver === "function") {
   new IntersectionObserver((seen) => stamped({ type: "chat_in_view", visible: seen.at(-1).isIntersecting })).observe(ui.chatLog);
 }

@@ -2,67 +2,49 @@
  * countdowns (offer, wrap-up) and the call timer tick here, between states. */
 
 import { chatRenderer, drawChatExtras } from "../shared/chat_view.js";
-import { fillPicker } from "../shared/devices.js";
-import { byTestIds, el, setText } from "../shared/dom.js";
-import { describeMediaProblem } from "../shared/media.js";
-import { renderQuality } from "../shared/call_quality.js";
+import { renderPickers } from "../shared/devices.js";
+import { byTestIds, el, setText, show } from "../shared/dom.js";
+import { callParts, drawStage, staffParts } from "../shared/parts.js";
 import { formatClock } from "../shared/format.js";
 import { _ } from "../shared/i18n.js";
 import { CONNECTION_TEXT, STATUS_TEXT, answerWithin, backgroundWarning, callTitle, handoverFrom, precallText } from "./text.js";
 import { callbacksRenderer, renderQueueRows, transferRenderer } from "./lists.js";
 
+/** The console's own parts (callParts and staffParts find the ones it shares). */
 const IDS = {
-  loading: "agent-loading", loginView: "agent-login-view", loginForm: "agent-login-form",
-  username: "agent-username", password: "agent-password", login: "agent-login",
-  loginError: "agent-login-error", user: "agent-user", name: "agent-name", connection: "agent-connection",
-  logout: "agent-logout", console: "agent-console", status: "agent-status", available: "agent-available",
-  brk: "agent-break", offline: "agent-offline", queues: "agent-queues", breakReason: "agent-break-reason",
-  breakReasonText: "agent-break-reason-text", offer: "offer-card", offerPriority: "offer-priority",
-  offerTransferred: "offer-transferred", offerName: "offer-visitor-name", offerTopic: "offer-topic",
-  offerQueue: "offer-queue", offerWaited: "offer-waited", offerAudioOnly: "offer-audio-only",
-  offerPageRow: "offer-page-row", offerPage: "offer-page", offerBar: "offer-countdown-bar",
-  offerCountdown: "offer-countdown", offerPrecall: "offer-precall", offerPrecallText: "offer-precall-text",
-  accept: "offer-accept", decline: "offer-decline",
-  callTitle: "agent-call-title", callTopic: "agent-call-topic", timer: "agent-call-timer",
-  stage: "agent-stage", remote: "agent-remote-video", local: "agent-local-video", noVideo: "agent-no-video",
-  peerMedia: "agent-peer-media", quality: "agent-quality", sound: "agent-sound", idleCaption: "agent-idle-caption",
-  deviceNotice: "agent-device-notice", deviceMessage: "agent-device-message", retryMedia: "agent-retry-media",
-  mute: "agent-mute", camera: "agent-camera", hangup: "agent-hangup", wrapup: "agent-wrapup",
-  wrapupAfter: "agent-wrapup-after", wrapupClock: "agent-wrapup-countdown", wrapupText: "agent-wrapup-text",
-  wrapupBar: "agent-wrapup-bar", wrapupExtend: "agent-wrapup-extend", wrapupDone: "agent-wrapup-done",
-  notesCard: "agent-notes-card", notes: "agent-notes", disposition: "agent-disposition",
-  notesStatus: "agent-notes-status", transfer: "agent-transfer", transferQueue: "agent-transfer-queue",
-  transferSubmit: "agent-transfer-submit", callbacks: "agent-callbacks", callbacksCount: "agent-callbacks-count",
-  callbacksEmpty: "agent-callbacks-empty", callbackList: "agent-callback-list", callbacksMore: "agent-callbacks-more",
-  notice: "agent-notice", replaced: "agent-replaced", reconnect: "agent-reconnect",
-  offerHandover: "offer-handover", offerHandoverFrom: "offer-handover-from", offerNotes: "offer-notes",
-  offerChat: "offer-chat", backgroundWarning: "agent-background-warning",
-  backgroundWarningText: "agent-background-warning-text", allowNotifications: "agent-allow-notifications",
-  backgroundDismiss: "agent-background-dismiss",
-  chatWrap: "agent-chat-wrap", chatLog: "agent-chat-log", chatNotice: "agent-chat-notice",
-  chatForm: "agent-chat-form", chatInput: "agent-chat-input", chatSend: "agent-chat-send",
-  fileInput: "agent-file-input", chatUnread: "agent-chat-unread",
-  callbackUndo: "agent-callback-undo", callbackUndoText: "agent-callback-undo-text",
-  callbackUndoButton: "agent-callback-undo-button", language: "agent-language",
-};
-
-/** The call's own tools: the device pickers, the microphone meter, the visitor's screen. */
-const TOOL_IDS = {
-  devices: "agent-devices", cameraSelect: "agent-camera-select", micSelect: "agent-mic-select",
-  micLevel: "agent-mic-level", screenVideo: "agent-screen-video", screenLabel: "agent-screen-label",
+  name: "agent-name", logout: "agent-logout", console: "agent-console", status: "agent-status",
+  available: "agent-available", brk: "agent-break", offline: "agent-offline", queues: "agent-queues",
+  breakReason: "agent-break-reason", breakReasonText: "agent-break-reason-text",
+  offer: "offer-card", offerPriority: "offer-priority", offerTransferred: "offer-transferred",
+  offerName: "offer-visitor-name", offerTopic: "offer-topic", offerQueue: "offer-queue",
+  offerWaited: "offer-waited", offerAudioOnly: "offer-audio-only", offerPageRow: "offer-page-row",
+  offerPage: "offer-page", offerBar: "offer-countdown-bar", offerCountdown: "offer-countdown",
+  offerPrecall: "offer-precall", offerPrecallText: "offer-precall-text",
+  accept: "offer-accept", decline: "offer-decline", offerHandover: "offer-handover",
+  offerHandoverFrom: "offer-handover-from", offerNotes: "offer-notes", offerChat: "offer-chat",
+  callTitle: "agent-call-title", callTopic: "agent-call-topic", idleCaption: "agent-idle-caption",
+  wrapup: "agent-wrapup", wrapupAfter: "agent-wrapup-after", wrapupClock: "agent-wrapup-countdown",
+  wrapupText: "agent-wrapup-text", wrapupBar: "agent-wrapup-bar", wrapupExtend: "agent-wrapup-extend",
+  wrapupDone: "agent-wrapup-done", notesCard: "agent-notes-card", notes: "agent-notes",
+  disposition: "agent-disposition", notesStatus: "agent-notes-status", transfer: "agent-transfer",
+  transferQueue: "agent-transfer-queue", transferSubmit: "agent-transfer-submit",
+  callbacks: "agent-callbacks", callbacksCount: "agent-callbacks-count",
+  callbacksEmpty: "agent-callbacks-empty", callbackList: "agent-callback-list",
+  callbacksMore: "agent-callbacks-more", callbackUndo: "agent-callback-undo",
+  callbackUndoText: "agent-callback-undo-text", callbackUndoButton: "agent-callback-undo-button",
+  replaced: "agent-replaced", reconnect: "agent-reconnect",
+  backgroundWarning: "agent-background-warning", backgroundWarningText: "agent-background-warning-text",
+  allowNotifications: "agent-allow-notifications", backgroundDismiss: "agent-background-dismiss",
+  chatWrap: "agent-chat-wrap", chatUnread: "agent-chat-unread", language: "agent-language",
+  screenVideo: "agent-screen-video", screenLabel: "agent-screen-label",
 };
 
 export function findParts(doc = document) {
-  const ui = byTestIds(IDS, doc);
-  Object.assign(ui, byTestIds(TOOL_IDS, doc));
+  const ui = { ...staffParts("agent", doc), ...callParts("agent", doc), ...byTestIds(IDS, doc) };
   ui.body = doc.body;
   ui.offerBadges = doc.querySelector(".offer-badges");
   return ui;
 }
-
-const show = (node, visible) => {
-  if (node.hidden === visible) node.hidden = !visible;
-};
 
 /** A repeating redraw while `key` stays the same (null: none). */
 function ticker(ms) {
@@ -197,23 +179,12 @@ export function createView(ui, { onCallbackDone }) {
     const words = callTitle(s);
     setText(ui.callTitle, words.title);
     setText(ui.callTopic, words.topic);
-    ui.stage.classList.toggle("is-call", inCall);
-    ui.stage.classList.toggle("peer-camera-off", !!(s.peerMedia && s.peerMedia.camera_off));
-    ui.stage.classList.toggle("no-local-video", !s.localVideo);
-    show(ui.noVideo, !s.localVideo);
-    show(ui.local, s.localVideo);
+    drawStage(ui, s, { inCall, picture: s.localVideo });
     show(ui.idleCaption, !inCall);
     show(ui.hangup, inCall);
-    renderQuality(ui.quality, s);
-    show(ui.retryMedia, !inCall);
-    ui.retryMedia.disabled = s.checking;
-    const problem = describeMediaProblem(s.media);
-    setText(ui.deviceMessage, problem);
-    show(ui.deviceNotice, !!problem);
     const peerWords = peerMediaText(s.peerMedia);
     setText(ui.peerMedia, peerWords);
     show(ui.peerMedia, !!peerWords);
-    show(ui.sound, s.soundBlocked);
     show(ui.timer, s.callSince !== null);
     callTick(s.callSince, () => setText(ui.timer, formatClock((performance.now() - s.callSince) / 1000)));
     // Transfers: the desk's other lines, while in a call.
@@ -232,11 +203,7 @@ export function createView(ui, { onCallbackDone }) {
 
   /** The pickers, and the visitor's shared screen shown large over the whole stage. */
   function renderTools(s) {
-    const d = s.devices;
-    show(ui.devices, d.cameras.length + d.mics.length > 0);
-    fillPicker(ui.cameraSelect, d.cameras, d.camera);
-    fillPicker(ui.micSelect, d.mics, d.mic);
-    if (s.switching) ui.cameraSelect.disabled = ui.micSelect.disabled = true;
+    renderPickers(ui, s);
     const screen = !!(s.callId && s.peerMedia && s.peerMedia.screen);
     if (!s.screenBeside) {
       // A screen in the camera's place: the visitor's picture is the screen.

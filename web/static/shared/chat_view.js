@@ -110,3 +110,19 @@ export function drawChatExtras(ui, chat) {
     ui.chatUnread.dataset.count = String(chat.unread);
   }
 }
+
+/** The chat's form and file input: `submit_chat` with the line typed, `pick_file` per file picked. */
+export function wireChatForm(ui, dispatch) {
+  let filesPicked = 0;
+  ui.chatForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    dispatch({ type: "submit_chat", text: ui.chatInput.value });
+  });
+  ui.fileInput.addEventListener("change", () => {
+    for (const file of Array.from(ui.fileInput.files || [])) {
+      filesPicked += 1;
+      dispatch({ type: "pick_file", file, key: "out-" + filesPicked });
+    }
+    ui.fileInput.value = "";
+  });
+}

@@ -2,6 +2,7 @@
  * visit, and a switch in the middle of a call that swaps the track the connection sends
  * (`RTCRtpSender.replaceTrack`), so the call goes on without a new offer. */
 
+import { show } from "./dom.js";
 import { _ } from "./i18n.js";
 
 const STORE_KEY = "humandesk-devices";
@@ -113,6 +114,21 @@ export function fillPicker(select, devices, id) {
   }
   if (select.value !== id) select.value = id;
   select.disabled = devices.length < 2;
+}
+
+/** The pickers (`ui.devices`, `ui.cameraSelect`, `ui.micSelect`) from the state; both off while a switch runs. */
+export function renderPickers(ui, s) {
+  const d = s.devices;
+  show(ui.devices, d.cameras.length + d.mics.length > 0);
+  fillPicker(ui.cameraSelect, d.cameras, d.camera);
+  fillPicker(ui.micSelect, d.mics, d.mic);
+  if (s.switching) ui.cameraSelect.disabled = ui.micSelect.disabled = true;
+}
+
+/** A pick in either picker: `choose_device` with its kind ("camera" | "mic") and the device id. */
+export function wirePickers(ui, dispatch) {
+  ui.cameraSelect.addEventListener("change", () => dispatch({ type: "choose_device", kind: "camera", id: ui.cameraSelect.value }));
+  ui.micSelect.addEventListener("change", () => dispatch({ type: "choose_device", kind: "mic", id: ui.micSelect.value }));
 }
 
 /**

@@ -18,6 +18,11 @@ export function el(tag, className, text) {
   return node;
 }
 
+/** Shows or hides `node`, touching it only when that changes. */
+export function show(node, visible) {
+  if (node.hidden === visible) node.hidden = !visible;
+}
+
 /** Sets text only when it changed (keeps screen readers from re-announcing live regions). */
 export function setText(node, text) {
   const value = text === null || text === undefined ? "" : String(text);

@@ -1,12 +1,10 @@
 /* The visitor panel's effects: what the transition table asks for, done to the world (the
  * socket, the peer connection, the camera, timers, the host page, storage, focus). */
 
-import { deviceMemory, deviceOf, listDevices, switchDevice, videoSender } from "../shared/devices.js";
-import { namedTimers } from "../shared/dom.js";
-import { getLocalMedia, stopStream, unmuteRemote } from "../shared/media.js";
-import { micMeter } from "../shared/meter.js";
+import { callEffects } from "../shared/call_effects.js";
+import { videoSender } from "../shared/devices.js";
+import { stopStream } from "../shared/media.js";
 import { chime } from "../shared/sound.js";
-import { deskWire } from "../shared/wire.js";
 import { runPrecall } from "./precall.js";
 
 /**
@@ -14,49 +12,27 @@ import { runPrecall } from "./precall.js";
  * `controls()`: the Mute and Camera buttons; `firstLook`: the availability fetched at load.
  */
 export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }) {
-  const timers = namedTimers();
-  let media = { stream: null, audioOnly: true };
-  let mediaReady = Promise.resolve();
   let deviceCheck = null; // the check in flight
   let precall = null; // the pre-call test's AbortController, while one runs
-  // In the widget's frame the host page lets us play sound (allow="autoplay"); on our own page
-  // Web Audio waits for the visitor's first gesture.
-  const meter = micMeter(ui.micLevel, {
-    canStart: () => host.embedded || !navigator.userActivation || navigator.userActivation.hasBeenActive,
-  });
-  const memory = deviceMemory();
   // The screen shared: {track, sender, beside}; `beside`: on the call's own line for a screen,
   // the camera going on as well; else in the camera's place (a call without that line).
   let share = null;
   let shareDispatch = null;
-  const wire = deskWire({
-    path: "/ws/visitor",
-    remote: ui.remote,
-    stream: () => media.stream,
-    ready: () => mediaReady,
+  const call = callEffects({
+    ui,
     controls,
+    path: "/ws/visitor",
+    // In the widget's frame the host page lets us play sound (allow="autoplay"); on our own page
+    // Web Audio waits for the visitor's first gesture.
+    meterMayStart: () => host.embedded || !navigator.userActivation || navigator.userActivation.hasBeenActive,
     // A new connection in the middle of a share (the other page reloaded) sends the camera
     // it was built with: the share is over, and the visitor sees so (they may share again).
     onPeer() {
       if (share && shareDispatch) shareDispatch({ type: "share_ended", ...controls().current() });
     },
+    sharing: () => share,
   });
-
-  /** The pickers' lists, and the devices in use. */
-  async function refreshDevices(dispatch) {
-    const found = await listDevices();
-    const stream = media.stream;
-    const camera = stream ? deviceOf(stream.getVideoTracks()[0]) : "";
-    const mic = stream ? deviceOf(stream.getAudioTracks()[0]) : "";
-    dispatch({ type: "device_list", ...found, camera, mic });
-  }
-  let listening = false;
-  function watchDevices(dispatch) {
-    const md = navigator.mediaDevices;
-    if (listening || !md || !md.addEventListener) return;
-    listening = true;
-    md.addEventListener("devicechange", () => refreshDevices(dispatch));
-  }
+  const { wire, meter } = call;
 
   /** The camera goes back in the screen's place. */
   function endShare() {
@@ -64,26 +40,23 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
     const { track, sender, beside } = share;
     share = null;
     track.stop();
-    const camera = media.stream ? media.stream.getVideoTracks()[0] || null : null;
+    const { stream, audioOnly } = call.media;
+    const camera = stream ? stream.getVideoTracks()[0] || null : null;
     sender.replaceTrack(beside ? null : camera).catch(() => {}); // closed: nothing to put back
-    ui.local.srcObject = media.stream && !media.audioOnly ? media.stream : null;
+    ui.local.srcObject = stream && !audioOnly ? stream : null;
   }
 
   function checkDevices(dispatch) {
     if (deviceCheck) return;
     deviceCheck = (async () => {
-      meter.detach();
-      stopStream(media.stream);
       ui.local.srcObject = null;
-      media = await getLocalMedia(memory.get());
-      if (media.stream) {
-        watchDevices(dispatch);
-        await refreshDevices(dispatch); // the labels, now that the browser granted the devices
-      }
-      const hasVideo = !!media.stream && media.stream.getVideoTracks().length > 0;
-      dispatch({ type: "devices", audioOnly: media.audioOnly, hasVideo, problem: media.problem, micError: media.micError });
+      await call.reopen();
+      if (call.media.stream) await call.listDevices(dispatch); // the labels, now that the browser granted the devices
+      const { stream, audioOnly, problem, micError } = call.media;
+      const hasVideo = !!stream && stream.getVideoTracks().length > 0;
+      dispatch({ type: "devices", audioOnly, hasVideo, problem, micError });
     })().finally(() => (deviceCheck = null));
-    mediaReady = deviceCheck;
+    call.ready = deviceCheck;
   }
 
   const FOCUS = {
@@ -102,15 +75,7 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
   };
 
   const ACTIONS = {
-    send: (fx) => wire.send(fx.msg),
-    connect: (fx, dispatch) => wire.connect(dispatch),
-    disconnect: () => wire.disconnect(),
-    retry: (fx) => wire.retry(fx.soon),
-    timer(fx, dispatch) {
-      const jitter = fx.jitter ? 1 - fx.jitter + Math.random() * 2 * fx.jitter : 1;
-      timers.set(fx.name, fx.ms * jitter, () => dispatch(fx.event));
-    },
-    clear: (fx) => timers.clear(fx.name),
+    ...call.actions,
     host: (fx) => host.post(fx.msg),
     ticket: (fx) => tickets.set(fx.ticket),
     focus(fx) {
@@ -129,7 +94,7 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
       if (precall) precall.abort();
       const abort = new AbortController();
       precall = abort;
-      const stream = media.stream;
+      const stream = call.media.stream;
       const done = (result) => {
         if (precall === abort) precall = null;
         if (result && !abort.signal.aborted) dispatch({ type: "precall_result", result });
@@ -142,40 +107,10 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
       precall = null;
     },
     preview() {
-      if (media.stream && !media.audioOnly) ui.local.srcObject = media.stream;
-      if (media.stream) meter.attach(media.stream);
+      const { stream, audioOnly } = call.media;
+      if (stream && !audioOnly) ui.local.srcObject = stream;
+      if (stream) meter.attach(stream);
       controls().reset();
-    },
-    releaseMedia() {
-      meter.detach();
-      stopStream(media.stream);
-      media = { stream: null, audioOnly: true };
-      ui.local.srcObject = null;
-    },
-    syncControls: () => controls().sync(),
-    async switchDevice(fx, dispatch) {
-      const kind = fx.kind === "camera" ? "video" : "audio";
-      let ok = false;
-      if (media.stream) {
-        try {
-          const pc = wire.pc();
-          // While the screen is sent in the camera's place it stays there; the new camera waits.
-          const keepSending = !(share && !share.beside && kind === "video");
-          await switchDevice({ stream: media.stream, kind, id: fx.id, pc, keepSending });
-          memory.set(fx.kind, fx.id);
-          ok = true;
-        } catch (err) {
-          console.warn("humandesk: device switch failed", err);
-        }
-      }
-      if (ok && kind === "audio") meter.attach(media.stream);
-      if (ok && kind === "video" && !share) {
-        ui.local.srcObject = null;
-        ui.local.srcObject = media.stream;
-      }
-      controls().sync();
-      dispatch({ type: "device_switched", kind: fx.kind, ok });
-      refreshDevices(dispatch);
     },
     async startShare(fx, dispatch) {
       const flags = () => controls().current();
@@ -205,18 +140,12 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
     },
     stopShare: () => endShare(),
     startCall: (fx, dispatch) => wire.startCall(fx, dispatch),
-    sendFile: (fx, dispatch) => wire.sendFile(fx, dispatch),
-    revokeUrls: (fx) => fx.urls.forEach((url) => URL.revokeObjectURL(url)),
-    clearChatInput() {
-      ui.chatInput.value = "";
-    },
     unread: (fx) => host.post({ type: "unread", count: fx.count }),
     endCall() {
       endShare();
       wire.endCall();
     },
     chime,
-    unmuteRemote: () => unmuteRemote(ui.remote),
     prefillCallback() {
       if (!ui.cbName.value.trim() && ui.name.value.trim()) ui.cbName.value = ui.name.value.trim();
       if (!ui.cbNote.value.trim() && ui.topic.value.trim()) ui.cbNote.value = ui.topic.value.trim();
@@ -238,7 +167,7 @@ export function visitorEffects({ ui, controls, host, tickets, queue, firstLook }
     perform(fx, dispatch) {
       ACTIONS[fx.do](fx, dispatch);
     },
-    stream: () => media.stream,
+    stream: () => call.media.stream,
     /** A user gesture: the microphone meter may start now. */
     gesture: () => meter.activate(),
   };

@@ -3,7 +3,9 @@
  * events go to the transition table (machine.js), its state to the view (view.js), its effects
  * to effects.js. */
 
+import { wireChatForm } from "../shared/chat_view.js";
 import { mediaControls } from "../shared/controls.js";
+import { wirePickers } from "../shared/devices.js";
 import { trapTab } from "../shared/dom.js";
 import { run } from "../shared/loop.js";
 import { unlock } from "../shared/sound.js";
@@ -94,23 +96,11 @@ ui.retryMedia.addEventListener("click", () => dispatch({ type: "retry_media" }))
 ui.again.addEventListener("click", () => dispatch({ type: "click_again" }));
 ui.share.addEventListener("click", () => dispatch({ type: "click_share", ...controls.current() }));
 ui.enlarge.addEventListener("click", () => dispatch({ type: "click_enlarge" }));
-ui.cameraSelect.addEventListener("change", () => dispatch({ type: "choose_device", kind: "camera", id: ui.cameraSelect.value }));
-ui.micSelect.addEventListener("change", () => dispatch({ type: "choose_device", kind: "mic", id: ui.micSelect.value }));
+wirePickers(ui, dispatch);
 
 /* The call's chat and files ------------------------------------------------------------- */
 
-let filesPicked = 0;
-ui.chatForm.addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  dispatch({ type: "submit_chat", text: ui.chatInput.value });
-});
-ui.fileInput.addEventListener("change", () => {
-  for (const file of Array.from(ui.fileInput.files || [])) {
-    filesPicked += 1;
-    dispatch({ type: "pick_file", file, key: "out-" + filesPicked });
-  }
-  ui.fileInput.value = "";
-});
+wireChatForm(ui, dispatch);
 
 ui.callbackOpen.addEventListener("click", () => dispatch({ type: "open_callback", why: "offline" }));
 ui.maxWaitCallback.addEventListener("click", () => dispatch({ type: "open_callback", why: "waiting" }));

@@ -1,57 +1,42 @@
 /* The visitor panel on screen: `render(state)` draws every part of it from the state alone. */
 
 import { chatRenderer, drawChatExtras } from "../shared/chat_view.js";
-import { fillPicker } from "../shared/devices.js";
-import { byTestIds, setText } from "../shared/dom.js";
-import { describeMediaProblem } from "../shared/media.js";
-import { renderQuality } from "../shared/call_quality.js";
+import { renderPickers } from "../shared/devices.js";
+import { byTestIds, setText, show } from "../shared/dom.js";
+import { callParts, drawStage } from "../shared/parts.js";
 import { formatClock, formatEta, ordinal, teamName } from "../shared/format.js";
 import { currentView, nobodyFree } from "./state.js";
 import { MAX_WAIT_TEXT, NOBODY_FREE_TEXT, SCORE_TEXT, callbackWords, precallWords, statusText } from "./text.js";
 import { _ } from "../shared/i18n.js";
 
-/** The call's own tools: the device pickers, Share screen and Enlarge. */
-const TOOL_IDS = {
-  devices: "hd-devices", cameraSelect: "hd-camera-select", micSelect: "hd-mic-select",
+/** The panel's own parts (callParts finds the ones it shares with the console). */
+const IDS = {
+  status: "hd-status", offlineNotice: "hd-offline-notice", callbackOpen: "hd-callback-open",
+  form: "hd-join-form", name: "hd-name", topic: "hd-topic", join: "hd-join", lineInfo: "hd-line-info",
+  queueName: "hd-queue-name", position: "hd-position", eta: "hd-eta", etaReason: "hd-eta-reason",
+  leaveConfirm: "hd-leave-confirm", leaveYes: "hd-leave-yes", leaveNo: "hd-leave-no",
+  maxWait: "hd-max-wait", maxWaitText: "hd-max-wait-text", maxWaitCallback: "hd-max-wait-callback", leave: "hd-leave",
+  callbackTitle: "hd-callback-title", callbackIntro: "hd-callback-intro", callbackForm: "hd-callback-form",
+  cbName: "hd-callback-name", cbContact: "hd-callback-contact", cbNote: "hd-callback-note",
+  callbackError: "hd-callback-error", callbackSubmit: "hd-callback-submit", callbackBack: "hd-callback-back",
+  callbackSavedMessage: "hd-callback-saved-message", callbackClose: "hd-callback-close",
+  talkNowOffer: "hd-talk-now-offer", talkNow: "hd-talk-now",
+  endedMessage: "hd-ended-message", rating: "hd-rating", ratingQuestion: "hd-rating-question",
+  ratingLabel: "hd-rating-label", ratingComment: "hd-rating-comment", ratingSubmit: "hd-rating-submit",
+  ratingSkip: "hd-rating-skip", ratingThanks: "hd-rating-thanks", again: "hd-again", close: "hd-close",
+  minimize: "hd-minimize", error: "hd-error", precall: "hd-precall-result",
+  precallVerdict: "hd-precall-verdict", precallAdvice: "hd-precall-advice",
+  precallNumbers: "hd-precall-numbers", precallVideo: "hd-precall-video",
   share: "hd-share-screen", sharing: "hd-sharing", enlarge: "hd-enlarge",
 };
 
 export function findParts(doc = document) {
-  const ids = {
-    status: "hd-status", stage: "hd-stage", local: "hd-local-video", remote: "hd-remote-video",
-    noVideo: "hd-no-video", timer: "hd-call-timer", quality: "hd-quality", peerMedia: "hd-peer-media", sound: "hd-sound",
-    deviceNotice: "hd-device-notice", deviceMessage: "hd-device-message", retryMedia: "hd-retry-media",
-    notice: "hd-notice", offlineNotice: "hd-offline-notice", callbackOpen: "hd-callback-open",
-    form: "hd-join-form", name: "hd-name", topic: "hd-topic", join: "hd-join", lineInfo: "hd-line-info",
-    queueName: "hd-queue-name", position: "hd-position", eta: "hd-eta", etaReason: "hd-eta-reason",
-    leaveConfirm: "hd-leave-confirm", leaveYes: "hd-leave-yes", leaveNo: "hd-leave-no",
-    maxWait: "hd-max-wait", maxWaitText: "hd-max-wait-text", maxWaitCallback: "hd-max-wait-callback", leave: "hd-leave",
-    mute: "hd-mute", camera: "hd-camera", hangup: "hd-hangup",
-    callbackTitle: "hd-callback-title", callbackIntro: "hd-callback-intro", callbackForm: "hd-callback-form",
-    cbName: "hd-callback-name", cbContact: "hd-callback-contact", cbNote: "hd-callback-note",
-    callbackError: "hd-callback-error", callbackSubmit: "hd-callback-submit", callbackBack: "hd-callback-back",
-    callbackSavedMessage: "hd-callback-saved-message", callbackClose: "hd-callback-close",
-    talkNowOffer: "hd-talk-now-offer", talkNow: "hd-talk-now",
-    endedMessage: "hd-ended-message", rating: "hd-rating", ratingQuestion: "hd-rating-question",
-    ratingLabel: "hd-rating-label", ratingComment: "hd-rating-comment", ratingSubmit: "hd-rating-submit",
-    ratingSkip: "hd-rating-skip", ratingThanks: "hd-rating-thanks", again: "hd-again", close: "hd-close",
-    minimize: "hd-minimize", error: "hd-error", precall: "hd-precall-result",
-    precallVerdict: "hd-precall-verdict", precallAdvice: "hd-precall-advice",
-    precallNumbers: "hd-precall-numbers", precallVideo: "hd-precall-video", micLevel: "hd-mic-level",
-    chatLog: "hd-chat-log", chatNotice: "hd-chat-notice", chatForm: "hd-chat-form", chatInput: "hd-chat-input",
-    chatSend: "hd-chat-send", fileInput: "hd-file-input",
-  };
-  const ui = byTestIds(ids, doc);
-  Object.assign(ui, byTestIds(TOOL_IDS, doc));
+  const ui = { ...callParts("hd", doc), ...byTestIds(IDS, doc) };
   ui.body = doc.body;
   ui.stars = Array.from(doc.querySelectorAll(".stars .star"));
   ui.views = Array.from(doc.querySelectorAll("section[data-view]"));
   return ui;
 }
-
-const show = (node, visible) => {
-  if (node.hidden === visible) node.hidden = !visible;
-};
 
 /** Lights the stars up to `upto` (the chosen score, or the one under the pointer). */
 export function paintStars(ui, upto) {
@@ -100,17 +85,8 @@ export function createView(ui) {
 
   function renderStage(s) {
     const inCall = s.phase === "call-connecting" || s.phase === "in-call";
-    ui.stage.classList.toggle("is-call", inCall);
     const picture = s.localVideo || s.sharing; // a shared screen shows in the camera's place
-    ui.stage.classList.toggle("no-local-video", !picture);
-    ui.stage.classList.toggle("peer-camera-off", !!(s.peerMedia && s.peerMedia.camera_off));
-    show(ui.noVideo, !picture);
-    show(ui.local, picture);
-    show(ui.retryMedia, !inCall);
-    ui.retryMedia.disabled = s.checking;
-    const problem = describeMediaProblem(s.media);
-    setText(ui.deviceMessage, problem);
-    show(ui.deviceNotice, !!problem);
+    drawStage(ui, s, { inCall, picture });
     const name = s.peerName;
     const parts = [];
     if (s.peerMedia && s.peerMedia.muted) {
@@ -121,8 +97,6 @@ export function createView(ui) {
     }
     setText(ui.peerMedia, parts.join(". "));
     show(ui.peerMedia, parts.length > 0);
-    show(ui.sound, s.soundBlocked);
-    renderQuality(ui.quality, s);
     renderClock(s.callSince);
   }
 
@@ -172,11 +146,7 @@ export function createView(ui) {
   }
 
   function renderTools(s) {
-    const d = s.devices;
-    show(ui.devices, d.cameras.length + d.mics.length > 0);
-    fillPicker(ui.cameraSelect, d.cameras, d.camera);
-    fillPicker(ui.micSelect, d.mics, d.mic);
-    if (s.switching) ui.cameraSelect.disabled = ui.micSelect.disabled = true;
+    renderPickers(ui, s);
     const inCall = !!s.callId && (s.phase === "call-connecting" || s.phase === "in-call");
     show(ui.share, s.canShare);
     ui.share.disabled = !inCall || s.shareBusy;

@@ -3,6 +3,7 @@
 
 import { byTestIds, el, setText } from "../shared/dom.js";
 import { _, formatNumber, locale, ngettext } from "../shared/i18n.js";
+import { staffParts } from "../shared/parts.js";
 import { STATES, TILE_STATES, sortAgents, stateReason, stateSince, tile } from "./model.js";
 
 const CONNECTION_TEXT = {
@@ -13,14 +14,11 @@ const CONNECTION_TEXT = {
 
 export function findParts(doc = document) {
   const ids = {
-    loading: "wallboard-loading", loginView: "wallboard-login-view", loginForm: "wallboard-login-form",
-    username: "wallboard-username", password: "wallboard-password", login: "wallboard-login",
-    loginError: "wallboard-login-error", board: "wallboard", offline: "wallboard-offline",
-    connection: "wallboard-connection", updated: "wallboard-updated", user: "wallboard-user",
-    queues: "wallboard-queues", noQueues: "wallboard-no-queues", agents: "wallboard-agents",
-    noAgents: "wallboard-no-agents", summary: "wallboard-summary",
+    board: "wallboard", offline: "wallboard-offline", updated: "wallboard-updated", queues: "wallboard-queues",
+    noQueues: "wallboard-no-queues", agents: "wallboard-agents", noAgents: "wallboard-no-agents",
+    summary: "wallboard-summary",
   };
-  const ui = byTestIds(ids, doc);
+  const ui = { ...staffParts("wallboard", doc), ...byTestIds(ids, doc) };
   ui.body = doc.body;
   ui.agentRows = ui.agents.querySelector("tbody");
   return ui;
