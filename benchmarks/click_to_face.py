@@ -28,52 +28,22 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 
 from benchmarks import Metric, harness
+from benchmarks.probes import AUTO_ACCEPT_JS, PAGE_CLOCK, first_frame_probe_js
 from humandesk.queue.client import DeskQueue
 
 PASSWORD = "benchmark-demo-password"
 
 T = TypeVar("T")
 
-# Records, in the page, when the first remote video frame was decoded.
-FIRST_FRAME_JS = """() => {
-    const probe = (window.__benchFrame = { first: null, busy: false });
-    probe.timer = setInterval(async () => {
-        if (probe.busy || probe.first) return;
-        const pc = window.hdPeer;
-        if (!pc) return;
-        probe.busy = true;
-        try {
-            const stats = await pc.getStats();
-            stats.forEach((r) => {
-                if (!probe.first && r.type === "inbound-rtp" && r.kind === "video"
-                    && r.framesDecoded > 0) {
-                    probe.first = performance.timeOrigin + performance.now();
-                }
-            });
-        } catch (_) {
-            /* replaced connection: keep polling */
-        } finally {
-            probe.busy = false;
-        }
-        if (probe.first) clearInterval(probe.timer);
-    }, 5);
-}"""
+# Records in window.__hdProbe.first, by the pages' clock, when the first remote video frame
+# was decoded.
+FIRST_FRAME_JS = first_frame_probe_js(PAGE_CLOCK, every_ms=5)
 
 CLICK_AT_JS = """(selector) => {
     window.__benchClick = null;
     document.querySelector(selector).addEventListener("click", () => {
         window.__benchClick = performance.timeOrigin + performance.now();
     }, { capture: true, once: true });
-}"""
-
-AUTO_ACCEPT_JS = """() => {
-    if (window.__benchAccept) return;
-    window.__benchAccept = true;
-    const card = document.querySelector('[data-testid="offer-card"]');
-    const accept = document.querySelector('[data-testid="offer-accept"]');
-    new MutationObserver(() => {
-        if (!card.hidden && !accept.disabled) accept.click();
-    }).observe(card, { attributes: true, attributeFilter: ["hidden"] });
 }"""
 
 
@@ -105,7 +75,7 @@ def _evaluates(target: Any, expression: str) -> Callable[[], Awaitable[Any]]:
 
 async def _first_frames(*targets: Any) -> list[float]:
     return [
-        float(await wait_for(_evaluates(t, "window.__benchFrame.first"), "first frame"))
+        float(await wait_for(_evaluates(t, "window.__hdProbe.first"), "first frame"))
         for t in targets
     ]
 

@@ -1,9 +1,10 @@
 """Shared fixtures: a real redis-server for the whole test session, one fresh desk per test.
 
-A module runs its tests on a Redis Cluster too by overriding ``redis_mode`` with a
-parametrised fixture (``params=REDIS_MODES``): ``redis``, ``desk_name`` and ``desk`` then come
-from a real cluster of three primaries with a replica each (tests/cluster.py), started once
-per session, and the desk's slot sits on a primary other than the one the URL names."""
+A module runs its tests on a Redis Cluster too by setting ``CLUSTER_TOO = True``: each test
+then runs once per ``REDIS_MODES`` (see ``pytest_generate_tests``), and in cluster mode
+``redis``, ``desk_name`` and ``desk`` come from a real cluster of three primaries with a replica
+each (tests/cluster.py), started once per session, with the desk's slot on a primary other
+than the one the URL names."""
 
 from __future__ import annotations
 
@@ -72,8 +73,15 @@ def redis_cluster() -> Iterator[Cluster]:
 
 @pytest.fixture
 def redis_mode() -> str:
-    """single: the session's one redis-server. Override it to run a module on a cluster."""
+    """single: the session's one redis-server (a ``CLUSTER_TOO`` module's tests run on both)."""
     return "single"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Runs each test of a module with ``CLUSTER_TOO = True`` on one Redis and on a Redis
+    Cluster: ``redis_mode`` is then each of ``REDIS_MODES`` in turn."""
+    if getattr(metafunc.module, "CLUSTER_TOO", False) and "redis_mode" in metafunc.fixturenames:
+        metafunc.parametrize("redis_mode", REDIS_MODES)
 
 
 _cluster_desks = itertools.count()
@@ -156,7 +164,18 @@ def python_env() -> dict[str, str]:
 PYTHON = sys.executable
 
 
-# Browser suites that run against one `humandesk demo` per module (each module defines `demo`).
+# Browser suites that run against one `humandesk demo` per module (a module whose demo needs
+# settings of its own defines its own `demo`).
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[Any]:
+    """``humandesk demo`` on free ports, for the module's tests."""
+    import pages
+
+    pages.need_chromium()
+    with pages.running_demo() as demo:
+        yield demo
 
 
 @pytest.fixture(scope="module")
@@ -170,5 +189,16 @@ def browser(demo: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def errors() -> list[str]:
-    """Console errors the pages of a test report (see test_browser.watch_console)."""
+    """Errors the pages of a test report (console errors and warnings, uncaught exceptions;
+    see pages.watch_console)."""
     return []
+
+
+@pytest.fixture
+def agent(browser: Any, demo: Any, errors: list[str]) -> Iterator[Any]:
+    """The demo agent signed in to the console, Offline; out of any call and Offline again
+    afterwards (pages.signed_in_agent)."""
+    from pages import signed_in_agent
+
+    with signed_in_agent(browser, demo, errors) as page:
+        yield page

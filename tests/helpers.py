@@ -1,5 +1,6 @@
-"""Test helpers: a desk app on a real Redis, a small WebSocket client that waits for types,
-and the processes tests start (redis-server, desk servers)."""
+"""Test helpers: the queue's records as the tests build them (``T0``, ``visitor``, ``agent``),
+a desk app on a real Redis, a small WebSocket client that waits for types, and the processes
+tests start (redis-server, desk servers)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,31 @@ from aiohttp.test_utils import TestClient
 
 from benchmarks.harness import HOST, free_port, start_redis, stop_process, wait_http
 from benchmarks.harness import find_redis_server as find_redis_server  # for the tests
+from humandesk.queue.client import AgentInfo, NewVisitor
 from humandesk.queue.limits import AbuseLimits
 from humandesk.server.config import Config
+
+# The queue's records, as tests of the scripts build them ----------------------------------
+
+#: The tests' clock starts here (epoch milliseconds); they pass ``now_ms=T0 + ...``.
+T0 = 1_800_000_000_000
+
+
+def visitor(n: int, queue: str = "support", priority: int = 0) -> NewVisitor:
+    """Visitor ``n`` (id ``v{n}``) joining ``queue``."""
+    return NewVisitor(
+        id=f"v{n}", queue=queue, name=f"Visitor {n}", topic=f"topic {n}", priority=priority
+    )
+
+
+def agent(name: str, queues: list[str] | None = None, **levels: int) -> AgentInfo:
+    """Agent ``name`` of ``queues`` (support unless given), at ``levels`` (queue=level)."""
+    return AgentInfo(
+        name=name, display_name=name.title(), queues=queues or ["support"], levels=levels
+    )
+
+
+# A desk app's settings ----------------------------------------------------------------------
 
 #: Tests crowd one address (127.0.0.1) with many visitors and sign-ins: they set the limits
 #: out of the way, and the tests of the limits set their own.

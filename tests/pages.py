@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from benchmarks.harness import CHROMIUM, CHROMIUM_FLAGS, FAKE_UI, stop_process
+from benchmarks.probes import AUTO_ACCEPT_JS as AUTO_ACCEPT_JS
+from benchmarks.probes import WALL_CLOCK, first_frame_probe_js
 
 from conftest import REPO, free_port, need
 
@@ -187,14 +189,57 @@ def watch_console(page: Any, label: str, sink: list[str]) -> None:
     )
 
 
-def login_agent(page: Any, demo: Demo) -> None:
+# What the console shows, for a failure message: where it is, its state (``data-*`` on its
+# body), the sign-in form's error, its notice and the start of its visible text.
+CONSOLE_REPORT_JS = """() => ({
+    url: location.href,
+    state: { ...document.body.dataset },
+    status: (document.querySelector('[data-testid="agent-status"]') || { dataset: {} })
+        .dataset.status,
+    loginError: (document.querySelector('[data-testid="agent-login-error"]') || {}).textContent,
+    notice: (document.querySelector('[data-testid="agent-notice"]') || {}).textContent,
+    text: document.body.innerText.slice(0, 800),
+})"""
+
+
+def console_report(page: Any) -> dict[str, Any]:
+    """What the console at ``page`` shows (see ``CONSOLE_REPORT_JS``)."""
+    return page.evaluate(CONSOLE_REPORT_JS)  # type: ignore[no-any-return]
+
+
+def login_agent(page: Any, demo: Demo, username: str = "demo", password: str | None = None) -> None:
+    """Signs ``username`` (the demo agent unless given; the demo's password unless given) in
+    to the console and waits for its socket and the status Offline. A console that gets no
+    further says in the failure what it showed."""
+
+    def showed() -> dict[str, Any]:
+        return console_report(page)
+
     page.goto(demo.desk + "/agent")
-    wait_for(lambda: page_data(page, "phase") == "login", "login")
-    page.locator(sel("agent-username")).fill("demo")
-    page.locator(sel("agent-password")).fill(demo.password)
+    wait_for(lambda: page_data(page, "phase") == "login", "login", explain=showed)
+    page.locator(sel("agent-username")).fill(username)
+    page.locator(sel("agent-password")).fill(demo.password if password is None else password)
     page.locator(sel("agent-login")).click()
-    wait_for(lambda: page_data(page, "connected") == "true", "the agent's socket")
-    wait_for(lambda: agent_status(page) == "offline", "status offline after login")
+    wait_for(lambda: page_data(page, "connected") == "true", f"{username}'s socket", explain=showed)
+    wait_for(lambda: agent_status(page) == "offline", "status offline after login", explain=showed)
+
+
+@contextlib.contextmanager
+def signed_in_agent(browser: Any, demo: Demo, errors: list[str]) -> Iterator[Any]:
+    """The demo agent signed in to the console (in a context of its own), Offline, its errors
+    kept in ``errors``; afterwards out of any call and Offline again, so that no offer goes
+    to a console that is going away."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    watch_console(page, "agent", errors)
+    login_agent(page, demo)
+    yield page
+    with contextlib.suppress(Exception):
+        if page_data(page, "callId"):
+            page.locator(sel("agent-hangup")).click()
+        if agent_status(page) != "offline":
+            set_agent_status(page, "offline")
+    context.close()
 
 
 def agent_status(page: Any) -> str:
@@ -276,6 +321,18 @@ def fill_and_join(frame: Any, name: str, topic: str) -> None:
     frame.locator(sel("hd-join")).click()
 
 
+def join_and_accept(panel: Any, agent: Any, name: str, topic: str) -> None:
+    """The visitor joins and waits, the agent goes Available and accepts the offer, and both
+    are in the call."""
+    fill_and_join(panel, name, topic)
+    wait_for(lambda: visitor_phase(panel) == "waiting", "the visitor in line")
+    set_agent_status(agent, "available")
+    wait_for(lambda: visible(agent, "offer-card"), "the offer card")
+    agent.locator(sel("offer-accept")).click()
+    wait_for(lambda: visitor_phase(panel) == "in-call", "the visitor in the call")
+    wait_for(lambda: agent_phase(agent) == "in-call", "the agent in the call")
+
+
 # WebRTC statistics ----------------------------------------------------------------------
 
 INBOUND_JS = """async (kind) => {
@@ -298,45 +355,9 @@ INBOUND_JS = """async (kind) => {
     return found;
 }"""
 
-# Records Date.now() at the first inbound-rtp video report with framesDecoded > 0, polling
-# window.hdPeer.getStats() every 20 ms (hdPeer may not exist yet when this is installed).
-FIRST_FRAME_PROBE_JS = """() => {
-    const old = window.__hdProbe;
-    if (old) clearInterval(old.timer);
-    const probe = (window.__hdProbe = { first: null, busy: false, timer: null });
-    probe.timer = setInterval(async () => {
-        const pc = window.hdPeer;
-        if (!pc || probe.busy || probe.first) return;
-        probe.busy = true;
-        try {
-            const stats = await pc.getStats();
-            stats.forEach((r) => {
-                if (!probe.first && r.type === "inbound-rtp" && r.kind === "video"
-                    && r.framesDecoded > 0) probe.first = Date.now();
-            });
-        } catch (_) {
-            /* the connection was replaced; keep polling */
-        } finally {
-            probe.busy = false;
-        }
-        if (probe.first) clearInterval(probe.timer);
-    }, 20);
-}"""
-
-# The agent's console accepts an offer the moment its card is shown (a MutationObserver, so
-# what is measured is the desk and the browsers, not this test's polling loop).
-AUTO_ACCEPT_JS = """() => {
-    const card = document.querySelector('[data-testid="offer-card"]');
-    const accept = document.querySelector('[data-testid="offer-accept"]');
-    if (window.__hdAutoAccept) { window.__hdAutoAccept.on = true; return; }
-    const auto = (window.__hdAutoAccept = { on: true, shown: [] });
-    new MutationObserver(() => {
-        if (auto.on && !card.hidden && !accept.disabled) {
-            auto.shown.push(Date.now());
-            accept.click();
-        }
-    }).observe(card, { attributes: true, attributeFilter: ["hidden"] });
-}"""
+# Records Date.now() in window.__hdProbe.first at the first decoded video frame (polling every
+# 20 ms), and an agent's console that accepts every offer at once: shared with the benchmark.
+FIRST_FRAME_PROBE_JS = first_frame_probe_js(WALL_CLOCK, every_ms=20)
 
 SELECTED_PAIR_JS = """async () => {
     const pc = window.hdPeer;

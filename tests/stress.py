@@ -430,32 +430,36 @@ async def run(redis_url: str, load: Load) -> Report:
     return judge(logs, await offered_at_join(redis_url, desk))
 
 
+#: The command's options that shape the load, and the field of ``Load`` each sets (its
+#: default is the field's, but for a run of a minute).
+LOAD_OPTIONS = {
+    "--seconds": "seconds",
+    "--rate": "arrivals_per_s",
+    "--agents": "agents",
+    "--talk": "talk_s",
+    "--heartbeat": "heartbeat_s",
+    "--seed": "seed",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
     server = sub.add_parser("serve", help="(internal) one desk server process")
     server.add_argument("--port", type=int, required=True)
     server.add_argument("--heartbeat", type=float, default=5.0)
-    defaults = Load()
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--rate", type=float, default=defaults.arrivals_per_s)
-    parser.add_argument("--agents", type=int, default=defaults.agents)
-    parser.add_argument("--talk", type=float, default=defaults.talk_s)
-    parser.add_argument("--heartbeat", type=float, default=defaults.heartbeat_s)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    defaults = Load(seconds=60.0)
+    for option, name in LOAD_OPTIONS.items():
+        default = getattr(defaults, name)
+        parser.add_argument(
+            option, dest=name, type=type(default), default=default, metavar=option[2:].upper()
+        )
     parser.add_argument("--examples", type=int, default=5, help="offending visitors shown")
     args = parser.parse_args()
     if args.command == "serve":
         serve(args.port, args.heartbeat)
         return
-    load = Load(
-        seconds=args.seconds,
-        arrivals_per_s=args.rate,
-        agents=args.agents,
-        talk_s=args.talk,
-        heartbeat_s=args.heartbeat,
-        seed=args.seed,
-    )
+    load = Load(**{name: getattr(args, name) for name in LOAD_OPTIONS.values()})
     binary = find_redis_server()
     if binary is None:
         raise RuntimeError("no redis-server")

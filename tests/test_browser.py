@@ -16,7 +16,6 @@ The desk's pages have a strict CSP, so everything is polled with ``evaluate`` fr
 
 from __future__ import annotations
 
-import contextlib
 import json
 import statistics
 import time
@@ -31,14 +30,7 @@ import pages as ui
 
 pytestmark = pytest.mark.browser
 
-# Fixtures -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def demo() -> Iterator[ui.Demo]:
-    ui.need_chromium()
-    with ui.running_demo() as demo:
-        yield demo
+# Fixtures (``demo``, ``agent`` and ``errors`` are conftest.py's) -------------------------
 
 
 @pytest.fixture(scope="module")
@@ -57,28 +49,6 @@ def browser(playwright_instance: Any) -> Iterator[Any]:
     )
     yield browser
     browser.close()
-
-
-@pytest.fixture
-def page_errors() -> list[str]:
-    """Errors the pages report (console errors and warnings, uncaught exceptions)."""
-    return []
-
-
-@pytest.fixture
-def agent(browser: Any, demo: ui.Demo, page_errors: list[str]) -> Iterator[Any]:
-    """The demo agent signed in to the console, Offline; set Offline again afterwards."""
-    context = browser.new_context(viewport=ui.VIEWPORT)
-    page = context.new_page()
-    ui.watch_console(page, "agent", page_errors)
-    ui.login_agent(page, demo)
-    yield page
-    # Leave the desk clean for the next test: no offers to a console that is going away.
-    with contextlib.suppress(Exception):
-        if ui.page_data(page, "callId"):
-            page.locator(ui.sel("agent-hangup")).click()
-        ui.set_agent_status(page, "offline")
-    context.close()
 
 
 @pytest.fixture
@@ -173,13 +143,13 @@ def test_visitor_and_agent_see_each_other(
     browser: Any,
     agent: Any,
     visitor_context: Any,
-    page_errors: list[str],
+    errors: list[str],
 ) -> None:
     ui.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     # A visitor on the shop (another origin) finds the button and opens the panel.
     shop = visitor_context.new_page()
-    ui.watch_console(shop, "shop", page_errors)
+    ui.watch_console(shop, "shop", errors)
     shop.goto(demo.shop + "/")
     launcher = shop.locator(ui.sel("hd-launcher"))
     launcher.wait_for(state="visible")
@@ -230,21 +200,21 @@ def test_visitor_and_agent_see_each_other(
     time.sleep(1.2)  # the call timer shows a running call in the pictures
     frame_el.screenshot(path=str(ui.SCREENSHOTS / "visitor-in-call.png"))
     agent.screenshot(path=str(ui.SCREENSHOTS / "agent-in-call.png"))
-    hang_up_and_check(panel, agent, "visitor", page_errors)
+    hang_up_and_check(panel, agent, "visitor", errors)
 
     # Timed rounds: click "Join the line" -> first decoded frame on each side. The first is a
     # fresh visitor, as a new visitor would arrive; the others press "Talk to someone again".
     agent.evaluate(ui.AUTO_ACCEPT_JS)
     fresh = browser.new_context(viewport=ui.VIEWPORT)
     shop2, panel = ui.open_panel(fresh, demo)
-    ui.watch_console(shop2, "shop2", page_errors)
+    ui.watch_console(shop2, "shop2", errors)
     rounds: list[dict[str, Any]] = []
     for n in range(ui.ROUNDS):
         if n:
             panel.locator(ui.sel("hd-again")).click()
         rounds.append(timed_round(panel, agent, demo, f"Timed visitor {n + 1}"))
         ui.assert_video_flows(panel, agent)
-        hang_up_and_check(panel, agent, "agent" if n % 2 == 0 else "visitor", page_errors)
+        hang_up_and_check(panel, agent, "agent" if n % 2 == 0 else "visitor", errors)
     agent.evaluate("window.__hdAutoAccept.on = false")
     fresh.close()
 
@@ -267,11 +237,11 @@ def test_visitor_and_agent_see_each_other(
         f"visitor_min={min(visitor_ms)} visitor_median={statistics.median(visitor_ms)} "
         f"agent_min={min(agent_ms)} agent_median={statistics.median(agent_ms)}"
     )
-    assert not [e for e in page_errors if "pageerror" in e], page_errors
+    assert not [e for e in errors if "pageerror" in e], errors
 
 
 def test_two_visitors_see_their_places_in_line(
-    demo: ui.Demo, browser: Any, agent: Any, page_errors: list[str]
+    demo: ui.Demo, browser: Any, agent: Any, errors: list[str]
 ) -> None:
     # The agent stays Offline, so both visitors wait.
     assert ui.agent_status(agent) == "offline"
@@ -309,7 +279,7 @@ def frame_types(payload: str | bytes) -> str:
 
 
 def test_visitor_socket_opens_before_the_click(
-    demo: ui.Demo, browser: Any, agent: Any, page_errors: list[str]
+    demo: ui.Demo, browser: Any, agent: Any, errors: list[str]
 ) -> None:
     """The panel opens (and the desk welcomes) its socket once it is ready, before the click
     on Join, which then only sends ``join`` on it. A warm socket that closes before the visitor
@@ -330,7 +300,7 @@ def test_visitor_socket_opens_before_the_click(
 
     try:
         shop = context.new_page()
-        ui.watch_console(shop, "shop", page_errors)
+        ui.watch_console(shop, "shop", errors)
         shop.on("websocket", on_socket)
         shop.goto(demo.shop + "/")
         shop.locator(ui.sel("hd-launcher")).click()
@@ -384,7 +354,7 @@ def test_visitor_socket_opens_before_the_click(
     try:
         context.route_web_socket("**/ws/visitor", route)
         shop, panel = ui.open_panel(context, demo)
-        ui.watch_console(shop, "shop", page_errors)
+        ui.watch_console(shop, "shop", errors)
         ui.wait_for(lambda: ui.visitor_phase(panel) == "ready" and welcomes == [0], "the welcome")
         routes[0].close(code=1001, reason="server_shutdown")
         panel.locator(ui.sel("hd-name")).fill("Late Socket")  # typing opens no socket now
@@ -404,11 +374,11 @@ def test_visitor_socket_opens_before_the_click(
         ui.wait_for(lambda: ui.visitor_phase(panel) == "left", "the visitor gone")
     finally:
         context.close()
-    assert not [e for e in page_errors if "pageerror" in e], page_errors
+    assert not [e for e in errors if "pageerror" in e], errors
 
 
 def test_visitor_without_camera_still_talks(
-    demo: ui.Demo, playwright_instance: Any, agent: Any, page_errors: list[str]
+    demo: ui.Demo, playwright_instance: Any, agent: Any, errors: list[str]
 ) -> None:
     # A browser that does not grant everything: only the microphone is allowed. The panel is
     # an iframe in the shop, and Chromium keys a delegated permission by the top-level
@@ -420,7 +390,7 @@ def test_visitor_without_camera_still_talks(
         context = strict.new_context(viewport=ui.VIEWPORT)
         context.grant_permissions(["microphone"], origin=demo.shop)
         shop, panel = ui.open_panel(context, demo)
-        ui.watch_console(shop, "shop", page_errors)
+        ui.watch_console(shop, "shop", errors)
         assert ui.page_data(panel, "audioOnly") == "true"
         notice = panel.locator(ui.sel("hd-device-notice"))
         assert notice.is_visible()
@@ -458,13 +428,13 @@ def test_visitor_without_camera_still_talks(
         assert ui.frames_decoded(agent) == 0
         assert panel.locator(ui.sel("hd-camera")).is_disabled()
 
-        hang_up_and_check(panel, agent, "agent", page_errors)
+        hang_up_and_check(panel, agent, "agent", errors)
     finally:
         strict.close()
 
 
 def test_nobody_serving_then_a_server_restart_keeps_the_place(
-    demo: ui.Demo, browser: Any, agent: Any, page_errors: list[str]
+    demo: ui.Demo, browser: Any, agent: Any, errors: list[str]
 ) -> None:
     """With every agent Offline the visitor is told that nobody is free (no made-up wait)
     and offered a call-back; a server restart (1012) moves the panel to a new socket at
@@ -490,7 +460,7 @@ def test_nobody_serving_then_a_server_restart_keeps_the_place(
     try:
         context.route_web_socket("**/ws/visitor", route)
         shop, panel = ui.open_panel(context, demo)
-        ui.watch_console(shop, "shop", page_errors)
+        ui.watch_console(shop, "shop", errors)
         ui.wait_for(lambda: ui.visitor_phase(panel) == "ready", "the panel ready to join")
         ui.fill_and_join(panel, "Nobody Free", "a restart")
         status = panel.locator(ui.sel("hd-status"))
@@ -525,4 +495,4 @@ def test_nobody_serving_then_a_server_restart_keeps_the_place(
         ui.wait_for(lambda: ui.visitor_phase(panel) == "left", "the visitor gone")
     finally:
         context.close()
-    assert not [e for e in page_errors if "pageerror" in e], page_errors
+    assert not [e for e in errors if "pageerror" in e], errors

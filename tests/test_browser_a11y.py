@@ -7,7 +7,6 @@ panel's frame) through Playwright, which the pages' CSP does not govern.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,12 +14,6 @@ import pytest
 import pages as ui
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def demo() -> Iterator[ui.Demo]:
-    with ui.running_demo() as demo:
-        yield demo
 
 
 FOCUSED = "() => document.activeElement && document.activeElement.dataset.testid"

@@ -149,46 +149,15 @@ def tools_browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def demo() -> Iterator[ui.Demo]:
-    ui.need_chromium()
-    with ui.running_demo() as demo:
-        yield demo
-
-
-@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium with the tools' devices (``demo``, ``agent`` and ``errors``: conftest.py)."""
     with tools_browser() as browser:
         yield browser
 
 
-@pytest.fixture
-def errors() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def agent(browser: Any, demo: ui.Demo, errors: list[str]) -> Iterator[Any]:
-    context = browser.new_context(viewport=ui.VIEWPORT)
-    page = context.new_page()
-    ui.watch_console(page, "agent", errors)
-    ui.login_agent(page, demo)
-    yield page
-    with contextlib.suppress(Exception):
-        if ui.page_data(page, "callId"):
-            page.locator(ui.sel("agent-hangup")).click()
-        ui.set_agent_status(page, "offline")
-    context.close()
-
-
 def start_call(panel: Any, agent: Any, name: str) -> None:
     """The visitor joins, the agent takes them, and video flows both ways."""
-    ui.fill_and_join(panel, name, "a question")
-    ui.wait_for(lambda: ui.visitor_phase(panel) == "waiting", "the visitor in line")
-    ui.set_agent_status(agent, "available")
-    ui.wait_for(lambda: agent.locator(ui.sel("offer-card")).is_visible(), "the offer card")
-    agent.locator(ui.sel("offer-accept")).click()
-    ui.wait_for(lambda: ui.visitor_phase(panel) == "in-call", "the visitor in the call")
-    ui.wait_for(lambda: ui.agent_phase(agent) == "in-call", "the agent in the call")
+    ui.join_and_accept(panel, agent, name, "a question")
     ui.assert_video_flows(panel, agent)
 
 
@@ -542,12 +511,7 @@ def test_a_visitor_without_a_camera_shares_their_screen_on_its_own_line(
         shop, panel = ui.open_panel(context, demo)
         ui.watch_console(shop, "shop", errors)
         assert ui.page_data(panel, "audioOnly") == "true"
-        ui.fill_and_join(panel, "Voice Only Sharer", "a question")
-        ui.wait_for(lambda: ui.visitor_phase(panel) == "waiting", "the visitor in line")
-        ui.set_agent_status(agent, "available")
-        ui.wait_for(lambda: agent.locator(ui.sel("offer-card")).is_visible(), "the offer card")
-        agent.locator(ui.sel("offer-accept")).click()
-        ui.wait_for(lambda: ui.visitor_phase(panel) == "in-call", "the visitor in the call")
+        ui.join_and_accept(panel, agent, "Voice Only Sharer", "a question")
         assert sending_all(panel, "video") == []
         share = panel.locator(ui.sel("hd-share-screen"))
         assert share.is_enabled()
@@ -559,7 +523,8 @@ def test_a_visitor_without_a_camera_shares_their_screen_on_its_own_line(
         assert [label[:7] for label in sending_all(panel, "video")] == ["screen:"]
         share.click()
         ui.wait_for(lambda: screen.is_hidden(), "the screen view gone")
-        assert sending_all(panel, "video") == []
+        # replaceTrack(null) settles a moment after the agent is told the share is over
+        ui.wait_for(lambda: sending_all(panel, "video") == [], "the screen no longer sent")
         assert ui.visitor_phase(panel) == "in-call"
         hang_up(panel, agent)
         assert not [e for e in errors if "pageerror" in e], errors

@@ -15,7 +15,6 @@ import json
 import random
 import struct
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -91,13 +90,6 @@ def badge(shop: Any) -> str:
     return str(shop.locator(ui.sel("hd-unread")).get_attribute("data-count") or "0")
 
 
-@pytest.fixture(scope="module")
-def demo() -> Iterator[ui.Demo]:
-    ui.need_chromium()
-    with ui.running_demo() as demo:
-        yield demo
-
-
 def test_chat_and_files_both_ways(demo: ui.Demo, browser: Any) -> None:
     errors: list[str] = []
     # bypass_csp: the test reads the received blob back with fetch(), which the pages' CSP
@@ -110,13 +102,7 @@ def test_chat_and_files_both_ways(demo: ui.Demo, browser: Any) -> None:
         ui.login_agent(agent, demo)
         shop, panel = ui.open_panel(visitor_context, demo)
         ui.watch_console(shop, "shop", errors)
-        ui.fill_and_join(panel, "Grace Hopper", "The zip of my jacket broke")
-        ui.wait_for(lambda: ui.visitor_phase(panel) == "waiting", "the visitor in line")
-        ui.set_agent_status(agent, "available")
-        ui.wait_for(lambda: agent.locator(ui.sel("offer-card")).is_visible(), "the offer")
-        agent.locator(ui.sel("offer-accept")).click()
-        ui.wait_for(lambda: ui.visitor_phase(panel) == "in-call", "the visitor in the call")
-        ui.wait_for(lambda: ui.agent_phase(agent) == "in-call", "the agent in the call")
+        ui.join_and_accept(panel, agent, "Grace Hopper", "The zip of my jacket broke")
 
         # Visitor to agent, through the desk: a link made safely, a javascript: one left as text.
         line = "Order 1234: https://shop.example/orders/1234. Not javascript:alert(1) <b>bold</b>"

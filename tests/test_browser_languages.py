@@ -8,7 +8,6 @@ Screenshots: visitor-pl.png, visitor-pl-waiting.png, visitor-is.png, agent-de.pn
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,12 +20,6 @@ import pages as ui
 pytestmark = pytest.mark.browser
 
 SHOTS = ui.SCREENSHOTS
-
-
-@pytest.fixture(scope="module")
-def demo() -> Iterator[ui.Demo]:
-    with ui.running_demo() as demo:
-        yield demo
 
 
 def english_sentences(lang: str) -> list[str]:

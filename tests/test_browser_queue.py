@@ -75,16 +75,6 @@ def offer_shown(agent: Any) -> bool:
     return ui.visible(agent, "offer-card")
 
 
-def login(page: Any, demo: ui.Demo, username: str, password: str) -> None:
-    page.goto(demo.desk + "/agent")
-    ui.wait_for(lambda: ui.page_data(page, "phase") == "login", "login")
-    page.locator(ui.sel("agent-username")).fill(username)
-    page.locator(ui.sel("agent-password")).fill(password)
-    page.locator(ui.sel("agent-login")).click()
-    ui.wait_for(lambda: ui.page_data(page, "connected") == "true", f"{username}'s socket")
-    ui.wait_for(lambda: ui.agent_status(page) == "offline", "status offline after login")
-
-
 def open_shop(context: Any, demo: ui.Demo) -> tuple[Any, Any]:
     """The shop with the launcher clicked, without waiting for the panel to be ready."""
     shop = context.new_page()
@@ -117,22 +107,6 @@ def demo() -> Iterator[ui.Demo]:
         ui.cli(demo, "queue", "set", "support", *SHORT_RULES)
         ui.cli(demo, "queue", "set", "sales")
         yield demo
-
-
-@pytest.fixture
-def agent(browser: Any, demo: ui.Demo, errors: list[str]) -> Iterator[Any]:
-    """The demo agent signed in, Offline; Offline again afterwards."""
-    context = browser.new_context(viewport=ui.VIEWPORT)
-    page = context.new_page()
-    ui.watch_console(page, "agent", errors)
-    login(page, demo, "demo", demo.password)
-    yield page
-    with contextlib.suppress(Exception):
-        if ui.page_data(page, "callId"):
-            page.locator(ui.sel("agent-hangup")).click()
-        if ui.agent_status(page) != "offline":
-            ui.set_agent_status(page, "offline")
-    context.close()
 
 
 @contextlib.contextmanager
@@ -242,13 +216,7 @@ def test_wrap_up_with_notes_and_the_visitors_rating(
     ui.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     name, topic = "Grace Hopper", "The jacket I ordered arrived with a broken zip"
     with visitor(browser, demo, errors) as (shop, panel):
-        ui.fill_and_join(panel, name, topic)
-        ui.wait_for(lambda: ui.visitor_phase(panel) == "waiting", "the visitor in line")
-        ui.set_agent_status(agent, "available")
-        ui.wait_for(lambda: offer_shown(agent), "the offer")
-        agent.locator(ui.sel("offer-accept")).click()
-        ui.wait_for(lambda: ui.visitor_phase(panel) == "in-call", "the visitor in the call")
-        ui.wait_for(lambda: ui.agent_phase(agent) == "in-call", "the agent in the call")
+        ui.join_and_accept(panel, agent, name, topic)
 
         # Notes during the call: autosaved, the outcome at once.
         assert ui.visible(agent, "agent-notes")
@@ -569,7 +537,7 @@ def test_blind_transfer_to_another_line(
             # A sales agent gets the visitor, marked as transferred, and talks to them.
             sales = sales_context.new_page()
             ui.watch_console(sales, "sales", errors)
-            login(sales, demo, SALES_AGENT, SALES_PASSWORD)
+            ui.login_agent(sales, demo, SALES_AGENT, SALES_PASSWORD)
             ui.set_agent_status(sales, "available")
             ui.wait_for(lambda: offer_shown(sales), "the sales offer")
             assert text(sales, "offer-visitor-name") == "Transfer Me"
@@ -716,7 +684,7 @@ def test_offers_are_not_missed_in_a_background_tab(
         return str(page.evaluate("document.querySelector('link[rel=icon]').getAttribute('href')"))
 
     try:
-        login(page, demo, "demo", demo.password)
+        ui.login_agent(page, demo)
         title = page.title()
         assert seen()["asked"] == 0  # never on load
         ui.set_agent_status(page, "available")

@@ -67,13 +67,13 @@ from humandesk.queue.client import (
 from humandesk.queue.stats import queue_stats
 
 from cluster import Cluster, Listener
-from conftest import CLUSTER_WAIT_MS, REDIS_MODES
+from conftest import CLUSTER_WAIT_MS
+from helpers import T0
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 EXAMPLES = int(os.environ.get("HUMANDESK_MODEL_EXAMPLES", "100"))
 STEPS = int(os.environ.get("HUMANDESK_MODEL_STEPS", "50"))
 
-T0 = 1_800_000_000_000
 PRIORITY_STEP = 10**12
 DAY_MS = 86_400_000
 SL_THRESHOLD_S = 20.0
@@ -1587,10 +1587,8 @@ class Target:
     replica_wait_ms: int = 0
 
 
-@pytest.fixture(params=REDIS_MODES)
-def redis_mode(request: pytest.FixtureRequest) -> str:
-    """The model runs on one Redis and on a Redis Cluster."""
-    return str(request.param)
+#: The model runs on one Redis and on a Redis Cluster.
+CLUSTER_TOO = True
 
 
 # Passing takes ~15 s. A failure is shrunk for up to 300 s (Hypothesis' own limit) before the

@@ -8,37 +8,15 @@ from typing import Any
 
 import pytest
 
-from humandesk.queue.client import (
-    AgentInfo,
-    CallbackRequest,
-    DeskQueue,
-    NewVisitor,
-    QueueConfig,
-    QueueError,
-)
+from humandesk.queue.client import CallbackRequest, DeskQueue, QueueConfig, QueueError
 
 from cluster import Listener
-from conftest import REDIS_MODES
+from helpers import T0, agent, visitor
 
+#: Every test here runs on one Redis and on a Redis Cluster.
+CLUSTER_TOO = True
 
-@pytest.fixture(params=REDIS_MODES)
-def redis_mode(request: pytest.FixtureRequest) -> str:
-    """Every test here runs on one Redis and on a Redis Cluster."""
-    return str(request.param)
-
-
-T0 = 1_800_000_000_000
 CFG = QueueConfig()
-
-
-def visitor(n: int, queue: str = "support", priority: int = 0) -> NewVisitor:
-    return NewVisitor(id=f"v{n}", queue=queue, name=f"Visitor {n}", topic="t", priority=priority)
-
-
-def agent(name: str, queues: list[str] | None = None, **levels: int) -> AgentInfo:
-    return AgentInfo(
-        name=name, display_name=name.title(), queues=queues or ["support"], levels=levels
-    )
 
 
 async def offered_to(desk: DeskQueue, vid: str) -> str | None:

@@ -9,36 +9,17 @@ from typing import Any
 
 import pytest
 
-from humandesk.queue.client import (
-    AgentInfo,
-    DeskQueue,
-    NewVisitor,
-    QueueConfig,
-    QueueError,
-)
+from humandesk.queue.client import DeskQueue, QueueConfig, QueueError
 from humandesk.queue.connection import RedisClient
 from humandesk.queue.stats import events_between
 from humandesk.queue.waits import QueueSnapshot, estimate_wait_seconds
 
 from cluster import Listener
-from conftest import REDIS_MODES, MakeRedis
+from conftest import MakeRedis
+from helpers import T0, agent, visitor
 
-
-@pytest.fixture(params=REDIS_MODES)
-def redis_mode(request: pytest.FixtureRequest) -> str:
-    """Every test here runs on one Redis and on a Redis Cluster."""
-    return str(request.param)
-
-
-T0 = 1_800_000_000_000
-
-
-def visitor(n: int, queue: str = "support") -> NewVisitor:
-    return NewVisitor(id=f"v{n}", queue=queue, name=f"Visitor {n}", topic=f"topic {n}")
-
-
-def agent(name: str, queues: list[str] | None = None) -> AgentInfo:
-    return AgentInfo(name=name, display_name=name.title(), queues=queues or ["support"])
+#: Every test here runs on one Redis and on a Redis Cluster.
+CLUSTER_TOO = True
 
 
 async def offer_of(desk: DeskQueue, name: str) -> str:

@@ -19,7 +19,8 @@ import pytest
 from humandesk.queue.client import AgentInfo, DeskQueue, NewVisitor
 from humandesk.queue.waits import estimate_wait_seconds
 
-T0 = 1_800_000_000_000
+from helpers import T0
+
 AGENTS = 5
 HANDLE_S = 120.0
 HOUR_MS = 3_600_000
