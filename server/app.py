@@ -314,23 +314,25 @@ async def agent_page(request: web.Request) -> web.Response:
 async def wallboard_page(request: web.Request) -> web.Response:
     """The supervisors' wall screen: every queue and agent, live (data from the JSON API).
 
-    Without a session it shows its sign-in form; an agent who is not a supervisor is
-    refused (403)."""
+    Without a session it shows its sign-in form; to an agent who is not a supervisor it says
+    so in their language, with the status 403."""
     config = request.app[CONFIG]
+    forbidden = False
     if request.cookies.get(SESSION_COOKIE):
         try:
             account, _session = await current_agent(request)
         except web.HTTPUnauthorized:
             pass  # the page signs in
         else:
-            if not account.supervisor:
-                raise web.HTTPForbidden(
-                    text="This screen is for supervisors. Ask one to give you the role.",
-                    headers=page_headers(request, "'none'"),
-                )
-    html = render("wallboard.html", staff_language(request), **brand_context(config))
+            forbidden = not account.supervisor
+    html = render(
+        "wallboard.html", staff_language(request), forbidden=forbidden, **brand_context(config)
+    )
     return web.Response(
-        text=html, content_type="text/html", headers=page_headers(request, "'none'")
+        text=html,
+        status=403 if forbidden else 200,
+        content_type="text/html",
+        headers=page_headers(request, "'none'"),
     )
 
 

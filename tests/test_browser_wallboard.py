@@ -226,6 +226,35 @@ def test_signed_out_wallboard_asks_to_sign_in(
     assert [e for e in errors if "pageerror" in e] == []
 
 
+def test_an_agent_who_is_not_a_supervisor_is_told_so(
+    demo: ui.Demo, context: Any, errors: list[str]
+) -> None:
+    """Sally signs in on the wallboard: she is told the screen is for supervisors, with the way
+    back to her console, and so is she when she opens the wallboard again."""
+    page = context.new_page()
+    ui.watch_console(page, "wallboard", errors)
+    page.goto(demo.desk + "/wallboard")
+    ui.wait_for(lambda: phase(page) == "login", "the sign-in prompt")
+    page.locator(ui.sel("wallboard-username")).fill("sally")
+    page.locator(ui.sel("wallboard-password")).fill(SECOND_PASSWORD)
+    page.locator(ui.sel("wallboard-login")).click()
+    ui.wait_for(lambda: phase(page) == "forbidden", "the refusal")
+    forbidden = page.locator(ui.sel("wallboard-forbidden"))
+    assert forbidden.is_visible()
+    assert "Ask a supervisor to give you the role" in forbidden.inner_text()
+    assert forbidden.locator("a[href='/agent']").count() == 1
+    for hidden in ("wallboard", "wallboard-login-view", "wallboard-loading"):
+        assert not page.locator(ui.sel(hidden)).is_visible(), hidden
+
+    response = page.goto(demo.desk + "/wallboard")
+    assert response is not None and response.status == 403
+    assert phase(page) == "forbidden"
+    page.wait_for_timeout(2500)  # a poll's time: the page stays as it is and asks nothing
+    assert phase(page) == "forbidden" and forbidden.is_visible()
+    assert not page.locator(ui.sel("wallboard-login-view")).is_visible()
+    assert [e for e in errors if "pageerror" in e] == []
+
+
 def test_wallboard_says_when_the_desk_cannot_be_reached(
     demo: ui.Demo, context: Any, errors: list[str]
 ) -> None:

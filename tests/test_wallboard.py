@@ -109,6 +109,13 @@ async def test_agents_lists_every_account_with_its_live_state(client: Client) ->
     refused = await client.get("/api/agents")
     assert refused.status == 403
     assert (await refused.json()) == {"error": "forbidden", "reason": "supervisors_only"}
+    # The page says so, in the page's own words and styles, with the same status.
+    page = await client.get("/wallboard")
+    assert page.status == 403 and page.content_type == "text/html"
+    html = await page.text()
+    assert 'data-phase="forbidden"' in html
+    assert 'data-testid="wallboard-forbidden" role="alert">' in html  # not hidden
+    assert "This screen is for supervisors" in html
     rows = await agent_rows(client)
     assert sorted(rows) == ["ada", "boss", "grace"]
     assert rows["boss"] == {

@@ -141,7 +141,7 @@ describe("the wallboard", () => {
     assert.equal(r.state.connectionShown, false);
     r = play(wallboard.next, r.state, { type: "submit_login", username: " boss ", password: "pw" });
     assert.deepEqual(r.fx.map((f) => f.do), ["signIn"]);
-    r = play(wallboard.next, r.state, { type: "signed_in", agent: {} }, { type: "me", agent: { name: "boss" } });
+    r = play(wallboard.next, r.state, { type: "signed_in", agent: {} }, { type: "me", agent: { name: "boss", role: "supervisor" } });
     assert.deepEqual(r.fx.map((f) => f.do), ["clearPassword", "whoAmI", "startPolling"]);
     r = play(wallboard.next, r.state, { type: "polled", stats: { queues: {} }, agents: [], nowMs: 1, at: 2 });
     assert.equal(r.state.phase, "board");
@@ -154,6 +154,21 @@ describe("the wallboard", () => {
     const unreachable = play(wallboard.next, wallboard.initial(), { type: "me", agent: undefined }, { type: "poll_failed" });
     assert.equal(unreachable.state.phase, "board");
     for (const [from, moves] of Object.entries(wallboard.MOVES)) for (const to of moves) assert.ok(wallboard.MOVES[to], `${from} -> ${to}`);
+  });
+
+  test("an agent who is not a supervisor is told so, and nothing is polled", () => {
+    let r = play(wallboard.next, wallboard.initial(), { type: "me", agent: { name: "grace", role: "agent" } });
+    assert.equal(r.state.phase, "forbidden");
+    assert.deepEqual(r.fx.map((f) => f.do), ["stopPolling"]);
+    assert.equal(r.state.connectionShown, false);
+    // Rendered so by the server: it stays so.
+    assert.equal(wallboard.initial("forbidden").phase, "forbidden");
+    assert.equal(wallboard.initial("anything else").phase, "loading");
+    // The role taken away while the board is up: the next poll answers 403.
+    r = play(wallboard.next, wallboard.initial(), { type: "me", agent: { name: "boss", role: "supervisor" } });
+    r = play(wallboard.next, r.state, { type: "polled", stats: { queues: {} }, agents: [], nowMs: 1, at: 2 }, { type: "forbidden" });
+    assert.equal(r.state.phase, "forbidden");
+    assert.deepEqual(r.fx.map((f) => f.do), ["stopPolling"]);
   });
 
   test("its figures", () => {

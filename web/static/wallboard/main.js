@@ -23,7 +23,7 @@ async function getJson(url) {
       credentials: "same-origin",
       signal: controller.signal,
     });
-    if (res.status === 401) return { status: 401 };
+    if (res.status === 401 || res.status === 403) return { status: res.status };
     if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
     return { status: res.status, data: await res.json() };
   } finally {
@@ -40,6 +40,7 @@ async function poll(dispatch) {
   try {
     const [stats, agents] = await Promise.all([getJson(STATS_URL), getJson("/api/agents")]);
     if (stats.status === 401 || agents.status === 401) dispatch({ type: "unauthorized" });
+    else if (stats.status === 403 || agents.status === 403) dispatch({ type: "forbidden" });
     else {
       const nowMs = Number(agents.data.now_ms) || Date.now();
       dispatch({ type: "polled", stats: stats.data, agents: agents.data.agents, nowMs, at: Date.now() });
@@ -55,7 +56,7 @@ async function whoAmI(dispatch) {
   let agent;
   try {
     const me = await getJson("/api/me");
-    agent = me.status === 401 ? null : me.data.agent;
+    agent = me.status === 401 ? null : me.data && me.data.agent;
   } catch (_) {
     agent = undefined; // the desk is unreachable: poll anyway, the notice says so
   }
@@ -83,7 +84,7 @@ const ACTIONS = {
 };
 
 const { dispatch } = run({
-  state: initial(),
+  state: initial(document.body.dataset.phase),
   next,
   render: createView(ui),
   perform: (fx, dispatchFx) => ACTIONS[fx.do](fx, dispatchFx),

@@ -24,13 +24,22 @@ export const TILE_STATES = [
   ["offline", _("Offline")],
 ];
 
-/** loading -> login | board; login -> board; board -> login (the session ended). */
-export const MOVES = { loading: ["login", "board"], login: ["board"], board: ["login"] };
+/**
+ * loading -> login | board | forbidden; login -> board | forbidden; board -> login (the session
+ * ended) | forbidden (the supervisor role was taken away). Forbidden: signed in, not a supervisor.
+ */
+export const MOVES = {
+  loading: ["login", "board", "forbidden"],
+  login: ["board", "forbidden"],
+  board: ["login", "forbidden"],
+  forbidden: [],
+};
 
-export function initial() {
+/** `phase`: the page's first phase as the server rendered it ("loading", or "forbidden"). */
+export function initial(phase = "loading") {
   // connection: connecting | connected | disconnected; data: the last good poll
   return {
-    phase: "loading",
+    phase: phase === "forbidden" ? "forbidden" : "loading",
     connection: "connecting",
     connectionShown: true,
     user: "",
@@ -47,6 +56,11 @@ function showLogin(t) {
   t.do("focus");
 }
 
+function forbid(t) {
+  Object.assign(t.s, { phase: "forbidden", connectionShown: false, loginBusy: false });
+  t.do("stopPolling");
+}
+
 export const next = machine({
   /** GET /api/me: `agent`, null (signed out) or undefined (the desk is unreachable: poll anyway). */
   me(t, e) {
@@ -55,6 +69,10 @@ export const next = machine({
       return;
     }
     if (e.agent) t.s.user = e.agent.display_name || e.agent.name;
+    if (e.agent && e.agent.role !== "supervisor") {
+      forbid(t);
+      return;
+    }
     t.s.connectionShown = true;
     t.do("startPolling");
   },
@@ -85,6 +103,10 @@ export const next = machine({
   },
   unauthorized(t) {
     showLogin(t);
+  },
+  /** /api/stats or /api/agents answered 403: the account is no longer a supervisor. */
+  forbidden(t) {
+    forbid(t);
   },
 });
 

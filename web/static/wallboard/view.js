@@ -16,7 +16,7 @@ export function findParts(doc = document) {
   const ids = {
     board: "wallboard", offline: "wallboard-offline", updated: "wallboard-updated", queues: "wallboard-queues",
     noQueues: "wallboard-no-queues", agents: "wallboard-agents", noAgents: "wallboard-no-agents",
-    summary: "wallboard-summary",
+    summary: "wallboard-summary", forbidden: "wallboard-forbidden",
   };
   const ui = { ...staffParts("wallboard", doc), ...byTestIds(ids, doc) };
   ui.body = doc.body;
@@ -145,6 +145,7 @@ export function createView(ui) {
     ui.loading.hidden = s.phase !== "loading";
     ui.loginView.hidden = s.phase !== "login";
     ui.board.hidden = s.phase !== "board";
+    ui.forbidden.hidden = s.phase !== "forbidden";
     ui.connection.hidden = !s.connectionShown;
     ui.connection.dataset.state = s.connection;
     setText(ui.connection, CONNECTION_TEXT[s.connection] || CONNECTION_TEXT.connecting);
