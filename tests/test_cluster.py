@@ -277,6 +277,7 @@ class Soak:
     relayed: list[str] = field(default_factory=list)  # calls whose visitor signal arrived
     calls_by_agent: dict[str, int] = field(default_factory=dict)
     lost: list[str] = field(default_factory=list)  # what did not arrive
+    peers: dict[str, Peer] = field(default_factory=dict)  # each party's socket, for a failure
 
 
 async def soak_visitor(
@@ -286,6 +287,7 @@ async def soak_visitor(
     A ``probe`` joins again every 50 ms while the desk answers ``unavailable`` (the pages
     wait ``retry_after_s``), to time the moment the desk serves again. Returns that time."""
     visitor = await open_visitor(http, base)
+    soak.peers[name] = visitor
     try:
         if probe:
             while True:
@@ -314,6 +316,7 @@ async def soak_agent(
     http: aiohttp.ClientSession, base: str, name: str, soak: Soak, done: asyncio.Event
 ) -> None:
     agent = await open_agent(http, base, name)
+    soak.peers[name] = agent
     await ask(agent, {"type": "status", "status": "available"}, ("status",))
     while not done.is_set():
         try:
@@ -416,9 +419,13 @@ async def test_a_failover_of_the_desks_primary_mid_soak_loses_no_visitor(
                 everyone.cancel()
                 unserved = [f"v{i}" for i in range(visitors) if f"v{i}" not in soak.ended]
                 stopped = [repr(a.exception()) for a in agents if a.done()]
+                heard = {
+                    n: p.seen[-6:] for n, p in soak.peers.items() if n in (*unserved, "ada", "bea")
+                }
                 logs = "\n".join(server.text()[-3000:] for server in servers)
                 raise AssertionError(
-                    f"not served: {unserved}; lost: {soak.lost}; agents stopped: {stopped}\n{logs}"
+                    f"not served: {unserved}; lost: {soak.lost}; agents stopped: {stopped}; "
+                    f"last heard: {heard}\n{logs}"
                 )
             times = everyone.result()
             serving_again = times[visitors // 2]
