@@ -243,7 +243,7 @@ def test_an_agent_who_is_not_a_supervisor_is_told_so(
     assert forbidden.is_visible()
     assert "Ask a supervisor to give you the role" in forbidden.inner_text()
     assert forbidden.locator("a[href='/agent']").count() == 1
-    for hidden in ("wallboard", "wallboard-login-view", "wallboard-loading"):
+    for hidden in ("wallboard", "wallboard-login-view", "wallboard-loading", "wallboard-updated"):
         assert not page.locator(ui.sel(hidden)).is_visible(), hidden
 
     response = page.goto(demo.desk + "/wallboard")
