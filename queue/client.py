@@ -447,19 +447,22 @@ class DeskQueue:
         status: AgentStatus,
         reason: str = "",
         *,
+        reason_code: str | None = None,
         now_ms: int | None = None,
     ) -> str:
-        """Sets an agent's chosen state; returns the state the agent is in afterwards."""
-        reply = await self._run(
-            "agent_status",
-            {
-                "agent": asdict(agent),
-                "status": status,
-                "reason": reason,
-                "lease_ms": self.config.lease_ms,
-            },
-            now_ms,
-        )
+        """Sets an agent's chosen state; returns the state the agent is in afterwards.
+
+        ``reason`` (English, for logs) and ``reason_code`` (what the pages translate): why
+        the desk, not the agent, changed it."""
+        args: dict[str, Any] = {
+            "agent": asdict(agent),
+            "status": status,
+            "reason": reason,
+            "lease_ms": self.config.lease_ms,
+        }
+        if reason_code:
+            args["reason_code"] = reason_code
+        reply = await self._run("agent_status", args, now_ms)
         return str(reply["status"])
 
     async def accept(self, agent: str, offer_id: str, *, now_ms: int | None = None) -> str:

@@ -217,7 +217,9 @@ class Accounts:
         message = {"type": "_revoked", "reason": str(reason), "epoch": account.epoch}
         await publish(self.redis, self.queue.keys.agent_channel(account.name), json.dumps(message))
         if await self.queue.agent(account.name) is not None:
-            await self.queue.set_agent_status(account.info(), "offline", _OFFLINE_REASON[reason])
+            await self.queue.set_agent_status(
+                account.info(), "offline", _OFFLINE_REASON[reason], reason_code=str(reason)
+            )
 
     async def _existing(self, name: str) -> Account:
         account = await self.get(name)

@@ -588,7 +588,9 @@ async def agents(request: web.Request) -> web.Response:
     ``since_ms`` is when the current state began: idle since for Available, the offer for
     Ringing, the call's start for In call, the change for Break and Offline (None only for
     an account that never signed in); ``until_ms`` is the end of a wrap-up. ``reason`` says
-    why an agent is on Break or Offline, when the desk put them there."""
+    why an agent is on Break or Offline, when the desk put them there, in English;
+    ``reason_code`` says it for a page to translate (with ``missed``, the offers missed in a
+    row, for ``missed_offers``)."""
     await current_supervisor(request)
     queue = request.app[QUEUE]
     accounts = await request.app[ACCOUNTS].all()
@@ -613,7 +615,10 @@ async def agents(request: web.Request) -> web.Response:
             until = int(state["wrapup_until"])
         elif status in ("break", "offline") and state.get("state_since") is not None:
             since = int(state["state_since"])
-        reason = state.get("reason") if status in ("break", "offline") else None
+        desk_put = status in ("break", "offline")
+        reason = state.get("reason") if desk_put else None
+        code = state.get("reason_code") if desk_put else None
+        missed = state.get("missed") if code == "missed_offers" else None
         rows.append(
             {
                 "name": account.name,
@@ -624,6 +629,8 @@ async def agents(request: web.Request) -> web.Response:
                 "since_ms": since,
                 "until_ms": until,
                 "reason": reason if isinstance(reason, str) and reason else None,
+                "reason_code": code if isinstance(code, str) and code else None,
+                "missed": int(missed) if isinstance(missed, int | float) else None,
             }
         )
     return web.json_response({"now_ms": await queue.clock_ms(), "agents": rows})

@@ -1,7 +1,8 @@
 """The languages in real browsers (Debian's Chromium, the demo desk): the panel in Polish from
 the embed script's ``data-lang``, in Icelandic from the browser's languages, the console in
-German by the agent's choice. Each page says its language in ``<html lang>``, and no English
-sentence of the catalogs shows on it.
+German by the agent's choice, and a German wallboard wording why the desk put an agent
+Offline. Each page says its language in ``<html lang>``, and no English sentence of the
+catalogs shows on it.
 
 Screenshots: visitor-pl.png, visitor-pl-waiting.png, visitor-is.png, agent-de.png.
 """
@@ -118,3 +119,44 @@ def test_console_follows_the_agents_choice(demo: ui.Demo) -> None:
         agent.locator(ui.sel("agent-language")).select_option("en")
         ui.wait_for(lambda: html_lang(agent) == "en", "back in English")
         context.close()
+
+
+def test_the_wallboard_words_the_desks_reasons_in_german(demo: ui.Demo) -> None:
+    """Why the desk put an agent Offline reaches the wallboard as a code, which the page words
+    in its language: Lena signs out of her console; a German wallboard says "Abgemeldet"."""
+    password = "browser-test-password-de"
+    ui.cli(
+        demo,
+        "agent",
+        "add",
+        "lena",
+        "--queue",
+        "support",
+        "--display-name",
+        "Lena",
+        "--password-stdin",
+        stdin=password + "\n",
+    )
+    try:
+        with ui.launched_chromium() as browser:
+            console = browser.new_context(viewport=ui.VIEWPORT)
+            page = console.new_page()
+            ui.login_agent(page, demo, "lena", password)
+            ui.set_agent_status(page, "available")  # on the desk's board from now on
+            page.locator(ui.sel("agent-logout")).click()
+            ui.wait_for(lambda: ui.page_data(page, "phase") == "login", "Lena signed out")
+            console.close()
+
+            board = browser.new_context(viewport=ui.VIEWPORT, locale="de-DE")
+            wall = board.new_page()
+            wall.goto(demo.desk + "/wallboard")
+            assert html_lang(wall) == "de"
+            wall.locator(ui.sel("wallboard-username")).fill("demo")
+            wall.locator(ui.sel("wallboard-password")).fill(demo.password)
+            wall.locator(ui.sel("wallboard-login")).click()
+            reason = wall.locator(ui.sel("wallboard-agent-reason-lena"))
+            ui.wait_for(lambda: reason.count() == 1, "Lena's row with the reason")
+            assert reason.inner_text().strip() == translated("de", "Signed out") == "Abgemeldet"
+            board.close()
+    finally:
+        ui.cli(demo, "agent", "remove", "lena")

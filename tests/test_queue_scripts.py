@@ -176,6 +176,11 @@ async def test_timeout_returns_visitor_and_counts_missed_offers(desk: DeskQueue)
             await desk.reap(now_ms=now)
     a = await desk.agent("bea")
     assert a and a["state"] == "break" and "Missed" in a["reason"]
+    assert a["reason_code"] == "missed_offers" and a["missed"] == cfg.max_missed_offers
+    # Available again: no reason is left behind for the next Break the agent chooses.
+    await desk.set_agent_status(agent("bea"), "available", now_ms=now)
+    a = await desk.agent("bea")
+    assert a and "reason" not in a and "reason_code" not in a
 
 
 async def test_fence_token_rejects_stale_and_foreign_accepts(desk: DeskQueue) -> None:
@@ -277,6 +282,7 @@ async def test_reaper_removes_parties_whose_lease_ran_out(desk: DeskQueue) -> No
     result = await desk.reap(now_ms=wrapped + agent_lease + 1)
     a = await desk.agent("bea")
     assert a and a["state"] == "offline" and a["reason"] == "Connection lost"
+    assert a["reason_code"] == "connection_lost"
     assert [v for v, _ in await desk.line("support")] == ["v1"]
 
 

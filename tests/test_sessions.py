@@ -143,7 +143,9 @@ async def test_signing_out_revokes_every_session_of_the_agent(client: Client) ->
     out = await phone.post("/api/logout")
     assert out.status == 204
     assert await close_reason(agent) == (4403, "signed_out")
-    assert (await client.app[QUEUE].agent("ada") or {})["state"] == "offline"
+    state = await client.app[QUEUE].agent("ada") or {}
+    assert state["state"] == "offline"
+    assert (state["reason"], state["reason_code"]) == ("Signed out", "signed_out")
     for session in (laptop, phone):
         resp = await session.get("/api/me")
         assert resp.status == 401

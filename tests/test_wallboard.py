@@ -127,6 +127,8 @@ async def test_agents_lists_every_account_with_its_live_state(client: Client) ->
         "since_ms": None,
         "until_ms": None,
         "reason": None,
+        "reason_code": None,
+        "missed": None,
     }
     assert rows["ada"]["queues"] == ["sales", "support"] and rows["ada"]["role"] == "agent"
 
@@ -183,10 +185,13 @@ async def test_a_break_the_desk_chose_shows_why_and_since_when(client: Client) -
     ada = await available_agent(client)
     visitor = await join(client, "Visitor")  # stays in line meanwhile
     await ada.expect("offer")  # and no answer
-    await ada.expect("status", status="break")
+    told = await ada.expect("status", status="break")
+    # The console words the code in its language; `reason` is the desk's English, for logs.
+    assert told["reason_code"] == "missed_offers" and told["missed"] == 1
     now, rows = await agent_board(client)
     assert rows["ada"]["state"] == "break"
     assert rows["ada"]["reason"] == "Missed 1 offers in a row"
+    assert rows["ada"]["reason_code"] == "missed_offers" and rows["ada"]["missed"] == 1
     assert isinstance(rows["ada"]["since_ms"], int) and rows["ada"]["since_ms"] <= now
     # A second look keeps the time the Break began.
     assert (await agent_rows(client))["ada"]["since_ms"] == rows["ada"]["since_ms"]

@@ -1,5 +1,6 @@
 -- agent_status: an agent chooses Available, Break or Offline.
--- P.agent = {name, display_name, queues, levels}; P.status; P.reason; P.lease_ms.
+-- P.agent = {name, display_name, queues, levels}; P.status; P.reason (English, for logs) and
+-- P.reason_code (what the pages translate), both optional; P.lease_ms.
 -- Any choice ends a wrap-up.
 -- Going Break/Offline while offered withdraws the offer (the visitor keeps their place);
 -- Offline during a call ends the call; Available/Break during a call is refused.
@@ -41,12 +42,14 @@ elseif status == 'break' then
   a.offer = nil
   a.ready_at = nil
   a.reason = P.reason
+  a.reason_code = P.reason_code
   redis.call('ZADD', K.leases, NOW + P.lease_ms, 'a:' .. a.name)
 else
   a.state = 'offline'
   a.offer = nil
   a.ready_at = nil
   a.reason = P.reason
+  a.reason_code = P.reason_code
   redis.call('ZREM', K.leases, 'a:' .. a.name)
 end
 if (status == 'break' or status == 'offline') and (was ~= a.state or not a.state_since) then

@@ -119,7 +119,9 @@ end
 -- Agents ------------------------------------------------------------------------------
 
 local function agent_status_msg(a)
-  local msg = { type = 'status', status = a.state, reason = a.reason }
+  -- reason: in English, for logs; reason_code: what the pages translate (missed: the count)
+  local msg = { type = 'status', status = a.state, reason = a.reason, reason_code = a.reason_code }
+  if a.reason_code == 'missed_offers' then msg.missed = a.missed end
   if a.state == 'wrap_up' then
     msg.wrapup_until = a.wrapup_until
     msg.remaining_ms = math.max(0, a.wrapup_until - NOW)
@@ -196,6 +198,7 @@ local function agent_make_idle(a, idle_since)
   a.offer = nil
   a.call = nil
   a.reason = nil
+  a.reason_code = nil
   a.idle_since = idle_since
   a.ready_at = nil
   redis.call('ZREM', K.delayed, a.name)
@@ -293,6 +296,7 @@ local function release_offer(o, reason)
         a.state_since = NOW
         a.offer = nil
         a.reason = 'Missed ' .. a.missed .. ' offers in a row'
+        a.reason_code = 'missed_offers'
         log_event('agent_state', { agent = a.name, state = 'break', reason = 'missed_offers' })
       else
         agent_delay(a, NOW + rules.no_answer_delay_ms)

@@ -36,6 +36,7 @@ for _, member in ipairs(redis.call('ZRANGEBYSCORE', K.leases, '-inf', NOW, 'LIMI
       a.offer = nil
       a.ready_at = nil
       a.reason = 'Connection lost'
+      a.reason_code = 'connection_lost'
       save(K.agents, id, a)
       redis.call('ZREM', K.leases, 'a:' .. id)
       log_event('agent_state', { agent = id, state = 'offline', reason = 'lease_expired' })

@@ -210,6 +210,9 @@ describe("offers and calls", () => {
     assert.equal(r.state.breakReason, "Missed 3 offers in a row");
     assert.equal(run(r.state, { type: MSG.STATUS, status: "offline", now: 2 }).state.breakReason, "Missed 3 offers in a row");
     assert.equal(run(r.state, { type: MSG.STATUS, status: "available", now: 2 }).state.breakReason, null);
+    // The desk's code is what the console words (in its language; English here).
+    const once = { type: MSG.STATUS, status: "break", reason: "Missed 1 offers in a row", reason_code: "missed_offers", missed: 1, now: 3 };
+    assert.equal(run(offered(), once).state.breakReason, "Missed 1 offer in a row");
   });
 
   test("call_started: the call, its notes, its transfer lines; connected: in-call", () => {

@@ -199,9 +199,14 @@ describe("the wallboard", () => {
       assert.equal(wallboard.stateSince({ state, since_ms: now - 125_000 }, now), "02:05", state);
     }
     assert.equal(wallboard.stateSince({ state: "offline", since_ms: null }, now), "–"); // never signed in
-    const missed = { state: "break", since_ms: now - 1000, reason: "Missed 3 offers in a row" };
+    const missed = { state: "break", since_ms: now - 1000, reason: "Missed 3 offers in a row", reason_code: "missed_offers", missed: 3 };
     assert.equal(wallboard.stateReason(missed), "Missed 3 offers in a row");
+    const once = { state: "break", reason: "Missed 1 offers in a row", reason_code: "missed_offers", missed: 1 };
+    assert.equal(wallboard.stateReason(once), "Missed 1 offer in a row"); // the desk's code, not its English
     assert.equal(wallboard.stateReason({ state: "offline", reason: "Connection lost" }), "Connection lost");
+    assert.equal(wallboard.stateReason({ state: "offline", reason: "Signed out", reason_code: "signed_out" }), "Signed out");
+    // A code from a newer desk: its own words.
+    assert.equal(wallboard.stateReason({ state: "offline", reason: "On a course", reason_code: "training" }), "On a course");
     assert.equal(wallboard.stateReason({ state: "break", reason: null }), "");
     assert.equal(wallboard.stateReason({ state: "available", reason: "stale" }), "");
     assert.equal(wallboard.statsUrl("?threshold=30"), "/api/stats?threshold=30");

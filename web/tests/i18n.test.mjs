@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { countOf, formatDateTime, formatEta, ordinal } from "../static/shared/format.js";
+import { countOf, deskReason, formatDateTime, formatEta, ordinal } from "../static/shared/format.js";
 import { _, locale, ngettext, setCatalog } from "../static/shared/i18n.js";
 
 test("without a catalog: the source's words", () => {
@@ -28,6 +28,21 @@ test("Polish: three plural forms, picked by Intl.PluralRules", () => {
   assert.equal(_("not in the catalog"), "not in the catalog");
   // Dates in the page's language (Polish month names).
   assert.match(formatDateTime(Date.UTC(2026, 11, 1, 12, 0), undefined, "UTC"), /gru/);
+});
+
+test("why the desk put an agent on Break or Offline, in the page's language", () => {
+  setCatalog({
+    lang: "pl",
+    messages: { "Connection lost": "Utracono połączenie" },
+    plurals: {
+      "Missed {n} offer in a row": { one: "Pominięto {n} ofertę z rzędu", few: "Pominięto {n} oferty z rzędu", many: "Pominięto {n} ofert z rzędu" },
+    },
+  });
+  const missed = (n) => deskReason({ reason: `Missed ${n} offers in a row`, reason_code: "missed_offers", missed: n });
+  assert.deepEqual([1, 3, 5].map(missed), ["Pominięto 1 ofertę z rzędu", "Pominięto 3 oferty z rzędu", "Pominięto 5 ofert z rzędu"]);
+  assert.equal(deskReason({ reason: "Connection lost", reason_code: "connection_lost" }), "Utracono połączenie");
+  assert.equal(deskReason({ reason: "" }), ""); // the agent's own choice
+  setCatalog(null);
 });
 
 test("Icelandic: 21 takes the singular", () => {

@@ -1,6 +1,7 @@
 /* The agent's status, the lines they serve, and offers of a visitor (accept, decline). */
 
 import { MSG } from "../shared/protocol.js";
+import { deskReason } from "../shared/format.js";
 import { NOT_CONNECTED, NOT_CONNECTED_STATUS, OFFER_CANCELLED_TEXT, OFFER_WITHDRAWN_TEXT } from "./text.js";
 import { setDeskQueues } from "./link.js";
 import {
@@ -51,7 +52,7 @@ export const offers = {
   },
 
   [MSG.STATUS](t, e) {
-    setStatus(t, e.status, e.reason, e, e.now);
+    setStatus(t, e.status, deskReason(e), e, e.now);
   },
 
   [MSG.QUEUES](t, e) {

@@ -106,3 +106,25 @@ export function precallNumbers(rttMs, lossPct, path) {
   else if (path === "direct") parts.push(_("direct"));
   return parts.join(" · ");
 }
+
+/**
+ * Why the desk put an agent on Break or Offline, in the page's language: `reason_code` (and
+ * `missed` for missed offers) from a status message or a wallboard row; a code this page does
+ * not know shows the desk's own words (`reason`, English); "" when the agent chose it.
+ */
+export function deskReason(msg) {
+  const code = msg && msg.reason_code;
+  if (code === "missed_offers" && typeof msg.missed === "number") {
+    return ngettext("Missed {n} offer in a row", "Missed {n} offers in a row", msg.missed);
+  }
+  const known = {
+    connection_lost: _("Connection lost"),
+    signed_out: _("Signed out"),
+    account_removed: _("Account removed"),
+    account_disabled: _("Account disabled"),
+    password_changed: _("Password changed"),
+    account_changed: _("Account changed"),
+  };
+  if (code && known[code]) return known[code];
+  return msg && msg.reason ? String(msg.reason) : "";
+}

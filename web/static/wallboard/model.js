@@ -3,6 +3,7 @@
 
 import { _, locale } from "../shared/i18n.js";
 import { machine } from "../shared/loop.js";
+import { deskReason } from "../shared/format.js";
 
 /** The agents' states in the order a supervisor reads them, with their labels. */
 export const STATES = {
@@ -182,7 +183,7 @@ export function stateSince(a, nowMs) {
 
 /** Why an agent is on Break or Offline, when the desk put them there ("Connection lost"). */
 export function stateReason(a) {
-  return (a.state === "break" || a.state === "offline") && a.reason ? String(a.reason) : "";
+  return a.state === "break" || a.state === "offline" ? deskReason(a) : "";
 }
 
 /** /wallboard?threshold=30 sets the service-level threshold T in seconds; anything else is ignored. */
