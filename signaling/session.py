@@ -145,6 +145,8 @@ class VisitorSession:
     # While a join or a resume is answered, desk messages wait here, so that `queued` (with
     # the ticket) always comes first, even when an agent accepts within milliseconds.
     held: list[dict[str, Any]] | None = None
+    # A join whose answer Redis did not give (it may have run): the next join asks for it.
+    join_id: str | None = None
 
     def check(self, msg: ClientMessage) -> None:
         """Raises ``wrong_state`` unless ``msg`` is allowed now."""

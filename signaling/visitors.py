@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from humandesk.queue.client import (
     CallbackRequest,
     JoinResult,
@@ -37,6 +39,7 @@ from humandesk.signaling.messages import (
     Signal,
     handler_table,
 )
+from humandesk.signaling.outage import UNAVAILABLE
 from humandesk.signaling.outbound import CallbackSaved, Left, Pong, Rated
 from humandesk.signaling.refusals import CloseSocket, limited, queue_error
 from humandesk.signaling.resync import replay_call
@@ -152,6 +155,8 @@ async def join(visit: Visit, message: Join) -> None:
             raise ProtocolError(
                 "bad_message", "'priority_token' is not valid", message.type
             ) from None
+    if conn.session.join_id is not None and await _join_answered_late(visit, message):
+        return
     visitor_id = secrets.token_urlsafe(12)
     refusal = await desk.limiter.admit_visitor(address, visitor_id)
     if refusal is not None:
@@ -209,15 +214,41 @@ async def _enter_line(
             try:
                 return await desk.queue.join(visitor, rules_seen=admission.rules_seen)
             except QueueError as exc:
+                if exc.code == "duplicate_visitor":  # a fresh id: redis-py sent the join again
+                    raise RedisConnectionError("the join's answer was lost") from None
                 if exc.code != "stale_rules" or attempt == 2:
                     raise
         raise AssertionError("unreachable")
     except BaseException as exc:
         desk.forget_visitor(conn)
         conn.session.visitor_id = None
+        # Redis may have carried the join out though its answer was lost (the connection
+        # dropped): the visitor is told `unavailable`, and their next join asks for that place.
+        conn.session.join_id = visitor_id if isinstance(exc, UNAVAILABLE) else None
         if isinstance(exc, QueueError):
             raise queue_error(exc, message.type) from None
         raise
+
+
+async def _join_answered_late(visit: Visit, message: Join) -> bool:
+    """A join again after one that Redis did not answer: if that one took a place in the
+    same queue, the socket takes it over, as a resume would (True); a place in another queue
+    is given up, and the visitor joins afresh (False)."""
+    desk, conn = visit.desk, visit.conn
+    earlier, conn.session.join_id = conn.session.join_id, None
+    assert earlier is not None
+    record = await desk.queue.visitor(earlier)
+    if record is None:
+        return False
+    if record.get("queue") != message.queue:
+        await desk.queue.leave(earlier, "left")
+        return False
+    conn.session.hold()
+    try:
+        await _take_over(desk, conn, earlier, record)
+    finally:
+        conn.release_held()
+    return True
 
 
 async def resume(visit: Visit, message: Resume) -> None:

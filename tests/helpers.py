@@ -421,3 +421,57 @@ class JitterProxy:
             pass
         finally:
             dst.close()
+
+
+class ReplyLossProxy(JitterProxy):
+    """A TCP proxy in front of Redis that, once armed with :meth:`lose_reply_to`, lets the
+    next request containing ``marker`` reach Redis and then drops the connection instead of
+    passing Redis's reply back: the request ran, and the client never hears of it."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target, max_ms=0)
+        self.marker: bytes | None = None
+        self.lost = 0
+
+    def lose_reply_to(self, marker: bytes) -> None:
+        self.marker = marker
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        cut = asyncio.Event()
+        marker = b""
+
+        async def requests() -> None:
+            nonlocal marker
+            try:
+                while data := await reader.read(65536):
+                    if self.marker is not None and self.marker in data:
+                        marker, self.marker = self.marker, None
+                        cut.set()
+                    up_writer.write(data)
+                    await up_writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                up_writer.close()
+
+        async def replies() -> None:
+            try:
+                while data := await up_reader.read(65536):
+                    if cut.is_set() and data.startswith(b"-NOSCRIPT"):
+                        cut.clear()  # not run: the script is loaded and sent again
+                        self.marker = marker
+                    elif cut.is_set():  # Redis answered the marked request: nobody hears it
+                        self.lost += 1
+                        break
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+                up_writer.close()
+
+        for task in (asyncio.create_task(requests()), asyncio.create_task(replies())):
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)

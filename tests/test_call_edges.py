@@ -1,8 +1,9 @@
 """The edges of a call under races: its end, the first wait shown, places in line.
 
 Each race has a focused test here that provokes it with real parts (a real Redis, the desk
-in process, real WebSockets), and all of them are checked together under a stress load
-through two real server processes (tests/stress.py).
+in process, real WebSockets; a proxy in front of Redis where a reply must be late or lost),
+and the call's own races are checked together under a stress load through two real server
+processes (tests/stress.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from humandesk.server.app import ACCOUNTS, DESK, QUEUE, create_app
 
 import stress
 from conftest import DeskClient
-from helpers import JitterProxy, Peer, available_agent, desk_config, open_visitor
+from helpers import (
+    JitterProxy,
+    Peer,
+    ReplyLossProxy,
+    available_agent,
+    desk_config,
+    open_visitor,
+)
 
 Client = TestClient[Any, Any]
 
@@ -122,6 +130,66 @@ async def test_a_joining_visitor_sees_queued_first_and_never_a_later_place(
             assert etas == sorted(etas, reverse=True), shown
     finally:
         await client.close()  # the desk stops before its Redis connections do
+        await proxy.stop()
+
+
+async def test_a_join_whose_answer_is_lost_keeps_one_place(
+    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
+) -> None:
+    """Redis carries a join out, but the connection drops before its answer reaches the
+    desk: the visitor is told ``unavailable`` and joins again, as the panel does. They get
+    that place, not a second one beside it (which an agent would be offered with nobody
+    there), and the call when an agent comes."""
+    proxy = ReplyLossProxy(redis_url)
+    app = create_app(desk_config(await proxy.start(), desk_name, tmp_path))
+    client: Client = await aiohttp_client(app)
+    try:
+        await app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
+        queue = app[QUEUE]
+        visitor = await open_visitor(client)
+        join = {"type": "join", "queue": "support", "name": "Grace"}
+        proxy.lose_reply_to(b'"visitor": {"id": ')  # the join script's arguments
+        await visitor.send(join)
+        refused = await visitor.expect("error")
+        assert refused["code"] == "unavailable" and proxy.lost == 1
+        (entry, _), *others = await queue.line("support")
+        assert others == []  # the join ran
+        await visitor.send(join)
+        queued = await visitor.expect("queued")
+        assert queued["visitor_id"] == entry and queued["position"] == 1
+        assert [v for v, _ in await queue.line("support")] == [entry]
+        agent = await available_agent(client)
+        offer = await agent.expect("offer")
+        await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+        started = await visitor.expect("call_started")
+        assert started["call_id"] == (await agent.expect("call_started"))["call_id"]
+    finally:
+        await client.close()
+        await proxy.stop()
+
+
+async def test_a_join_answered_late_gives_its_place_up_for_another_queue(
+    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
+) -> None:
+    """The same lost answer, but the visitor then joins another queue: the place the first
+    join took is given up, and they wait in the queue they chose."""
+    proxy = ReplyLossProxy(redis_url)
+    app = create_app(desk_config(await proxy.start(), desk_name, tmp_path))
+    client: Client = await aiohttp_client(app)
+    try:
+        queue = app[QUEUE]
+        visitor = await open_visitor(client)
+        proxy.lose_reply_to(b'"visitor": {"id": ')
+        await visitor.send({"type": "join", "queue": "support", "name": "Grace"})
+        assert (await visitor.expect("error"))["code"] == "unavailable"
+        (earlier, _), *_ = await queue.line("support")
+        await visitor.send({"type": "join", "queue": "sales", "name": "Grace"})
+        queued = await visitor.expect("queued")
+        assert queued["queue"] == "sales" and queued["visitor_id"] != earlier
+        assert await queue.line("support") == [] and await queue.visitor(earlier) is None
+        assert [v for v, _ in await queue.line("sales")] == [queued["visitor_id"]]
+    finally:
+        await client.close()
         await proxy.stop()
 
 
