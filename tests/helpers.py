@@ -401,26 +401,38 @@ class JitterProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        link: dict[str, Any] = {}  # what one connection's two directions share
         for task in (
-            asyncio.create_task(self._pipe(reader, up_writer, jitter=False)),
-            asyncio.create_task(self._pipe(up_reader, writer, jitter=True)),
+            asyncio.create_task(self._pipe(reader, up_writer, link, request=True)),
+            asyncio.create_task(self._pipe(up_reader, writer, link, request=False)),
         ):
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
     async def _pipe(
-        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, jitter: bool
+        self,
+        src: asyncio.StreamReader,
+        dst: asyncio.StreamWriter,
+        link: dict[str, Any],
+        *,
+        request: bool,
     ) -> None:
         try:
             while data := await src.read(65536):
-                if jitter:
-                    await asyncio.sleep(self.rng.uniform(0, self.max_s))
+                if not await self._passes(data, link, request=request):
+                    break  # the connection drops here
                 dst.write(data)
                 await dst.drain()
         except (ConnectionError, OSError):
             pass
         finally:
             dst.close()
+
+    async def _passes(self, data: bytes, link: dict[str, Any], *, request: bool) -> bool:
+        """Whether ``data`` goes on: a reply after its random delay."""
+        if not request:
+            await asyncio.sleep(self.rng.uniform(0, self.max_s))
+        return True
 
 
 class ReplyLossProxy(JitterProxy):
@@ -436,42 +448,15 @@ class ReplyLossProxy(JitterProxy):
     def lose_reply_to(self, marker: bytes) -> None:
         self.marker = marker
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
-        cut = asyncio.Event()
-        marker = b""
-
-        async def requests() -> None:
-            nonlocal marker
-            try:
-                while data := await reader.read(65536):
-                    if self.marker is not None and self.marker in data:
-                        marker, self.marker = self.marker, None
-                        cut.set()
-                    up_writer.write(data)
-                    await up_writer.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                up_writer.close()
-
-        async def replies() -> None:
-            try:
-                while data := await up_reader.read(65536):
-                    if cut.is_set() and data.startswith(b"-NOSCRIPT"):
-                        cut.clear()  # not run: the script is loaded and sent again
-                        self.marker = marker
-                    elif cut.is_set():  # Redis answered the marked request: nobody hears it
-                        self.lost += 1
-                        break
-                    writer.write(data)
-                    await writer.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                writer.close()
-                up_writer.close()
-
-        for task in (asyncio.create_task(requests()), asyncio.create_task(replies())):
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+    async def _passes(self, data: bytes, link: dict[str, Any], *, request: bool) -> bool:
+        if request:
+            if self.marker is not None and self.marker in data:
+                link["marked"], self.marker = self.marker, None
+            return True
+        if "marked" not in link:
+            return True
+        if data.startswith(b"-NOSCRIPT"):  # not run: the script is loaded and sent again
+            self.marker = link.pop("marked")
+            return True
+        self.lost += 1  # Redis answered the marked request: nobody hears it
+        return False
