@@ -233,19 +233,24 @@ async def _enter_line(
 async def _join_answered_late(visit: Visit, message: Join) -> bool:
     """A join again after one that Redis did not answer: if that one took a place in the
     same queue, the socket takes it over, as a resume would (True); a place in another queue
-    is given up, and the visitor joins afresh (False)."""
+    is given up, and the visitor joins afresh (False). While Redis cannot be reached, the
+    earlier id is kept for the next try."""
     desk, conn = visit.desk, visit.conn
-    earlier, conn.session.join_id = conn.session.join_id, None
+    earlier = conn.session.join_id
     assert earlier is not None
     record = await desk.queue.visitor(earlier)
-    if record is None:
-        return False
-    if record.get("queue") != message.queue:
+    if record is not None and record.get("queue") != message.queue:
         await desk.queue.leave(earlier, "left")
+        record = None
+    conn.session.join_id = None
+    if record is None:
         return False
     conn.session.hold()
     try:
         await _take_over(desk, conn, earlier, record)
+    except UNAVAILABLE:
+        conn.session.join_id = earlier
+        raise
     finally:
         conn.release_held()
     return True
