@@ -472,6 +472,15 @@ def cli(demo: Demo, *args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
+def add_agent(
+    demo: Demo, name: str, password: str, display_name: str, queue: str = "support"
+) -> str:
+    """``humandesk agent add NAME --queue QUEUE --display-name ... --password-stdin`` on the
+    demo's desk, the password on stdin."""
+    args = ("agent", "add", name, "--queue", queue, "--display-name", display_name)
+    return cli(demo, *args, "--password-stdin", stdin=password + "\n")
+
+
 def visible(target: Any, testid: str) -> bool:
     return bool(target.locator(sel(testid)).is_visible())
 

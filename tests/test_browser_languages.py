@@ -125,18 +125,7 @@ def test_the_wallboard_words_the_desks_reasons_in_german(demo: ui.Demo) -> None:
     """Why the desk put an agent Offline reaches the wallboard as a code, which the page words
     in its language: Lena signs out of her console; a German wallboard says "Abgemeldet"."""
     password = "browser-test-password-de"
-    ui.cli(
-        demo,
-        "agent",
-        "add",
-        "lena",
-        "--queue",
-        "support",
-        "--display-name",
-        "Lena",
-        "--password-stdin",
-        stdin=password + "\n",
-    )
+    ui.add_agent(demo, "lena", password, "Lena")
     try:
         with ui.launched_chromium() as browser:
             console = browser.new_context(viewport=ui.VIEWPORT)

@@ -476,18 +476,7 @@ def test_long_wait_offers_a_call_back_or_another_line(
 def test_blind_transfer_to_another_line(
     demo: ui.Demo, browser: Any, agent: Any, errors: list[str]
 ) -> None:
-    ui.cli(
-        demo,
-        "agent",
-        "add",
-        SALES_AGENT,
-        "--queue",
-        "sales",
-        "--display-name",
-        "Sally",
-        "--password-stdin",
-        stdin=SALES_PASSWORD + "\n",
-    )
+    ui.add_agent(demo, SALES_AGENT, SALES_PASSWORD, "Sally", "sales")
 
     # An open console hears of queues added and removed (its transfer list).
     def desk_queues() -> list[str]:

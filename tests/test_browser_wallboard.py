@@ -61,18 +61,7 @@ def demo() -> Iterator[ui.Demo]:
     ui.need_chromium()
     with ui.running_demo() as demo:
         ui.cli(demo, "queue", "set", "sales")
-        ui.cli(
-            demo,
-            "agent",
-            "add",
-            "sally",
-            "--queue",
-            "sales",
-            "--display-name",
-            "Sally Sales",
-            "--password-stdin",
-            stdin=SECOND_PASSWORD + "\n",
-        )
+        ui.add_agent(demo, "sally", SECOND_PASSWORD, "Sally Sales", "sales")
         yield demo
 
 
@@ -198,18 +187,8 @@ def test_signed_out_wallboard_asks_to_sign_in(
     ui.wait_for(lambda: row_state(page, "demo") is not None, "the agent rows")
 
     # Server text goes in as text: an account whose display name is markup shows it as such.
-    ui.cli(
-        demo,
-        "agent",
-        "add",
-        "mallory",
-        "--queue",
-        "support",
-        "--display-name",
-        "<img src=x onerror=window.pwned=1> <i>Mal</i>",
-        "--password-stdin",
-        stdin=SECOND_PASSWORD + "\n",
-    )
+    markup = "<img src=x onerror=window.pwned=1> <i>Mal</i>"
+    ui.add_agent(demo, "mallory", SECOND_PASSWORD, markup)
     try:
         ui.wait_for(lambda: row_state(page, "mallory") == "offline", "the new account's row")
         assert "<i>Mal</i>" in text(page, "wallboard-agent-mallory")
