@@ -9,6 +9,7 @@ processes (tests/stress.py).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -133,64 +134,71 @@ async def test_a_joining_visitor_sees_queued_first_and_never_a_later_place(
         await proxy.stop()
 
 
-async def test_a_join_whose_answer_is_lost_keeps_one_place(
+@pytest.fixture
+async def lossy(
     aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
+) -> AsyncIterator[tuple[Client, ReplyLossProxy]]:
+    """The desk in process, its Redis behind a proxy that can lose one reply."""
+    proxy = ReplyLossProxy(redis_url)
+    client: Client = await aiohttp_client(
+        create_app(desk_config(await proxy.start(), desk_name, tmp_path))
+    )
+    yield client, proxy
+    await client.close()  # the desk stops before its Redis connections do
+    await proxy.stop()
+
+
+async def unanswered_join(client: Client, proxy: ReplyLossProxy, join: dict[str, Any]) -> Peer:
+    """A visitor whose ``join`` Redis carries out while its answer is lost on the way back:
+    they are told ``unavailable``."""
+    visitor = await open_visitor(client)
+    proxy.lose_reply_to(b'"visitor": {"id": ')  # the join script's arguments
+    await visitor.send(join)
+    refused = await visitor.expect("error")
+    assert refused["code"] == "unavailable" and proxy.lost == 1
+    return visitor
+
+
+async def test_a_join_whose_answer_is_lost_keeps_one_place(
+    lossy: tuple[Client, ReplyLossProxy],
 ) -> None:
     """Redis carries a join out, but the connection drops before its answer reaches the
     desk: the visitor is told ``unavailable`` and joins again, as the panel does. They get
     that place, not a second one beside it (which an agent would be offered with nobody
     there), and the call when an agent comes."""
-    proxy = ReplyLossProxy(redis_url)
-    app = create_app(desk_config(await proxy.start(), desk_name, tmp_path))
-    client: Client = await aiohttp_client(app)
-    try:
-        await app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
-        queue = app[QUEUE]
-        visitor = await open_visitor(client)
-        join = {"type": "join", "queue": "support", "name": "Grace"}
-        proxy.lose_reply_to(b'"visitor": {"id": ')  # the join script's arguments
-        await visitor.send(join)
-        refused = await visitor.expect("error")
-        assert refused["code"] == "unavailable" and proxy.lost == 1
-        (entry, _), *others = await queue.line("support")
-        assert others == []  # the join ran
-        await visitor.send(join)
-        queued = await visitor.expect("queued")
-        assert queued["visitor_id"] == entry and queued["position"] == 1
-        assert [v for v, _ in await queue.line("support")] == [entry]
-        agent = await available_agent(client)
-        offer = await agent.expect("offer")
-        await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
-        started = await visitor.expect("call_started")
-        assert started["call_id"] == (await agent.expect("call_started"))["call_id"]
-    finally:
-        await client.close()
-        await proxy.stop()
+    client, proxy = lossy
+    await client.app[ACCOUNTS].add("ada", "correct horse", ["support"], "Ada Lovelace")
+    queue = client.app[QUEUE]
+    join = {"type": "join", "queue": "support", "name": "Grace"}
+    visitor = await unanswered_join(client, proxy, join)
+    (entry, _), *others = await queue.line("support")
+    assert others == []  # the join ran
+    await visitor.send(join)
+    queued = await visitor.expect("queued")
+    assert queued["visitor_id"] == entry and queued["position"] == 1
+    assert [v for v, _ in await queue.line("support")] == [entry]
+    agent = await available_agent(client)
+    offer = await agent.expect("offer")
+    await agent.send({"type": "accept", "offer_id": offer["offer_id"]})
+    started = await visitor.expect("call_started")
+    assert started["call_id"] == (await agent.expect("call_started"))["call_id"]
 
 
 async def test_a_join_answered_late_gives_its_place_up_for_another_queue(
-    aiohttp_client: Any, redis_url: str, desk_name: str, tmp_path: Path
+    lossy: tuple[Client, ReplyLossProxy],
 ) -> None:
     """The same lost answer, but the visitor then joins another queue: the place the first
     join took is given up, and they wait in the queue they chose."""
-    proxy = ReplyLossProxy(redis_url)
-    app = create_app(desk_config(await proxy.start(), desk_name, tmp_path))
-    client: Client = await aiohttp_client(app)
-    try:
-        queue = app[QUEUE]
-        visitor = await open_visitor(client)
-        proxy.lose_reply_to(b'"visitor": {"id": ')
-        await visitor.send({"type": "join", "queue": "support", "name": "Grace"})
-        assert (await visitor.expect("error"))["code"] == "unavailable"
-        (earlier, _), *_ = await queue.line("support")
-        await visitor.send({"type": "join", "queue": "sales", "name": "Grace"})
-        queued = await visitor.expect("queued")
-        assert queued["queue"] == "sales" and queued["visitor_id"] != earlier
-        assert await queue.line("support") == [] and await queue.visitor(earlier) is None
-        assert [v for v, _ in await queue.line("sales")] == [queued["visitor_id"]]
-    finally:
-        await client.close()
-        await proxy.stop()
+    client, proxy = lossy
+    queue = client.app[QUEUE]
+    join = {"type": "join", "queue": "support", "name": "Grace"}
+    visitor = await unanswered_join(client, proxy, join)
+    (earlier, _), *_ = await queue.line("support")
+    await visitor.send({**join, "queue": "sales"})
+    queued = await visitor.expect("queued")
+    assert queued["queue"] == "sales" and queued["visitor_id"] != earlier
+    assert await queue.line("support") == [] and await queue.visitor(earlier) is None
+    assert [v for v, _ in await queue.line("sales")] == [queued["visitor_id"]]
 
 
 #: Overload (60 arrivals a second for 10 agents who can take 50), so that the line and the
